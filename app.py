@@ -1,0 +1,35 @@
+"""Relais: the switchboard. Blueprints and event handlers are registered here; no rule lives here."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from chalice.app import Chalice, CloudWatchEvent, SQSEvent
+
+from chalicelib.api.accounts import accounts
+from chalicelib.api.authorizers import authorizers
+from chalicelib.api.middleware import http_middleware
+from chalicelib.config import COMMUNICATIONS_QUEUE
+from chalicelib.handlers import communications_worker as communications
+from chalicelib.handlers import dunning_tick as tick
+
+app = Chalice(app_name="relais", configure_logs=False)
+app.register_middleware(http_middleware, "http")
+app.register_blueprint(authorizers)
+app.register_blueprint(accounts)
+
+if os.environ.get("RELAIS_STAGE") == "local":
+    from chalicelib.api.local import local
+
+    app.register_blueprint(local)
+
+
+@app.on_sqs_message(queue=COMMUNICATIONS_QUEUE, batch_size=10)
+def communications_worker(event: SQSEvent) -> dict[str, Any]:
+    return communications.handle(event.to_dict(), event.context)
+
+
+@app.schedule("rate(1 hour)")
+def dunning_tick(event: CloudWatchEvent) -> dict[str, int]:
+    return {"queued": tick.handle(event.time)}

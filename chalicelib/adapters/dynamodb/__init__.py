@@ -1,0 +1,1 @@
+"""The single DynamoDB table: PynamoDB models (the schema) and repositories (the ports' implementations)."""

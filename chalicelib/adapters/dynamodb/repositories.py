@@ -1,0 +1,237 @@
+"""Repositories over the PynamoDB models: the AWS side of the ports in `chalicelib.services.ports`."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+
+from chalicelib.adapters.dynamodb.models import DUE_SHARDS, AccountItem, CommunicationItem, PortalTokenItem
+from chalicelib.domain.accounts import Account
+from chalicelib.domain.clock import iso, parse_iso
+from chalicelib.domain.communications import (
+    Communication,
+    CommunicationKind,
+    CommunicationStatus,
+    Recipient,
+)
+from chalicelib.domain.errors import Conflict, StaleVersion
+from chalicelib.domain.identity import PortalPrincipal
+from chalicelib.domain.plans import Plan, Trial
+
+
+def _account_pk(account_id: str) -> str:
+    return f"ACCOUNT#{account_id}"
+
+
+def _condition_failed(exc: PutError | UpdateError) -> bool:
+    return exc.cause_response_code == "ConditionalCheckFailedException"
+
+
+class DynamoAccountRepository:
+    _SK = "ACCOUNT"
+
+    def add(self, account: Account) -> None:
+        item = self._to_item(account)
+        try:
+            item.save(condition=AccountItem.pk.does_not_exist())
+        except PutError as exc:
+            if _condition_failed(exc):
+                raise Conflict("An account with this id already exists.") from exc
+            raise
+
+    def get(self, account_id: str) -> Account | None:
+        try:
+            item = AccountItem.get(_account_pk(account_id), self._SK)
+        except DoesNotExist:
+            return None
+        return self._to_domain(item)
+
+    def save(self, account: Account) -> Account:
+        item = self._to_item(account)
+        try:
+            item.save()
+        except PutError as exc:
+            if _condition_failed(exc):
+                raise StaleVersion() from exc
+            raise
+        return replace(account, version=int(item.version or 0))
+
+    def _to_item(self, account: Account) -> AccountItem:
+        """A new account (version 0) is written with no version: PynamoDB then expects none to exist."""
+        item = AccountItem(
+            _account_pk(account.id),
+            self._SK,
+            name=account.name,
+            plan=account.plan.value,
+            boosters=sorted(account.boosters),
+            sender_email=account.sender_email,
+            partner_communications_enabled=account.partner_communications_enabled,
+            trials={
+                feature: {"started_at": iso(t.started_at), "ends_at": iso(t.ends_at)}
+                for feature, t in account.trials.items()
+            },
+            created_at=account.created_at,
+        )
+        if account.version:
+            item.version = account.version
+        return item
+
+    @staticmethod
+    def _to_domain(item: AccountItem) -> Account:
+        trials: dict[str, Any] = item.trials or {}
+        return Account(
+            id=item.pk.removeprefix("ACCOUNT#"),
+            name=item.name,
+            plan=Plan(item.plan),
+            boosters=frozenset(item.boosters or []),
+            sender_email=item.sender_email,
+            created_at=item.created_at,
+            partner_communications_enabled=bool(item.partner_communications_enabled),
+            trials={
+                feature: Trial(feature, parse_iso(t["started_at"]), parse_iso(t["ends_at"]))
+                for feature, t in trials.items()
+            },
+            version=int(item.version or 0),
+        )
+
+
+def _due_shard(communication_id: str) -> str:
+    return f"DUE#{int(hashlib.sha256(communication_id.encode()).hexdigest()[:8], 16) % DUE_SHARDS}"
+
+
+def _due_sort_key(at: datetime, account_id: str, communication_id: str) -> str:
+    return f"{iso(at)}#{account_id}#{communication_id}"
+
+
+def _recipients(raw: list[dict[str, Any]]) -> tuple[Recipient, ...]:
+    return tuple(Recipient(name=r["name"], email=r.get("email"), party=r["party"]) for r in raw)
+
+
+def _raw_recipients(recipients: tuple[Recipient, ...]) -> list[dict[str, Any]]:
+    return [{"name": r.name, "email": r.email, "party": r.party} for r in recipients]
+
+
+class DynamoCommunicationRepository:
+    def add(self, communication: Communication, retry_at: datetime) -> bool:
+        item = CommunicationItem(
+            _account_pk(communication.account_id),
+            f"COMM#{communication.id}",
+            communication_id=communication.id,
+            kind=communication.kind.value,
+            status=communication.status.value,
+            sender_name=communication.sender_name,
+            reply_to=communication.reply_to,
+            to=_raw_recipients(communication.to),
+            cc=_raw_recipients(communication.cc),
+            variables=communication.variables,
+            created_at=communication.created_at,
+            due_pk=_due_shard(communication.id),
+            due_sk=_due_sort_key(retry_at, communication.account_id, communication.id),
+        )
+        try:
+            item.save(condition=CommunicationItem.pk.does_not_exist())
+        except PutError as exc:
+            if _condition_failed(exc):
+                return False
+            raise
+        return True
+
+    def get(self, account_id: str, communication_id: str) -> Communication | None:
+        try:
+            item = CommunicationItem.get(_account_pk(account_id), f"COMM#{communication_id}")
+        except DoesNotExist:
+            return None
+        return Communication(
+            id=item.communication_id,
+            account_id=account_id,
+            kind=CommunicationKind(item.kind),
+            sender_name=item.sender_name,
+            reply_to=item.reply_to,
+            to=_recipients(item.to or []),
+            cc=_recipients(item.cc or []),
+            created_at=item.created_at,
+            variables=dict(item.variables or {}),
+            status=CommunicationStatus(item.status),
+            subject=item.subject,
+            sent_at=item.sent_at,
+            provider_message_id=item.provider_message_id,
+            status_reason=item.status_reason,
+        )
+
+    def settle(self, communication: Communication) -> None:
+        item = CommunicationItem(_account_pk(communication.account_id), f"COMM#{communication.id}")
+        optional = [
+            (CommunicationItem.subject, communication.subject),
+            (CommunicationItem.provider_message_id, communication.provider_message_id),
+            (CommunicationItem.status_reason, communication.status_reason),
+        ]
+        actions: list[Any] = [
+            CommunicationItem.status.set(communication.status.value),
+            CommunicationItem.due_pk.remove(),
+            CommunicationItem.due_sk.remove(),
+        ]
+        actions += [attr.set(value) if value is not None else attr.remove() for attr, value in optional]
+        if communication.sent_at is not None:
+            actions.append(CommunicationItem.sent_at.set(communication.sent_at))
+        item.update(actions=actions, condition=CommunicationItem.pk.exists())
+
+    def due_for_retry(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        due: list[tuple[str, str]] = []
+        upper = f"{iso(now)}#~"
+        for shard in range(DUE_SHARDS):
+            if len(due) >= limit:
+                break
+            query = CommunicationItem.due_index.query(
+                f"DUE#{shard}",
+                CommunicationItem.due_sk <= upper,
+                limit=limit - len(due),
+            )
+            due.extend((item.pk.removeprefix("ACCOUNT#"), item.sk.removeprefix("COMM#")) for item in query)
+        return due
+
+    def postpone(self, account_id: str, communication_id: str, retry_at: datetime) -> None:
+        item = CommunicationItem(_account_pk(account_id), f"COMM#{communication_id}")
+        try:
+            item.update(
+                actions=[CommunicationItem.due_sk.set(_due_sort_key(retry_at, account_id, communication_id))],
+                condition=CommunicationItem.status == CommunicationStatus.QUEUED.value,
+            )
+        except UpdateError as exc:
+            if not _condition_failed(exc):
+                raise
+
+
+class DynamoPortalTokenRepository:
+    _SK = "PORTALTOKEN"
+
+    def add(self, token_hash: str, principal: PortalPrincipal, expires_at: datetime) -> None:
+        PortalTokenItem(
+            f"PORTALTOKEN#{token_hash}",
+            self._SK,
+            account_id=principal.account_id,
+            dossier_id=principal.dossier_id,
+            role_id=principal.role_id,
+            expires_at=expires_at,
+            ttl=int(expires_at.timestamp()) + 86400,
+        ).save()
+
+    def find_active(self, token_hash: str, now: datetime) -> PortalPrincipal | None:
+        try:
+            item = PortalTokenItem.get(f"PORTALTOKEN#{token_hash}", self._SK)
+        except DoesNotExist:
+            return None
+        if item.revoked or item.expires_at <= now:
+            return None
+        return PortalPrincipal(item.account_id, item.dossier_id, item.role_id, token_hash)
+
+    def revoke(self, token_hash: str) -> None:
+        item = PortalTokenItem(f"PORTALTOKEN#{token_hash}", self._SK)
+        try:
+            item.update(actions=[PortalTokenItem.revoked.set(True)], condition=PortalTokenItem.pk.exists())
+        except UpdateError as exc:
+            if not _condition_failed(exc):
+                raise

@@ -1,0 +1,128 @@
+"""Accounts and plans: /admin/accounts (platform administrators) and /account (the caller's own)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from chalice.app import Response
+from pydantic import Field, StrictBool, StrictStr
+
+from chalicelib.api.authorizers import staff_authorizer
+from chalicelib.api.requests import (
+    DisplayName,
+    EmailAddress,
+    PatchBody,
+    StrictBody,
+    parse_body,
+    staff_principal,
+)
+from chalicelib.api.routing import ApiBlueprint
+from chalicelib.domain.accounts import Account
+from chalicelib.domain.clock import iso
+from chalicelib.domain.plans import Plan, Trial
+from chalicelib.services import accounts as service
+from chalicelib.wiring import container
+
+accounts = ApiBlueprint(__name__)
+
+Booster = Literal["contributors"]
+
+
+class CreateAccountBody(StrictBody):
+    name: DisplayName
+    plan: Plan
+    sender_email: EmailAddress
+    boosters: list[Booster] = Field(default_factory=list, max_length=10)
+
+
+class ChangePlanBody(PatchBody):
+    plan: Plan | None = None
+    boosters: list[Booster] | None = Field(default=None, max_length=10)
+
+
+class SettingsBody(StrictBody):
+    partner_communications_enabled: StrictBool
+
+
+class StartTrialBody(StrictBody):
+    feature: StrictStr = Field(max_length=100)
+
+
+def trial_view(trial: Trial) -> dict[str, str]:
+    return {"feature": trial.feature, "started_at": iso(trial.started_at), "ends_at": iso(trial.ends_at)}
+
+
+def account_view(account: Account, now: datetime) -> dict[str, Any]:
+    return {
+        "id": account.id,
+        "name": account.name,
+        "plan": account.plan.value,
+        "boosters": sorted(account.boosters),
+        "sender_email": account.sender_email,
+        "settings": {"partner_communications_enabled": account.partner_communications_enabled},
+        "trials": {
+            feature: {"started_at": iso(t.started_at), "ends_at": iso(t.ends_at)}
+            for feature, t in account.trials.items()
+        },
+        "features": {
+            feature.value: {"enabled": access.enabled, "via": access.via.value if access.via else None}
+            for feature, access in account.features(now).items()
+        },
+        "created_at": iso(account.created_at),
+        "version": account.version,
+    }
+
+
+@accounts.route("/admin/accounts", methods=["POST"], authorizer=staff_authorizer)
+def create_account() -> Response:
+    staff_principal(accounts.current_request).require_platform_admin()
+    body = parse_body(accounts.current_request, CreateAccountBody)
+    services = container()
+    now = services.now()
+    account = service.create_account(
+        service.NewAccount(body.name, body.plan, body.sender_email, frozenset(body.boosters)),
+        services.accounts,
+        services.communications,
+        services.communications_queue,
+        now,
+    )
+    return Response(account_view(account, now), status_code=201)
+
+
+@accounts.route("/admin/accounts/{account_id}", methods=["PATCH"], authorizer=staff_authorizer)
+def change_plan(account_id: str) -> dict[str, Any]:
+    staff_principal(accounts.current_request).require_platform_admin()
+    body = parse_body(accounts.current_request, ChangePlanBody)
+    services = container()
+    boosters = None if body.boosters is None else frozenset(body.boosters)
+    account = service.change_plan(account_id, body.plan, boosters, services.accounts)
+    return account_view(account, services.now())
+
+
+@accounts.route("/account", methods=["GET"], authorizer=staff_authorizer)
+def get_account() -> dict[str, Any]:
+    account_id = staff_principal(accounts.current_request).require_account()
+    services = container()
+    return account_view(service.get_account(account_id, services.accounts), services.now())
+
+
+@accounts.route("/account/settings", methods=["PATCH"], authorizer=staff_authorizer)
+def change_settings() -> dict[str, Any]:
+    account_id = staff_principal(accounts.current_request).require_account(admin_only=True)
+    body = parse_body(accounts.current_request, SettingsBody)
+    services = container()
+    now = services.now()
+    account = service.set_partner_communications(
+        account_id, body.partner_communications_enabled, services.accounts, now
+    )
+    return account_view(account, now)
+
+
+@accounts.route("/account/trials", methods=["POST"], authorizer=staff_authorizer)
+def start_trial() -> Response:
+    account_id = staff_principal(accounts.current_request).require_account(admin_only=True)
+    body = parse_body(accounts.current_request, StartTrialBody)
+    services = container()
+    trial = service.start_trial(account_id, body.feature, services.accounts, services.now())
+    return Response(trial_view(trial), status_code=201)

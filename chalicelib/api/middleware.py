@@ -1,0 +1,41 @@
+"""HTTP middleware: request-scoped log keys, the 1 MiB body limit, Chalice's own errors reshaped,
+and one EMF metrics flush per request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aws_lambda_powertools.metrics import MetricUnit
+from chalice.app import Request, Response
+
+from chalicelib.api.requests import MAX_BODY_BYTES
+from chalicelib.errors import error_response, from_chalice_error
+from chalicelib.observability import logger, metrics
+
+_REQUEST_KEYS = ["account_id", "route", "method"]
+
+
+def http_middleware(request: Request, get_response: Callable[[Request], Response]) -> Response:
+    context = request.context or {}
+    request_id = context.get("requestId")
+    authorizer = context.get("authorizer") or {}
+    logger.set_correlation_id(request_id)
+    logger.append_keys(
+        account_id=authorizer.get("account_id") or None,
+        route=context.get("resourcePath"),
+        method=request.method,
+    )
+    try:
+        if len(request.raw_body or b"") > MAX_BODY_BYTES:
+            response = error_response(413, "payload_too_large", "The request body is larger than 1 MiB.")
+        else:
+            response = from_chalice_error(get_response(request), request_id)
+        metrics.add_metric(name="ApiRequests", unit=MetricUnit.Count, value=1)
+        if response.status_code >= 500:
+            metrics.add_metric(name="ApiServerErrors", unit=MetricUnit.Count, value=1)
+        logger.info("request answered", extra={"status": response.status_code})
+        return response
+    finally:
+        metrics.flush_metrics()
+        logger.remove_keys(_REQUEST_KEYS)
+        logger.set_correlation_id(None)

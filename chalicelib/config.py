@@ -1,0 +1,80 @@
+"""Settings from the environment, read once per container and checked as a whole.
+
+A missing variable fails loudly with every missing name at once; nothing silently becomes ''.
+Values come from `.chalice/config.json` (per stage) in AWS, and from `chalicelib.local` in local mode.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+
+COMMUNICATIONS_QUEUE = "relais-communications"
+"""Fixed because Chalice binds the worker to its queue by name at import (app.py); infra/ uses the same."""
+
+
+class ConfigurationError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    region: str
+    table_name: str
+    communications_queue: str
+    from_address: str
+    portal_url: str
+    portal_token_days: int
+    jwt_secret: str | None
+    jwks_url: str | None
+    jwt_issuer: str | None
+    jwt_audience: str | None
+
+    @property
+    def is_local(self) -> bool:
+        return self.stage == "local"
+
+
+_REQUIRED = (
+    "RELAIS_STAGE",
+    "RELAIS_TABLE_NAME",
+    "RELAIS_FROM_ADDRESS",
+    "RELAIS_PORTAL_URL",
+)
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    missing = [name for name in _REQUIRED if not environ.get(name)]
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    if not region:
+        missing.append("AWS_REGION")
+    jwks_url = environ.get("RELAIS_JWKS_URL") or None
+    if jwks_url:
+        missing += [n for n in ("RELAIS_JWT_ISSUER", "RELAIS_JWT_AUDIENCE") if not environ.get(n)]
+    if missing:
+        raise ConfigurationError(f"Missing environment variables: {', '.join(missing)}")
+    try:
+        token_days = int(environ.get("RELAIS_PORTAL_TOKEN_DAYS", "30"))
+    except ValueError as exc:
+        raise ConfigurationError("RELAIS_PORTAL_TOKEN_DAYS must be a whole number of days") from exc
+    return Settings(
+        stage=environ["RELAIS_STAGE"],
+        region=str(region),
+        table_name=environ["RELAIS_TABLE_NAME"],
+        communications_queue=COMMUNICATIONS_QUEUE,
+        from_address=environ["RELAIS_FROM_ADDRESS"],
+        portal_url=environ["RELAIS_PORTAL_URL"],
+        portal_token_days=token_days,
+        jwt_secret=environ.get("RELAIS_JWT_SECRET") or None,
+        jwks_url=jwks_url,
+        jwt_issuer=environ.get("RELAIS_JWT_ISSUER") or None,
+        jwt_audience=environ.get("RELAIS_JWT_AUDIENCE") or None,
+    )
+
+
+@cache
+def settings() -> Settings:
+    return load_settings(os.environ)

@@ -1,0 +1,110 @@
+"""Communications: every email Relais sends, from the moment it is decided to its delivery outcome.
+
+A communication has a deterministic id built from (account, subject entity, step), so deciding the same
+email twice (a tick run twice, a retried request) finds the first one instead of making a second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+
+from chalicelib.domain.ids import stable_id
+
+
+class CommunicationKind(StrEnum):
+    MANUAL = "manual"
+    UNPAID_CALL = "unpaid_call"
+    UNPAID_REMINDER = "unpaid_reminder"
+    FORMAL_NOTICE = "formal_notice"
+    SUSPENSION_NOTICE = "suspension_notice"
+    TERMINATION_NOTICE = "termination_notice"
+    DOCUMENTS_CALL = "documents_call"
+    DOCUMENTS_REMINDER = "documents_reminder"
+    MAILING = "mailing"
+    DOSSIER_CREATED = "dossier_created"
+    CONTRIBUTOR_INVITED = "contributor_invited"
+    DOCUMENT_REJECTED = "document_rejected"
+    ROLE_FINISHED = "role_finished"
+    DEADLINE_APPROACHING = "deadline_approaching"
+    ACCOUNT_WELCOME = "account_welcome"
+
+
+GOVERNED_KINDS: frozenset[CommunicationKind] = frozenset(
+    {
+        CommunicationKind.MANUAL,
+        CommunicationKind.UNPAID_CALL,
+        CommunicationKind.UNPAID_REMINDER,
+        CommunicationKind.FORMAL_NOTICE,
+        CommunicationKind.SUSPENSION_NOTICE,
+        CommunicationKind.TERMINATION_NOTICE,
+        CommunicationKind.DOCUMENTS_CALL,
+        CommunicationKind.DOCUMENTS_REMINDER,
+        CommunicationKind.MAILING,
+    }
+)
+"""The kinds addressed by the partner communication rules; every other kind goes to its own recipient."""
+
+
+class CommunicationStatus(StrEnum):
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class Recipient:
+    name: str
+    email: str | None
+    party: str
+
+
+@dataclass(frozen=True)
+class Communication:
+    id: str
+    account_id: str
+    kind: CommunicationKind
+    sender_name: str
+    reply_to: str | None
+    to: tuple[Recipient, ...]
+    created_at: datetime
+    variables: dict[str, str] = field(default_factory=dict)
+    cc: tuple[Recipient, ...] = ()
+    status: CommunicationStatus = CommunicationStatus.QUEUED
+    subject: str | None = None
+    sent_at: datetime | None = None
+    provider_message_id: str | None = None
+    status_reason: str | None = None
+
+    @property
+    def deliverable_to(self) -> tuple[Recipient, ...]:
+        return tuple(r for r in self.to if r.email)
+
+    @property
+    def deliverable_cc(self) -> tuple[Recipient, ...]:
+        return tuple(r for r in self.cc if r.email)
+
+    def sent(self, subject: str, provider_message_id: str, at: datetime) -> Communication:
+        return replace(
+            self,
+            status=CommunicationStatus.SENT,
+            subject=subject,
+            provider_message_id=provider_message_id,
+            sent_at=at,
+            status_reason=None,
+        )
+
+    def skipped(self, reason: str) -> Communication:
+        return replace(self, status=CommunicationStatus.SKIPPED, status_reason=reason)
+
+    def failed(self, reason: str) -> Communication:
+        return replace(self, status=CommunicationStatus.FAILED, status_reason=reason)
+
+
+def communication_id(account_id: str, subject_entity: str, step: str) -> str:
+    """The deterministic key of one email: same account, entity and step, same communication."""
+    return stable_id("cm_", account_id, subject_entity, step)

@@ -1,0 +1,26 @@
+"""Identifiers: ULIDs for things people create, stable digests for things that must exist once."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_ulid(now_ms: int | None = None) -> str:
+    """A ULID: 48 bits of milliseconds then 80 random bits, so ids sort by creation."""
+    millis = int(time.time() * 1000) if now_ms is None else now_ms
+    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def stable_id(prefix: str, *parts: str) -> str:
+    """The same parts always give the same id: the key that makes a communication exist at most once."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    return f"{prefix}{digest[:24]}"

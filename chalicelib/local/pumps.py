@@ -1,0 +1,78 @@
+"""Local stand-in for Lambda's SQS event source mapping: receive, invoke the handler, delete what succeeded.
+
+Failed records (the handler's `batchItemFailures`) stay on the queue and come back after the visibility
+timeout, as they would in AWS, and land in the DLQ after maxReceiveCount.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from chalice.local import LambdaContext
+
+from chalicelib.handlers import communications_worker
+from chalicelib.observability import logger
+from chalicelib.wiring import container
+
+QueueHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+_pump_lock = threading.Lock()
+
+
+def queue_handlers() -> dict[str, tuple[str, QueueHandler]]:
+    """Queue name → (function name, handler), as the event source mappings of the deployed stack."""
+    return {
+        container().settings.communications_queue: ("communications_worker", communications_worker.handle)
+    }
+
+
+def _as_lambda_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {},
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": container().settings.region,
+    }
+
+
+def _pump_queue(sqs: Any, queue_name: str, function_name: str, handler: QueueHandler) -> int:
+    url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    processed = 0
+    while True:
+        received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])
+        messages = received.get("Messages", [])
+        if not messages:
+            return processed
+        event = {"Records": [_as_lambda_record(m, arn) for m in messages]}
+        context = LambdaContext(function_name=function_name, memory_size=256, max_runtime_ms=60_000)
+        context.aws_request_id = str(uuid.uuid4())
+        try:
+            answer = handler(event, context) or {}
+            failed = {item["itemIdentifier"] for item in answer.get("batchItemFailures", [])}
+        except Exception:
+            logger.exception("local queue handler failed for the whole batch", extra={"queue": queue_name})
+            failed = {m["MessageId"] for m in messages}
+        done = [m for m in messages if m["MessageId"] not in failed]
+        if done:
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+            )
+        processed += len(done)
+
+
+def drain() -> int:
+    """Deliver every message waiting on every queue now; returns how many were processed."""
+    sqs = container().client("sqs")
+    with _pump_lock:
+        return sum(
+            _pump_queue(sqs, queue, name, handler) for queue, (name, handler) in queue_handlers().items()
+        )

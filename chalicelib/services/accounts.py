@@ -1,0 +1,82 @@
+"""Account use cases: open an account (and welcome it), change its plan, settings and trials."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from chalicelib.domain.accounts import Account
+from chalicelib.domain.communications import Communication, CommunicationKind, Recipient, communication_id
+from chalicelib.domain.errors import AccountNotFound
+from chalicelib.domain.ids import new_ulid
+from chalicelib.domain.plans import Plan, Trial
+from chalicelib.services.communications import queue_communication
+from chalicelib.services.ports import AccountRepository, CommunicationRepository, MessageQueue
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    name: str
+    plan: Plan
+    sender_email: str
+    boosters: frozenset[str]
+
+
+def create_account(
+    request: NewAccount,
+    accounts: AccountRepository,
+    communications: CommunicationRepository,
+    queue: MessageQueue,
+    now: datetime,
+) -> Account:
+    """Open the account, then queue its French welcome email to the sender address."""
+    account = Account(
+        id=new_ulid(int(now.timestamp() * 1000)),
+        name=request.name,
+        plan=request.plan,
+        boosters=request.boosters,
+        sender_email=request.sender_email,
+        created_at=now,
+    )
+    accounts.add(account)
+    welcome = Communication(
+        id=communication_id(account.id, f"account:{account.id}", CommunicationKind.ACCOUNT_WELCOME.value),
+        account_id=account.id,
+        kind=CommunicationKind.ACCOUNT_WELCOME,
+        sender_name="Relais",
+        reply_to=None,
+        to=(Recipient(name=account.name, email=account.sender_email, party="account"),),
+        created_at=now,
+        variables={"account.name": account.name},
+    )
+    queue_communication(welcome, communications, queue, now)
+    return account
+
+
+def get_account(account_id: str, accounts: AccountRepository) -> Account:
+    account = accounts.get(account_id)
+    if account is None:
+        raise AccountNotFound()
+    return account
+
+
+def change_plan(
+    account_id: str, plan: Plan | None, boosters: frozenset[str] | None, accounts: AccountRepository
+) -> Account:
+    account = get_account(account_id, accounts)
+    return accounts.save(account.with_plan(plan, boosters))
+
+
+def set_partner_communications(
+    account_id: str, enabled: bool, accounts: AccountRepository, now: datetime
+) -> Account:
+    account = get_account(account_id, accounts)
+    return accounts.save(account.with_partner_communications(enabled, now))
+
+
+def start_trial(account_id: str, feature: str, accounts: AccountRepository, now: datetime) -> Trial:
+    """Two concurrent starts cannot both win: the second save meets a newer version and answers 409."""
+    account = get_account(account_id, accounts)
+    updated, trial = account.with_trial_started(feature, now)
+    accounts.save(updated)
+    return trial

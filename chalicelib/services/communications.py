@@ -1,0 +1,117 @@
+"""Communication use cases: queue an email (outbox first), deliver it once, and re-queue the forgotten.
+
+Queuing writes the communication before the SQS message, with a retry time on the sparse `due` index.
+If the SQS send is lost (or a message ends in a DLQ), the tick finds the still-queued communication at
+its retry time and queues it again; delivery is idempotent, so a duplicate message sends nothing twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from chalicelib.domain.communications import Communication, CommunicationStatus
+from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.templates import DEFAULT_TEMPLATES, TemplateError, render
+from chalicelib.observability import logger
+from chalicelib.services.ports import (
+    CommunicationRepository,
+    Mailer,
+    MailRejected,
+    MessageQueue,
+    OutgoingEmail,
+)
+
+RETRY_AFTER = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class DeliveryRequest:
+    """What travels on the communications queue: just the key of the communication to deliver."""
+
+    account_id: str
+    communication_id: str
+
+    def to_message(self) -> dict[str, Any]:
+        return {"account_id": self.account_id, "communication_id": self.communication_id}
+
+    @classmethod
+    def from_message(cls, body: dict[str, Any]) -> DeliveryRequest:
+        account_id, comm_id = body.get("account_id"), body.get("communication_id")
+        if not isinstance(account_id, str) or not isinstance(comm_id, str):
+            raise InvalidInput("A delivery message needs account_id and communication_id.")
+        return cls(account_id, comm_id)
+
+
+def queue_communication(
+    communication: Communication, repository: CommunicationRepository, queue: MessageQueue, now: datetime
+) -> bool:
+    """Record the communication, then queue its delivery. False when it already existed (a retry)."""
+    created = repository.add(communication, retry_at=now + RETRY_AFTER)
+    queue.send(DeliveryRequest(communication.account_id, communication.id).to_message())
+    return created
+
+
+def deliver(
+    request: DeliveryRequest, repository: CommunicationRepository, mailer: Mailer, now: datetime
+) -> CommunicationStatus | None:
+    """Render and send one queued communication, and record the outcome.
+
+    MailerThrottled is left to propagate: the message returns to the queue and is tried again later.
+    Returns the final status, or None when there was nothing to do.
+    """
+    communication = repository.get(request.account_id, request.communication_id)
+    if communication is None:
+        logger.warning("delivery for an unknown communication", extra=request.to_message())
+        return None
+    if communication.status is not CommunicationStatus.QUEUED:
+        return None
+    log_keys = {"communication_id": communication.id, "kind": communication.kind.value}
+    if not communication.deliverable_to:
+        settled = communication.skipped("no recipient has an email address")
+        repository.settle(settled)
+        logger.info("communication skipped: nobody to write to", extra=log_keys)
+        return settled.status
+    try:
+        rendered = render(DEFAULT_TEMPLATES[communication.kind], communication.variables)
+    except (KeyError, TemplateError) as exc:
+        settled = communication.failed(f"template could not be rendered: {exc}")
+        repository.settle(settled)
+        logger.error("communication template failed", extra=log_keys)
+        return settled.status
+    email = OutgoingEmail(
+        communication_id=communication.id,
+        kind=communication.kind.value,
+        sender_name=communication.sender_name,
+        reply_to=communication.reply_to,
+        to=communication.deliverable_to,
+        cc=communication.deliverable_cc,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        sent_at=now,
+    )
+    try:
+        message_id = mailer.send(email)
+    except MailRejected as exc:
+        settled = communication.failed(f"refused by the mail provider: {exc}")
+        repository.settle(settled)
+        logger.warning("communication refused by SES", extra={**log_keys, "reason": str(exc)})
+        return settled.status
+    repository.settle(communication.sent(rendered.subject, message_id, now))
+    logger.info("communication sent", extra=log_keys)
+    return CommunicationStatus.SENT
+
+
+def requeue_forgotten(
+    repository: CommunicationRepository, queue: MessageQueue, now: datetime, limit: int = 500
+) -> int:
+    """Queue again every communication still waiting past its retry time; push its next retry later."""
+    due = repository.due_for_retry(now, limit)
+    queue.send_many(DeliveryRequest(account_id, comm_id).to_message() for account_id, comm_id in due)
+    for account_id, comm_id in due:
+        repository.postpone(account_id, comm_id, now + RETRY_AFTER)
+    if due:
+        logger.info("communications queued again", extra={"count": len(due)})
+    return len(due)

@@ -1,0 +1,75 @@
+"""The ports the use cases talk through. Adapters implement them for AWS; tests implement them as fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from chalicelib.domain.accounts import Account
+from chalicelib.domain.communications import Communication, Recipient
+
+
+class AccountRepository(Protocol):
+    def add(self, account: Account) -> None: ...
+
+    def get(self, account_id: str) -> Account | None: ...
+
+    def save(self, account: Account) -> Account:
+        """Write a changed account; raises StaleVersion if it changed since it was read."""
+        ...
+
+
+class CommunicationRepository(Protocol):
+    def add(self, communication: Communication, retry_at: datetime) -> bool:
+        """Store a queued communication once; False when one with the same id already exists.
+        `retry_at` is when the tick should queue it again if no worker has dealt with it by then."""
+        ...
+
+    def get(self, account_id: str, communication_id: str) -> Communication | None: ...
+
+    def settle(self, communication: Communication) -> None:
+        """Record a final status (sent, failed, skipped) and take it off the retry schedule."""
+        ...
+
+    def due_for_retry(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        """(account_id, communication_id) of queued communications whose retry time has come."""
+        ...
+
+    def postpone(self, account_id: str, communication_id: str, retry_at: datetime) -> None: ...
+
+
+class MessageQueue(Protocol):
+    def send(self, body: dict[str, Any]) -> None: ...
+
+    def send_many(self, bodies: Iterable[dict[str, Any]]) -> None: ...
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    communication_id: str
+    kind: str
+    sender_name: str
+    reply_to: str | None
+    to: tuple[Recipient, ...]
+    cc: tuple[Recipient, ...]
+    subject: str
+    text: str
+    html: str
+    sent_at: datetime
+
+
+class Mailer(Protocol):
+    def send(self, email: OutgoingEmail) -> str:
+        """Send one email and return the provider's message id.
+        Raises MailerThrottled for a retryable refusal, MailRejected for a final one."""
+        ...
+
+
+class MailerThrottled(Exception):
+    """The provider asked us to slow down: try the same message again later."""
+
+
+class MailRejected(Exception):
+    """The provider refused this message for good (bad address, unverified sender...)."""

@@ -1,0 +1,119 @@
+"""Builds the adapters lazily, once per container (Lambda container or local process), and lets tests
+swap any of them. Nothing here runs at import: the first use creates what it needs."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any
+
+from chalicelib.adapters.dynamodb import models
+from chalicelib.adapters.dynamodb.repositories import (
+    DynamoAccountRepository,
+    DynamoCommunicationRepository,
+    DynamoPortalTokenRepository,
+)
+from chalicelib.config import Settings, settings
+from chalicelib.services.identity import StaffTokenVerifier
+from chalicelib.services.ports import Mailer, MessageQueue
+
+IDEMPOTENCY_PARTITION = "IDEMPOTENCY#communications"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+class Container:
+    def __init__(self, config: Settings) -> None:
+        self.settings = config
+        self.clock: Callable[[], datetime] = utc_now
+        self._lock = threading.Lock()
+        self._session: Any = None
+        models.bind(config.table_name, config.region)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def client(self, service: str) -> Any:
+        """One boto3 session per container; clients are thread-safe, their creation is not."""
+        import boto3
+
+        with self._lock:
+            if self._session is None:
+                self._session = boto3.session.Session(region_name=self.settings.region)
+            return self._session.client(service)
+
+    @cached_property
+    def accounts(self) -> DynamoAccountRepository:
+        return DynamoAccountRepository()
+
+    @cached_property
+    def communications(self) -> DynamoCommunicationRepository:
+        return DynamoCommunicationRepository()
+
+    @cached_property
+    def portal_tokens(self) -> DynamoPortalTokenRepository:
+        return DynamoPortalTokenRepository()
+
+    @cached_property
+    def communications_queue(self) -> MessageQueue:
+        from chalicelib.adapters.sqs import SqsQueue
+
+        return SqsQueue(self.client("sqs"), self.settings.communications_queue)
+
+    @cached_property
+    def mailer(self) -> Mailer:
+        from chalicelib.adapters.ses import SesMailer
+
+        return SesMailer(self.client("sesv2"), self.settings.from_address)
+
+    @cached_property
+    def idempotency_store(self) -> Any:
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+        return DynamoDBPersistenceLayer(
+            table_name=self.settings.table_name,
+            key_attr="PK",
+            sort_key_attr="SK",
+            static_pk_value=IDEMPOTENCY_PARTITION,
+            expiry_attr="ttl",
+            boto3_client=self.client("dynamodb"),
+        )
+
+    @cached_property
+    def staff_tokens(self) -> StaffTokenVerifier:
+        jwks = None
+        if self.settings.jwks_url:
+            import jwt
+
+            jwks = jwt.PyJWKClient(self.settings.jwks_url, cache_keys=True, lifespan=600, timeout=5)
+        return StaffTokenVerifier(
+            secret=self.settings.jwt_secret,
+            jwks=jwks,
+            issuer=self.settings.jwt_issuer,
+            audience=self.settings.jwt_audience,
+        )
+
+
+_container: Container | None = None
+_container_lock = threading.Lock()
+
+
+def container() -> Container:
+    global _container
+    if _container is None:
+        with _container_lock:
+            if _container is None:
+                _container = Container(settings())
+    return _container
+
+
+def reset() -> None:
+    """Forget every adapter and re-read the settings (tests, and the local stack at start)."""
+    global _container
+    with _container_lock:
+        _container = None
+        settings.cache_clear()
