@@ -20,7 +20,7 @@ run: install
 
 ## ruff, mypy and every test; exits non-zero on any failure.
 test: install lint typecheck
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q
 
 lint: install
 	$(BIN)/ruff check .

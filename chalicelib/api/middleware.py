@@ -1,8 +1,10 @@
 """HTTP middleware: request-scoped log keys, the 1 MiB body limit, Chalice's own errors reshaped,
-and one EMF metrics flush per request."""
+one EMF metrics flush per request, and the request id echoed in `X-Request-Id` (API Gateway's, or a
+fresh one where no gateway gave any) so that a user's report leads straight to the log lines."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -17,7 +19,7 @@ _REQUEST_KEYS = ["account_id", "route", "method"]
 
 def http_middleware(request: Request, get_response: Callable[[Request], Response]) -> Response:
     context = request.context or {}
-    request_id = context.get("requestId")
+    request_id = context.get("requestId") or str(uuid.uuid4())
     authorizer = context.get("authorizer") or {}
     logger.set_correlation_id(request_id)
     logger.append_keys(
@@ -34,6 +36,7 @@ def http_middleware(request: Request, get_response: Callable[[Request], Response
         if response.status_code >= 500:
             metrics.add_metric(name="ApiServerErrors", unit=MetricUnit.Count, value=1)
         logger.info("request answered", extra={"status": response.status_code})
+        response.headers["X-Request-Id"] = request_id
         return response
     finally:
         metrics.flush_metrics()

@@ -53,7 +53,7 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
             raise
         deliver_once(message=message)
 
-    processor = BatchProcessor(event_type=EventType.SQS)
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     answer = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -6,12 +6,15 @@ import json
 import logging
 import os
 import threading
+import urllib.request
+import warnings
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import jwt
+import jwt.warnings
 
 from chalicelib.domain.plans import Plan
 from chalicelib.observability import logger
@@ -90,10 +93,16 @@ def start(
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    # Locally metrics are switched off (no CloudWatch to read EMF) and the local JWT secret is the short
+    # one API.md fixes: the warnings both would print on every request say nothing new.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    warnings.filterwarnings("ignore", category=jwt.warnings.InsecureKeyLengthWarning)
     moto = ThreadedMotoServer(ip_address=host, port=moto_port, verbose=False)
     moto.start()
     moto_host, moto_bound = moto.get_host_and_port()
     moto_url = f"http://{moto_host}:{moto_bound}"
+    # moto keeps its state per process: start from an empty AWS, as a fresh `make run` does.
+    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=10)
     os.environ.update(local_environment(moto_url))
 
     from chalice.config import Config

@@ -64,14 +64,16 @@ def change_plan(
     account_id: str, plan: Plan | None, boosters: frozenset[str] | None, accounts: AccountRepository
 ) -> Account:
     account = get_account(account_id, accounts)
-    return accounts.save(account.with_plan(plan, boosters))
+    changed = account.with_plan(plan, boosters)
+    return account if changed == account else accounts.save(changed)
 
 
 def set_partner_communications(
     account_id: str, enabled: bool, accounts: AccountRepository, now: datetime
 ) -> Account:
     account = get_account(account_id, accounts)
-    return accounts.save(account.with_partner_communications(enabled, now))
+    changed = account.with_partner_communications(enabled, now)
+    return account if changed == account else accounts.save(changed)
 
 
 def start_trial(account_id: str, feature: str, accounts: AccountRepository, now: datetime) -> Trial:

@@ -1,0 +1,116 @@
+"""What every repository implementation promises, checked against the fake and DynamoDB alike."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from chalicelib.domain.accounts import Account
+from chalicelib.domain.communications import Communication, CommunicationKind, CommunicationStatus, Recipient
+from chalicelib.domain.errors import Conflict, StaleVersion
+from chalicelib.domain.plans import Plan, Trial
+
+NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+
+
+def _account(account_id: str = "01ACCOUNT") -> Account:
+    return Account(
+        id=account_id,
+        name="Cabinet Léa Martin",
+        plan=Plan.PREMIUM,
+        boosters=frozenset({"contributors"}),
+        sender_email="lea@martin.fr",
+        created_at=NOW,
+    )
+
+
+def _communication(comm_id: str = "cm_1", account_id: str = "01ACCOUNT") -> Communication:
+    return Communication(
+        id=comm_id,
+        account_id=account_id,
+        kind=CommunicationKind.ACCOUNT_WELCOME,
+        sender_name="Relais",
+        reply_to="lea@martin.fr",
+        to=(Recipient("Cabinet Léa Martin", "lea@martin.fr", "account"),),
+        cc=(Recipient("Apporteur", None, "apporteur"),),
+        created_at=NOW,
+        variables={"account.name": "Cabinet Léa Martin"},
+    )
+
+
+def test_an_added_account_reads_back_whole_at_version_one(store: tuple[Any, Any]) -> None:
+    accounts, _ = store
+    trial = Trial("contributors", NOW, NOW + timedelta(days=7))
+    accounts.add(replace(_account(), trials={"contributors": trial}, partner_communications_enabled=True))
+    read = accounts.get("01ACCOUNT")
+    assert read == replace(
+        _account(), trials={"contributors": trial}, partner_communications_enabled=True, version=1
+    )
+
+
+def test_an_unknown_account_reads_as_none(store: tuple[Any, Any]) -> None:
+    assert store[0].get("nobody") is None
+
+
+def test_adding_the_same_account_twice_is_a_conflict(store: tuple[Any, Any]) -> None:
+    accounts, _ = store
+    accounts.add(_account())
+    with pytest.raises(Conflict):
+        accounts.add(_account())
+
+
+def test_saving_bumps_the_version_and_a_stale_copy_is_refused(store: tuple[Any, Any]) -> None:
+    accounts, _ = store
+    accounts.add(_account())
+    first = accounts.get("01ACCOUNT")
+    saved = accounts.save(first.with_plan(Plan.PLATINUM, None))
+    assert saved.version == 2
+    assert accounts.get("01ACCOUNT").plan is Plan.PLATINUM
+    with pytest.raises(StaleVersion):
+        accounts.save(first.with_plan(Plan.ESSENTIAL, None))
+    assert accounts.get("01ACCOUNT").plan is Plan.PLATINUM
+
+
+def test_a_communication_is_stored_once_and_reads_back_whole(store: tuple[Any, Any]) -> None:
+    _, communications = store
+    assert communications.add(_communication(), retry_at=NOW + timedelta(minutes=5)) is True
+    assert communications.add(_communication(), retry_at=NOW + timedelta(minutes=5)) is False
+    assert communications.get("01ACCOUNT", "cm_1") == _communication()
+    assert communications.get("01ACCOUNT", "cm_other") is None
+    assert communications.get("02OTHER", "cm_1") is None
+
+
+def test_a_queued_communication_is_due_for_retry_only_once_its_time_has_come(store: tuple[Any, Any]) -> None:
+    _, communications = store
+    communications.add(_communication("cm_1"), retry_at=NOW + timedelta(minutes=5))
+    communications.add(_communication("cm_2", "02OTHER"), retry_at=NOW + timedelta(minutes=10))
+    assert communications.due_for_retry(NOW + timedelta(minutes=4), limit=10) == []
+    assert communications.due_for_retry(NOW + timedelta(minutes=5), limit=10) == [("01ACCOUNT", "cm_1")]
+    later = sorted(communications.due_for_retry(NOW + timedelta(hours=1), limit=10))
+    assert later == [("01ACCOUNT", "cm_1"), ("02OTHER", "cm_2")]
+    assert len(communications.due_for_retry(NOW + timedelta(hours=1), limit=1)) == 1
+
+
+def test_postponing_moves_the_retry_and_settling_takes_it_off_the_schedule(store: tuple[Any, Any]) -> None:
+    _, communications = store
+    communications.add(_communication(), retry_at=NOW)
+    communications.postpone("01ACCOUNT", "cm_1", NOW + timedelta(minutes=5))
+    assert communications.due_for_retry(NOW + timedelta(minutes=1), limit=10) == []
+    sent = _communication().sent("Bienvenue", "ses-1", NOW)
+    communications.settle(sent)
+    assert communications.get("01ACCOUNT", "cm_1") == sent
+    assert communications.due_for_retry(NOW + timedelta(days=1), limit=10) == []
+    communications.postpone("01ACCOUNT", "cm_1", NOW)
+    assert communications.due_for_retry(NOW + timedelta(days=1), limit=10) == []
+
+
+def test_a_failed_communication_keeps_its_reason(store: tuple[Any, Any]) -> None:
+    _, communications = store
+    communications.add(_communication(), retry_at=NOW)
+    communications.settle(_communication().failed("refused by the mail provider: MessageRejected"))
+    read = communications.get("01ACCOUNT", "cm_1")
+    assert read.status is CommunicationStatus.FAILED
+    assert read.status_reason == "refused by the mail provider: MessageRejected"

@@ -1,0 +1,162 @@
+"""The email pipeline end to end under moto: queue → communications_worker → SES → record."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from chalicelib.adapters.ses import SesMailer
+from chalicelib.local import outbox
+from chalicelib.local.stack import REGION
+from chalicelib.services.communications import RETRY_AFTER
+from chalicelib.wiring import Container
+from tests.support import Api, RelaisTestClient
+
+
+def _receive_all(services: Container) -> list[dict[str, Any]]:
+    sqs = services.client("sqs")
+    url = sqs.get_queue_url(QueueName="relais-communications")["QueueUrl"]
+    messages: list[dict[str, Any]] = []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        messages += batch
+    return messages
+
+
+def _sqs_event(bodies: list[str]) -> dict[str, Any]:
+    """A Lambda SQS event; every record gets its own messageId, as SQS gives them."""
+    return {
+        "Records": [
+            {
+                "messageId": str(uuid.uuid4()),
+                "receiptHandle": str(uuid.uuid4()),
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:relais-communications",
+                "awsRegion": REGION,
+            }
+            for body in bodies
+        ]
+    }
+
+
+def _invoke(client: RelaisTestClient, bodies: list[str]) -> dict[str, Any]:
+    return dict(client.lambda_.invoke("communications_worker", _sqs_event(bodies)).payload)
+
+
+@pytest.fixture
+def welcome_message(platform: Api, aws: Container) -> str:
+    """Open an account; return the body of the welcome message it queued."""
+    assert (
+        platform.post(
+            "/admin/accounts", {"name": "Cabinet Roux", "plan": "premium", "sender_email": "roux@cabinet.fr"}
+        ).status
+        == 201
+    )
+    [message] = _receive_all(aws)
+    return str(message["Body"])
+
+
+def test_the_welcome_email_is_sent_in_french_to_the_sender_address_and_recorded(
+    client: RelaisTestClient, aws: Container, welcome_message: str
+) -> None:
+    assert _invoke(client, [welcome_message]) == {"batchItemFailures": []}
+    [email] = outbox.sent_messages(REGION)
+    assert email["kind"] == "account_welcome"
+    assert email["to"] == ["roux@cabinet.fr"]
+    assert email["subject"] == "Bienvenue sur Relais, Cabinet Roux"
+    assert "Le compte Cabinet Roux est ouvert sur Relais." in email["text"]
+    assert "<p>Bonjour,</p>" in email["html"]
+    assert email["from"] == "Relais <notifications@relais.example>"
+    message = json.loads(welcome_message)
+    record = aws.communications.get(message["account_id"], message["communication_id"])
+    assert record is not None
+    assert record.status.value == "sent"
+    assert record.provider_message_id
+    assert record.sent_at is not None
+    assert record.subject == "Bienvenue sur Relais, Cabinet Roux"
+
+
+def test_the_same_message_delivered_twice_sends_one_email(
+    client: RelaisTestClient, welcome_message: str
+) -> None:
+    assert _invoke(client, [welcome_message, welcome_message]) == {"batchItemFailures": []}
+    assert _invoke(client, [welcome_message]) == {"batchItemFailures": []}
+    assert len(outbox.sent_messages(REGION)) == 1
+
+
+class _ThrottledOnce:
+    """An SES client that answers TooManyRequests to the first send, then behaves."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.refusals = 1
+
+    def send_email(self, **request: Any) -> Any:
+        if self.refusals:
+            self.refusals -= 1
+            raise ClientError(
+                {"Error": {"Code": "TooManyRequestsException", "Message": "slow down"}}, "SendEmail"
+            )
+        return self.real.send_email(**request)
+
+
+def test_ses_throttling_returns_the_record_to_the_queue_and_the_retry_sends_it(
+    client: RelaisTestClient, aws: Container, welcome_message: str
+) -> None:
+    aws.__dict__["mailer"] = SesMailer(_ThrottledOnce(aws.client("sesv2")), aws.settings.from_address)
+    event = _sqs_event([welcome_message])
+    answer = client.lambda_.invoke("communications_worker", event).payload
+    assert answer == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+    assert outbox.sent_messages(REGION) == []
+    message = json.loads(welcome_message)
+    assert aws.communications.get(message["account_id"], message["communication_id"]).status.value == "queued"
+
+    assert _invoke(client, [welcome_message]) == {"batchItemFailures": []}
+    assert len(outbox.sent_messages(REGION)) == 1
+
+
+def test_an_unreadable_message_fails_alone_and_the_rest_of_the_batch_is_delivered(
+    client: RelaisTestClient, welcome_message: str
+) -> None:
+    event = _sqs_event(["{not json", welcome_message, json.dumps({"account_id": "A"})])
+    answer = client.lambda_.invoke("communications_worker", event).payload
+    failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
+    assert failed == {event["Records"][0]["messageId"], event["Records"][2]["messageId"]}
+    assert len(outbox.sent_messages(REGION)) == 1
+
+
+def test_a_lost_queue_message_is_queued_again_by_the_tick_and_delivered(
+    client: RelaisTestClient, aws: Container, welcome_message: str
+) -> None:
+    from chalicelib.handlers import dunning_tick
+    from chalicelib.local import pumps
+
+    assert _receive_all(aws) == []
+    assert pumps.drain() == 0
+    assert dunning_tick.run(aws.now()) == 0
+    assert dunning_tick.run(aws.now() + RETRY_AFTER + timedelta(seconds=1)) == 1
+    assert pumps.drain() == 1
+    [email] = outbox.sent_messages(REGION)
+    assert email["kind"] == "account_welcome"
+    assert dunning_tick.run(aws.now() + timedelta(days=1)) == 0
+
+
+def test_the_scheduled_tick_handler_reads_the_event_time(
+    client: RelaisTestClient, welcome_message: str
+) -> None:
+    from chalicelib.wiring import container
+
+    later = container().now() + RETRY_AFTER + timedelta(minutes=1)
+    event = client.events.generate_cw_event(
+        source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]
+    )
+    event["time"] = later.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert client.lambda_.invoke("dunning_tick", event).payload == {"queued": 1}

@@ -1,0 +1,87 @@
+"""Test helpers: a Chalice test client that answers like the deployed gateway, tokens, and JSON calls."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from chalice.test import Client
+
+from chalicelib.local.gateway import RelaisLocalGateway
+from chalicelib.local.stack import ROOT, mint_token
+
+SECRET = "local-dev-secret"
+
+
+class RelaisTestClient(Client):
+    """chalice.test.Client whose gateway gives API Gateway's own refusals the API.md shape,
+    as the GatewayResponses of infra/resources.yaml do in AWS."""
+
+    def __init__(self) -> None:
+        import app as relais
+
+        super().__init__(relais.app, stage_name="local", project_dir=str(ROOT))
+
+    @property
+    def http(self) -> Any:
+        http = super().http
+        if not isinstance(http._local_gateway, RelaisLocalGateway):
+            http._local_gateway = RelaisLocalGateway(self._app, self._chalice_config)
+        return http
+
+
+def token(role: str, account_id: str | None = None, lifetime: timedelta = timedelta(hours=1)) -> str:
+    return mint_token(SECRET, f"user-{role}", role, account_id, lifetime)
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+
+class Api:
+    """Calls the API as a user would: JSON in, JSON out, a bearer token when given."""
+
+    def __init__(self, client: RelaisTestClient, bearer: str | None = None) -> None:
+        self.client = client
+        self.bearer = bearer
+
+    def as_(self, bearer: str | None) -> Api:
+        return Api(self.client, bearer)
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
+        sent = {"Content-Type": "application/json"}
+        if self.bearer:
+            sent["Authorization"] = f"Bearer {self.bearer}"
+        sent.update(headers or {})
+        payload = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
+        response = self.client.http.request(method, path, headers=sent, body=payload)
+        text = response.body.decode() if isinstance(response.body, bytes) else response.body
+        try:
+            parsed = json.loads(text) if text else None
+        except ValueError:
+            parsed = text
+        return Answer(response.status_code, parsed, dict(response.headers))
+
+    def get(self, path: str, **kwargs: Any) -> Answer:
+        return self.call("GET", path, **kwargs)
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> Answer:
+        return self.call("POST", path, body, **kwargs)
+
+    def patch(self, path: str, body: Any = None, **kwargs: Any) -> Answer:
+        return self.call("PATCH", path, body, **kwargs)
+
+    def put(self, path: str, body: Any = None, **kwargs: Any) -> Answer:
+        return self.call("PUT", path, body, **kwargs)

@@ -1,0 +1,134 @@
+"""Queuing and delivering communications, with fakes: the outbox rules without any AWS."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from chalicelib.domain.communications import Communication, CommunicationKind, CommunicationStatus, Recipient
+from chalicelib.domain.plans import Plan
+from chalicelib.services import accounts as account_service
+from chalicelib.services.communications import (
+    RETRY_AFTER,
+    DeliveryRequest,
+    deliver,
+    queue_communication,
+    requeue_forgotten,
+)
+from chalicelib.services.ports import MailerThrottled
+from tests.fakes import FakeAccountRepository, FakeCommunicationRepository, FakeMailer, FakeQueue
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def _welcome(to_email: str | None = "lea@martin.fr") -> Communication:
+    return Communication(
+        id="cm_welcome",
+        account_id="A1",
+        kind=CommunicationKind.ACCOUNT_WELCOME,
+        sender_name="Relais",
+        reply_to=None,
+        to=(Recipient("Cabinet Martin", to_email, "account"),),
+        created_at=NOW,
+        variables={"account.name": "Cabinet Martin"},
+    )
+
+
+def test_opening_an_account_queues_one_french_welcome_to_its_sender_address() -> None:
+    accounts, communications, queue = FakeAccountRepository(), FakeCommunicationRepository(), FakeQueue()
+    account = account_service.create_account(
+        account_service.NewAccount("Cabinet Martin", Plan.ESSENTIAL, "lea@martin.fr", frozenset()),
+        accounts,
+        communications,
+        queue,
+        NOW,
+    )
+    [message] = queue.messages
+    welcome = communications.get(account.id, message["communication_id"])
+    assert welcome is not None
+    assert welcome.kind is CommunicationKind.ACCOUNT_WELCOME
+    assert [r.email for r in welcome.to] == ["lea@martin.fr"]
+    assert welcome.status is CommunicationStatus.QUEUED
+
+
+def test_queuing_the_same_communication_twice_keeps_one_record() -> None:
+    communications, queue = FakeCommunicationRepository(), FakeQueue()
+    assert queue_communication(_welcome(), communications, queue, NOW) is True
+    assert queue_communication(_welcome(), communications, queue, NOW) is False
+    assert len(communications.communications) == 1
+
+
+def test_delivering_renders_sends_and_records_the_outcome() -> None:
+    communications, mailer = FakeCommunicationRepository(), FakeMailer()
+    queue_communication(_welcome(), communications, FakeQueue(), NOW)
+    status = deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, NOW + timedelta(seconds=3))
+    assert status is CommunicationStatus.SENT
+    [email] = mailer.sent
+    assert email.subject == "Bienvenue sur Relais, Cabinet Martin"
+    recorded = communications.get("A1", "cm_welcome")
+    assert recorded is not None
+    assert (recorded.status, recorded.provider_message_id) == (CommunicationStatus.SENT, "ses-1")
+    assert recorded.sent_at == NOW + timedelta(seconds=3)
+    assert communications.due_for_retry(NOW + timedelta(days=1), 10) == []
+
+
+def test_a_second_delivery_of_a_sent_communication_sends_nothing() -> None:
+    communications, mailer = FakeCommunicationRepository(), FakeMailer()
+    queue_communication(_welcome(), communications, FakeQueue(), NOW)
+    deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, NOW)
+    assert deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, NOW) is None
+    assert len(mailer.sent) == 1
+
+
+def test_a_throttled_send_stays_queued_for_a_retry() -> None:
+    communications, mailer = FakeCommunicationRepository(), FakeMailer(throttle_next=1)
+    queue_communication(_welcome(), communications, FakeQueue(), NOW)
+    with pytest.raises(MailerThrottled):
+        deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, NOW)
+    assert communications.get("A1", "cm_welcome").status is CommunicationStatus.QUEUED
+    assert (
+        deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, NOW) is CommunicationStatus.SENT
+    )
+
+
+def test_a_refused_send_is_recorded_as_failed_with_its_reason() -> None:
+    communications, mailer = FakeCommunicationRepository(), FakeMailer(reject_with="MessageRejected")
+    queue_communication(_welcome(), communications, FakeQueue(), NOW)
+    assert (
+        deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, NOW)
+        is CommunicationStatus.FAILED
+    )
+    assert "MessageRejected" in (communications.get("A1", "cm_welcome").status_reason or "")
+
+
+def test_a_communication_without_any_address_is_skipped_not_raised() -> None:
+    communications, mailer = FakeCommunicationRepository(), FakeMailer()
+    queue_communication(_welcome(to_email=None), communications, FakeQueue(), NOW)
+    assert (
+        deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, NOW)
+        is CommunicationStatus.SKIPPED
+    )
+    assert mailer.sent == []
+
+
+def test_an_unknown_communication_is_acknowledged_without_sending() -> None:
+    mailer = FakeMailer()
+    assert deliver(DeliveryRequest("A1", "cm_gone"), FakeCommunicationRepository(), mailer, NOW) is None
+    assert mailer.sent == []
+
+
+def test_a_communication_whose_message_was_lost_is_queued_again_after_its_retry_time() -> None:
+    communications, lost, tick_queue = FakeCommunicationRepository(), FakeQueue(), FakeQueue()
+    queue_communication(_welcome(), communications, lost, NOW)
+    assert requeue_forgotten(communications, tick_queue, NOW + RETRY_AFTER - timedelta(seconds=1)) == 0
+    assert requeue_forgotten(communications, tick_queue, NOW + RETRY_AFTER) == 1
+    assert tick_queue.messages == [{"account_id": "A1", "communication_id": "cm_welcome"}]
+    assert requeue_forgotten(communications, tick_queue, NOW + RETRY_AFTER) == 0
+
+
+def test_a_delivery_message_without_its_keys_is_refused() -> None:
+    from chalicelib.domain.errors import InvalidInput
+
+    with pytest.raises(InvalidInput):
+        DeliveryRequest.from_message({"account_id": "A1"})
