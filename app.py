@@ -1,4 +1,8 @@
-"""Relais: the switchboard. Blueprints and event handlers are registered here; no rule lives here."""
+"""Relais: the switchboard. Blueprints and event handlers are registered here; no rule lives here.
+
+Every Lambda function imports this module, so each event handler imports its own module when it runs:
+the API's cold start does not pay for the worker's batch and idempotency utilities, nor the reverse.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,6 @@ from chalicelib.api.accounts import accounts
 from chalicelib.api.authorizers import authorizers
 from chalicelib.api.middleware import http_middleware
 from chalicelib.config import COMMUNICATIONS_QUEUE
-from chalicelib.handlers import communications_worker as communications
-from chalicelib.handlers import dunning_tick as tick
 
 app = Chalice(app_name="relais", configure_logs=False)
 app.register_middleware(http_middleware, "http")
@@ -27,9 +29,13 @@ if os.environ.get("RELAIS_STAGE") == "local":
 
 @app.on_sqs_message(queue=COMMUNICATIONS_QUEUE, batch_size=10)
 def communications_worker(event: SQSEvent) -> dict[str, Any]:
-    return communications.handle(event.to_dict(), event.context)
+    from chalicelib.handlers import communications_worker as worker
+
+    return worker.handle(event.to_dict(), event.context)
 
 
 @app.schedule("rate(1 hour)")
 def dunning_tick(event: CloudWatchEvent) -> dict[str, int]:
+    from chalicelib.handlers import dunning_tick as tick
+
     return {"queued": tick.handle(event.time)}

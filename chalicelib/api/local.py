@@ -8,8 +8,6 @@ from pydantic import AwareDatetime
 
 from chalicelib.api.requests import StrictBody, parse_body
 from chalicelib.api.routing import ApiBlueprint
-from chalicelib.handlers import dunning_tick
-from chalicelib.local import outbox, pumps
 from chalicelib.wiring import container
 
 local = ApiBlueprint(__name__)
@@ -21,11 +19,16 @@ class TickBody(StrictBody):
 
 @local.route("/_local/outbox", methods=["GET"])
 def show_outbox() -> dict[str, Any]:
+    from chalicelib.local import outbox
+
     return {"messages": outbox.sent_messages(container().settings.region)}
 
 
 @local.route("/_local/tick", methods=["POST"])
 def run_tick() -> dict[str, Any]:
+    from chalicelib.handlers import dunning_tick
+    from chalicelib.local import pumps
+
     request = local.current_request
     body = parse_body(request, TickBody) if (request.raw_body or b"").strip() else TickBody()
     as_of = body.time.replace(microsecond=0) if body.time else container().now()
@@ -35,4 +38,6 @@ def run_tick() -> dict[str, Any]:
 
 @local.route("/_local/drain", methods=["POST"])
 def drain_queues() -> dict[str, Any]:
+    from chalicelib.local import pumps
+
     return {"processed": pumps.drain()}

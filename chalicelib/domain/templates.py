@@ -12,12 +12,12 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from html.parser import HTMLParser
-
-from jinja2 import StrictUndefined
-from jinja2 import TemplateError as JinjaTemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from typing import TYPE_CHECKING
 
 from chalicelib.domain.communications import CommunicationKind
+
+if TYPE_CHECKING:
+    from jinja2.sandbox import SandboxedEnvironment
 
 
 class TemplateError(Exception):
@@ -62,6 +62,10 @@ _WHITESPACE = re.compile(r"\s+")
 
 @cache
 def _environment(autoescape: bool) -> SandboxedEnvironment:
+    """Jinja2 is imported here, not at module level: only the worker renders, the API never pays for it."""
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
     return SandboxedEnvironment(autoescape=autoescape, undefined=StrictUndefined, keep_trailing_newline=False)
 
 
@@ -113,6 +117,8 @@ def _html_to_text(html: str) -> str:
 
 def render(template: TemplateSource, variables: dict[str, str]) -> RenderedEmail:
     """Render subject, text and HTML. Subjects are folded to one line: a header never holds a newline."""
+    from jinja2 import TemplateError as JinjaTemplateError
+
     context = _nest(variables)
     try:
         subject = _environment(False).from_string(template.subject).render(context)

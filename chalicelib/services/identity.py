@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any, Protocol
-
-import jwt
-from jwt.types import Options
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chalicelib.domain.errors import Unauthenticated
 from chalicelib.domain.identity import PortalPrincipal, Role, StaffPrincipal
+
+if TYPE_CHECKING:
+    from jwt.types import Options
 
 _REQUIRED_CLAIMS = ["exp", "sub", "role"]
 
@@ -45,6 +45,9 @@ class StaffTokenVerifier:
         self._audience = audience
 
     def verify(self, token: str) -> StaffPrincipal:
+        # PyJWT and cryptography weigh ~60 ms: imported when a token is verified, not by every route.
+        import jwt
+
         try:
             claims = self._decode(token)
         except jwt.PyJWTError as exc:
@@ -52,6 +55,8 @@ class StaffTokenVerifier:
         return _principal_from(claims)
 
     def _decode(self, token: str) -> dict[str, Any]:
+        import jwt
+
         options: Options = {"require": _REQUIRED_CLAIMS, "verify_aud": self._audience is not None}
         if self._jwks is not None:
             key = self._jwks.get_signing_key_from_jwt(token).key

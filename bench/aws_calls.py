@@ -1,0 +1,223 @@
+"""How many AWS calls each API operation and event handler makes: each call is latency, cost and an IAM grant.
+
+Calls are counted by a botocore `before-call` handler appended to `botocore.handlers.BUILTIN_HANDLERS`, the
+way moto registers its stubber: every botocore session created afterwards carries it, including the ones
+PynamoDB builds for itself, which a hook on the container's boto3 session would miss.
+
+Each operation runs twice on moto's in-process mock: first in a fresh container (`wiring.reset()`: new
+sessions, queue URL not looked up yet, as after a Lambda cold start), then again in the same container (the
+steady state, which is the figure). Setting up (provisioning, accounts, received messages) is not counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.handlers import BUILTIN_HANDLERS
+from jwt.warnings import InsecureKeyLengthWarning
+from moto import mock_aws
+from moto.core.models import DEFAULT_ACCOUNT_ID
+
+from bench.environment import local_stage
+from bench.figures import Figure, table
+from chalicelib import wiring
+from chalicelib.config import COMMUNICATIONS_QUEUE
+from chalicelib.local.outbox import sent_messages
+from chalicelib.local.provision import provision
+from chalicelib.local.stack import REGION
+from chalicelib.observability import logger
+from tests.support import Answer, Api, RelaisTestClient, token
+
+Call = tuple[str, str]
+"""(service, operation), e.g. ("dynamodb", "PutItem")."""
+
+Attempt = Callable[[int], None]
+"""Runs an operation once; its argument is 0 for the cold run and 1 for the warm one."""
+
+
+class CallCounter:
+    def __init__(self) -> None:
+        self._calls: Counter[Call] = Counter()
+
+    def __call__(self, model: Any, **_: Any) -> None:
+        # Returns None on purpose: a value returned by a before-call handler would replace AWS's answer.
+        self._calls[(model.service_model.service_name, model.name)] += 1
+
+    def take(self) -> Counter[Call]:
+        """The calls counted since the last take, in the order first made; counting restarts from zero."""
+        taken, self._calls = self._calls, Counter()
+        return taken
+
+
+COUNTER = CallCounter()
+_HOOK = ("before-call.*.*", COUNTER)
+
+
+@dataclass(frozen=True)
+class Measure:
+    operation: str
+    cold: Counter[Call]
+    warm: Counter[Call]
+
+    def breakdown(self) -> str:
+        """The warm calls, then what the cold run made more or fewer of."""
+        text = _calls(self.warm)
+        if self.cold - self.warm:
+            text += f"  (cold +{_calls(self.cold - self.warm)})"
+        if self.warm - self.cold:
+            text += f"  (cold -{_calls(self.warm - self.cold)})"
+        return text
+
+
+def _calls(calls: Counter[Call]) -> str:
+    return " ".join(f"{service}:{operation}×{count}" for (service, operation), count in calls.items()) or "-"
+
+
+def run() -> list[Figure]:
+    if _HOOK not in BUILTIN_HANDLERS:
+        # Before any session exists in the measured code: a session reads the list once, when created.
+        BUILTIN_HANDLERS.append(_HOOK)
+    with local_stage(), _quiet():
+        measures = _measure_all()
+    print("AWS calls per operation, on moto (cold: first call in a fresh container; warm: the next one)")
+    rows = [(m.operation, sum(m.cold.values()), sum(m.warm.values()), m.breakdown()) for m in measures]
+    print(table(("operation", "cold calls", "warm calls", "breakdown"), rows), end="\n\n")
+    return [
+        Figure(
+            name=f"aws_calls.{m.operation}",
+            value=sum(m.warm.values()),
+            target=None,
+            better="lower",
+            unit="calls",
+        )
+        for m in measures
+    ]
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """The app's INFO lines and PyJWT's warning about the short local secret would bury the table."""
+    level = logger.log_level
+    logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InsecureKeyLengthWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _measure_all() -> list[Measure]:
+    with mock_aws():
+        wiring.reset()
+        provision(wiring.container().client, account_id=DEFAULT_ACCOUNT_ID, region=REGION)
+        if not COUNTER.take():
+            raise RuntimeError("the before-call hook saw no call while provisioning: calls cannot be counted")
+        operations = _operations(RelaisTestClient())
+        measures = [_measure(name, attempt) for name, attempt in operations.items()]
+        wiring.reset()
+    return measures
+
+
+def _measure(operation: str, attempt: Attempt) -> Measure:
+    wiring.reset()
+    COUNTER.take()
+    attempt(0)
+    cold = COUNTER.take()
+    attempt(1)
+    return Measure(operation, cold, COUNTER.take())
+
+
+def _operations(client: RelaisTestClient) -> dict[str, Attempt]:
+    """Sets up what each operation needs (two of it where a second run could not repeat the first),
+    and returns the operations by the name their figures take."""
+    platform = Api(client, token("platform_admin"))
+    cabinet = _open_account(platform, "premium")
+    admin = platform.as_(token("admin", cabinet))
+    trial_admins = [platform.as_(token("admin", _open_account(platform, "essential"))) for _ in range(2)]
+    welcomes = _welcome_events(count=2)
+
+    def open_account(attempt: int) -> None:
+        _open_account(platform, "premium")
+
+    def change_plan(attempt: int) -> None:
+        _expect(platform.patch(f"/admin/accounts/{cabinet}", {"plan": ("platinum", "premium")[attempt]}), 200)
+
+    def read_account(attempt: int) -> None:
+        _expect(admin.get("/account"), 200)
+
+    def change_settings(attempt: int) -> None:
+        _expect(admin.patch("/account/settings", {"partner_communications_enabled": attempt == 0}), 200)
+
+    def start_trial(attempt: int) -> None:
+        _expect(trial_admins[attempt].post("/account/trials", {"feature": "contributors"}), 201)
+
+    def deliver_welcome(attempt: int) -> None:
+        # Through app.py's registration, as Lambda's event source mapping would call it.
+        sent_before = len(sent_messages(REGION))
+        answer = client.lambda_.invoke("communications_worker", welcomes[attempt]).payload
+        sent = sent_messages(REGION)[sent_before:]
+        if answer.get("batchItemFailures") or [email["kind"] for email in sent] != ["account_welcome"]:
+            raise RuntimeError(f"the worker did not send one welcome email: {answer}, {len(sent)} sent")
+
+    return {
+        "POST /admin/accounts": open_account,
+        "PATCH /admin/accounts/{id}": change_plan,
+        "GET /account": read_account,
+        "PATCH /account/settings": change_settings,
+        "POST /account/trials": start_trial,
+        "communications_worker (1 welcome email)": deliver_welcome,
+    }
+
+
+def _open_account(platform: Api, plan: str) -> str:
+    body = {"name": "Cabinet Banc d'Essai", "plan": plan, "sender_email": "contact@banc.example"}
+    return str(_expect(platform.post("/admin/accounts", body), 201)["id"])
+
+
+def _expect(answer: Answer, status: int) -> Any:
+    """A refused call would count the calls of an error path: stop instead of measuring it."""
+    if answer.status != status:
+        raise RuntimeError(f"expected {status}, got {answer.status}: {answer.body}")
+    return answer.body
+
+
+def _welcome_events(count: int) -> list[dict[str, Any]]:
+    """One single-record SQS event per welcome email waiting on the queue, shaped as Lambda delivers them.
+
+    The messages are received here, uncounted, so that the worker's figure holds the worker's calls and not
+    the receive and delete of Lambda's event source mapping."""
+    sqs = wiring.container().client("sqs")
+    url = sqs.get_queue_url(QueueName=COMMUNICATIONS_QUEUE)["QueueUrl"]
+    messages: list[dict[str, Any]] = []
+    while len(messages) < count:
+        received = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=count - len(messages), VisibilityTimeout=600
+        )
+        if not received.get("Messages"):
+            raise RuntimeError(f"fewer than {count} messages on {COMMUNICATIONS_QUEUE}")
+        messages += received["Messages"]
+    return [
+        {
+            "Records": [
+                {
+                    "messageId": message["MessageId"],
+                    "receiptHandle": message["ReceiptHandle"],
+                    "body": message["Body"],
+                    "attributes": {},
+                    "messageAttributes": {},
+                    "md5OfBody": message["MD5OfBody"],
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT_ID}:{COMMUNICATIONS_QUEUE}",
+                    "awsRegion": REGION,
+                }
+            ]
+        }
+        for message in messages
+    ]
