@@ -18,10 +18,11 @@ class FakeAccountRepository:
     def __init__(self) -> None:
         self.accounts: dict[str, Account] = {}
 
-    def add(self, account: Account) -> None:
+    def add(self, account: Account) -> Account:
         if account.id in self.accounts:
             raise Conflict("An account with this id already exists.")
         self.accounts[account.id] = replace(account, version=1)
+        return self.accounts[account.id]
 
     def get(self, account_id: str) -> Account | None:
         return self.accounts.get(account_id)

@@ -38,7 +38,7 @@ def create_account(
         sender_email=request.sender_email,
         created_at=now,
     )
-    accounts.add(account)
+    account = accounts.add(account)
     welcome = Communication(
         id=communication_id(account.id, f"account:{account.id}", CommunicationKind.ACCOUNT_WELCOME.value),
         account_id=account.id,

@@ -12,7 +12,9 @@ from chalicelib.domain.communications import Communication, Recipient
 
 
 class AccountRepository(Protocol):
-    def add(self, account: Account) -> None: ...
+    def add(self, account: Account) -> Account:
+        """Store a new account; returns it as stored (version 1). Conflict if the id exists."""
+        ...
 
     def get(self, account_id: str) -> Account | None: ...
 

@@ -44,11 +44,14 @@ def _communication(comm_id: str = "cm_1", account_id: str = "01ACCOUNT") -> Comm
 def test_an_added_account_reads_back_whole_at_version_one(store: tuple[Any, Any]) -> None:
     accounts, _ = store
     trial = Trial("contributors", NOW, NOW + timedelta(days=7))
-    accounts.add(replace(_account(), trials={"contributors": trial}, partner_communications_enabled=True))
+    stored = accounts.add(
+        replace(_account(), trials={"contributors": trial}, partner_communications_enabled=True)
+    )
     read = accounts.get("01ACCOUNT")
     assert read == replace(
         _account(), trials={"contributors": trial}, partner_communications_enabled=True, version=1
     )
+    assert stored == read
 
 
 def test_an_unknown_account_reads_as_none(store: tuple[Any, Any]) -> None:

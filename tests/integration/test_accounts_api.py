@@ -36,6 +36,8 @@ def test_a_new_account_shows_its_plan_features_and_no_trial(platform: Api) -> No
         "partner_communications": {"enabled": False, "via": None},
     }
     assert len(account["id"]) == 26
+    assert account["version"] == 1
+    assert platform.as_(token("admin", account["id"])).get("/account").body == account
 
 
 def test_the_account_admin_and_manager_read_their_own_account(platform: Api) -> None:

@@ -34,7 +34,7 @@ def _condition_failed(exc: PutError | UpdateError) -> bool:
 class DynamoAccountRepository:
     _SK = "ACCOUNT"
 
-    def add(self, account: Account) -> None:
+    def add(self, account: Account) -> Account:
         item = self._to_item(account)
         try:
             item.save(condition=AccountItem.pk.does_not_exist())
@@ -42,6 +42,7 @@ class DynamoAccountRepository:
             if _condition_failed(exc):
                 raise Conflict("An account with this id already exists.") from exc
             raise
+        return replace(account, version=int(item.version or 0))
 
     def get(self, account_id: str) -> Account | None:
         try:
