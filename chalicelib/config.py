@@ -32,6 +32,7 @@ class Settings:
     jwks_url: str | None
     jwt_issuer: str | None
     jwt_audience: str | None
+    ses_configuration_set: str | None
 
     @property
     def is_local(self) -> bool:
@@ -72,6 +73,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         jwks_url=jwks_url,
         jwt_issuer=environ.get("RELAIS_JWT_ISSUER") or None,
         jwt_audience=environ.get("RELAIS_JWT_AUDIENCE") or None,
+        ses_configuration_set=environ.get("RELAIS_SES_CONFIGURATION_SET") or None,
     )
 
 

@@ -68,7 +68,9 @@ class Container:
     def mailer(self) -> Mailer:
         from chalicelib.adapters.ses import SesMailer
 
-        return SesMailer(self.client("sesv2"), self.settings.from_address)
+        return SesMailer(
+            self.client("sesv2"), self.settings.from_address, self.settings.ses_configuration_set
+        )
 
     @cached_property
     def idempotency_store(self) -> Any:

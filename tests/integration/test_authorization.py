@@ -8,7 +8,7 @@ from datetime import timedelta
 import jwt
 import pytest
 
-from tests.support import SECRET, Api, token
+from tests.support import SECRET, Api, serve_jwks, token
 
 ACCOUNT = {"name": "Cabinet Durand", "plan": "premium", "sender_email": "contact@durand.fr"}
 
@@ -114,3 +114,37 @@ def test_with_neither_secret_nor_jwks_every_staff_route_is_unauthorized(
     monkeypatch.setattr(wiring, "_container", wiring.Container(unconfigured))
     answer = anonymous.as_(token("admin", "A")).get("/account")
     assert (answer.status, answer.body["error"]["code"]) == (401, "unauthorized")
+
+
+def test_with_a_jwks_configured_a_cognito_rs256_token_opens_the_account_and_an_hs256_one_does_not(
+    platform: Api, account_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from chalicelib import wiring
+    from chalicelib.config import load_settings
+
+    issuer, audience = "https://cognito-idp.eu-west-3.amazonaws.com/pool", "relais-staff"
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    claims = {
+        "sub": "u-1",
+        "role": "admin",
+        "account_id": account_id,
+        "iss": issuer,
+        "aud": audience,
+        "exp": 4102444800,
+    }
+    with serve_jwks(key.public_key()) as url:
+        configured = load_settings(
+            {
+                **os.environ,
+                "RELAIS_JWKS_URL": url,
+                "RELAIS_JWT_ISSUER": issuer,
+                "RELAIS_JWT_AUDIENCE": audience,
+            }
+        )
+        monkeypatch.setattr(wiring, "_container", wiring.Container(configured))
+        cognito = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "key-1"})
+        answer = platform.as_(cognito).get("/account")
+        assert (answer.status, answer.body["id"]) == (200, account_id)
+        assert platform.as_(token("admin", account_id)).get("/account").status == 401

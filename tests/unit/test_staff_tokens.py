@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
 
 from chalicelib.domain.errors import Unauthenticated
 from chalicelib.domain.identity import Role, StaffPrincipal
 from chalicelib.services.identity import StaffTokenVerifier, bearer_token
+from tests.support import serve_jwks
 
 SECRET = "a-test-secret-long-enough-for-hs256!"
 ISSUER = "https://cognito-idp.eu-west-3.amazonaws.com/eu-west-3_Relais"
@@ -97,28 +94,8 @@ def signing_key() -> rsa.RSAPrivateKey:
 
 @pytest.fixture(scope="module")
 def jwks_url(signing_key: rsa.RSAPrivateKey) -> Iterator[str]:
-    """A JWKS document served on loopback, as Cognito serves its user pool keys."""
-    jwk = json.loads(RSAAlgorithm.to_jwk(signing_key.public_key()))
-    jwk.update({"kid": "key-1", "use": "sig", "alg": "RS256"})
-    document = json.dumps({"keys": [jwk]}).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(document)))
-            self.end_headers()
-            self.wfile.write(document)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
-    server.shutdown()
-    server.server_close()
+    with serve_jwks(signing_key.public_key()) as url:
+        yield url
 
 
 def _rs256(key: rsa.RSAPrivateKey, kid: str = "key-1", **overrides: Any) -> str:
