@@ -8,11 +8,12 @@ from typing import Annotated, Any, TypeVar
 from chalice.app import Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 
-from chalicelib.domain.errors import FieldIssue, InvalidInput, PayloadTooLarge, Unauthenticated
+from chalicelib.domain.errors import FieldIssue, InvalidInput, Unauthenticated
 from chalicelib.domain.identity import Role, StaffPrincipal
 from chalicelib.domain.validation import email_issue, name_issue
 
 MAX_BODY_BYTES = 1024 * 1024
+"""Enforced once, by the HTTP middleware, before any route reads the body."""
 
 
 def _check(issue_of: Any) -> Any:
@@ -70,8 +71,6 @@ def _issue(error: Any) -> FieldIssue:
 
 def parse_body(request: Request, model: type[Body]) -> Body:
     raw = request.raw_body or b""
-    if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLarge("The request body is larger than 1 MiB.")
     try:
         data = json.loads(raw) if raw.strip() else None
     except (ValueError, UnicodeDecodeError) as exc:
