@@ -34,10 +34,6 @@ class Settings:
     jwt_audience: str | None
     ses_configuration_set: str | None
 
-    @property
-    def is_local(self) -> bool:
-        return self.stage == "local"
-
 
 _REQUIRED = (
     "RELAIS_STAGE",

@@ -101,6 +101,8 @@ CHALICE_ERROR_CODES = {
 def from_chalice_error(response: Response, request_id: str | None) -> Response:
     """Chalice answers a few requests itself (405, 415, a 500 outside any route) in its own shape;
     reshape those into ours so a client meets a single error format."""
+    if response.status_code < 400:
+        return response
     body = response.body
     if isinstance(body, str | bytes):
         try:

@@ -15,9 +15,10 @@ from chalicelib.adapters.dynamodb.repositories import (
     DynamoCommunicationRepository,
     DynamoPortalTokenRepository,
 )
+from chalicelib.adapters.sqs import SqsQueue
 from chalicelib.config import Settings, settings
 from chalicelib.services.identity import StaffTokenVerifier
-from chalicelib.services.ports import Mailer, MessageQueue
+from chalicelib.services.ports import Mailer
 
 IDEMPOTENCY_PARTITION = "IDEMPOTENCY#communications"
 
@@ -59,9 +60,7 @@ class Container:
         return DynamoPortalTokenRepository()
 
     @cached_property
-    def communications_queue(self) -> MessageQueue:
-        from chalicelib.adapters.sqs import SqsQueue
-
+    def communications_queue(self) -> SqsQueue:
         return SqsQueue(self.client("sqs"), self.settings.communications_queue)
 
     @cached_property

@@ -25,6 +25,12 @@ class SqsQueue:
                     self._url = str(self._client.get_queue_url(QueueName=self._queue_name)["QueueUrl"])
         return self._url
 
+    @property
+    def arn(self) -> str:
+        """SQS URLs read https://host/<account>/<name>: the ARN follows without another call."""
+        account, name = self.url.rstrip("/").split("/")[-2:]
+        return f"arn:aws:sqs:{self._client.meta.region_name}:{account}:{name}"
+
     def send(self, body: dict[str, Any]) -> None:
         self._client.send_message(QueueUrl=self.url, MessageBody=json.dumps(body, sort_keys=True))
 

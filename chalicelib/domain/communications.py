@@ -31,22 +31,6 @@ class CommunicationKind(StrEnum):
     ACCOUNT_WELCOME = "account_welcome"
 
 
-GOVERNED_KINDS: frozenset[CommunicationKind] = frozenset(
-    {
-        CommunicationKind.MANUAL,
-        CommunicationKind.UNPAID_CALL,
-        CommunicationKind.UNPAID_REMINDER,
-        CommunicationKind.FORMAL_NOTICE,
-        CommunicationKind.SUSPENSION_NOTICE,
-        CommunicationKind.TERMINATION_NOTICE,
-        CommunicationKind.DOCUMENTS_CALL,
-        CommunicationKind.DOCUMENTS_REMINDER,
-        CommunicationKind.MAILING,
-    }
-)
-"""The kinds addressed by the partner communication rules; every other kind goes to its own recipient."""
-
-
 class CommunicationStatus(StrEnum):
     QUEUED = "queued"
     SENT = "sent"

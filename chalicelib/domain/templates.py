@@ -53,10 +53,6 @@ DEFAULT_TEMPLATES: dict[CommunicationKind, TemplateSource] = {
     ),
 }
 
-KIND_VARIABLES: dict[CommunicationKind, frozenset[str]] = {
-    CommunicationKind.ACCOUNT_WELCOME: frozenset({"account.name"}),
-}
-
 _WHITESPACE = re.compile(r"\s+")
 
 

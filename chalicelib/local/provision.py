@@ -163,8 +163,3 @@ def provision(
             raise ValueError(f"{logical_id}: {resource['Type']} has no local counterpart")
         ctx.attributes[logical_id] = creator(clients, ctx.resolve(resource.get("Properties", {})), ctx)
     return ctx.attributes
-
-
-def sender_address(template: dict[str, Any] | None = None) -> str:
-    template = template or load_template()
-    return str(template["Parameters"]["SenderAddress"]["Default"])

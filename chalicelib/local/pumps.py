@@ -13,6 +13,7 @@ from typing import Any
 
 from chalice.local import LambdaContext
 
+from chalicelib.adapters.sqs import SqsQueue
 from chalicelib.handlers import communications_worker
 from chalicelib.observability import logger
 from chalicelib.wiring import container
@@ -21,11 +22,10 @@ QueueHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 _pump_lock = threading.Lock()
 
 
-def queue_handlers() -> dict[str, tuple[str, QueueHandler]]:
-    """Queue name → (function name, handler), as the event source mappings of the deployed stack."""
-    return {
-        container().settings.communications_queue: ("communications_worker", communications_worker.handle)
-    }
+def _handlers() -> list[tuple[SqsQueue, str, QueueHandler]]:
+    """(queue, function name, handler), as the event source mappings of the deployed stack. The queues are
+    the container's own adapters, so their URLs are looked up once, not on every drain."""
+    return [(container().communications_queue, "communications_worker", communications_worker.handle)]
 
 
 def _as_lambda_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
@@ -42,9 +42,8 @@ def _as_lambda_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]
     }
 
 
-def _pump_queue(sqs: Any, queue_name: str, function_name: str, handler: QueueHandler) -> int:
-    url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+def _pump_queue(sqs: Any, queue: SqsQueue, function_name: str, handler: QueueHandler) -> int:
+    url, arn = queue.url, queue.arn
     processed = 0
     while True:
         received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])
@@ -58,7 +57,7 @@ def _pump_queue(sqs: Any, queue_name: str, function_name: str, handler: QueueHan
             answer = handler(event, context) or {}
             failed = {item["itemIdentifier"] for item in answer.get("batchItemFailures", [])}
         except Exception:
-            logger.exception("local queue handler failed for the whole batch", extra={"queue": queue_name})
+            logger.exception("local queue handler failed for the whole batch", extra={"queue": url})
             failed = {m["MessageId"] for m in messages}
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:
@@ -73,6 +72,4 @@ def drain() -> int:
     """Deliver every message waiting on every queue now; returns how many were processed."""
     sqs = container().client("sqs")
     with _pump_lock:
-        return sum(
-            _pump_queue(sqs, queue, name, handler) for queue, (name, handler) in queue_handlers().items()
-        )
+        return sum(_pump_queue(sqs, queue, name, handler) for queue, name, handler in _handlers())

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from chalicelib.domain.errors import Unauthenticated
 from chalicelib.domain.identity import PortalPrincipal, Role, StaffPrincipal
+from chalicelib.services.ports import PortalTokenRepository
 
 if TYPE_CHECKING:
     from jwt.types import Options
@@ -102,11 +103,7 @@ def hash_portal_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class PortalTokenLookup(Protocol):
-    def find_active(self, token_hash: str, now: datetime) -> PortalPrincipal | None: ...
-
-
-def authenticate_portal(secret: str, tokens: PortalTokenLookup, now: datetime) -> PortalPrincipal:
+def authenticate_portal(secret: str, tokens: PortalTokenRepository, now: datetime) -> PortalPrincipal:
     principal = tokens.find_active(hash_portal_secret(secret), now)
     if principal is None:
         raise Unauthenticated("This link is unknown, expired or revoked.")

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from chalicelib.domain.accounts import Account
 from chalicelib.domain.communications import Communication, Recipient
+from chalicelib.domain.identity import PortalPrincipal
 
 
 class AccountRepository(Protocol):
@@ -40,6 +41,12 @@ class CommunicationRepository(Protocol):
         ...
 
     def postpone(self, account_id: str, communication_id: str, retry_at: datetime) -> None: ...
+
+
+class PortalTokenRepository(Protocol):
+    def find_active(self, token_hash: str, now: datetime) -> PortalPrincipal | None:
+        """The principal of a live link (known, not revoked, not expired), else None."""
+        ...
 
 
 class MessageQueue(Protocol):
