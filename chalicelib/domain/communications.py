@@ -31,6 +31,23 @@ class CommunicationKind(StrEnum):
     ACCOUNT_WELCOME = "account_welcome"
 
 
+GOVERNED_KINDS: frozenset[CommunicationKind] = frozenset(
+    {
+        CommunicationKind.MANUAL,
+        CommunicationKind.UNPAID_CALL,
+        CommunicationKind.UNPAID_REMINDER,
+        CommunicationKind.FORMAL_NOTICE,
+        CommunicationKind.SUSPENSION_NOTICE,
+        CommunicationKind.TERMINATION_NOTICE,
+        CommunicationKind.DOCUMENTS_CALL,
+        CommunicationKind.DOCUMENTS_REMINDER,
+        CommunicationKind.MAILING,
+    }
+)
+"""The nine kinds the partner communication rules address (API.md "Communication kinds"); the others
+always go to the client, the invited person or the account."""
+
+
 class CommunicationStatus(StrEnum):
     QUEUED = "queued"
     SENT = "sent"
@@ -45,6 +62,16 @@ class Recipient:
     name: str
     email: str | None
     party: str
+
+
+@dataclass(frozen=True)
+class TemplateSource:
+    """A subject and a body written as Jinja2 templates (`chalicelib.domain.templates` checks and renders
+    them). A communication carries staff-written ones (an automation's, a manual email's) so that editing
+    their source later does not change an email already decided."""
+
+    subject: str
+    body: str
 
 
 @dataclass(frozen=True)
@@ -63,6 +90,8 @@ class Communication:
     sent_at: datetime | None = None
     provider_message_id: str | None = None
     status_reason: str | None = None
+    template: TemplateSource | None = None
+    """None: the kind's French default template."""
 
     @property
     def deliverable_to(self) -> tuple[Recipient, ...]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from chalicelib.domain.communications import Communication, CommunicationStatus
 from chalicelib.domain.errors import InvalidInput
-from chalicelib.domain.templates import DEFAULT_TEMPLATES, TemplateError, render
+from chalicelib.domain.templates import TemplateError, render_kind
 from chalicelib.observability import logger
 from chalicelib.services.ports import (
     CommunicationRepository,
@@ -74,7 +74,7 @@ def deliver(
         logger.info("communication skipped: nobody to write to", extra=log_keys)
         return settled.status
     try:
-        rendered = render(DEFAULT_TEMPLATES[communication.kind], communication.variables)
+        rendered = render_kind(communication.kind, communication.variables, communication.template)
     except (KeyError, TemplateError) as exc:
         settled = communication.failed(f"template could not be rendered: {exc}")
         repository.settle(settled)

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from chalicelib.domain.accounts import Account
-from chalicelib.domain.communications import Communication, CommunicationKind, CommunicationStatus, Recipient
+from chalicelib.domain.communications import (
+    Communication,
+    CommunicationKind,
+    CommunicationStatus,
+    Recipient,
+    TemplateSource,
+)
 from chalicelib.domain.errors import Conflict, StaleVersion
 from chalicelib.domain.plans import Plan, Trial
 
@@ -117,3 +123,14 @@ def test_a_failed_communication_keeps_its_reason(store: tuple[Any, Any]) -> None
     read = communications.get("01ACCOUNT", "cm_1")
     assert read.status is CommunicationStatus.FAILED
     assert read.status_reason == "refused by the mail provider: MessageRejected"
+
+
+def test_a_communication_keeps_the_staff_written_template_it_was_decided_with(store: tuple[Any, Any]) -> None:
+    _, communications = store
+    template = TemplateSource(subject="Votre dossier {{ dossier.reference }}", body="<p>Bonjour</p>")
+    communications.add(replace(_communication(), template=template), retry_at=NOW)
+    read = communications.get("01ACCOUNT", "cm_1")
+    assert read is not None
+    assert read.template == template
+    communications.add(_communication("cm_2"), retry_at=NOW)
+    assert communications.get("01ACCOUNT", "cm_2").template is None

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib.domain.communications import Communication, CommunicationKind, CommunicationStatus, Recipient
+from chalicelib.domain.communications import (
+    Communication,
+    CommunicationKind,
+    CommunicationStatus,
+    Recipient,
+    TemplateSource,
+)
 from chalicelib.domain.plans import Plan
 from chalicelib.services import accounts as account_service
 from chalicelib.services.communications import (
@@ -132,3 +139,15 @@ def test_a_delivery_message_without_its_keys_is_refused() -> None:
 
     with pytest.raises(InvalidInput):
         DeliveryRequest.from_message({"account_id": "A1"})
+
+
+def test_a_communication_with_its_own_template_is_rendered_from_it_not_from_the_default() -> None:
+    communications, mailer = FakeCommunicationRepository(), FakeMailer()
+    own = replace(
+        _welcome(),
+        template=TemplateSource(subject="Ouverture de {{ account.name }}", body="Bienvenue chez nous."),
+    )
+    queue_communication(own, communications, FakeQueue(), NOW)
+    deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, NOW)
+    [email] = mailer.sent
+    assert (email.subject, email.text) == ("Ouverture de Cabinet Martin", "Bienvenue chez nous.\n")

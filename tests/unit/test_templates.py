@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal
+
 import pytest
 
 from chalicelib.domain.communications import CommunicationKind
-from chalicelib.domain.templates import DEFAULT_TEMPLATES, TemplateError, TemplateSource, render
+from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.formatting import french_amount, french_date
+from chalicelib.domain.templates import (
+    DEFAULT_TEMPLATES,
+    KIND_VARIABLES,
+    TemplateError,
+    TemplateSource,
+    render,
+    render_kind,
+    validate_template,
+)
 from chalicelib.domain.validation import email_issue, name_issue
 
 
@@ -73,3 +86,150 @@ def test_malformed_or_injected_email_addresses_are_refused(address: str) -> None
 )
 def test_names_that_could_break_a_header_are_refused(name: str, issue: str) -> None:
     assert name_issue(name) == issue
+
+
+@pytest.mark.parametrize("kind", list(CommunicationKind))
+def test_every_kind_has_a_french_default_that_its_own_whitelist_accepts(kind: CommunicationKind) -> None:
+    template = DEFAULT_TEMPLATES[kind]
+    validate_template(kind, template)
+    email = render_kind(kind, {name: f"<{name}>" for name in KIND_VARIABLES[kind]})
+    assert email.subject
+    assert "Bonjour" in email.text or "Bienvenue" in email.subject
+
+
+def test_a_variable_the_kind_offers_but_this_email_lacks_renders_empty() -> None:
+    email = render_kind(CommunicationKind.DOCUMENT_REJECTED, {"document.label": "Avis d'imposition"})
+    assert "« Avis d'imposition »" in email.text
+    assert "Motif" not in email.text
+    assert "espace sécurisé" not in email.text
+
+
+def test_the_portal_link_of_a_dossier_email_is_clickable_in_html_and_readable_in_text() -> None:
+    link = "https://relais.example/p#token=abc"
+    email = render_kind(CommunicationKind.CONTRIBUTOR_INVITED, {"dossier.portal_link": link})
+    assert f'<a href="{link}">' in email.html
+    assert link in email.text
+
+
+def test_the_formal_notice_cites_l113_3_the_amount_the_due_date_and_what_follows() -> None:
+    email = render_kind(
+        CommunicationKind.FORMAL_NOTICE,
+        {
+            "installment.amount": "84,20\u00a0€",
+            "installment.due_date": "01/03/2027",
+            "contract.reference": "HAB-2027-001",
+            "recipient.name": "Jean Dupont",
+            "recipient.party": "client",
+        },
+    )
+    assert "Mise en demeure" in email.subject
+    for words in ("L113-3", "84,20\u00a0€", "01/03/2027", "trente jours", "suspendues", "résilier"):
+        assert words in email.text
+    assert email.text.startswith("Bonjour Jean Dupont,")
+
+
+def test_a_notice_to_an_apporteur_greets_him_and_names_his_client() -> None:
+    email = render_kind(
+        CommunicationKind.UNPAID_REMINDER,
+        {"recipient.name": "Courtage Ouest", "recipient.party": "apporteur", "client.name": "Jean Dupont"},
+    )
+    assert email.text.startswith("Bonjour Courtage Ouest,")
+    assert "de votre client Jean Dupont" in email.text
+
+
+@pytest.mark.parametrize(
+    ("kind", "offered", "refused"),
+    [
+        (CommunicationKind.MANUAL, "client.name", "installment.amount"),
+        (CommunicationKind.DOSSIER_CREATED, "dossier.portal_link", "document.comment"),
+        (CommunicationKind.ACCOUNT_WELCOME, "account.name", "recipient.name"),
+        (CommunicationKind.CONTRIBUTOR_INVITED, "role.name", "recipient.party"),
+        (CommunicationKind.MAILING, "project.reference", "expected_document.label"),
+    ],
+)
+def test_each_kind_offers_its_own_variables_only(kind: CommunicationKind, offered: str, refused: str) -> None:
+    validate_template(kind, TemplateSource(subject="{{ account.name }}", body="{{ " + offered + " }}"))
+    with pytest.raises(InvalidInput) as refusal:
+        validate_template(kind, TemplateSource(subject="Objet", body="{{ " + refused + " }}"))
+    assert [(d.field, d.issue) for d in refusal.value.details] == [
+        ("body", f"uses `{refused}`, which this kind does not offer")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("source", "named"),
+    [
+        ("{{ account.name.__class__.__mro__ }}", "`account.name.__class__.__mro__`"),
+        ("{{ account.__class__ }}", "account.__class__"),
+        ("{{ ''.__class__ }}", "__class__"),
+        ("{{ lipsum }}", "lipsum"),
+        ("{{ cycler.__init__.__globals__ }}", "__globals__"),
+        ("{{ account.name.upper() }}", "Call"),
+        ("{{ account['name'] }}", "Getitem"),
+        ("{{ account|attr('__class__') }}", "attr"),
+        ("{% for x in account %}{{ x }}{% endfor %}", "For"),
+        ("{% set x = 1 %}", "Assign"),
+        ("{% include 'etc/passwd' %}", "Include"),
+        ("{% macro m() %}{% endmacro %}", "Macro"),
+        ("{{ 7 * 7 }}", "Mul"),
+    ],
+)
+def test_sandbox_escapes_are_refused_when_the_template_is_saved(source: str, named: str) -> None:
+    with pytest.raises(InvalidInput) as refusal:
+        validate_template(CommunicationKind.MANUAL, TemplateSource(subject="Objet", body=source))
+    assert refusal.value.details[0].field == "body"
+    assert named in refusal.value.details[0].issue
+
+
+def test_a_template_that_does_not_compile_is_refused_naming_the_field_and_line() -> None:
+    with pytest.raises(InvalidInput) as refusal:
+        validate_template(
+            CommunicationKind.MANUAL, TemplateSource(subject="Bonjour {{ client.name", body="ok")
+        )
+    [issue] = refusal.value.details
+    assert issue.field == "subject"
+    assert issue.issue.startswith("is not a valid template (line 1)")
+
+
+def test_blank_and_oversized_templates_are_refused_with_a_prefix_naming_where_they_sit() -> None:
+    with pytest.raises(InvalidInput) as refusal:
+        validate_template(
+            CommunicationKind.FORMAL_NOTICE,
+            TemplateSource(subject=" ", body="x" * 20_001),
+            field_prefix="templates.formal_notice.",
+        )
+    assert [(d.field, d.issue) for d in refusal.value.details] == [
+        ("templates.formal_notice.subject", "must not be blank"),
+        ("templates.formal_notice.body", "must be at most 20000 characters"),
+    ]
+
+
+def test_conditions_comparisons_and_plain_filters_are_allowed() -> None:
+    template = TemplateSource(
+        subject="{{ client.name|upper }}",
+        body="{% if recipient.party == 'apporteur' %}Pour {{ client.name|default('vous') }}{% endif %}",
+    )
+    validate_template(CommunicationKind.MANUAL, template)
+    email = render_kind(
+        CommunicationKind.MANUAL, {"client.name": "Durand", "recipient.party": "apporteur"}, template
+    )
+    assert (email.subject, email.text) == ("DURAND", "Pour Durand\n")
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "text"),
+    [
+        ("84.2", "EUR", "84,20\u00a0€"),
+        ("1234.5", "EUR", "1\u202f234,50\u00a0€"),
+        ("1234567.891", "EUR", "1\u202f234\u202f567,89\u00a0€"),
+        ("0", "EUR", "0,00\u00a0€"),
+        ("999.995", "EUR", "1\u202f000,00\u00a0€"),
+        ("12", "USD", "12,00\u00a0$"),
+    ],
+)
+def test_amounts_read_the_french_way(amount: str, currency: str, text: str) -> None:
+    assert french_amount(Decimal(amount), currency) == text
+
+
+def test_dates_read_day_month_year() -> None:
+    assert french_date(date(2027, 3, 1)) == "01/03/2027"

@@ -78,6 +78,7 @@ class CommunicationItem(_TableModel):
     sent_at = UTCDateTimeAttribute(null=True)
     provider_message_id = UnicodeAttribute(null=True)
     status_reason = UnicodeAttribute(null=True)
+    template = JSONAttribute(null=True)
     due_pk = UnicodeAttribute(null=True, attr_name="DUEPK")
     due_sk = UnicodeAttribute(null=True, attr_name="DUESK")
     due_index = DueIndex()

@@ -17,6 +17,7 @@ from chalicelib.domain.communications import (
     CommunicationKind,
     CommunicationStatus,
     Recipient,
+    TemplateSource,
 )
 from chalicelib.domain.errors import Conflict, StaleVersion
 from chalicelib.domain.identity import PortalPrincipal
@@ -116,6 +117,10 @@ def _raw_recipients(recipients: tuple[Recipient, ...]) -> list[dict[str, Any]]:
     return [{"name": r.name, "email": r.email, "party": r.party} for r in recipients]
 
 
+def _raw_template(template: TemplateSource | None) -> dict[str, str] | None:
+    return None if template is None else {"subject": template.subject, "body": template.body}
+
+
 class DynamoCommunicationRepository:
     def add(self, communication: Communication, retry_at: datetime) -> bool:
         item = CommunicationItem(
@@ -129,6 +134,7 @@ class DynamoCommunicationRepository:
             to=_raw_recipients(communication.to),
             cc=_raw_recipients(communication.cc),
             variables=communication.variables,
+            template=_raw_template(communication.template),
             created_at=communication.created_at,
             due_pk=_due_shard(communication.id),
             due_sk=_due_sort_key(retry_at, communication.account_id, communication.id),
@@ -161,6 +167,7 @@ class DynamoCommunicationRepository:
             sent_at=item.sent_at,
             provider_message_id=item.provider_message_id,
             status_reason=item.status_reason,
+            template=TemplateSource(**item.template) if item.template else None,
         )
 
     def settle(self, communication: Communication) -> None:
