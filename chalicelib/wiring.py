@@ -20,7 +20,8 @@ from chalicelib.config import Settings, settings
 from chalicelib.services.identity import StaffTokenVerifier
 from chalicelib.services.ports import Mailer
 
-IDEMPOTENCY_PARTITION = "IDEMPOTENCY#communications"
+IDEMPOTENCY_SHARDS = 16
+"""Idempotency records spread over this many partitions per store (see adapters/idempotency.py)."""
 
 
 def utc_now() -> datetime:
@@ -71,18 +72,28 @@ class Container:
             self.client("sesv2"), self.settings.from_address, self.settings.ses_configuration_set
         )
 
-    @cached_property
-    def idempotency_store(self) -> Any:
-        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+    def _idempotency_store(self, partition: str) -> Any:
+        from chalicelib.adapters.idempotency import ShardedDynamoDBPersistenceLayer
 
-        return DynamoDBPersistenceLayer(
+        return ShardedDynamoDBPersistenceLayer(
+            shards=IDEMPOTENCY_SHARDS,
             table_name=self.settings.table_name,
             key_attr="PK",
             sort_key_attr="SK",
-            static_pk_value=IDEMPOTENCY_PARTITION,
+            static_pk_value=partition,
             expiry_attr="ttl",
             boto3_client=self.client("dynamodb"),
         )
+
+    @cached_property
+    def idempotency_store(self) -> Any:
+        """Once-only delivery of communications (the worker)."""
+        return self._idempotency_store("IDEMPOTENCY#communications")
+
+    @cached_property
+    def request_idempotency_store(self) -> Any:
+        """Replays of creating POSTs sent with an `Idempotency-Key` header (the API)."""
+        return self._idempotency_store("IDEMPOTENCY#requests")
 
     @cached_property
     def staff_tokens(self) -> StaffTokenVerifier:

@@ -7,7 +7,7 @@ Key design (every key but the portal token's starts with the account, so no quer
 | account           | ACCOUNT#<account_id>      | ACCOUNT            |                                     |
 | communication     | ACCOUNT#<account_id>      | COMM#<comm_id>     | while queued: DUE#<shard> / <at>#.. |
 | portal token      | PORTALTOKEN#<sha256>      | PORTALTOKEN        |                                     |
-| idempotency (PT)  | IDEMPOTENCY#<function>    | <hash>             |                                     |
+| idempotency (PT)  | IDEMPOTENCY#<store>#<n>   | <hash>             |                                     |
 
 The `due` GSI holds only items with a pending step and is sharded (`DUE#0`..`DUE#7`) so that no single
 partition takes every schedule; the tick queries each shard for what is due, never the portfolio.
