@@ -13,6 +13,7 @@ from chalice.app import Chalice, CloudWatchEvent, SQSEvent
 
 from chalicelib.api.accounts import accounts
 from chalicelib.api.authorizers import authorizers
+from chalicelib.api.dunning import dunning
 from chalicelib.api.middleware import http_middleware
 from chalicelib.config import COMMUNICATIONS_QUEUE
 
@@ -20,6 +21,7 @@ app = Chalice(app_name="relais", configure_logs=False)
 app.register_middleware(http_middleware, "http")
 app.register_blueprint(authorizers)
 app.register_blueprint(accounts)
+app.register_blueprint(dunning)
 
 if os.environ.get("RELAIS_STAGE") == "local":
     from chalicelib.api.local import local

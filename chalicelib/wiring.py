@@ -10,6 +10,7 @@ from functools import cached_property
 from typing import Any
 
 from chalicelib.adapters.dynamodb import models
+from chalicelib.adapters.dynamodb.dunning import DynamoDunningPolicyRepository
 from chalicelib.adapters.dynamodb.repositories import (
     DynamoAccountRepository,
     DynamoCommunicationRepository,
@@ -59,6 +60,10 @@ class Container:
     @cached_property
     def portal_tokens(self) -> DynamoPortalTokenRepository:
         return DynamoPortalTokenRepository()
+
+    @cached_property
+    def dunning_policies(self) -> DynamoDunningPolicyRepository:
+        return DynamoDunningPolicyRepository()
 
     @cached_property
     def communications_queue(self) -> SqsQueue:

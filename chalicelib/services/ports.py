@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from chalicelib.domain.accounts import Account
 from chalicelib.domain.communications import Communication, Recipient
+from chalicelib.domain.dunning import DunningPolicy
 from chalicelib.domain.identity import PortalPrincipal
 
 
@@ -21,6 +22,16 @@ class AccountRepository(Protocol):
 
     def save(self, account: Account) -> Account:
         """Write a changed account; raises StaleVersion if it changed since it was read."""
+        ...
+
+
+class DunningPolicyRepository(Protocol):
+    def get(self, account_id: str) -> DunningPolicy | None:
+        """The account's policy, or None while it never saved one (the defaults apply)."""
+        ...
+
+    def save(self, account_id: str, policy: DunningPolicy) -> DunningPolicy:
+        """Store the whole policy; StaleVersion when it changed since `policy.version` was read."""
         ...
 
 

@@ -6,6 +6,7 @@ Key design (every key but the portal token's starts with the account, so no quer
 |-------------------|---------------------------|--------------------|-------------------------------------|
 | account           | ACCOUNT#<account_id>      | ACCOUNT            |                                     |
 | communication     | ACCOUNT#<account_id>      | COMM#<comm_id>     | while queued: DUE#<shard> / <at>#.. |
+| dunning policy    | ACCOUNT#<account_id>      | DUNNING_POLICY     |                                     |
 | portal token      | PORTALTOKEN#<sha256>      | PORTALTOKEN        |                                     |
 | idempotency (PT)  | IDEMPOTENCY#<store>#<n>   | <hash>             |                                     |
 
@@ -84,6 +85,13 @@ class CommunicationItem(_TableModel):
     due_index = DueIndex()
 
 
+class DunningPolicyItem(_TableModel):
+    unpaid = JSONAttribute(default=dict)
+    documents = JSONAttribute(default=dict)
+    templates = JSONAttribute(default=dict)
+    version = VersionAttribute()
+
+
 class PortalTokenItem(_TableModel):
     account_id = UnicodeAttribute()
     dossier_id = UnicodeAttribute()
@@ -93,7 +101,7 @@ class PortalTokenItem(_TableModel):
     ttl = NumberAttribute(null=True)
 
 
-MODELS: tuple[type[_TableModel], ...] = (AccountItem, CommunicationItem, PortalTokenItem)
+MODELS: tuple[type[_TableModel], ...] = (AccountItem, CommunicationItem, DunningPolicyItem, PortalTokenItem)
 
 
 def bind(table_name: str, region: str) -> None:
