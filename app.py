@@ -15,7 +15,7 @@ from chalicelib.api.accounts import accounts
 from chalicelib.api.authorizers import authorizers
 from chalicelib.api.dunning import dunning
 from chalicelib.api.middleware import http_middleware
-from chalicelib.config import COMMUNICATIONS_QUEUE
+from chalicelib.config import COMMUNICATIONS_QUEUE, SES_EVENTS_QUEUE
 
 app = Chalice(app_name="relais", configure_logs=False)
 app.register_middleware(http_middleware, "http")
@@ -34,6 +34,13 @@ def communications_worker(event: SQSEvent) -> dict[str, Any]:
     from chalicelib.handlers import communications_worker as worker
 
     return worker.handle(event.to_dict(), event.context)
+
+
+@app.on_sqs_message(queue=SES_EVENTS_QUEUE, batch_size=10)
+def ses_events(event: SQSEvent) -> dict[str, Any]:
+    from chalicelib.handlers import ses_events as handler
+
+    return handler.handle(event.to_dict(), event.context)
 
 
 @app.schedule("rate(1 hour)")

@@ -16,8 +16,9 @@ from chalicelib.adapters.dynamodb.repositories import (
     DynamoCommunicationRepository,
     DynamoPortalTokenRepository,
 )
+from chalicelib.adapters.dynamodb.suppressions import DynamoSuppressionRepository
 from chalicelib.adapters.sqs import SqsQueue
-from chalicelib.config import Settings, settings
+from chalicelib.config import SES_EVENTS_QUEUE, Settings, settings
 from chalicelib.services.identity import StaffTokenVerifier
 from chalicelib.services.ports import Mailer
 
@@ -66,6 +67,10 @@ class Container:
         return DynamoDunningPolicyRepository()
 
     @cached_property
+    def suppressions(self) -> DynamoSuppressionRepository:
+        return DynamoSuppressionRepository()
+
+    @cached_property
     def communications_queue(self) -> SqsQueue:
         return SqsQueue(self.client("sqs"), self.settings.communications_queue)
 
@@ -73,9 +78,18 @@ class Container:
     def mailer(self) -> Mailer:
         from chalicelib.adapters.ses import SesMailer
 
-        return SesMailer(
+        mailer = SesMailer(
             self.client("sesv2"), self.settings.from_address, self.settings.ses_configuration_set
         )
+        if self.settings.stage != "local":
+            return mailer
+        from chalicelib.local.ses_simulator import MailboxSimulator
+
+        return MailboxSimulator(mailer, self.ses_events_queue, self.settings.region)
+
+    @cached_property
+    def ses_events_queue(self) -> SqsQueue:
+        return SqsQueue(self.client("sqs"), SES_EVENTS_QUEUE)
 
     def _idempotency_store(self, partition: str) -> Any:
         from chalicelib.adapters.idempotency import ShardedDynamoDBPersistenceLayer

@@ -95,3 +95,18 @@ class FakeMailer:
             raise MailRejected(self.reject_with)
         self.sent.append(email)
         return f"ses-{len(self.sent)}"
+
+
+class FakeSuppressionList:
+    def __init__(self, *addresses: str) -> None:
+        self.reasons: dict[tuple[str, str], str] = {}
+        for address in addresses:
+            self.reasons[("A1", address)] = "bounce: Permanent/General"
+
+    def add(
+        self, account_id: str, address: str, reason: str, communication_id: str | None, at: datetime
+    ) -> None:
+        self.reasons[(account_id, address)] = reason
+
+    def suppressed(self, account_id: str, addresses: Iterable[str]) -> set[str]:
+        return {a for a in addresses if (account_id, a) in self.reasons}

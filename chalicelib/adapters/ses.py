@@ -60,6 +60,7 @@ class SesMailer:
             },
             "Content": {"Raw": {"Data": raw}},
             "EmailTags": [
+                {"Name": "account", "Value": email.account_id},
                 {"Name": "kind", "Value": email.kind},
                 {"Name": "communication", "Value": email.communication_id},
             ],

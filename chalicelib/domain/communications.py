@@ -117,6 +117,13 @@ class Communication:
     def failed(self, reason: str) -> Communication:
         return replace(self, status=CommunicationStatus.FAILED, status_reason=reason)
 
+    def with_feedback(self, status: CommunicationStatus, reason: str) -> Communication:
+        """A bounce or a complaint reported after sending. A complaint is never downgraded to a bounce:
+        it is the stronger signal, and both orders of arrival must end alike."""
+        if self.status is CommunicationStatus.COMPLAINED and status is not CommunicationStatus.COMPLAINED:
+            return self
+        return replace(self, status=status, status_reason=reason)
+
 
 def communication_id(account_id: str, subject_entity: str, step: str) -> str:
     """The deterministic key of one email: same account, entity and step, same communication."""

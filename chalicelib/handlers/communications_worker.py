@@ -29,7 +29,11 @@ IDEMPOTENCY = IdempotencyConfig(
 def _deliver(message: dict[str, Any]) -> dict[str, Any]:
     services = container()
     status = deliver(
-        DeliveryRequest.from_message(message), services.communications, services.mailer, services.now()
+        DeliveryRequest.from_message(message),
+        services.communications,
+        services.mailer,
+        services.suppressions,
+        services.now(),
     )
     return {"status": status.value if status else None}
 

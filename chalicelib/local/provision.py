@@ -17,7 +17,14 @@ from typing import Any
 import yaml
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "resources.yaml"
-DEPLOYED_ONLY = {"AWS::ApiGateway::GatewayResponse", "AWS::Serverless::Function"}
+DEPLOYED_ONLY = {
+    "AWS::ApiGateway::GatewayResponse",
+    "AWS::Serverless::Function",
+    # SES → EventBridge → SQS: the local stage plays SES's events itself (chalicelib/local/ses_simulator.py).
+    "AWS::SES::ConfigurationSetEventDestination",
+    "AWS::Events::Rule",
+    "AWS::SQS::QueuePolicy",
+}
 
 
 class _CfnLoader(yaml.SafeLoader):

@@ -14,7 +14,7 @@ from typing import Any
 from chalice.local import LambdaContext
 
 from chalicelib.adapters.sqs import SqsQueue
-from chalicelib.handlers import communications_worker
+from chalicelib.handlers import communications_worker, ses_events
 from chalicelib.observability import logger
 from chalicelib.wiring import container
 
@@ -25,7 +25,11 @@ _pump_lock = threading.Lock()
 def _handlers() -> list[tuple[SqsQueue, str, QueueHandler]]:
     """(queue, function name, handler), as the event source mappings of the deployed stack. The queues are
     the container's own adapters, so their URLs are looked up once, not on every drain."""
-    return [(container().communications_queue, "communications_worker", communications_worker.handle)]
+    services = container()
+    return [
+        (services.communications_queue, "communications_worker", communications_worker.handle),
+        (services.ses_events_queue, "ses_events", ses_events.handle),
+    ]
 
 
 def _as_lambda_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
@@ -69,7 +73,14 @@ def _pump_queue(sqs: Any, queue: SqsQueue, function_name: str, handler: QueueHan
 
 
 def drain() -> int:
-    """Deliver every message waiting on every queue now; returns how many were processed."""
+    """Deliver every message waiting on every queue now, including those queued meanwhile (an email's
+    bounce event, a bulk job's next chunk), until a whole pass finds every queue empty; returns how many
+    messages were processed."""
     sqs = container().client("sqs")
+    processed = 0
     with _pump_lock:
-        return sum(_pump_queue(sqs, queue, name, handler) for queue, name, handler in _handlers())
+        while True:
+            this_pass = sum(_pump_queue(sqs, queue, name, handler) for queue, name, handler in _handlers())
+            if not this_pass:
+                return processed
+            processed += this_pass

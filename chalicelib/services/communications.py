@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib.domain.communications import Communication, CommunicationStatus
+from chalicelib.domain.communications import Communication, CommunicationStatus, Recipient
+from chalicelib.domain.deliverability import normalize_address
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.templates import TemplateError, render_kind
 from chalicelib.observability import logger
@@ -21,6 +22,7 @@ from chalicelib.services.ports import (
     MailRejected,
     MessageQueue,
     OutgoingEmail,
+    SuppressionList,
 )
 
 RETRY_AFTER = timedelta(minutes=5)
@@ -54,10 +56,16 @@ def queue_communication(
 
 
 def deliver(
-    request: DeliveryRequest, repository: CommunicationRepository, mailer: Mailer, now: datetime
+    request: DeliveryRequest,
+    repository: CommunicationRepository,
+    mailer: Mailer,
+    suppressions: SuppressionList,
+    now: datetime,
 ) -> CommunicationStatus | None:
     """Render and send one queued communication, and record the outcome.
 
+    Addresses on the account's suppression list (a permanent bounce, a complaint) are left out; when they
+    were the whole To, a remaining Cc takes it; when nobody remains the communication is `skipped`.
     MailerThrottled is left to propagate: the message returns to the queue and is tried again later.
     Returns the final status, or None when there was nothing to do.
     """
@@ -68,10 +76,17 @@ def deliver(
     if communication.status is not CommunicationStatus.QUEUED:
         return None
     log_keys = {"communication_id": communication.id, "kind": communication.kind.value}
-    if not communication.deliverable_to:
-        settled = communication.skipped("no recipient has an email address")
+    to, cc = _reachable(communication, suppressions)
+    if not to:
+        everyone_suppressed = bool(communication.deliverable_to or communication.deliverable_cc)
+        reason = (
+            "every recipient is on the suppression list (bounced or complained)"
+            if everyone_suppressed
+            else "no recipient has an email address"
+        )
+        settled = communication.skipped(reason)
         repository.settle(settled)
-        logger.info("communication skipped: nobody to write to", extra=log_keys)
+        logger.info("communication skipped: nobody to write to", extra={**log_keys, "reason": reason})
         return settled.status
     try:
         rendered = render_kind(communication.kind, communication.variables, communication.template)
@@ -81,12 +96,13 @@ def deliver(
         logger.error("communication template failed", extra=log_keys)
         return settled.status
     email = OutgoingEmail(
+        account_id=communication.account_id,
         communication_id=communication.id,
         kind=communication.kind.value,
         sender_name=communication.sender_name,
         reply_to=communication.reply_to,
-        to=communication.deliverable_to,
-        cc=communication.deliverable_cc,
+        to=to,
+        cc=cc,
         subject=rendered.subject,
         text=rendered.text,
         html=rendered.html,
@@ -102,6 +118,21 @@ def deliver(
     repository.settle(communication.sent(rendered.subject, message_id, now))
     logger.info("communication sent", extra=log_keys)
     return CommunicationStatus.SENT
+
+
+def _reachable(
+    communication: Communication, suppressions: SuppressionList
+) -> tuple[tuple[Recipient, ...], tuple[Recipient, ...]]:
+    """To and Cc without the suppressed addresses (one lookup for all of them)."""
+    candidates = (*communication.deliverable_to, *communication.deliverable_cc)
+    if not candidates:
+        return (), ()
+    blocked = suppressions.suppressed(
+        communication.account_id, [normalize_address(str(r.email)) for r in candidates]
+    )
+    to = tuple(r for r in communication.deliverable_to if normalize_address(str(r.email)) not in blocked)
+    cc = tuple(r for r in communication.deliverable_cc if normalize_address(str(r.email)) not in blocked)
+    return (to, cc) if to else (cc, ())
 
 
 def requeue_forgotten(

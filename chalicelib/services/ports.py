@@ -54,6 +54,18 @@ class CommunicationRepository(Protocol):
     def postpone(self, account_id: str, communication_id: str, retry_at: datetime) -> None: ...
 
 
+class SuppressionList(Protocol):
+    """Addresses an account may no longer write to (a permanent bounce or a complaint)."""
+
+    def add(
+        self, account_id: str, address: str, reason: str, communication_id: str | None, at: datetime
+    ) -> None: ...
+
+    def suppressed(self, account_id: str, addresses: Iterable[str]) -> set[str]:
+        """Which of these normalized addresses are suppressed."""
+        ...
+
+
 class PortalTokenRepository(Protocol):
     def find_active(self, token_hash: str, now: datetime) -> PortalPrincipal | None:
         """The principal of a live link (known, not revoked, not expired), else None."""
@@ -68,6 +80,7 @@ class MessageQueue(Protocol):
 
 @dataclass(frozen=True)
 class OutgoingEmail:
+    account_id: str
     communication_id: str
     kind: str
     sender_name: str

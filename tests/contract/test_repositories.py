@@ -18,6 +18,7 @@ from chalicelib.domain.communications import (
 )
 from chalicelib.domain.errors import Conflict, StaleVersion
 from chalicelib.domain.plans import Plan, Trial
+from tests.fakes import FakeSuppressionList
 
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 
@@ -134,3 +135,20 @@ def test_a_communication_keeps_the_staff_written_template_it_was_decided_with(st
     assert read.template == template
     communications.add(_communication("cm_2"), retry_at=NOW)
     assert communications.get("01ACCOUNT", "cm_2").template is None
+
+
+@pytest.fixture(params=["fake", "dynamodb"])
+def suppressions(request: pytest.FixtureRequest) -> Any:
+    if request.param == "fake":
+        return FakeSuppressionList()
+    return request.getfixturevalue("aws").suppressions
+
+
+def test_a_suppressed_address_is_found_for_its_account_only_and_suppressing_twice_keeps_one(
+    suppressions: Any,
+) -> None:
+    suppressions.add("01ACCOUNT", "jean@dupont.fr", "bounce: Permanent/General", "cm_1", NOW)
+    suppressions.add("01ACCOUNT", "jean@dupont.fr", "complaint: abuse", "cm_2", NOW)
+    assert suppressions.suppressed("01ACCOUNT", ["jean@dupont.fr", "lea@martin.fr"]) == {"jean@dupont.fr"}
+    assert suppressions.suppressed("01OTHER", ["jean@dupont.fr"]) == set()
+    assert suppressions.suppressed("01ACCOUNT", []) == set()

@@ -57,6 +57,7 @@ def test_the_communications_worker_reports_partial_batch_failures_from_its_own_q
     assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert source["Properties"]["Queue"]["Fn::Sub"].endswith(":relais-communications")
     assert template["Resources"]["CommunicationsWorker"]["DependsOn"] == ["CommunicationsQueue"]
+    assert source["Properties"]["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "EmailWorkerConcurrency"}}
 
 
 def test_every_queue_has_a_dead_letter_queue(template: dict[str, Any]) -> None:
@@ -107,3 +108,17 @@ def test_what_the_local_stack_creates_is_exactly_what_is_deployed(template: dict
     )
     for name, resource in created_locally.items():
         assert template["Resources"][name] == resource, name
+
+
+def test_ses_bounces_and_complaints_reach_the_ses_events_worker_which_reports_partial_failures(
+    template: dict[str, Any],
+) -> None:
+    resources = template["Resources"]
+    source = resources["SesEvents"]["Properties"]["Events"]["SesEventsSqsEventSource"]["Properties"]
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["Queue"]["Fn::Sub"].endswith(":relais-ses-events")
+    destination = resources["EmailFeedbackDestination"]["Properties"]["EventDestination"]
+    assert sorted(destination["MatchingEventTypes"]) == ["bounce", "complaint"]
+    rule = resources["EmailFeedbackRule"]["Properties"]
+    assert rule["EventPattern"]["source"] == ["aws.ses"]
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["SesEventsQueue", "Arn"]}

@@ -24,7 +24,13 @@ from chalicelib.services.communications import (
     requeue_forgotten,
 )
 from chalicelib.services.ports import MailerThrottled
-from tests.fakes import FakeAccountRepository, FakeCommunicationRepository, FakeMailer, FakeQueue
+from tests.fakes import (
+    FakeAccountRepository,
+    FakeCommunicationRepository,
+    FakeMailer,
+    FakeQueue,
+    FakeSuppressionList,
+)
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -69,7 +75,13 @@ def test_queuing_the_same_communication_twice_keeps_one_record() -> None:
 def test_delivering_renders_sends_and_records_the_outcome() -> None:
     communications, mailer = FakeCommunicationRepository(), FakeMailer()
     queue_communication(_welcome(), communications, FakeQueue(), NOW)
-    status = deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, NOW + timedelta(seconds=3))
+    status = deliver(
+        DeliveryRequest("A1", "cm_welcome"),
+        communications,
+        mailer,
+        FakeSuppressionList(),
+        NOW + timedelta(seconds=3),
+    )
     assert status is CommunicationStatus.SENT
     [email] = mailer.sent
     assert email.subject == "Bienvenue sur Relais, Cabinet Martin"
@@ -83,8 +95,11 @@ def test_delivering_renders_sends_and_records_the_outcome() -> None:
 def test_a_second_delivery_of_a_sent_communication_sends_nothing() -> None:
     communications, mailer = FakeCommunicationRepository(), FakeMailer()
     queue_communication(_welcome(), communications, FakeQueue(), NOW)
-    deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, NOW)
-    assert deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, NOW) is None
+    deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, FakeSuppressionList(), NOW)
+    assert (
+        deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, FakeSuppressionList(), NOW)
+        is None
+    )
     assert len(mailer.sent) == 1
 
 
@@ -92,10 +107,11 @@ def test_a_throttled_send_stays_queued_for_a_retry() -> None:
     communications, mailer = FakeCommunicationRepository(), FakeMailer(throttle_next=1)
     queue_communication(_welcome(), communications, FakeQueue(), NOW)
     with pytest.raises(MailerThrottled):
-        deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, NOW)
+        deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, FakeSuppressionList(), NOW)
     assert communications.get("A1", "cm_welcome").status is CommunicationStatus.QUEUED
     assert (
-        deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, NOW) is CommunicationStatus.SENT
+        deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, FakeSuppressionList(), NOW)
+        is CommunicationStatus.SENT
     )
 
 
@@ -103,7 +119,7 @@ def test_a_refused_send_is_recorded_as_failed_with_its_reason() -> None:
     communications, mailer = FakeCommunicationRepository(), FakeMailer(reject_with="MessageRejected")
     queue_communication(_welcome(), communications, FakeQueue(), NOW)
     assert (
-        deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, NOW)
+        deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, FakeSuppressionList(), NOW)
         is CommunicationStatus.FAILED
     )
     assert "MessageRejected" in (communications.get("A1", "cm_welcome").status_reason or "")
@@ -113,7 +129,7 @@ def test_a_communication_without_any_address_is_skipped_not_raised() -> None:
     communications, mailer = FakeCommunicationRepository(), FakeMailer()
     queue_communication(_welcome(to_email=None), communications, FakeQueue(), NOW)
     assert (
-        deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, NOW)
+        deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, FakeSuppressionList(), NOW)
         is CommunicationStatus.SKIPPED
     )
     assert mailer.sent == []
@@ -121,7 +137,16 @@ def test_a_communication_without_any_address_is_skipped_not_raised() -> None:
 
 def test_an_unknown_communication_is_acknowledged_without_sending() -> None:
     mailer = FakeMailer()
-    assert deliver(DeliveryRequest("A1", "cm_gone"), FakeCommunicationRepository(), mailer, NOW) is None
+    assert (
+        deliver(
+            DeliveryRequest("A1", "cm_gone"),
+            FakeCommunicationRepository(),
+            mailer,
+            FakeSuppressionList(),
+            NOW,
+        )
+        is None
+    )
     assert mailer.sent == []
 
 
@@ -148,6 +173,6 @@ def test_a_communication_with_its_own_template_is_rendered_from_it_not_from_the_
         template=TemplateSource(subject="Ouverture de {{ account.name }}", body="Bienvenue chez nous."),
     )
     queue_communication(own, communications, FakeQueue(), NOW)
-    deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, NOW)
+    deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, FakeSuppressionList(), NOW)
     [email] = mailer.sent
     assert (email.subject, email.text) == ("Ouverture de Cabinet Martin", "Bienvenue chez nous.\n")

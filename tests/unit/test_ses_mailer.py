@@ -14,6 +14,7 @@ from chalicelib.domain.communications import Recipient
 from chalicelib.services.ports import MailerThrottled, MailRejected, OutgoingEmail
 
 EMAIL = OutgoingEmail(
+    account_id="01ACCOUNT",
     communication_id="cm_42",
     kind="unpaid_call",
     sender_name="Cabinet Léa Martin",
@@ -48,6 +49,9 @@ def test_an_email_goes_out_as_mime_with_its_cc_reply_to_kind_and_configuration_s
     assert request["Destination"]["ToAddresses"] == ["Jean Dupont <jean@dupont.fr>"]
     assert request["Destination"]["CcAddresses"] == ["Apporteur Bernard <bernard@apport.fr>"]
     assert {"Name": "kind", "Value": "unpaid_call"} in request["EmailTags"]
+    # The tags come back in SES's bounce and complaint events: they lead to the communication.
+    assert {"Name": "account", "Value": "01ACCOUNT"} in request["EmailTags"]
+    assert {"Name": "communication", "Value": "cm_42"} in request["EmailTags"]
     mime = message_from_bytes(request["Content"]["Raw"]["Data"], policy=policy.default)
     assert mime["Subject"] == "Votre échéance du 1er mars"
     assert mime["From"] == "Cabinet Léa Martin <notifications@relais.example>"

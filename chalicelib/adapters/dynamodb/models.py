@@ -7,6 +7,7 @@ Key design (every key but the portal token's starts with the account, so no quer
 | account           | ACCOUNT#<account_id>      | ACCOUNT            |                                     |
 | communication     | ACCOUNT#<account_id>      | COMM#<comm_id>     | while queued: DUE#<shard> / <at>#.. |
 | dunning policy    | ACCOUNT#<account_id>      | DUNNING_POLICY     |                                     |
+| suppressed address| ACCOUNT#<account_id>      | SUPPRESSED#<email> |                                     |
 | portal token      | PORTALTOKEN#<sha256>      | PORTALTOKEN        |                                     |
 | idempotency (PT)  | IDEMPOTENCY#<store>#<n>   | <hash>             |                                     |
 
@@ -92,6 +93,13 @@ class DunningPolicyItem(_TableModel):
     version = VersionAttribute()
 
 
+class SuppressionItem(_TableModel):
+    address = UnicodeAttribute()
+    reason = UnicodeAttribute()
+    communication_id = UnicodeAttribute(null=True)
+    suppressed_at = UTCDateTimeAttribute()
+
+
 class PortalTokenItem(_TableModel):
     account_id = UnicodeAttribute()
     dossier_id = UnicodeAttribute()
@@ -101,7 +109,13 @@ class PortalTokenItem(_TableModel):
     ttl = NumberAttribute(null=True)
 
 
-MODELS: tuple[type[_TableModel], ...] = (AccountItem, CommunicationItem, DunningPolicyItem, PortalTokenItem)
+MODELS: tuple[type[_TableModel], ...] = (
+    AccountItem,
+    CommunicationItem,
+    DunningPolicyItem,
+    SuppressionItem,
+    PortalTokenItem,
+)
 
 
 def bind(table_name: str, region: str) -> None:

@@ -1,0 +1,38 @@
+"""SQS worker of the SES events queue: bounces and complaints update the communication and the account's
+suppression list. Recording an event is idempotent, so a redelivered message is harmless; an unreadable
+one is reported in `batchItemFailures` and ends in the DLQ after maxReceiveCount."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from chalicelib.domain.deliverability import parse_feedback
+from chalicelib.observability import logger
+from chalicelib.services.deliverability import record_feedback
+from chalicelib.wiring import container
+
+
+def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    services = container()
+
+    def record_handler(record: SQSRecord) -> None:
+        try:
+            feedback = parse_feedback(json.loads(record.body))
+        except (ValueError, TypeError):
+            logger.error(
+                "unreadable message on the SES events queue", extra={"message_id": record.message_id}
+            )
+            raise
+        if feedback is not None:
+            record_feedback(feedback, services.communications, services.suppressions, services.now())
+
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return dict(
+        process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    )
