@@ -15,6 +15,7 @@ from chalicelib.api.accounts import accounts
 from chalicelib.api.authorizers import authorizers
 from chalicelib.api.dunning import dunning
 from chalicelib.api.middleware import http_middleware
+from chalicelib.api.unsubscribe import unsubscribe
 from chalicelib.config import COMMUNICATIONS_QUEUE, SES_EVENTS_QUEUE
 
 app = Chalice(app_name="relais", configure_logs=False)
@@ -22,6 +23,7 @@ app.register_middleware(http_middleware, "http")
 app.register_blueprint(authorizers)
 app.register_blueprint(accounts)
 app.register_blueprint(dunning)
+app.register_blueprint(unsubscribe)
 
 if os.environ.get("RELAIS_STAGE") == "local":
     from chalicelib.api.local import local

@@ -35,6 +35,8 @@ class Settings:
     jwt_issuer: str | None
     jwt_audience: str | None
     ses_configuration_set: str | None
+    link_secret: str
+    """Signs the links that need no login (unsubscribe); rotating it voids every link already sent."""
 
 
 _REQUIRED = (
@@ -42,6 +44,7 @@ _REQUIRED = (
     "RELAIS_TABLE_NAME",
     "RELAIS_FROM_ADDRESS",
     "RELAIS_PORTAL_URL",
+    "RELAIS_LINK_SECRET",
 )
 
 
@@ -72,6 +75,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         jwt_issuer=environ.get("RELAIS_JWT_ISSUER") or None,
         jwt_audience=environ.get("RELAIS_JWT_AUDIENCE") or None,
         ses_configuration_set=environ.get("RELAIS_SES_CONFIGURATION_SET") or None,
+        link_secret=environ["RELAIS_LINK_SECRET"],
     )
 
 

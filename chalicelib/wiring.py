@@ -17,6 +17,7 @@ from chalicelib.adapters.dynamodb.repositories import (
     DynamoPortalTokenRepository,
 )
 from chalicelib.adapters.dynamodb.suppressions import DynamoSuppressionRepository
+from chalicelib.adapters.dynamodb.unsubscriptions import DynamoUnsubscriptionRepository
 from chalicelib.adapters.sqs import SqsQueue
 from chalicelib.config import SES_EVENTS_QUEUE, Settings, settings
 from chalicelib.services.identity import StaffTokenVerifier
@@ -69,6 +70,10 @@ class Container:
     @cached_property
     def suppressions(self) -> DynamoSuppressionRepository:
         return DynamoSuppressionRepository()
+
+    @cached_property
+    def unsubscriptions(self) -> DynamoUnsubscriptionRepository:
+        return DynamoUnsubscriptionRepository()
 
     @cached_property
     def communications_queue(self) -> SqsQueue:

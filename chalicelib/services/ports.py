@@ -11,6 +11,7 @@ from chalicelib.domain.accounts import Account
 from chalicelib.domain.communications import Communication, Recipient
 from chalicelib.domain.dunning import DunningPolicy
 from chalicelib.domain.identity import PortalPrincipal
+from chalicelib.domain.unsubscribe import Addressee
 
 
 class AccountRepository(Protocol):
@@ -63,6 +64,16 @@ class SuppressionList(Protocol):
 
     def suppressed(self, account_id: str, addresses: Iterable[str]) -> set[str]:
         """Which of these normalized addresses are suppressed."""
+        ...
+
+
+class UnsubscriptionRepository(Protocol):
+    def add(self, addressee: Addressee, at: datetime) -> bool:
+        """Record that the addressee left the account's mailings; False when it already had."""
+        ...
+
+    def unsubscribed(self, account_id: str, parties: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which (party, id) pairs no longer receive the account's mailings."""
         ...
 
 

@@ -223,7 +223,8 @@ def test_every_request_body_refuses_unknown_fields(
 ) -> None:
     open_bodies = []
     for operation, body in sorted(described.items()):
-        if "requestBody" not in body:
+        # Only JSON bodies are parsed field by field; the one-click unsubscribe form body is not read.
+        if "application/json" not in body.get("requestBody", {}).get("content", {}):
             continue
         schema = resolve(spec, body["requestBody"]["content"]["application/json"]["schema"])
         if schema.get("additionalProperties") is not False:

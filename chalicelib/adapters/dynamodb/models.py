@@ -8,6 +8,7 @@ Key design (every key but the portal token's starts with the account, so no quer
 | communication     | ACCOUNT#<account_id>      | COMM#<comm_id>     | while queued: DUE#<shard> / <at>#.. |
 | dunning policy    | ACCOUNT#<account_id>      | DUNNING_POLICY     |                                     |
 | suppressed address| ACCOUNT#<account_id>      | SUPPRESSED#<email> |                                     |
+| unsubscription    | ACCOUNT#<account_id>      | UNSUBSCRIBED#<party>#<id> |                              |
 | portal token      | PORTALTOKEN#<sha256>      | PORTALTOKEN        |                                     |
 | idempotency (PT)  | IDEMPOTENCY#<store>#<n>   | <hash>             |                                     |
 
@@ -100,6 +101,10 @@ class SuppressionItem(_TableModel):
     suppressed_at = UTCDateTimeAttribute()
 
 
+class UnsubscriptionItem(_TableModel):
+    unsubscribed_at = UTCDateTimeAttribute()
+
+
 class PortalTokenItem(_TableModel):
     account_id = UnicodeAttribute()
     dossier_id = UnicodeAttribute()
@@ -114,6 +119,7 @@ MODELS: tuple[type[_TableModel], ...] = (
     CommunicationItem,
     DunningPolicyItem,
     SuppressionItem,
+    UnsubscriptionItem,
     PortalTokenItem,
 )
 

@@ -1,0 +1,42 @@
+"""Who unsubscribed from an account's mailings: one item per addressee (`ACCOUNT#<id>` /
+`UNSUBSCRIBED#<party>#<id>`), so a mailing checks a page of recipients with one BatchGetItem."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from pynamodb.exceptions import PutError
+
+from chalicelib.adapters.dynamodb.models import UnsubscriptionItem
+from chalicelib.domain.unsubscribe import Addressee
+
+
+def _key(account_id: str, party: str, party_id: str) -> tuple[str, str]:
+    return f"ACCOUNT#{account_id}", f"UNSUBSCRIBED#{party}#{party_id}"
+
+
+class DynamoUnsubscriptionRepository:
+    def add(self, addressee: Addressee, at: datetime) -> bool:
+        """True the first time; a second click keeps the first moment and answers False."""
+        item = UnsubscriptionItem(
+            *_key(addressee.account_id, addressee.party, addressee.party_id), unsubscribed_at=at
+        )
+        try:
+            item.save(condition=UnsubscriptionItem.pk.does_not_exist())
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def unsubscribed(self, account_id: str, parties: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which (party, id) of `parties` no longer receive this account's mailings."""
+        keys = sorted({_key(account_id, party, party_id) for party, party_id in parties})
+        if not keys:
+            return set()
+        found: set[tuple[str, str]] = set()
+        for item in UnsubscriptionItem.batch_get(keys):
+            party, _, party_id = item.sk.removeprefix("UNSUBSCRIBED#").partition("#")
+            found.add((party, party_id))
+        return found

@@ -1,0 +1,33 @@
+"""Unsubscribe use cases: mint a link for an addressee (mailings), and honour one (no login)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from urllib.parse import quote
+
+from chalicelib.domain.unsubscribe import Addressee, read_unsubscribe_token, unsubscribe_token
+from chalicelib.observability import logger
+from chalicelib.services.ports import UnsubscriptionRepository
+
+
+def unsubscribe_link(api_base_url: str, secret: str, addressee: Addressee) -> str:
+    """The URL of `List-Unsubscribe` and of the link in a mailing's footer."""
+    return f"{api_base_url.rstrip('/')}/unsubscribe?token={quote(unsubscribe_token(secret, addressee))}"
+
+
+def unsubscribe(
+    token: str, secret: str, unsubscriptions: UnsubscriptionRepository, now: datetime
+) -> Addressee:
+    """Stop the token's addressee receiving the account's mailings (dunning and legal notices still go).
+    Idempotent: a second click changes nothing. InvalidInput for a forged or malformed token."""
+    addressee = read_unsubscribe_token(secret, token)
+    if unsubscriptions.add(addressee, now):
+        logger.info(
+            "addressee unsubscribed from mailings",
+            extra={
+                "account_id": addressee.account_id,
+                "party": addressee.party,
+                "party_id": addressee.party_id,
+            },
+        )
+    return addressee
