@@ -13,7 +13,7 @@ from chalicelib.services.ports import PortalTokenRepository
 if TYPE_CHECKING:
     from jwt.types import Options
 
-_REQUIRED_CLAIMS = ["exp", "sub", "role"]
+_REQUIRED_CLAIMS = ["exp", "sub"]
 
 
 class SigningKeySource(Protocol):
@@ -58,21 +58,23 @@ class StaffTokenVerifier:
     def _decode(self, token: str) -> dict[str, Any]:
         import jwt
 
-        options: Options = {"require": _REQUIRED_CLAIMS, "verify_aud": self._audience is not None}
         if self._jwks is not None:
             key = self._jwks.get_signing_key_from_jwt(token).key
-            return dict(
+            claims = dict(
                 jwt.decode(
                     token,
                     key,
                     algorithms=["RS256"],
                     issuer=self._issuer,
-                    audience=self._audience,
-                    options={"require": [*_REQUIRED_CLAIMS, "iss"], "verify_aud": True},
+                    # Cognito access tokens carry the app client in `client_id`, not in `aud`: checked below.
+                    options={"require": [*_REQUIRED_CLAIMS, "iss"], "verify_aud": False},
                 )
             )
+            _check_audience(claims, self._audience)
+            return claims
         if self._secret is None:
             raise Unauthenticated("no token verifier is configured")
+        options: Options = {"require": _REQUIRED_CLAIMS, "verify_aud": self._audience is not None}
         return dict(
             jwt.decode(
                 token,
@@ -85,12 +87,32 @@ class StaffTokenVerifier:
         )
 
 
+def _check_audience(claims: dict[str, Any], audience: str | None) -> None:
+    """An ID token names the app client in `aud`; a Cognito access token (`token_use: access`) has no
+    `aud` and names it in `client_id`. Either must be the configured audience."""
+    import jwt
+
+    if audience is None:
+        raise jwt.InvalidAudienceError("no audience is configured for RS256 tokens")
+    aud = claims.get("aud")
+    audiences = [aud] if isinstance(aud, str) else list(aud or [])
+    if claims.get("token_use") == "access" and "aud" not in claims:
+        audiences = [str(claims.get("client_id", ""))]
+    if audience not in audiences:
+        raise jwt.InvalidAudienceError("the token is for another audience")
+
+
+def _claim(claims: dict[str, Any], name: str) -> Any:
+    """Our claim, or Cognito's name for a custom attribute (`custom:role`, `custom:account_id`)."""
+    return claims[name] if name in claims else claims.get(f"custom:{name}")
+
+
 def _principal_from(claims: dict[str, Any]) -> StaffPrincipal:
     try:
-        role = Role(claims["role"])
+        role = Role(_claim(claims, "role"))
     except ValueError as exc:
-        raise Unauthenticated("token refused: unknown role") from exc
-    account_id = claims.get("account_id")
+        raise Unauthenticated("token refused: unknown or missing role") from exc
+    account_id = _claim(claims, "account_id")
     if account_id is not None and (not isinstance(account_id, str) or not account_id):
         raise Unauthenticated("token refused: malformed account_id")
     if role is not Role.PLATFORM_ADMIN and account_id is None:

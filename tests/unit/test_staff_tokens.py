@@ -145,3 +145,40 @@ def test_once_a_jwks_is_configured_an_hs256_token_made_with_the_secret_is_refuse
 def test_an_unreachable_jwks_refuses_the_token_rather_than_failing(signing_key: rsa.RSAPrivateKey) -> None:
     with pytest.raises(Unauthenticated):
         _jwks_verifier("http://127.0.0.1:9/jwks.json").verify(_rs256(signing_key))
+
+
+def test_a_cognito_id_token_with_custom_attributes_gives_its_principal(
+    signing_key: rsa.RSAPrivateKey, jwks_url: str
+) -> None:
+    token = _rs256(
+        signing_key,
+        role=None,
+        account_id=None,
+        token_use="id",
+        **{"custom:role": "manager", "custom:account_id": "A7"},
+    )
+    assert _jwks_verifier(jwks_url).verify(token) == StaffPrincipal("u-1", Role.MANAGER, "A7")
+
+
+def test_a_cognito_access_token_names_its_app_client_in_client_id_instead_of_aud(
+    signing_key: rsa.RSAPrivateKey, jwks_url: str
+) -> None:
+    token = _rs256(signing_key, aud=None, token_use="access", client_id=AUDIENCE)
+    assert _jwks_verifier(jwks_url).verify(token) == StaffPrincipal("u-1", Role.ADMIN, "A1")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"aud": None, "token_use": "access", "client_id": "another-app-client"},
+        {"aud": None, "token_use": "access"},
+        {"aud": None, "token_use": "id", "client_id": AUDIENCE},
+        {"aud": None},
+    ],
+    ids=["another client", "no client", "an id token without aud", "no audience at all"],
+)
+def test_a_cognito_token_for_another_app_client_is_refused(
+    signing_key: rsa.RSAPrivateKey, jwks_url: str, overrides: dict[str, Any]
+) -> None:
+    with pytest.raises(Unauthenticated):
+        _jwks_verifier(jwks_url).verify(_rs256(signing_key, **overrides))
