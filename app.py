@@ -15,14 +15,16 @@ from chalicelib.api.accounts import accounts
 from chalicelib.api.authorizers import authorizers
 from chalicelib.api.dunning import dunning
 from chalicelib.api.middleware import http_middleware
+from chalicelib.api.partners import partners
 from chalicelib.api.unsubscribe import unsubscribe
-from chalicelib.config import COMMUNICATIONS_QUEUE, SES_EVENTS_QUEUE
+from chalicelib.config import BULK_QUEUE, COMMUNICATIONS_QUEUE, SES_EVENTS_QUEUE
 
 app = Chalice(app_name="relais", configure_logs=False)
 app.register_middleware(http_middleware, "http")
 app.register_blueprint(authorizers)
 app.register_blueprint(accounts)
 app.register_blueprint(dunning)
+app.register_blueprint(partners)
 app.register_blueprint(unsubscribe)
 
 if os.environ.get("RELAIS_STAGE") == "local":
@@ -34,6 +36,13 @@ if os.environ.get("RELAIS_STAGE") == "local":
 @app.on_sqs_message(queue=COMMUNICATIONS_QUEUE, batch_size=10)
 def communications_worker(event: SQSEvent) -> dict[str, Any]:
     from chalicelib.handlers import communications_worker as worker
+
+    return worker.handle(event.to_dict(), event.context)
+
+
+@app.on_sqs_message(queue=BULK_QUEUE, batch_size=10)
+def bulk_worker(event: SQSEvent) -> dict[str, Any]:
+    from chalicelib.handlers import bulk_worker as worker
 
     return worker.handle(event.to_dict(), event.context)
 

@@ -13,6 +13,8 @@ from functools import cache
 
 COMMUNICATIONS_QUEUE = "relais-communications"
 """Fixed because Chalice binds the worker to its queue by name at import (app.py); infra/ uses the same."""
+BULK_QUEUE = "relais-bulk"
+"""Chunks of bulk changes (and, later, mailing fan-out pages) for `bulk_worker`."""
 SES_EVENTS_QUEUE = "relais-ses-events"
 """Where SES's bounce and complaint events arrive (configuration set → EventBridge → SQS)."""
 

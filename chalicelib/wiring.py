@@ -11,6 +11,8 @@ from typing import Any
 
 from chalicelib.adapters.dynamodb import models
 from chalicelib.adapters.dynamodb.dunning import DynamoDunningPolicyRepository
+from chalicelib.adapters.dynamodb.jobs import DynamoJobRepository
+from chalicelib.adapters.dynamodb.partners import DynamoPartnerRepository
 from chalicelib.adapters.dynamodb.repositories import (
     DynamoAccountRepository,
     DynamoCommunicationRepository,
@@ -19,7 +21,7 @@ from chalicelib.adapters.dynamodb.repositories import (
 from chalicelib.adapters.dynamodb.suppressions import DynamoSuppressionRepository
 from chalicelib.adapters.dynamodb.unsubscriptions import DynamoUnsubscriptionRepository
 from chalicelib.adapters.sqs import SqsQueue
-from chalicelib.config import SES_EVENTS_QUEUE, Settings, settings
+from chalicelib.config import BULK_QUEUE, SES_EVENTS_QUEUE, Settings, settings
 from chalicelib.services.identity import StaffTokenVerifier
 from chalicelib.services.ports import Mailer
 
@@ -74,6 +76,18 @@ class Container:
     @cached_property
     def unsubscriptions(self) -> DynamoUnsubscriptionRepository:
         return DynamoUnsubscriptionRepository()
+
+    @cached_property
+    def partners(self) -> DynamoPartnerRepository:
+        return DynamoPartnerRepository()
+
+    @cached_property
+    def jobs(self) -> DynamoJobRepository:
+        return DynamoJobRepository()
+
+    @cached_property
+    def bulk_queue(self) -> SqsQueue:
+        return SqsQueue(self.client("sqs"), BULK_QUEUE)
 
     @cached_property
     def communications_queue(self) -> SqsQueue:

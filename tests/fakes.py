@@ -46,7 +46,8 @@ class FakeCommunicationRepository:
         if key in self.communications:
             return False
         self.communications[key] = communication
-        self.retry_at[key] = retry_at
+        if communication.status is CommunicationStatus.QUEUED:
+            self.retry_at[key] = retry_at
         return True
 
     def get(self, account_id: str, communication_id: str) -> Communication | None:

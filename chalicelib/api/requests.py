@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from chalice.app import Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
@@ -38,13 +38,20 @@ class StrictBody(BaseModel):
 
 
 class PatchBody(StrictBody):
-    """A partial update: every field may be left out, but a field that is sent may not be null."""
+    """A partial update: every field may be left out, but a field that is sent may not be null, except
+    the optional ones named in `nullable`, where null removes the value."""
+
+    nullable: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="before")
     @classmethod
     def _no_nulls(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            nulls = [key for key, value in data.items() if value is None and key in cls.model_fields]
+            nulls = [
+                key
+                for key, value in data.items()
+                if value is None and key in cls.model_fields and key not in cls.nullable
+            ]
             if nulls:
                 raise InvalidInput(
                     "The request is invalid.", [FieldIssue(name, "must not be null") for name in nulls]
@@ -85,6 +92,11 @@ def parse_body(request: Request, model: type[Body]) -> Body:
         return model.model_validate(data)
     except ValidationError as exc:
         raise InvalidInput("The request is invalid.", [_issue(e) for e in exc.errors()]) from exc
+
+
+def sent_fields(body: BaseModel, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The fields a PATCH actually sent (a field left out is not a field set to null)."""
+    return {name: getattr(body, name) for name in body.model_fields_set if name not in exclude}
 
 
 def staff_principal(request: Request) -> StaffPrincipal:

@@ -92,6 +92,12 @@ class Communication:
     status_reason: str | None = None
     template: TemplateSource | None = None
     """None: the kind's French default template."""
+    client_id: str | None = None
+    """Set for emails about a client (the governed kinds): they appear in the client's history."""
+    contract_id: str | None = None
+    rule: str | None = None
+    decided_by: str | None = None
+    skipped_parties: tuple[str, ...] = ()
 
     @property
     def deliverable_to(self) -> tuple[Recipient, ...]:

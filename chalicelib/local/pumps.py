@@ -14,7 +14,7 @@ from typing import Any
 from chalice.local import LambdaContext
 
 from chalicelib.adapters.sqs import SqsQueue
-from chalicelib.handlers import communications_worker, ses_events
+from chalicelib.handlers import bulk_worker, communications_worker, ses_events
 from chalicelib.observability import logger
 from chalicelib.wiring import container
 
@@ -27,6 +27,7 @@ def _handlers() -> list[tuple[SqsQueue, str, QueueHandler]]:
     the container's own adapters, so their URLs are looked up once, not on every drain."""
     services = container()
     return [
+        (services.bulk_queue, "bulk_worker", bulk_worker.handle),
         (services.communications_queue, "communications_worker", communications_worker.handle),
         (services.ses_events_queue, "ses_events", ses_events.handle),
     ]

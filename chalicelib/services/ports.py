@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from chalicelib.domain.accounts import Account
 from chalicelib.domain.communications import Communication, Recipient
 from chalicelib.domain.dunning import DunningPolicy
 from chalicelib.domain.identity import PortalPrincipal
+from chalicelib.domain.partners import Apporteur, Client, Deal, Product, RecordKind
 from chalicelib.domain.unsubscribe import Addressee
 
 
@@ -33,6 +34,29 @@ class DunningPolicyRepository(Protocol):
 
     def save(self, account_id: str, policy: DunningPolicy) -> DunningPolicy:
         """Store the whole policy; StaleVersion when it changed since `policy.version` was read."""
+        ...
+
+
+RecordT = TypeVar("RecordT", Apporteur, Client, Product, Deal)
+PartnerRecord = Apporteur | Client | Product | Deal
+Cursor = dict[str, Any]
+
+
+class PartnerRepository(Protocol):
+    def add(self, record: RecordT) -> RecordT:
+        """Store a new record; returns it as stored (version 1)."""
+        ...
+
+    def save(self, record: PartnerRecord, updated_at: datetime) -> PartnerRecord:
+        """Write a changed record; StaleVersion when it changed since `record.version` was read."""
+        ...
+
+    def get(self, account_id: str, kind: RecordKind, record_id: str) -> PartnerRecord | None: ...
+
+    def get_many(
+        self, account_id: str, keys: Iterable[tuple[RecordKind, str]], with_account: bool = False
+    ) -> tuple[Account | None, dict[tuple[RecordKind, str], PartnerRecord]]:
+        """Several records (and, when asked, the account) in one read; missing ones are left out."""
         ...
 
 

@@ -8,9 +8,16 @@ Key design (every key but the portal token's starts with the account, so no quer
 | communication     | ACCOUNT#<account_id>      | COMM#<comm_id>     | while queued: DUE#<shard> / <at>#.. |
 | dunning policy    | ACCOUNT#<account_id>      | DUNNING_POLICY     |                                     |
 | suppressed address| ACCOUNT#<account_id>      | SUPPRESSED#<email> |                                     |
+| partner record    | ACCOUNT#<account_id>      | <KIND>#<id>        | (apporteur, client, product, deal)  |
+| bulk job          | ACCOUNT#<a>#JOB#<job_id>  | JOB, CHUNK#<n>     |                                     |
 | unsubscription    | ACCOUNT#<account_id>      | UNSUBSCRIBED#<party>#<id> |                              |
 | portal token      | PORTALTOKEN#<sha256>      | PORTALTOKEN        |                                     |
 | idempotency (PT)  | IDEMPOTENCY#<store>#<n>   | <hash>             |                                     |
+
+Partner filters, each one Query (`<E>` is the entity: CLIENT, CONTRACT, PROJECT; SK the record id):
+GSI1 `ACCOUNT#<a>#<E>#RULE#<rule or none>`, GSI2 `ACCOUNT#<a>#<E>#APPORTEUR#<id>` (sparse),
+GSI3 `ACCOUNT#<a>#<E>#CLIENT#<id>` (and `ACCOUNT#<a>#COMMS#CLIENT#<id>` / `<created_at>#<id>` for a
+client's communication history), GSI4 `ACCOUNT#<a>#<E>#STATUS#<status>`.
 
 The `due` GSI holds only items with a pending step and is sharded (`DUE#0`..`DUE#7`) so that no single
 partition takes every schedule; the tick queries each shard for what is due, never the portfolio.
@@ -19,7 +26,7 @@ Table names are bound at start (`bind`), so importing this module touches nothin
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pynamodb.attributes import (
     BooleanAttribute,
@@ -29,7 +36,7 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
     VersionAttribute,
 )
-from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 DUE_SHARDS = 8
@@ -43,6 +50,21 @@ class DueIndex(GlobalSecondaryIndex["CommunicationItem"]):  # type: ignore[no-un
 
     due_pk = UnicodeAttribute(hash_key=True, attr_name="DUEPK")
     due_sk = UnicodeAttribute(range_key=True, attr_name="DUESK")
+
+
+def _filter_index(number: int, model: str) -> type[GlobalSecondaryIndex[Any]]:
+    """GSI1..GSI4 of the partner filters (projection ALL), declared once per model that uses them."""
+
+    class FilterIndex(GlobalSecondaryIndex[Any]):  # type: ignore[no-untyped-call]
+        class Meta:
+            index_name = f"GSI{number}"
+            projection = AllProjection()
+
+        pk = UnicodeAttribute(hash_key=True, attr_name=f"GSI{number}PK")
+        sk = UnicodeAttribute(range_key=True, attr_name=f"GSI{number}SK")
+
+    FilterIndex.__name__ = f"{model}GSI{number}"
+    return FilterIndex
 
 
 class _TableModel(Model):
@@ -82,9 +104,65 @@ class CommunicationItem(_TableModel):
     provider_message_id = UnicodeAttribute(null=True)
     status_reason = UnicodeAttribute(null=True)
     template = JSONAttribute(null=True)
+    client_id = UnicodeAttribute(null=True)
+    contract_id = UnicodeAttribute(null=True)
+    rule = UnicodeAttribute(null=True)
+    decided_by = UnicodeAttribute(null=True)
+    skipped_parties = JSONAttribute(null=True)
     due_pk = UnicodeAttribute(null=True, attr_name="DUEPK")
     due_sk = UnicodeAttribute(null=True, attr_name="DUESK")
     due_index = DueIndex()
+    gsi3_pk = UnicodeAttribute(null=True, attr_name="GSI3PK")
+    gsi3_sk = UnicodeAttribute(null=True, attr_name="GSI3SK")
+    by_client = _filter_index(3, "Communication")()
+
+
+class PartnerItem(_TableModel):
+    """An apporteur, client, product, contract or project (`kind`), with the GSI keys of its filters."""
+
+    kind = UnicodeAttribute()
+    record_id = UnicodeAttribute()
+    name = UnicodeAttribute(null=True)
+    email = UnicodeAttribute(null=True)
+    reference = UnicodeAttribute(null=True)
+    client_id = UnicodeAttribute(null=True)
+    product_id = UnicodeAttribute(null=True)
+    apporteur_id = UnicodeAttribute(null=True)
+    preferred_apporteur_id = UnicodeAttribute(null=True)
+    commission_rate = UnicodeAttribute(null=True)
+    communication_rule = UnicodeAttribute()
+    prefilled_from = UnicodeAttribute(null=True)
+    status = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute(null=True)
+    version = VersionAttribute()
+    gsi1_pk = UnicodeAttribute(null=True, attr_name="GSI1PK")
+    gsi1_sk = UnicodeAttribute(null=True, attr_name="GSI1SK")
+    gsi2_pk = UnicodeAttribute(null=True, attr_name="GSI2PK")
+    gsi2_sk = UnicodeAttribute(null=True, attr_name="GSI2SK")
+    gsi3_pk = UnicodeAttribute(null=True, attr_name="GSI3PK")
+    gsi3_sk = UnicodeAttribute(null=True, attr_name="GSI3SK")
+    gsi4_pk = UnicodeAttribute(null=True, attr_name="GSI4PK")
+    gsi4_sk = UnicodeAttribute(null=True, attr_name="GSI4SK")
+    by_rule = _filter_index(1, "Partner")()
+    by_apporteur = _filter_index(2, "Partner")()
+    by_client = _filter_index(3, "Partner")()
+    by_status = _filter_index(4, "Partner")()
+
+
+class JobItem(_TableModel):
+    """A bulk job (SK `JOB`) and, in the same collection, one item per chunk done (SK `CHUNK#<n>`) holding
+    that chunk's failures: a chunk item written once is what makes a redelivered chunk count nothing twice."""
+
+    kind = UnicodeAttribute(null=True)
+    total = NumberAttribute(null=True)
+    chunks = NumberAttribute(null=True)
+    chunks_done = NumberAttribute(null=True)
+    succeeded = NumberAttribute(null=True)
+    failed = NumberAttribute(null=True)
+    failures = JSONAttribute(null=True)
+    created_at = UTCDateTimeAttribute(null=True)
+    ttl = NumberAttribute(null=True)
 
 
 class DunningPolicyItem(_TableModel):
@@ -118,6 +196,8 @@ MODELS: tuple[type[_TableModel], ...] = (
     AccountItem,
     CommunicationItem,
     DunningPolicyItem,
+    PartnerItem,
+    JobItem,
     SuppressionItem,
     UnsubscriptionItem,
     PortalTokenItem,

@@ -19,7 +19,7 @@ from chalicelib.domain.communications import (
     Recipient,
     TemplateSource,
 )
-from chalicelib.domain.errors import Conflict, StaleVersion
+from chalicelib.domain.errors import Conflict, FieldIssue, InvalidInput, StaleVersion
 from chalicelib.domain.identity import PortalPrincipal
 from chalicelib.domain.plans import Plan, Trial
 
@@ -50,7 +50,7 @@ class DynamoAccountRepository:
             item = AccountItem.get(_account_pk(account_id), self._SK)
         except DoesNotExist:
             return None
-        return self._to_domain(item)
+        return self.to_domain(item)
 
     def save(self, account: Account) -> Account:
         item = self._to_item(account)
@@ -83,7 +83,7 @@ class DynamoAccountRepository:
         return item
 
     @staticmethod
-    def _to_domain(item: AccountItem) -> Account:
+    def to_domain(item: AccountItem) -> Account:
         trials: dict[str, Any] = item.trials or {}
         return Account(
             id=item.pk.removeprefix("ACCOUNT#"),
@@ -117,6 +117,35 @@ def _raw_recipients(recipients: tuple[Recipient, ...]) -> list[dict[str, Any]]:
     return [{"name": r.name, "email": r.email, "party": r.party} for r in recipients]
 
 
+def _communication_from(item: CommunicationItem, account_id: str) -> Communication:
+    return Communication(
+        id=item.communication_id,
+        account_id=account_id,
+        kind=CommunicationKind(item.kind),
+        sender_name=item.sender_name,
+        reply_to=item.reply_to,
+        to=_recipients(item.to or []),
+        cc=_recipients(item.cc or []),
+        created_at=item.created_at,
+        variables=dict(item.variables or {}),
+        status=CommunicationStatus(item.status),
+        subject=item.subject,
+        sent_at=item.sent_at,
+        provider_message_id=item.provider_message_id,
+        status_reason=item.status_reason,
+        template=TemplateSource(**item.template) if item.template else None,
+        client_id=item.client_id,
+        contract_id=item.contract_id,
+        rule=item.rule,
+        decided_by=item.decided_by,
+        skipped_parties=tuple(item.skipped_parties or ()),
+    )
+
+
+def client_history_key(account_id: str, client_id: str) -> str:
+    return f"ACCOUNT#{account_id}#COMMS#CLIENT#{client_id}"
+
+
 def _raw_template(template: TemplateSource | None) -> dict[str, str] | None:
     return None if template is None else {"subject": template.subject, "body": template.body}
 
@@ -134,11 +163,22 @@ class DynamoCommunicationRepository:
             to=_raw_recipients(communication.to),
             cc=_raw_recipients(communication.cc),
             variables=communication.variables,
+            subject=communication.subject,
             template=_raw_template(communication.template),
             created_at=communication.created_at,
-            due_pk=_due_shard(communication.id),
-            due_sk=_due_sort_key(retry_at, communication.account_id, communication.id),
+            client_id=communication.client_id,
+            contract_id=communication.contract_id,
+            rule=communication.rule,
+            decided_by=communication.decided_by,
+            skipped_parties=list(communication.skipped_parties) or None,
         )
+        if communication.status is CommunicationStatus.QUEUED:
+            # Only a queued communication waits on the retry schedule (a decided-skipped one never will).
+            item.due_pk = _due_shard(communication.id)
+            item.due_sk = _due_sort_key(retry_at, communication.account_id, communication.id)
+        if communication.client_id:
+            item.gsi3_pk = client_history_key(communication.account_id, communication.client_id)
+            item.gsi3_sk = f"{iso(communication.created_at)}#{communication.id}"
         try:
             item.save(condition=CommunicationItem.pk.does_not_exist())
         except PutError as exc:
@@ -152,23 +192,27 @@ class DynamoCommunicationRepository:
             item = CommunicationItem.get(_account_pk(account_id), f"COMM#{communication_id}")
         except DoesNotExist:
             return None
-        return Communication(
-            id=item.communication_id,
-            account_id=account_id,
-            kind=CommunicationKind(item.kind),
-            sender_name=item.sender_name,
-            reply_to=item.reply_to,
-            to=_recipients(item.to or []),
-            cc=_recipients(item.cc or []),
-            created_at=item.created_at,
-            variables=dict(item.variables or {}),
-            status=CommunicationStatus(item.status),
-            subject=item.subject,
-            sent_at=item.sent_at,
-            provider_message_id=item.provider_message_id,
-            status_reason=item.status_reason,
-            template=TemplateSource(**item.template) if item.template else None,
+        return _communication_from(item, account_id)
+
+    def client_history(
+        self, account_id: str, client_id: str, limit: int, cursor: dict[str, Any] | None
+    ) -> tuple[list[Communication], dict[str, Any] | None]:
+        """A client's communications, newest first: one Query on GSI3."""
+        partition = client_history_key(account_id, client_id)
+        if cursor is not None and (
+            set(cursor) != {"PK", "SK", "GSI3PK", "GSI3SK"} or cursor["GSI3PK"].get("S") != partition
+        ):
+            raise InvalidInput(
+                "The cursor does not belong to this list.", [FieldIssue("cursor", "not from this list")]
+            )
+        query = CommunicationItem.by_client.query(
+            partition,
+            scan_index_forward=False,
+            limit=limit,
+            last_evaluated_key=cursor,
         )
+        items = [_communication_from(item, account_id) for item in query]
+        return items, query.last_evaluated_key
 
     def settle(self, communication: Communication) -> None:
         item = CommunicationItem(_account_pk(communication.account_id), f"COMM#{communication.id}")

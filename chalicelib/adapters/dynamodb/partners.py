@@ -1,0 +1,307 @@
+"""Partner records in the one table: apporteurs, clients, products and deals (contracts, projects).
+
+Every record is `ACCOUNT#<a>` / `<KIND>#<id>`, so a list is one Query of the account's partition, and the
+deals and clients also carry the keys of the filter indexes (models.py), so each filter is one Query of
+its index; combined filters query the most selective index and filter the rest in the same Query.
+Reads that need several records at once (recipients: account, client and contract; a new deal: client,
+apporteur and product) are one TransactGetItems.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.transactions import TransactGet
+
+from chalicelib.adapters.dynamodb.models import AccountItem, PartnerItem
+from chalicelib.adapters.dynamodb.repositories import DynamoAccountRepository
+from chalicelib.domain.accounts import Account
+from chalicelib.domain.errors import Conflict, FieldIssue, InvalidInput, StaleVersion
+from chalicelib.domain.partners import (
+    RULE_NONE,
+    Apporteur,
+    Client,
+    Commissioning,
+    Deal,
+    PrefilledFrom,
+    Product,
+    RecordKind,
+    format_rate,
+)
+from chalicelib.domain.recipients import CommunicationRule
+from chalicelib.services.ports import RecordT
+
+Record = Apporteur | Client | Product | Deal
+Cursor = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DealFilters:
+    communication_rule: str | None = None
+    apporteur_id: str | None = None
+    client_id: str | None = None
+    status: str | None = None
+
+
+def _pk(account_id: str) -> str:
+    return f"ACCOUNT#{account_id}"
+
+
+def _sk(kind: RecordKind, record_id: str) -> str:
+    return f"{kind.value.upper()}#{record_id}"
+
+
+def _index_key(account_id: str, kind: RecordKind, name: str, value: str) -> str:
+    return f"ACCOUNT#{account_id}#{kind.value.upper()}#{name}#{value}"
+
+
+def _kind_of(record: Record) -> RecordKind:
+    if isinstance(record, Apporteur):
+        return RecordKind.APPORTEUR
+    if isinstance(record, Client):
+        return RecordKind.CLIENT
+    if isinstance(record, Product):
+        return RecordKind.PRODUCT
+    return record.kind
+
+
+def _to_item(record: Record) -> PartnerItem:
+    kind = _kind_of(record)
+    block = record.commissioning
+    item = PartnerItem(
+        _pk(record.account_id),
+        _sk(kind, record.id),
+        kind=kind.value,
+        record_id=record.id,
+        commission_rate=format_rate(block.commission_rate),
+        communication_rule=block.communication_rule.value,
+        prefilled_from=block.prefilled_from.value if block.prefilled_from else None,
+        created_at=record.created_at,
+    )
+    if isinstance(record, Apporteur | Client | Product):
+        item.name = record.name
+    if isinstance(record, Apporteur | Client):
+        item.email = record.email
+    if isinstance(record, Client):
+        item.preferred_apporteur_id = record.preferred_apporteur_id
+        rule = block.communication_rule.value if record.preferred_apporteur_id else RULE_NONE
+        item.gsi1_pk, item.gsi1_sk = _index_key(record.account_id, kind, "RULE", rule), record.id
+        if record.preferred_apporteur_id:
+            item.gsi2_pk = _index_key(record.account_id, kind, "APPORTEUR", record.preferred_apporteur_id)
+            item.gsi2_sk = record.id
+    if isinstance(record, Deal):
+        item.reference, item.client_id, item.status = record.reference, record.client_id, record.status
+        item.product_id, item.apporteur_id = record.product_id, record.apporteur_id
+        item.gsi1_pk, item.gsi1_sk = (
+            _index_key(record.account_id, kind, "RULE", record.rule_filter),
+            record.id,
+        )
+        if record.apporteur_id:
+            item.gsi2_pk = _index_key(record.account_id, kind, "APPORTEUR", record.apporteur_id)
+            item.gsi2_sk = record.id
+        item.gsi3_pk, item.gsi3_sk = (
+            _index_key(record.account_id, kind, "CLIENT", record.client_id),
+            record.id,
+        )
+        item.gsi4_pk, item.gsi4_sk = _index_key(record.account_id, kind, "STATUS", record.status), record.id
+    if record.version:
+        item.version = record.version
+    return item
+
+
+def _from_item(item: PartnerItem) -> Record:
+    account_id = item.pk.removeprefix("ACCOUNT#")
+    block = Commissioning(
+        commission_rate=Decimal(item.commission_rate) if item.commission_rate is not None else None,
+        communication_rule=CommunicationRule(item.communication_rule),
+        prefilled_from=PrefilledFrom(item.prefilled_from) if item.prefilled_from else None,
+    )
+    kind, version = RecordKind(item.kind), int(item.version or 0)
+    if kind is RecordKind.APPORTEUR:
+        return Apporteur(
+            item.record_id, account_id, str(item.name), item.email, block, item.created_at, version
+        )
+    if kind is RecordKind.CLIENT:
+        return Client(
+            item.record_id,
+            account_id,
+            str(item.name),
+            item.email,
+            item.preferred_apporteur_id,
+            block,
+            item.created_at,
+            version,
+        )
+    if kind is RecordKind.PRODUCT:
+        return Product(item.record_id, account_id, str(item.name), block, item.created_at, version)
+    return Deal(
+        id=item.record_id,
+        account_id=account_id,
+        kind=kind,
+        client_id=str(item.client_id),
+        reference=str(item.reference),
+        product_id=item.product_id,
+        apporteur_id=item.apporteur_id,
+        commissioning=block,
+        status=str(item.status),
+        created_at=item.created_at,
+        version=version,
+    )
+
+
+def _check_cursor(cursor: Cursor | None, key_name: str, expected: str) -> None:
+    """A cursor must come from the same list (same index, same partition): DynamoDB would refuse any
+    other start key with an error, which must be the client's 400, not our 500."""
+    if cursor is None:
+        return
+    keys = {"PK", "SK"} | ({key_name, key_name.replace("PK", "SK")} if key_name != "PK" else set())
+    value = cursor.get(key_name)
+    if set(cursor) != keys or not isinstance(value, dict) or value.get("S") != expected:
+        raise InvalidInput(
+            "The cursor does not belong to this list.", [FieldIssue("cursor", "not from this list")]
+        )
+
+
+class DynamoPartnerRepository:
+    def __init__(self) -> None:
+        self._transactions: Connection | None = None
+
+    def _connection(self) -> Connection:
+        """The connection of multi-item reads, opened once (PynamoDB's models keep their own)."""
+        if self._transactions is None:
+            self._transactions = Connection(region=PartnerItem.Meta.region)
+        return self._transactions
+
+    def add(self, record: RecordT) -> RecordT:
+        item = _to_item(record)
+        try:
+            item.save(condition=PartnerItem.pk.does_not_exist())
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                raise Conflict("A record with this id already exists.") from exc
+            raise
+        return replace(record, version=int(item.version or 0))
+
+    def save(self, record: Record, updated_at: datetime) -> Record:
+        """Write a changed record; StaleVersion when it changed since `record.version` was read."""
+        item = _to_item(record)
+        item.updated_at = updated_at
+        try:
+            item.save(condition=PartnerItem.pk.exists())
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                raise StaleVersion() from exc
+            raise
+        return replace(record, version=int(item.version or 0))
+
+    def get(self, account_id: str, kind: RecordKind, record_id: str) -> Record | None:
+        try:
+            return _from_item(PartnerItem.get(_pk(account_id), _sk(kind, record_id)))
+        except DoesNotExist:
+            return None
+
+    def get_many(
+        self, account_id: str, keys: Iterable[tuple[RecordKind, str]], with_account: bool = False
+    ) -> tuple[Account | None, dict[tuple[RecordKind, str], Record]]:
+        """Several records (and the account) in one TransactGetItems; missing ones are left out."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[tuple[RecordKind, str], Record] = {}
+        with TransactGet(connection=self._connection()) as transaction:
+            account_future = (
+                transaction.get(AccountItem, _pk(account_id), "ACCOUNT") if with_account else None
+            )
+            futures = [(key, transaction.get(PartnerItem, _pk(account_id), _sk(*key))) for key in wanted]
+        account = None
+        if account_future is not None:
+            try:
+                account = DynamoAccountRepository.to_domain(account_future.get())
+            except AccountItem.DoesNotExist:
+                account = None
+        for key, future in futures:
+            try:
+                found[key] = _from_item(future.get())
+            except PartnerItem.DoesNotExist:
+                continue
+        return account, found
+
+    def list_records(
+        self, account_id: str, kind: RecordKind, limit: int, cursor: Cursor | None
+    ) -> tuple[list[Record], Cursor | None]:
+        _check_cursor(cursor, "PK", _pk(account_id))
+        query = PartnerItem.query(
+            _pk(account_id),
+            PartnerItem.sk.startswith(f"{kind.value.upper()}#"),
+            limit=limit,
+            last_evaluated_key=cursor,
+        )
+        records = [_from_item(item) for item in query]
+        return records, query.last_evaluated_key
+
+    def filter_deals(
+        self, account_id: str, kind: RecordKind, filters: DealFilters, limit: int, cursor: Cursor | None
+    ) -> tuple[list[Deal], Cursor | None]:
+        """One Query: of the index of the most selective filter given, the others as its filter."""
+        wanted: list[tuple[str, Any, str]] = []
+        if filters.apporteur_id:
+            wanted.append(("APPORTEUR", PartnerItem.by_apporteur, filters.apporteur_id))
+        if filters.client_id:
+            wanted.append(("CLIENT", PartnerItem.by_client, filters.client_id))
+        if filters.communication_rule:
+            wanted.append(("RULE", PartnerItem.by_rule, filters.communication_rule))
+        if filters.status:
+            wanted.append(("STATUS", PartnerItem.by_status, filters.status))
+        if not wanted:
+            records, next_cursor = self.list_records(account_id, kind, limit, cursor)
+            return [r for r in records if isinstance(r, Deal)], next_cursor
+        (name, index, value), rest = wanted[0], wanted[1:]
+        partition = _index_key(account_id, kind, name, value)
+        number = {"RULE": 1, "APPORTEUR": 2, "CLIENT": 3, "STATUS": 4}[name]
+        _check_cursor(cursor, f"GSI{number}PK", partition)
+        condition: Condition | None = None
+        attributes = {"RULE": PartnerItem.gsi1_pk, "APPORTEUR": PartnerItem.gsi2_pk}
+        attributes |= {"CLIENT": PartnerItem.gsi3_pk, "STATUS": PartnerItem.gsi4_pk}
+        for other, _, other_value in rest:
+            term = attributes[other] == _index_key(account_id, kind, other, other_value)
+            condition = term if condition is None else condition & term
+        query = index.query(partition, filter_condition=condition, limit=limit, last_evaluated_key=cursor)
+        deals = [d for d in (_from_item(item) for item in query) if isinstance(d, Deal)]
+        return deals, query.last_evaluated_key
+
+    def deals(self, account_id: str, kind: RecordKind, ids: list[str]) -> dict[str, Deal]:
+        """Up to 100 deals by id in one BatchGetItem (the bulk worker's read)."""
+        keys = [(_pk(account_id), _sk(kind, record_id)) for record_id in dict.fromkeys(ids)]
+        found: dict[str, Deal] = {}
+        for item in PartnerItem.batch_get(keys):
+            deal = _from_item(item)
+            if isinstance(deal, Deal):
+                found[deal.id] = deal
+        return found
+
+    def set_rule(self, deal: Deal, rule: CommunicationRule, at: datetime) -> bool:
+        """Change a deal's rule if it is still the version that was read and still has an apporteur;
+        False when it changed meanwhile (the caller reads it again)."""
+        changed = replace(deal, commissioning=replace(deal.commissioning, communication_rule=rule))
+        item = _to_item(deal)
+        try:
+            item.update(
+                actions=[
+                    PartnerItem.communication_rule.set(rule.value),
+                    PartnerItem.gsi1_pk.set(
+                        _index_key(deal.account_id, deal.kind, "RULE", changed.rule_filter)
+                    ),
+                    PartnerItem.updated_at.set(at),
+                ],
+                condition=PartnerItem.apporteur_id.exists(),
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True

@@ -1,0 +1,36 @@
+"""SQS worker of the bulk queue: each message is one chunk of a bulk change. A chunk already counted is
+skipped (a redelivery); a failing chunk is reported in `batchItemFailures` and comes back alone."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from chalicelib.observability import logger
+from chalicelib.services.bulk import MESSAGE_TYPE, RuleChunk, apply_rule_chunk
+from chalicelib.wiring import container
+
+
+def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    services = container()
+
+    def record_handler(record: SQSRecord) -> None:
+        try:
+            body = json.loads(record.body)
+        except ValueError:
+            logger.error("unreadable message on the bulk queue", extra={"message_id": record.message_id})
+            raise
+        if body.get("type") != MESSAGE_TYPE:
+            logger.error("unknown message type on the bulk queue", extra={"type": body.get("type")})
+            raise ValueError(f"unknown bulk message type {body.get('type')!r}")
+        apply_rule_chunk(RuleChunk.from_message(body), services.partners, services.jobs, services.now())
+
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return dict(
+        process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    )

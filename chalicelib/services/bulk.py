@@ -1,0 +1,145 @@
+"""Bulk changes of the communication rule on contracts or projects: accepted at once, applied in chunks.
+
+The request writes the job, then queues one message per chunk of ids (SQS batches of ten). `bulk_worker`
+applies a chunk: one read of its records, one conditional write per record that must change (a record
+edited meanwhile is read again, up to three times, then fails with `conflict`), and one transaction that
+counts the chunk. A chunk already counted is skipped whole, so a redelivered message changes and counts
+nothing twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from chalicelib.domain.errors import FieldIssue, InvalidInput, PayloadTooLarge
+from chalicelib.domain.ids import new_ulid
+from chalicelib.domain.jobs import MAX_IDS, Failure, FailureCode, Job, chunked
+from chalicelib.domain.partners import Deal, RecordKind
+from chalicelib.domain.recipients import CommunicationRule
+from chalicelib.observability import logger
+from chalicelib.services.ports import MessageQueue
+
+CONFLICT_RETRIES = 3
+MESSAGE_TYPE = "set_communication_rule"
+
+
+class JobRepository(Protocol):
+    def add(self, job: Job) -> None: ...
+
+    def get(self, account_id: str, job_id: str) -> Job | None: ...
+
+    def chunk_done(self, account_id: str, job_id: str, chunk: int) -> bool: ...
+
+    def record_chunk(
+        self, account_id: str, job_id: str, chunk: int, succeeded: int, failures: list[Failure], at: datetime
+    ) -> bool: ...
+
+
+class DealWriter(Protocol):
+    def deals(self, account_id: str, kind: RecordKind, ids: list[str]) -> dict[str, Deal]: ...
+
+    def set_rule(self, deal: Deal, rule: CommunicationRule, at: datetime) -> bool: ...
+
+
+@dataclass(frozen=True)
+class RuleChunk:
+    account_id: str
+    job_id: str
+    chunk: int
+    kind: RecordKind
+    ids: list[str]
+    rule: CommunicationRule
+
+    def to_message(self) -> dict[str, Any]:
+        return {
+            "type": MESSAGE_TYPE,
+            "account_id": self.account_id,
+            "job_id": self.job_id,
+            "chunk": self.chunk,
+            "kind": self.kind.value,
+            "ids": self.ids,
+            "rule": self.rule.value,
+        }
+
+    @classmethod
+    def from_message(cls, body: dict[str, Any]) -> RuleChunk:
+        try:
+            return cls(
+                account_id=str(body["account_id"]),
+                job_id=str(body["job_id"]),
+                chunk=int(body["chunk"]),
+                kind=RecordKind(body["kind"]),
+                ids=[str(i) for i in body["ids"]],
+                rule=CommunicationRule(body["rule"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput("A bulk message lacks or garbles a field.") from exc
+
+
+def start_rule_change(
+    account_id: str,
+    kind: RecordKind,
+    ids: list[str],
+    rule: CommunicationRule,
+    jobs: JobRepository,
+    queue: MessageQueue,
+    now: datetime,
+) -> Job:
+    """Accept a bulk change of up to 10,000 ids (duplicates counted once) and queue its chunks."""
+    unique = list(dict.fromkeys(ids))
+    if not unique:
+        raise InvalidInput("Name at least one record.", [FieldIssue("ids", "must not be empty")])
+    if len(unique) > MAX_IDS:
+        raise PayloadTooLarge(f"A bulk change takes at most {MAX_IDS} ids.")
+    chunks = chunked(unique)
+    job = Job(
+        id=new_ulid(int(now.timestamp() * 1000)),
+        account_id=account_id,
+        kind=f"{kind.value}_communication_rule",
+        total=len(unique),
+        chunks=len(chunks),
+        created_at=now,
+    )
+    jobs.add(job)
+    queue.send_many(
+        RuleChunk(account_id, job.id, number, kind, chunk_ids, rule).to_message()
+        for number, chunk_ids in enumerate(chunks)
+    )
+    return job
+
+
+def apply_rule_chunk(chunk: RuleChunk, deals: DealWriter, jobs: JobRepository, now: datetime) -> bool:
+    """Apply one chunk and count it; False when it had been counted already (nothing is done again)."""
+    if jobs.chunk_done(chunk.account_id, chunk.job_id, chunk.chunk):
+        return False
+    found = deals.deals(chunk.account_id, chunk.kind, chunk.ids)
+    failures: list[Failure] = []
+    succeeded = 0
+    for record_id in chunk.ids:
+        code = _apply_one(chunk, found.get(record_id), deals, now)
+        if code is None:
+            succeeded += 1
+        else:
+            failures.append(Failure(record_id, code))
+    counted = jobs.record_chunk(chunk.account_id, chunk.job_id, chunk.chunk, succeeded, failures, now)
+    logger.info(
+        "bulk chunk applied",
+        extra={"job_id": chunk.job_id, "chunk": chunk.chunk, "succeeded": succeeded, "failed": len(failures)},
+    )
+    return counted
+
+
+def _apply_one(chunk: RuleChunk, deal: Deal | None, deals: DealWriter, now: datetime) -> FailureCode | None:
+    for _ in range(CONFLICT_RETRIES):
+        if deal is None:
+            return FailureCode.NOT_FOUND
+        if deal.apporteur_id is None:
+            return FailureCode.NO_APPORTEUR
+        if deal.commissioning.communication_rule is chunk.rule:
+            return None
+        if deals.set_rule(deal, chunk.rule, now):
+            return None
+        deal = deals.deals(chunk.account_id, chunk.kind, [deal.id]).get(deal.id)
+    return FailureCode.CONFLICT

@@ -1,0 +1,309 @@
+"""Partner use cases: the records (apporteurs, clients, products, contracts, projects) with their
+commissioning blocks, who receives a client's emails, and the manual email from the client record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from chalicelib.domain.accounts import Account
+from chalicelib.domain.communications import (
+    Communication,
+    CommunicationKind,
+    TemplateSource,
+)
+from chalicelib.domain.errors import AccountNotFound, FieldIssue, InvalidInput, NotFound, StaleVersion
+from chalicelib.domain.ids import new_ulid
+from chalicelib.domain.partners import (
+    DEFAULT_STATUS,
+    Apporteur,
+    Client,
+    Commissioning,
+    Deal,
+    Product,
+    RecordKind,
+    deal_commissioning,
+)
+from chalicelib.domain.plans import Feature
+from chalicelib.domain.recipients import Resolution, resolve_recipients
+from chalicelib.domain.templates import render_kind, validate_template
+from chalicelib.services.communications import queue_communication
+from chalicelib.services.ports import CommunicationRepository, MessageQueue, PartnerRecord, PartnerRepository
+
+
+def _not_found(kind: RecordKind) -> NotFound:
+    return NotFound(f"No such {kind.value}.")
+
+
+def _unknown(field: str, kind: RecordKind) -> InvalidInput:
+    return InvalidInput(
+        f"The {kind.value} named in {field} does not exist.", [FieldIssue(field, f"no such {kind.value}")]
+    )
+
+
+def get_record(
+    account_id: str, kind: RecordKind, record_id: str, partners: PartnerRepository
+) -> PartnerRecord:
+    record = partners.get(account_id, kind, record_id)
+    if record is None:
+        raise _not_found(kind)
+    return record
+
+
+def _check_version(sent: int | None, stored: int) -> None:
+    if sent is not None and sent != stored:
+        raise StaleVersion()
+
+
+def create_apporteur(
+    account_id: str,
+    name: str,
+    email: str | None,
+    block: Commissioning | None,
+    partners: PartnerRepository,
+    now: datetime,
+) -> Apporteur:
+    apporteur = Apporteur(new_ulid(), account_id, name, email, block or Commissioning(), now)
+    return partners.add(apporteur)
+
+
+def create_product(
+    account_id: str, name: str, block: Commissioning | None, partners: PartnerRepository, now: datetime
+) -> Product:
+    return partners.add(Product(new_ulid(), account_id, name, block or Commissioning(), now))
+
+
+def create_client(
+    account_id: str,
+    name: str,
+    email: str | None,
+    preferred_apporteur_id: str | None,
+    block: Commissioning | None,
+    partners: PartnerRepository,
+    now: datetime,
+) -> Client:
+    if (
+        preferred_apporteur_id
+        and partners.get(account_id, RecordKind.APPORTEUR, preferred_apporteur_id) is None
+    ):
+        raise _unknown("preferred_apporteur_id", RecordKind.APPORTEUR)
+    client = Client(
+        new_ulid(), account_id, name, email, preferred_apporteur_id, block or Commissioning(), now
+    )
+    return partners.add(client)
+
+
+def update_party(
+    account_id: str,
+    kind: RecordKind,
+    record_id: str,
+    changes: dict[str, Any],
+    version: int | None,
+    partners: PartnerRepository,
+    now: datetime,
+) -> PartnerRecord:
+    """Change an apporteur, client or product with the fields sent (None removes an optional one); a
+    no-op PATCH changes nothing, not even the version."""
+    record = get_record(account_id, kind, record_id, partners)
+    _check_version(version, record.version)
+    preferred = changes.get("preferred_apporteur_id")
+    if preferred and partners.get(account_id, RecordKind.APPORTEUR, preferred) is None:
+        raise _unknown("preferred_apporteur_id", RecordKind.APPORTEUR)
+    changed = replace(record, **changes)
+    return record if changed == record else partners.save(changed, now)
+
+
+@dataclass(frozen=True)
+class NewDeal:
+    client_id: str
+    reference: str
+    product_id: str | None = None
+    apporteur_id: str | None = None
+    commissioning: Commissioning | None = None
+    status: str | None = None
+
+
+def _related(
+    account_id: str,
+    client_id: str,
+    apporteur_id: str | None,
+    product_id: str | None,
+    partners: PartnerRepository,
+) -> tuple[Client, Apporteur | None]:
+    """The deal's client and apporteur (and a check that its product exists), in one read."""
+    keys = [(RecordKind.CLIENT, client_id)]
+    keys += [(RecordKind.APPORTEUR, apporteur_id)] if apporteur_id else []
+    keys += [(RecordKind.PRODUCT, product_id)] if product_id else []
+    _, found = partners.get_many(account_id, keys)
+    client = found.get((RecordKind.CLIENT, client_id))
+    if not isinstance(client, Client):
+        raise _unknown("client_id", RecordKind.CLIENT)
+    apporteur = found.get((RecordKind.APPORTEUR, apporteur_id)) if apporteur_id else None
+    if apporteur_id and not isinstance(apporteur, Apporteur):
+        raise _unknown("apporteur_id", RecordKind.APPORTEUR)
+    if product_id and (RecordKind.PRODUCT, product_id) not in found:
+        raise _unknown("product_id", RecordKind.PRODUCT)
+    return client, apporteur if isinstance(apporteur, Apporteur) else None
+
+
+def create_deal(
+    account_id: str, kind: RecordKind, new: NewDeal, partners: PartnerRepository, now: datetime
+) -> Deal:
+    """A contract or a project; its block is prefilled when it gets an apporteur without one."""
+    client, apporteur = _related(account_id, new.client_id, new.apporteur_id, new.product_id, partners)
+    deal = Deal(
+        id=new_ulid(),
+        account_id=account_id,
+        kind=kind,
+        client_id=client.id,
+        reference=new.reference,
+        product_id=new.product_id,
+        apporteur_id=new.apporteur_id,
+        commissioning=deal_commissioning(new.commissioning, client, apporteur),
+        status=new.status or DEFAULT_STATUS[kind],
+        created_at=now,
+    )
+    return partners.add(deal)
+
+
+def update_deal(
+    account_id: str,
+    kind: RecordKind,
+    deal_id: str,
+    changes: dict[str, Any],
+    version: int,
+    partners: PartnerRepository,
+    now: datetime,
+) -> Deal:
+    """Change a deal at the version it was read (`commissioning` None: not sent); a new apporteur
+    without a block prefills it again."""
+    deal = get_record(account_id, kind, deal_id, partners)
+    assert isinstance(deal, Deal)
+    _check_version(version, deal.version)
+    sent_block: Commissioning | None = changes.pop("commissioning", None)
+    changed = replace(deal, **changes)
+    apporteur_changed = changed.apporteur_id != deal.apporteur_id
+    related_changed = (
+        apporteur_changed or changed.client_id != deal.client_id or changed.product_id != deal.product_id
+    )
+    if related_changed or sent_block is not None:
+        product_id = changed.product_id if changed.product_id != deal.product_id else None
+        client, apporteur = _related(
+            account_id, changed.client_id, changed.apporteur_id, product_id, partners
+        )
+        block = deal_commissioning(sent_block, client, apporteur, deal.commissioning, apporteur_changed)
+        changed = replace(changed, commissioning=block)
+    if changed == deal:
+        return deal
+    saved = partners.save(changed, now)
+    assert isinstance(saved, Deal)
+    return saved
+
+
+@dataclass(frozen=True)
+class RecipientsView:
+    account: Account
+    client: Client
+    contract: Deal | None
+    apporteur: Apporteur | None
+    resolution: Resolution
+
+
+def recipients_of(
+    account_id: str,
+    client_id: str,
+    contract_id: str | None,
+    kind: CommunicationKind,
+    partners: PartnerRepository,
+    now: datetime,
+) -> RecipientsView:
+    """Who receives an email of `kind` about the client (and the contract): two reads, the account,
+    client and contract together, then the apporteur in force."""
+    keys = [(RecordKind.CLIENT, client_id)] + ([(RecordKind.CONTRACT, contract_id)] if contract_id else [])
+    account, found = partners.get_many(account_id, keys, with_account=True)
+    if account is None:
+        raise AccountNotFound()
+    client = found.get((RecordKind.CLIENT, client_id))
+    if not isinstance(client, Client):
+        raise _not_found(RecordKind.CLIENT)
+    contract = found.get((RecordKind.CONTRACT, contract_id)) if contract_id else None
+    if contract_id and not (isinstance(contract, Deal) and contract.client_id == client.id):
+        raise InvalidInput(
+            "This contract is not one of the client's.",
+            [FieldIssue("contract_id", "no such contract for this client")],
+        )
+    holder = contract.rules if isinstance(contract, Deal) else client.rules
+    apporteur = (
+        partners.get(account_id, RecordKind.APPORTEUR, holder.apporteur_id) if holder.apporteur_id else None
+    )
+    resolution = resolve_recipients(
+        rules_in_force=account.partner_communications_enabled
+        and account.entitlements.access(Feature.PARTNER_COMMUNICATIONS, now).enabled,
+        kind=kind,
+        client=client.party,
+        client_rules=client.rules,
+        contract=contract.rules if isinstance(contract, Deal) else None,
+        apporteur=apporteur.party if isinstance(apporteur, Apporteur) else None,
+    )
+    return RecipientsView(
+        account=account,
+        client=client,
+        contract=contract if isinstance(contract, Deal) else None,
+        apporteur=apporteur if isinstance(apporteur, Apporteur) else None,
+        resolution=resolution,
+    )
+
+
+def send_manual_email(
+    account_id: str,
+    client_id: str,
+    contract_id: str | None,
+    template: TemplateSource,
+    partners: PartnerRepository,
+    communications: CommunicationRepository,
+    queue: MessageQueue,
+    now: datetime,
+) -> Communication:
+    """Write from the client record: addressed by the rules, rendered by the worker from this template.
+    When nobody can receive it, it is recorded `skipped` at once and nothing is queued."""
+    validate_template(CommunicationKind.MANUAL, template)
+    view = recipients_of(account_id, client_id, contract_id, CommunicationKind.MANUAL, partners, now)
+    resolution = view.resolution
+    addressee = resolution.to[0] if resolution.to else None
+    variables = {
+        "account.name": view.account.name,
+        "client.name": view.client.name,
+        "client.email": view.client.email or "",
+        "apporteur.name": view.apporteur.name if view.apporteur else "",
+        "contract.reference": view.contract.reference if view.contract else "",
+        "recipient.name": addressee.name if addressee else "",
+        "recipient.party": addressee.party if addressee else "",
+    }
+    communication = Communication(
+        id=f"cm_{new_ulid(int(now.timestamp() * 1000))}",
+        account_id=account_id,
+        kind=CommunicationKind.MANUAL,
+        sender_name=view.account.name,
+        reply_to=view.account.sender_email,
+        to=resolution.to,
+        cc=resolution.cc,
+        created_at=now,
+        variables=variables,
+        template=template,
+        client_id=view.client.id,
+        contract_id=view.contract.id if view.contract else None,
+        rule=resolution.rule.value if resolution.rule else None,
+        decided_by=resolution.decided_by.value if resolution.decided_by else None,
+        skipped_parties=resolution.skipped_parties,
+    )
+    # The history shows the subject from the start, also of an email nobody could receive.
+    communication = replace(
+        communication, subject=render_kind(CommunicationKind.MANUAL, variables, template).subject
+    )
+    if resolution.nobody:
+        skipped = communication.skipped("no recipient has an email address")
+        communications.add(skipped, retry_at=now)
+        return skipped
+    queue_communication(communication, communications, queue, now)
+    return communication
