@@ -281,7 +281,7 @@ def send_manual_email(
         "recipient.party": addressee.party if addressee else "",
     }
     communication = Communication(
-        id=f"cm_{new_ulid(int(now.timestamp() * 1000))}",
+        id=f"cm_{new_ulid()}",
         account_id=account_id,
         kind=CommunicationKind.MANUAL,
         sender_name=view.account.name,

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.adapters.dynamodb.models import JobItem
+from chalicelib.adapters.dynamodb.models import JobItem, transactions
 from chalicelib.domain.jobs import Failure, FailureCode, Job
 
 KEEP_JOBS = timedelta(days=90)
@@ -55,7 +55,7 @@ class DynamoJobRepository:
             ttl=int((at + KEEP_JOBS).timestamp()),
         )
         try:
-            with TransactWrite() as transaction:
+            with TransactWrite(connection=transactions()) as transaction:
                 transaction.save(chunk_item, condition=JobItem.pk.does_not_exist())
                 transaction.update(
                     JobItem(_pk(account_id, job_id), "JOB"),

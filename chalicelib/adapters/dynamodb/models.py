@@ -36,6 +36,7 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
     VersionAttribute,
 )
+from pynamodb.connection import Connection
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
@@ -204,9 +205,22 @@ MODELS: tuple[type[_TableModel], ...] = (
 )
 
 
+_transactions: Connection | None = None
+
+
+def transactions() -> Connection:
+    """The connection of TransactGetItems / TransactWriteItems (PynamoDB's models keep their own)."""
+    global _transactions
+    if _transactions is None:
+        _transactions = Connection(region=AccountItem.Meta.region)
+    return _transactions
+
+
 def bind(table_name: str, region: str) -> None:
     """Point every model at the table; the next call opens a fresh connection (lazily)."""
+    global _transactions
     for model in MODELS:
         model.Meta.table_name = table_name
         model.Meta.region = region
         model._connection = None
+    _transactions = None

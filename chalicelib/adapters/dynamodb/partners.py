@@ -15,12 +15,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.transactions import TransactGet
 
-from chalicelib.adapters.dynamodb.models import AccountItem, PartnerItem
+from chalicelib.adapters.dynamodb.models import AccountItem, PartnerItem, transactions
 from chalicelib.adapters.dynamodb.repositories import DynamoAccountRepository
 from chalicelib.domain.accounts import Account
 from chalicelib.domain.errors import Conflict, FieldIssue, InvalidInput, StaleVersion
@@ -170,15 +169,6 @@ def _check_cursor(cursor: Cursor | None, key_name: str, expected: str) -> None:
 
 
 class DynamoPartnerRepository:
-    def __init__(self) -> None:
-        self._transactions: Connection | None = None
-
-    def _connection(self) -> Connection:
-        """The connection of multi-item reads, opened once (PynamoDB's models keep their own)."""
-        if self._transactions is None:
-            self._transactions = Connection(region=PartnerItem.Meta.region)
-        return self._transactions
-
     def add(self, record: RecordT) -> RecordT:
         item = _to_item(record)
         try:
@@ -213,7 +203,7 @@ class DynamoPartnerRepository:
         """Several records (and the account) in one TransactGetItems; missing ones are left out."""
         wanted = list(dict.fromkeys(keys))
         found: dict[tuple[RecordKind, str], Record] = {}
-        with TransactGet(connection=self._connection()) as transaction:
+        with TransactGet(connection=transactions()) as transaction:
             account_future = (
                 transaction.get(AccountItem, _pk(account_id), "ACCOUNT") if with_account else None
             )
