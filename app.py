@@ -13,9 +13,11 @@ from chalice.app import Chalice, CloudWatchEvent, SQSEvent
 
 from chalicelib.api.accounts import accounts
 from chalicelib.api.authorizers import authorizers
+from chalicelib.api.collection import collection
 from chalicelib.api.dunning import dunning
 from chalicelib.api.middleware import http_middleware
 from chalicelib.api.partners import partners
+from chalicelib.api.portal import portal
 from chalicelib.api.unsubscribe import unsubscribe
 from chalicelib.config import BULK_QUEUE, COMMUNICATIONS_QUEUE, SES_EVENTS_QUEUE
 
@@ -25,6 +27,8 @@ app.register_blueprint(authorizers)
 app.register_blueprint(accounts)
 app.register_blueprint(dunning)
 app.register_blueprint(partners)
+app.register_blueprint(collection)
+app.register_blueprint(portal)
 app.register_blueprint(unsubscribe)
 
 if os.environ.get("RELAIS_STAGE") == "local":

@@ -38,6 +38,8 @@ class Settings:
     jwt_audience: str | None
     ses_configuration_set: str | None
     link_secret: str
+    documents_bucket: str
+    """Set by the merge template in AWS (its name holds the AWS account id) and by the local stack."""
     """Signs the links that need no login (unsubscribe); rotating it voids every link already sent."""
 
 
@@ -78,6 +80,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         jwt_audience=environ.get("RELAIS_JWT_AUDIENCE") or None,
         ses_configuration_set=environ.get("RELAIS_SES_CONFIGURATION_SET") or None,
         link_secret=environ["RELAIS_LINK_SECRET"],
+        documents_bucket=environ.get("RELAIS_DOCUMENTS_BUCKET")
+        or f"relais-documents-{environ.get('RELAIS_AWS_ACCOUNT_ID', 'local')}",
     )
 
 

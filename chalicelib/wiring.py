@@ -7,9 +7,10 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.adapters.dynamodb import models
+from chalicelib.adapters.dynamodb.dossiers import DynamoDossierRepository, DynamoProcedureRepository
 from chalicelib.adapters.dynamodb.dunning import DynamoDunningPolicyRepository
 from chalicelib.adapters.dynamodb.jobs import DynamoJobRepository
 from chalicelib.adapters.dynamodb.partners import DynamoPartnerRepository
@@ -23,7 +24,11 @@ from chalicelib.adapters.dynamodb.unsubscriptions import DynamoUnsubscriptionRep
 from chalicelib.adapters.sqs import SqsQueue
 from chalicelib.config import BULK_QUEUE, SES_EVENTS_QUEUE, Settings, settings
 from chalicelib.services.identity import StaffTokenVerifier
+from chalicelib.services.portal_links import PortalLinkMinter
 from chalicelib.services.ports import Mailer
+
+if TYPE_CHECKING:
+    from chalicelib.adapters.s3 import S3Documents
 
 IDEMPOTENCY_SHARDS = 16
 """Idempotency records spread over this many partitions per store (see adapters/idempotency.py)."""
@@ -88,6 +93,24 @@ class Container:
     @cached_property
     def bulk_queue(self) -> SqsQueue:
         return SqsQueue(self.client("sqs"), BULK_QUEUE)
+
+    @cached_property
+    def procedures(self) -> DynamoProcedureRepository:
+        return DynamoProcedureRepository()
+
+    @cached_property
+    def dossiers(self) -> DynamoDossierRepository:
+        return DynamoDossierRepository()
+
+    @cached_property
+    def portal_links(self) -> PortalLinkMinter:
+        return PortalLinkMinter(self.portal_tokens, self.settings.portal_url, self.settings.portal_token_days)
+
+    @cached_property
+    def documents(self) -> S3Documents:
+        from chalicelib.adapters.s3 import S3Documents
+
+        return S3Documents(self.client("s3"), self.settings.documents_bucket)
 
     @cached_property
     def communications_queue(self) -> SqsQueue:

@@ -2,7 +2,8 @@
 
 They only authenticate: the policy allows every route, and each route checks the role itself so that a
 refusal comes back in the API.md error shape (a 403 decided by API Gateway would not). A refused token
-raises `Unauthorized`, which is how a Lambda authorizer tells API Gateway to answer 401.
+raises `Unauthorized`, which is how a Lambda authorizer tells API Gateway to answer 401. The portal one is
+not cached by API Gateway (`ttl_seconds=0`), so a revoked or rotated link dies at once.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def staff_authorizer(auth_request: AuthRequest) -> AuthResponse:
     )
 
 
-@authorizers.authorizer()
+@authorizers.authorizer(ttl_seconds=0)
 def portal_authorizer(auth_request: AuthRequest) -> AuthResponse:
     services = container()
     try:
@@ -50,10 +51,12 @@ def portal_authorizer(auth_request: AuthRequest) -> AuthResponse:
         raise Unauthorized() from exc
     return AuthResponse(
         routes=["*"],
-        principal_id=f"portal:{principal.dossier_id}:{principal.role_id}",
+        principal_id=f"portal:{principal.dossier_id}:{principal.participant_id}",
         context={
             "account_id": principal.account_id,
             "dossier_id": principal.dossier_id,
             "role_id": principal.role_id,
+            "participant_id": principal.participant_id,
+            "generation": str(principal.generation),
         },
     )

@@ -9,7 +9,7 @@ from chalice.app import Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 
 from chalicelib.domain.errors import FieldIssue, InvalidInput, Unauthenticated
-from chalicelib.domain.identity import Role, StaffPrincipal
+from chalicelib.domain.identity import PortalPrincipal, Role, StaffPrincipal
 from chalicelib.domain.validation import email_issue, name_issue
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -97,6 +97,22 @@ def parse_body(request: Request, model: type[Body]) -> Body:
 def sent_fields(body: BaseModel, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The fields a PATCH actually sent (a field left out is not a field set to null)."""
     return {name: getattr(body, name) for name in body.model_fields_set if name not in exclude}
+
+
+def portal_principal(request: Request) -> PortalPrincipal:
+    """The link holder the portal authorizer put into the request context."""
+    context = request.context.get("authorizer") or {}
+    try:
+        return PortalPrincipal(
+            account_id=str(context["account_id"]),
+            dossier_id=str(context["dossier_id"]),
+            role_id=str(context["role_id"]),
+            token_hash="",
+            participant_id=str(context.get("participant_id") or "main"),
+            generation=int(context.get("generation") or 0),
+        )
+    except (KeyError, ValueError) as exc:
+        raise Unauthenticated("No portal identity on this request.") from exc
 
 
 def staff_principal(request: Request) -> StaffPrincipal:

@@ -98,6 +98,9 @@ class Communication:
     rule: str | None = None
     decided_by: str | None = None
     skipped_parties: tuple[str, ...] = ()
+    portal_participant: str | None = None
+    """For dossier emails: whose portal link the worker mints at send time (`dossier_id/role/participant`),
+    so that no link's secret is ever stored."""
 
     @property
     def deliverable_to(self) -> tuple[Recipient, ...]:

@@ -35,9 +35,13 @@ class StaffPrincipal:
 
 @dataclass(frozen=True)
 class PortalPrincipal:
-    """A recipient or contributor holding a portal link: bound to one dossier and one role."""
+    """A recipient or contributor holding a portal link: bound to one dossier, one role and one
+    participant (`main` for the dossier's recipient, else the contributor's id)."""
 
     account_id: str
     dossier_id: str
     role_id: str
     token_hash: str
+    participant_id: str = "main"
+    generation: int = 0
+    """Links of a participant die together: a re-sent invitation starts a new generation."""

@@ -34,6 +34,7 @@ def _deliver(message: dict[str, Any]) -> dict[str, Any]:
         services.mailer,
         services.suppressions,
         services.now(),
+        services.portal_links,
     )
     return {"status": status.value if status else None}
 

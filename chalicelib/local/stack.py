@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 REGION = "eu-west-3"
 DEMO_ADMIN_EMAIL = "cabinet@demo.relais.example"
 TOKEN_LIFETIME = timedelta(days=30)
+MOTO_ACCOUNT_ID = "123456789012"
+"""moto's default AWS account: the local bucket is named after it, as the deployed one after the real one."""
 
 
 def local_environment(moto_url: str) -> dict[str, str]:
@@ -38,6 +40,7 @@ def local_environment(moto_url: str) -> dict[str, str]:
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             "POWERTOOLS_METRICS_DISABLED": "true",
+            "RELAIS_DOCUMENTS_BUCKET": f"relais-documents-{MOTO_ACCOUNT_ID}",
         }
     )
     return environment

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from chalicelib.domain.communications import Communication, CommunicationStatus, Recipient
 from chalicelib.domain.deliverability import normalize_address
@@ -26,6 +26,10 @@ from chalicelib.services.ports import (
 )
 
 RETRY_AFTER = timedelta(minutes=5)
+
+
+class PortalLinks(Protocol):
+    def link_for(self, account_id: str, participant: str, now: datetime) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ def deliver(
     mailer: Mailer,
     suppressions: SuppressionList,
     now: datetime,
+    links: PortalLinks | None = None,
 ) -> CommunicationStatus | None:
     """Render and send one queued communication, and record the outcome.
 
@@ -88,8 +93,13 @@ def deliver(
         repository.settle(settled)
         logger.info("communication skipped: nobody to write to", extra={**log_keys, "reason": reason})
         return settled.status
+    variables = communication.variables
+    if communication.portal_participant and links is not None:
+        # A fresh link per email, minted now: no secret ever waits in the table.
+        link = links.link_for(communication.account_id, communication.portal_participant, now)
+        variables = {**variables, "dossier.portal_link": link}
     try:
-        rendered = render_kind(communication.kind, communication.variables, communication.template)
+        rendered = render_kind(communication.kind, variables, communication.template)
     except (KeyError, TemplateError) as exc:
         settled = communication.failed(f"template could not be rendered: {exc}")
         repository.settle(settled)

@@ -102,6 +102,8 @@ class UnsubscriptionRepository(Protocol):
 
 
 class PortalTokenRepository(Protocol):
+    def add(self, token_hash: str, principal: PortalPrincipal, expires_at: datetime) -> None: ...
+
     def find_active(self, token_hash: str, now: datetime) -> PortalPrincipal | None:
         """The principal of a live link (known, not revoked, not expired), else None."""
         ...

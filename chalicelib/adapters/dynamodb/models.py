@@ -10,6 +10,8 @@ Key design (every key but the portal token's starts with the account, so no quer
 | suppressed address| ACCOUNT#<account_id>      | SUPPRESSED#<email> |                                     |
 | partner record    | ACCOUNT#<account_id>      | <KIND>#<id>        | (apporteur, client, product, deal)  |
 | bulk job          | ACCOUNT#<a>#JOB#<job_id>  | JOB, CHUNK#<n>     |                                     |
+| procedure         | ACCOUNT#<account_id>      | PROCEDURE#<id>     |                                     |
+| dossier           | ACCOUNT#<a>#DOSSIER#<id>  | DOSSIER            | GSI1 ACCOUNT#<a>#DOSSIERS / <id>    |
 | unsubscription    | ACCOUNT#<account_id>      | UNSUBSCRIBED#<party>#<id> |                              |
 | portal token      | PORTALTOKEN#<sha256>      | PORTALTOKEN        |                                     |
 | idempotency (PT)  | IDEMPOTENCY#<store>#<n>   | <hash>             |                                     |
@@ -110,6 +112,7 @@ class CommunicationItem(_TableModel):
     rule = UnicodeAttribute(null=True)
     decided_by = UnicodeAttribute(null=True)
     skipped_parties = JSONAttribute(null=True)
+    portal_participant = UnicodeAttribute(null=True)
     due_pk = UnicodeAttribute(null=True, attr_name="DUEPK")
     due_sk = UnicodeAttribute(null=True, attr_name="DUESK")
     due_index = DueIndex()
@@ -184,10 +187,36 @@ class UnsubscriptionItem(_TableModel):
     unsubscribed_at = UTCDateTimeAttribute()
 
 
+class ProcedureItem(_TableModel):
+    """A procedure is one document: roles, documents and automations change together, under a version."""
+
+    body = JSONAttribute()
+    created_at = UTCDateTimeAttribute()
+    version = VersionAttribute()
+
+
+class DossierItem(_TableModel):
+    """A dossier with its procedure snapshot, documents, contributors and uploads: one item, so the staff
+    view is one GetItem and the portal view the token lookup plus that GetItem; concurrent changes meet
+    its version. `tokens` lists each participant's live token hashes, so revoking them all needs no query."""
+
+    body = JSONAttribute()
+    tokens = JSONAttribute(default=dict)
+    status = UnicodeAttribute()
+    procedure_id = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    version = VersionAttribute()
+    gsi1_pk = UnicodeAttribute(null=True, attr_name="GSI1PK")
+    gsi1_sk = UnicodeAttribute(null=True, attr_name="GSI1SK")
+    by_account = _filter_index(1, "Dossier")()
+
+
 class PortalTokenItem(_TableModel):
     account_id = UnicodeAttribute()
     dossier_id = UnicodeAttribute()
     role_id = UnicodeAttribute()
+    participant_id = UnicodeAttribute(null=True)
+    generation = NumberAttribute(null=True)
     expires_at = UTCDateTimeAttribute()
     revoked = BooleanAttribute(default=False)
     ttl = NumberAttribute(null=True)
@@ -201,6 +230,8 @@ MODELS: tuple[type[_TableModel], ...] = (
     JobItem,
     SuppressionItem,
     UnsubscriptionItem,
+    ProcedureItem,
+    DossierItem,
     PortalTokenItem,
 )
 

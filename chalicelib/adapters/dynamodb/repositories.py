@@ -139,6 +139,7 @@ def _communication_from(item: CommunicationItem, account_id: str) -> Communicati
         rule=item.rule,
         decided_by=item.decided_by,
         skipped_parties=tuple(item.skipped_parties or ()),
+        portal_participant=item.portal_participant,
     )
 
 
@@ -150,35 +151,42 @@ def _raw_template(template: TemplateSource | None) -> dict[str, str] | None:
     return None if template is None else {"subject": template.subject, "body": template.body}
 
 
+def communication_item(communication: Communication, retry_at: datetime) -> CommunicationItem:
+    """The item of a new communication (also written inside the transactions of the changes causing it)."""
+    item = CommunicationItem(
+        _account_pk(communication.account_id),
+        f"COMM#{communication.id}",
+        communication_id=communication.id,
+        kind=communication.kind.value,
+        status=communication.status.value,
+        sender_name=communication.sender_name,
+        reply_to=communication.reply_to,
+        to=_raw_recipients(communication.to),
+        cc=_raw_recipients(communication.cc),
+        variables=communication.variables,
+        subject=communication.subject,
+        template=_raw_template(communication.template),
+        created_at=communication.created_at,
+        client_id=communication.client_id,
+        contract_id=communication.contract_id,
+        rule=communication.rule,
+        decided_by=communication.decided_by,
+        skipped_parties=list(communication.skipped_parties) or None,
+        portal_participant=communication.portal_participant,
+    )
+    if communication.status is CommunicationStatus.QUEUED:
+        # Only a queued communication waits on the retry schedule (a decided-skipped one never will).
+        item.due_pk = _due_shard(communication.id)
+        item.due_sk = _due_sort_key(retry_at, communication.account_id, communication.id)
+    if communication.client_id:
+        item.gsi3_pk = client_history_key(communication.account_id, communication.client_id)
+        item.gsi3_sk = f"{iso(communication.created_at)}#{communication.id}"
+    return item
+
+
 class DynamoCommunicationRepository:
     def add(self, communication: Communication, retry_at: datetime) -> bool:
-        item = CommunicationItem(
-            _account_pk(communication.account_id),
-            f"COMM#{communication.id}",
-            communication_id=communication.id,
-            kind=communication.kind.value,
-            status=communication.status.value,
-            sender_name=communication.sender_name,
-            reply_to=communication.reply_to,
-            to=_raw_recipients(communication.to),
-            cc=_raw_recipients(communication.cc),
-            variables=communication.variables,
-            subject=communication.subject,
-            template=_raw_template(communication.template),
-            created_at=communication.created_at,
-            client_id=communication.client_id,
-            contract_id=communication.contract_id,
-            rule=communication.rule,
-            decided_by=communication.decided_by,
-            skipped_parties=list(communication.skipped_parties) or None,
-        )
-        if communication.status is CommunicationStatus.QUEUED:
-            # Only a queued communication waits on the retry schedule (a decided-skipped one never will).
-            item.due_pk = _due_shard(communication.id)
-            item.due_sk = _due_sort_key(retry_at, communication.account_id, communication.id)
-        if communication.client_id:
-            item.gsi3_pk = client_history_key(communication.account_id, communication.client_id)
-            item.gsi3_sk = f"{iso(communication.created_at)}#{communication.id}"
+        item = communication_item(communication, retry_at)
         try:
             item.save(condition=CommunicationItem.pk.does_not_exist())
         except PutError as exc:
@@ -257,19 +265,26 @@ class DynamoCommunicationRepository:
                 raise
 
 
+def portal_token_item(token_hash: str, principal: PortalPrincipal, expires_at: datetime) -> PortalTokenItem:
+    """Keyed by the secret's SHA-256 only: the table never holds a usable link."""
+    return PortalTokenItem(
+        f"PORTALTOKEN#{token_hash}",
+        "PORTALTOKEN",
+        account_id=principal.account_id,
+        dossier_id=principal.dossier_id,
+        role_id=principal.role_id,
+        participant_id=principal.participant_id,
+        generation=principal.generation,
+        expires_at=expires_at,
+        ttl=int(expires_at.timestamp()) + 86400,
+    )
+
+
 class DynamoPortalTokenRepository:
     _SK = "PORTALTOKEN"
 
     def add(self, token_hash: str, principal: PortalPrincipal, expires_at: datetime) -> None:
-        PortalTokenItem(
-            f"PORTALTOKEN#{token_hash}",
-            self._SK,
-            account_id=principal.account_id,
-            dossier_id=principal.dossier_id,
-            role_id=principal.role_id,
-            expires_at=expires_at,
-            ttl=int(expires_at.timestamp()) + 86400,
-        ).save()
+        portal_token_item(token_hash, principal, expires_at).save()
 
     def find_active(self, token_hash: str, now: datetime) -> PortalPrincipal | None:
         try:
@@ -278,7 +293,14 @@ class DynamoPortalTokenRepository:
             return None
         if item.revoked or item.expires_at <= now:
             return None
-        return PortalPrincipal(item.account_id, item.dossier_id, item.role_id, token_hash)
+        return PortalPrincipal(
+            item.account_id,
+            item.dossier_id,
+            item.role_id,
+            token_hash,
+            item.participant_id or "main",
+            int(item.generation or 0),
+        )
 
     def revoke(self, token_hash: str) -> None:
         item = PortalTokenItem(f"PORTALTOKEN#{token_hash}", self._SK)

@@ -1,0 +1,399 @@
+"""Procedures and dossiers in the one table, and the transaction that writes a dossier with what its
+change causes (portal tokens minted or revoked, emails queued): all of it or nothing."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, datetime
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.adapters.dynamodb.models import (
+    CommunicationItem,
+    DossierItem,
+    PortalTokenItem,
+    ProcedureItem,
+    transactions,
+)
+from chalicelib.adapters.dynamodb.repositories import communication_item, portal_token_item
+from chalicelib.domain.clock import iso, parse_iso
+from chalicelib.domain.communications import Communication, TemplateSource
+from chalicelib.domain.dossiers import (
+    Contributor,
+    DocumentStatus,
+    Dossier,
+    DossierDocument,
+    DossierStatus,
+    Person,
+    Review,
+    Upload,
+    UploadStatus,
+)
+from chalicelib.domain.errors import Conflict, FieldIssue, InvalidInput, StaleVersion
+from chalicelib.domain.identity import PortalPrincipal
+from chalicelib.domain.procedures import (
+    Access,
+    Automation,
+    DocumentRequirement,
+    Permissions,
+    Procedure,
+    Role,
+    Target,
+    Trigger,
+)
+
+Cursor = dict[str, Any]
+
+
+def _pk(account_id: str) -> str:
+    return f"ACCOUNT#{account_id}"
+
+
+def _dossier_pk(account_id: str, dossier_id: str) -> str:
+    return f"ACCOUNT#{account_id}#DOSSIER#{dossier_id}"
+
+
+# ---- codecs ----
+
+
+def procedure_body(procedure: Procedure) -> dict[str, Any]:
+    return {
+        "name": procedure.name,
+        "description": procedure.description,
+        "roles": [
+            {
+                "id": r.id,
+                "name": r.name,
+                "access": r.permissions.access.value,
+                "can_invite": r.permissions.can_invite,
+                "sees_shared_files": r.permissions.sees_shared_files,
+            }
+            for r in procedure.roles
+        ],
+        "documents": [
+            {
+                "id": d.id,
+                "label": d.label,
+                "description": d.description,
+                "required": d.required,
+                "role_id": d.role_id,
+                "accepted_types": list(d.accepted_types),
+                "max_size_mb": d.max_size_mb,
+            }
+            for d in procedure.documents
+        ],
+        "automations": [
+            {
+                "id": a.id,
+                "trigger": a.trigger.value,
+                "to": a.to.value,
+                "subject": a.template.subject,
+                "body": a.template.body,
+                "enabled": a.enabled,
+                "days_before": a.days_before,
+            }
+            for a in procedure.automations
+        ],
+    }
+
+
+def procedure_from(
+    procedure_id: str, account_id: str, body: dict[str, Any], created_at: datetime, version: int
+) -> Procedure:
+    return Procedure(
+        id=procedure_id,
+        account_id=account_id,
+        name=body["name"],
+        description=body.get("description"),
+        roles=tuple(
+            Role(
+                r["id"],
+                r["name"],
+                Permissions(Access(r["access"]), bool(r["can_invite"]), bool(r["sees_shared_files"])),
+            )
+            for r in body["roles"]
+        ),
+        documents=tuple(
+            DocumentRequirement(
+                d["id"],
+                d["label"],
+                d.get("description"),
+                bool(d["required"]),
+                d["role_id"],
+                tuple(d["accepted_types"]),
+                int(d["max_size_mb"]),
+            )
+            for d in body["documents"]
+        ),
+        automations=tuple(
+            Automation(
+                a["id"],
+                Trigger(a["trigger"]),
+                Target(a["to"]),
+                TemplateSource(a["subject"], a["body"]),
+                bool(a["enabled"]),
+                a.get("days_before"),
+            )
+            for a in body["automations"]
+        ),
+        created_at=created_at,
+        version=version,
+    )
+
+
+def _dossier_body(dossier: Dossier) -> dict[str, Any]:
+    procedure = dossier.procedure
+    return {
+        "procedure": {
+            "id": procedure.id,
+            "created_at": iso(procedure.created_at),
+            **procedure_body(procedure),
+        },
+        "reference": dossier.reference,
+        "recipient": {"name": dossier.recipient.name, "email": dossier.recipient.email},
+        "due_date": dossier.due_date.isoformat() if dossier.due_date else None,
+        "documents": [
+            {
+                "id": d.id,
+                "status": d.status.value,
+                "review": {"comment": d.review.comment, "at": iso(d.review.at)} if d.review else None,
+            }
+            for d in dossier.documents
+        ],
+        "contributors": [
+            {
+                "id": c.id,
+                "role_id": c.role_id,
+                "name": c.name,
+                "email": c.email,
+                "invited_at": iso(c.invited_at),
+            }
+            for c in dossier.contributors
+        ],
+        "uploads": [
+            {
+                "id": u.id,
+                "document_id": u.document_id,
+                "filename": u.filename,
+                "content_type": u.content_type,
+                "size": u.size,
+                "key": u.key,
+                "status": u.status.value,
+                "created_at": iso(u.created_at),
+                "reason": u.reason,
+                "uploaded_at": iso(u.uploaded_at) if u.uploaded_at else None,
+            }
+            for u in dossier.uploads
+        ],
+        "finished_roles": list(dossier.finished_roles),
+        "link_generations": dict(dossier.link_generations),
+    }
+
+
+def _dossier_from(item: DossierItem) -> Dossier:
+    body: dict[str, Any] = dict(item.body)
+    account_id, dossier_id = item.pk.removeprefix("ACCOUNT#").split("#DOSSIER#")
+    snapshot = body["procedure"]
+    procedure = procedure_from(snapshot["id"], account_id, snapshot, parse_iso(snapshot["created_at"]), 0)
+    requirements = {r.id: r for r in procedure.documents}
+    return Dossier(
+        id=dossier_id,
+        account_id=account_id,
+        procedure=procedure,
+        reference=body["reference"],
+        recipient=Person(body["recipient"]["name"], body["recipient"]["email"]),
+        due_date=date.fromisoformat(body["due_date"]) if body.get("due_date") else None,
+        created_at=item.created_at,
+        status=DossierStatus(item.status),
+        documents=tuple(
+            DossierDocument(
+                requirements[d["id"]],
+                DocumentStatus(d["status"]),
+                Review(d["review"]["comment"], parse_iso(d["review"]["at"])) if d.get("review") else None,
+            )
+            for d in body["documents"]
+        ),
+        contributors=tuple(
+            Contributor(c["id"], c["role_id"], c["name"], c["email"], parse_iso(c["invited_at"]))
+            for c in body["contributors"]
+        ),
+        uploads=tuple(
+            Upload(
+                u["id"],
+                u["document_id"],
+                u["filename"],
+                u["content_type"],
+                int(u["size"]),
+                u["key"],
+                UploadStatus(u["status"]),
+                parse_iso(u["created_at"]),
+                u.get("reason"),
+                parse_iso(u["uploaded_at"]) if u.get("uploaded_at") else None,
+            )
+            for u in body["uploads"]
+        ),
+        finished_roles=tuple(body.get("finished_roles", ())),
+        link_generations=tuple(sorted((k, int(v)) for k, v in body.get("link_generations", {}).items())),
+    )
+
+
+def _check_cursor(cursor: Cursor | None, account_id: str) -> None:
+    if cursor is None:
+        return
+    if (
+        set(cursor) != {"PK", "SK", "GSI1PK", "GSI1SK"}
+        or cursor["GSI1PK"].get("S") != f"ACCOUNT#{account_id}#DOSSIERS"
+    ):
+        raise InvalidInput(
+            "The cursor does not belong to this list.", [FieldIssue("cursor", "not from this list")]
+        )
+
+
+# ---- repositories ----
+
+
+class DynamoProcedureRepository:
+    def add(self, procedure: Procedure) -> Procedure:
+        item = ProcedureItem(
+            _pk(procedure.account_id),
+            f"PROCEDURE#{procedure.id}",
+            body=procedure_body(procedure),
+            created_at=procedure.created_at,
+        )
+        try:
+            item.save(condition=ProcedureItem.pk.does_not_exist())
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                raise Conflict("A procedure with this id already exists.") from exc
+            raise
+        return replace(procedure, version=int(item.version or 0))
+
+    def get(self, account_id: str, procedure_id: str) -> Procedure | None:
+        try:
+            item = ProcedureItem.get(_pk(account_id), f"PROCEDURE#{procedure_id}")
+        except DoesNotExist:
+            return None
+        return procedure_from(
+            procedure_id, account_id, dict(item.body), item.created_at, int(item.version or 0)
+        )
+
+    def save(self, procedure: Procedure) -> Procedure:
+        item = ProcedureItem(
+            _pk(procedure.account_id),
+            f"PROCEDURE#{procedure.id}",
+            body=procedure_body(procedure),
+            created_at=procedure.created_at,
+        )
+        item.version = procedure.version
+        try:
+            item.save()
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                raise StaleVersion() from exc
+            raise
+        return replace(procedure, version=int(item.version or 0))
+
+    def list_procedures(
+        self, account_id: str, limit: int, cursor: Cursor | None
+    ) -> tuple[list[Procedure], Cursor | None]:
+        if cursor is not None and (set(cursor) != {"PK", "SK"} or cursor["PK"].get("S") != _pk(account_id)):
+            raise InvalidInput(
+                "The cursor does not belong to this list.", [FieldIssue("cursor", "not from this list")]
+            )
+        query = ProcedureItem.query(
+            _pk(account_id), ProcedureItem.sk.startswith("PROCEDURE#"), limit=limit, last_evaluated_key=cursor
+        )
+        found = [
+            procedure_from(
+                item.sk.removeprefix("PROCEDURE#"),
+                account_id,
+                dict(item.body),
+                item.created_at,
+                int(item.version or 0),
+            )
+            for item in query
+        ]
+        return found, query.last_evaluated_key
+
+
+class DynamoDossierRepository:
+    def get(self, account_id: str, dossier_id: str) -> tuple[Dossier, int, dict[str, list[str]]] | None:
+        """The dossier, its stored version and its participants' live token hashes."""
+        try:
+            item = DossierItem.get(_dossier_pk(account_id, dossier_id), "DOSSIER")
+        except DoesNotExist:
+            return None
+        return (
+            _dossier_from(item),
+            int(item.version or 0),
+            {k: list(v) for k, v in (item.tokens or {}).items()},
+        )
+
+    def commit(
+        self,
+        dossier: Dossier,
+        version: int,
+        tokens: dict[str, list[str]],
+        minted: tuple[tuple[str, PortalPrincipal, datetime], ...] = (),
+        revoked: tuple[str, ...] = (),
+        communications: tuple[tuple[Communication, datetime], ...] = (),
+    ) -> int:
+        """Write the dossier at `version` (0: a new one) with the tokens it mints and revokes and the
+        emails it queues, in one TransactWriteItems. StaleVersion when the dossier changed meanwhile."""
+        item = DossierItem(
+            _dossier_pk(dossier.account_id, dossier.id),
+            "DOSSIER",
+            body=_dossier_body(dossier),
+            tokens=tokens,
+            status=dossier.status.value,
+            procedure_id=dossier.procedure.id,
+            created_at=dossier.created_at,
+            gsi1_pk=f"ACCOUNT#{dossier.account_id}#DOSSIERS",
+            gsi1_sk=dossier.id,
+        )
+        if version:
+            item.version = version
+        try:
+            with TransactWrite(connection=transactions()) as transaction:
+                condition = DossierItem.pk.does_not_exist() if not version else None
+                transaction.save(item, condition=condition)
+                for token_hash, principal, expires_at in minted:
+                    transaction.save(portal_token_item(token_hash, principal, expires_at))
+                for token_hash in revoked:
+                    transaction.update(
+                        PortalTokenItem(f"PORTALTOKEN#{token_hash}", "PORTALTOKEN"),
+                        actions=[PortalTokenItem.revoked.set(True)],
+                        condition=PortalTokenItem.pk.exists(),
+                    )
+                for communication, retry_at in communications:
+                    transaction.save(
+                        communication_item(communication, retry_at),
+                        condition=CommunicationItem.pk.does_not_exist(),
+                    )
+        except TransactWriteError as exc:
+            reasons = [r.code for r in (exc.cancellation_reasons or []) if r is not None]
+            if "ConditionalCheckFailed" in reasons:
+                raise StaleVersion() from exc
+            raise
+        return version + 1
+
+    def list_dossiers(
+        self, account_id: str, status: str | None, procedure_id: str | None, limit: int, cursor: Cursor | None
+    ) -> tuple[list[Dossier], Cursor | None]:
+        _check_cursor(cursor, account_id)
+        condition = None
+        if status:
+            condition = DossierItem.status == status
+        if procedure_id:
+            term = DossierItem.procedure_id == procedure_id
+            condition = term if condition is None else condition & term
+        query = DossierItem.by_account.query(
+            f"ACCOUNT#{account_id}#DOSSIERS",
+            filter_condition=condition,
+            limit=limit,
+            last_evaluated_key=cursor,
+            scan_index_forward=False,
+        )
+        return [_dossier_from(item) for item in query], query.last_evaluated_key

@@ -1,0 +1,155 @@
+"""The portal: what a main recipient or a contributor does with the link of an invitation. Every route
+is behind `portal_authorizer`; a caller only ever sees its own role's documents (plus what its role's
+rights add), and a document it may not see does not exist (404)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from chalice.app import Response
+from pydantic import Field, StrictInt, StrictStr
+
+from chalicelib.api.authorizers import portal_authorizer
+from chalicelib.api.collection import context, document_view, role_view
+from chalicelib.api.requests import DisplayName, EmailAddress, StrictBody, parse_body, portal_principal
+from chalicelib.api.routing import ApiBlueprint
+from chalicelib.domain.clock import iso
+from chalicelib.domain.dossiers import Dossier, visible_document, visible_documents
+from chalicelib.domain.errors import FieldIssue, InvalidInput
+from chalicelib.domain.identity import PortalPrincipal
+from chalicelib.domain.procedures import MAIN
+from chalicelib.services import dossiers as service
+from chalicelib.wiring import container
+
+portal = ApiBlueprint(__name__)
+
+
+class UploadBody(StrictBody):
+    filename: Annotated[StrictStr, Field(min_length=1, max_length=255)]
+    content_type: Annotated[StrictStr, Field(min_length=1, max_length=100)]
+    size: StrictInt
+
+
+class PortalInviteBody(StrictBody):
+    role_id: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    name: DisplayName
+    email: EmailAddress
+
+
+def _principal() -> PortalPrincipal:
+    return portal_principal(portal.current_request)
+
+
+def portal_documents(dossier: Dossier, role_id: str) -> list[dict[str, Any]]:
+    return [
+        {**document_view(dossier, v.document, with_files=v.with_files), "mine": v.mine}
+        for v in visible_documents(dossier, role_id)
+    ]
+
+
+def portal_view(dossier: Dossier, principal: PortalPrincipal) -> dict[str, Any]:
+    name, _, role_id = dossier.participant_name(principal.participant_id)
+    role = dossier.role(role_id)
+    invitable = [
+        role_view(r)
+        for r in dossier.procedure.roles
+        if role.permissions.can_invite and r.id not in (MAIN, role_id)
+    ]
+    return {
+        "dossier": {
+            "id": dossier.id,
+            "reference": dossier.reference,
+            "procedure_name": dossier.procedure.name,
+            "due_date": dossier.due_date.isoformat() if dossier.due_date else None,
+            "status": dossier.status.value,
+        },
+        "me": {
+            "name": name,
+            "role_id": role.id,
+            "role_name": role.name,
+            **{"permissions": role_view(role)["permissions"]},
+        },
+        "roles": [{"id": r["id"], "name": r["name"]} for r in invitable],
+        "finished": role_id in dossier.finished_roles,
+        "documents": portal_documents(dossier, role_id),
+    }
+
+
+@portal.route("/portal", methods=["GET"], authorizer=portal_authorizer)
+def show_portal() -> dict[str, Any]:
+    principal = _principal()
+    dossier = service.portal_dossier(principal, context())
+    return portal_view(dossier, principal)
+
+
+@portal.route("/portal/documents/{document_id}/uploads", methods=["POST"], authorizer=portal_authorizer)
+def start_upload(document_id: str) -> Response:
+    principal = _principal()
+    body = parse_body(portal.current_request, UploadBody)
+    started = service.start_upload(
+        principal, document_id, body.filename, body.content_type, body.size, container().documents, context()
+    )
+    answer = {
+        "upload_id": started.upload.id,
+        "url": started.url,
+        "fields": started.fields,
+        "expires_at": iso(started.expires_at),
+    }
+    return Response(answer, status_code=201)
+
+
+@portal.route(
+    "/portal/documents/{document_id}/uploads/{upload_id}/complete",
+    methods=["POST"],
+    authorizer=portal_authorizer,
+)
+def complete_upload(document_id: str, upload_id: str) -> dict[str, Any]:
+    principal = _principal()
+    dossier, _, upload = service.complete_upload(
+        principal.account_id,
+        principal.dossier_id,
+        document_id,
+        upload_id,
+        container().documents,
+        context(),
+        principal,
+    )
+    if upload.reason:
+        raise InvalidInput(
+            "The file does not match its declared type: save it in an accepted format, then upload it again.",
+            [FieldIssue("file", upload.reason)],
+        )
+    visibility = visible_document(dossier, principal.role_id, document_id)
+    return {**document_view(dossier, visibility.document), "mine": True}
+
+
+@portal.route(
+    "/portal/documents/{document_id}/files/{file_id}", methods=["GET"], authorizer=portal_authorizer
+)
+def download(document_id: str, file_id: str) -> Response:
+    url = service.download_url(_principal(), document_id, file_id, container().documents, context())
+    return Response(body="", status_code=302, headers={"Location": url, "Cache-Control": "no-store"})
+
+
+@portal.route("/portal/contributors", methods=["POST"], authorizer=portal_authorizer)
+def invite() -> Response:
+    principal = _principal()
+    body = parse_body(portal.current_request, PortalInviteBody)
+    invited = service.portal_invite(principal, body.role_id, body.name, body.email, context())
+    contributor = invited.contributor
+    answer = {
+        "id": contributor.id,
+        "role_id": contributor.role_id,
+        "name": contributor.name,
+        "email": contributor.email,
+        "invited_at": iso(contributor.invited_at),
+        "notified": invited.notified,
+    }
+    return Response(answer, status_code=201)
+
+
+@portal.route("/portal/finish", methods=["POST"], authorizer=portal_authorizer)
+def finish() -> dict[str, Any]:
+    principal = _principal()
+    dossier = service.finish(principal, context())
+    return portal_view(dossier, principal)

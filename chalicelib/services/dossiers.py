@@ -1,0 +1,563 @@
+"""Dossier use cases, for staff and for the portal: open a dossier, invite and remove contributors,
+re-send an invitation, review documents; and, for a link holder, see, upload, download, invite and finish.
+
+Every change is one transaction: the dossier at the version read, the portal tokens it mints or revokes,
+and the emails it queues (`DynamoDossierRepository.commit`); a change that meets a newer version is
+applied again to the newer dossier, up to three times. Emails are queued after the commit; a lost SQS
+message is re-queued by the tick. Dossier emails carry no link: the worker mints a fresh one for the
+addressee when it sends (`portal_participant`), so no secret is ever stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from chalicelib.domain.accounts import Account
+from chalicelib.domain.communications import (
+    Communication,
+    Recipient,
+    TemplateSource,
+    communication_id,
+)
+from chalicelib.domain.dossiers import (
+    Contributor,
+    DocumentStatus,
+    Dossier,
+    DossierDocument,
+    Person,
+    Upload,
+    UploadStatus,
+    check_upload,
+    uploadable_document,
+    visible_document,
+)
+from chalicelib.domain.errors import (
+    AccountNotFound,
+    Conflict,
+    FieldIssue,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    StaleVersion,
+    Unauthenticated,
+)
+from chalicelib.domain.files import mismatch
+from chalicelib.domain.formatting import french_date
+from chalicelib.domain.identity import PortalPrincipal
+from chalicelib.domain.ids import new_ulid
+from chalicelib.domain.plans import Feature
+from chalicelib.domain.procedures import MAIN, Automation, Target, Trigger
+from chalicelib.services.communications import RETRY_AFTER, DeliveryRequest
+from chalicelib.services.portal_links import MintedLink, mint_link
+from chalicelib.services.ports import AccountRepository, MessageQueue
+from chalicelib.services.procedures import ProcedureRepository, get_procedure
+
+ATTEMPTS = 3
+
+
+class DossierRepository(Protocol):
+    def get(self, account_id: str, dossier_id: str) -> tuple[Dossier, int, dict[str, list[str]]] | None: ...
+
+    def commit(
+        self,
+        dossier: Dossier,
+        version: int,
+        tokens: dict[str, list[str]],
+        minted: tuple[tuple[str, PortalPrincipal, datetime], ...] = (),
+        revoked: tuple[str, ...] = (),
+        communications: tuple[tuple[Communication, datetime], ...] = (),
+    ) -> int: ...
+
+
+class Documents(Protocol):
+    def presigned_post(
+        self, key: str, content_type: str, max_bytes: int, now: datetime
+    ) -> tuple[str, dict[str, str], datetime]: ...
+
+    def head(self, key: str) -> tuple[int, bytes] | None: ...
+
+    def presigned_get(self, key: str, filename: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class Context:
+    accounts: AccountRepository
+    procedures: ProcedureRepository
+    dossiers: DossierRepository
+    queue: MessageQueue
+    portal_url: str
+    token_days: int
+    now: datetime
+
+
+@dataclass
+class Change:
+    """What one change of a dossier writes with it."""
+
+    dossier: Dossier
+    minted: list[MintedLink] = field(default_factory=list)
+    revoked: list[str] = field(default_factory=list)
+    emails: list[Communication] = field(default_factory=list)
+
+
+def _load(account_id: str, dossier_id: str, ctx: Context) -> tuple[Dossier, int, dict[str, list[str]]]:
+    found = ctx.dossiers.get(account_id, dossier_id)
+    if found is None:
+        raise NotFound("No such dossier.")
+    return found
+
+
+def _account(account_id: str, ctx: Context) -> Account:
+    account = ctx.accounts.get(account_id)
+    if account is None:
+        raise AccountNotFound()
+    return account
+
+
+def _commit(change: Change, version: int, tokens: dict[str, list[str]], ctx: Context) -> None:
+    tokens = {k: list(v) for k, v in tokens.items()}
+    for link in change.minted:
+        tokens.setdefault(link.principal.participant_id, []).append(link.token_hash)
+    for participant, hashes in list(tokens.items()):
+        tokens[participant] = [h for h in hashes if h not in change.revoked]
+    ctx.dossiers.commit(
+        change.dossier,
+        version,
+        tokens,
+        minted=tuple((m.token_hash, m.principal, m.expires_at) for m in change.minted),
+        revoked=tuple(change.revoked),
+        communications=tuple((email, ctx.now + RETRY_AFTER) for email in change.emails),
+    )
+    ctx.queue.send_many(DeliveryRequest(e.account_id, e.id).to_message() for e in change.emails)
+
+
+def _mutate(
+    account_id: str, dossier_id: str, ctx: Context, apply: Callable[[Dossier, dict[str, list[str]]], Change]
+) -> Change:
+    """Apply a change to the dossier as stored; again to a newer one when another change won the race."""
+    for attempt in range(ATTEMPTS):
+        dossier, version, tokens = _load(account_id, dossier_id, ctx)
+        change = apply(dossier, tokens)
+        try:
+            _commit(change, version, tokens, ctx)
+        except StaleVersion:
+            if attempt == ATTEMPTS - 1:
+                raise
+            continue
+        return change
+    raise StaleVersion()
+
+
+# ---- emails ----
+
+
+def _variables(dossier: Dossier, account: Account, about: str, extra: dict[str, str]) -> dict[str, str]:
+    name, _, role_id = dossier.participant_name(about)
+    return {
+        "account.name": account.name,
+        "dossier.reference": dossier.reference,
+        "dossier.due_date": french_date(dossier.due_date) if dossier.due_date else "",
+        "contributor.name": name,
+        "role.name": dossier.role(role_id).name,
+        **extra,
+    }
+
+
+def _email(
+    dossier: Dossier,
+    account: Account,
+    trigger: Trigger,
+    event_id: str,
+    addressee: str | None,
+    about: str,
+    template: TemplateSource | None,
+    source: str,
+    now: datetime,
+    extra: dict[str, str] | None = None,
+) -> Communication:
+    """One dossier email to a participant (`addressee`), or to the account itself (None)."""
+    if addressee is None:
+        to = (Recipient(account.name, account.sender_email, "account"),)
+        participant = None
+    else:
+        name, email, role_id = dossier.participant_name(addressee)
+        to = (Recipient(name, email, "contributor" if addressee != MAIN else "recipient"),)
+        participant = f"{dossier.id}/{role_id}/{addressee}/{dossier.generation_of(addressee)}"
+    return Communication(
+        id=communication_id(
+            account.id, f"dossier:{dossier.id}:{event_id}", f"{source}:{addressee or 'account'}"
+        ),
+        account_id=account.id,
+        kind=trigger.kind,
+        sender_name=account.name,
+        reply_to=account.sender_email,
+        to=to,
+        created_at=now,
+        variables=_variables(dossier, account, about, extra or {}),
+        template=template,
+        portal_participant=participant,
+    )
+
+
+def _addressees(dossier: Dossier, target: Target, about: str) -> list[str | None]:
+    if target is Target.MAIN:
+        return [MAIN]
+    if target is Target.CONTRIBUTOR:
+        return [about]
+    if target is Target.ALL_ROLES:
+        return [MAIN, *(c.id for c in dossier.contributors)]
+    return [None]
+
+
+def _automation_emails(
+    dossier: Dossier,
+    account: Account,
+    trigger: Trigger,
+    event_id: str,
+    about: str,
+    now: datetime,
+    skip_target: Target | None = None,
+    extra: dict[str, str] | None = None,
+) -> list[Communication]:
+    emails = []
+    for automation in dossier.procedure.automations_for(trigger):
+        if automation.to is skip_target:
+            continue
+        for addressee in _addressees(dossier, automation.to, about):
+            emails.append(
+                _email(
+                    dossier,
+                    account,
+                    trigger,
+                    event_id,
+                    addressee,
+                    about,
+                    automation.template,
+                    automation.id,
+                    now,
+                    extra,
+                )
+            )
+    return emails
+
+
+def _invitation_emails(
+    dossier: Dossier,
+    account: Account,
+    trigger: Trigger,
+    event_id: str,
+    invited: str,
+    notify: bool,
+    now: datetime,
+) -> list[Communication]:
+    """API.md: the invited person gets the invitation when the procedure has an enabled automation for
+    this trigger or `notify` is true (the `to: contributor`/`to: main` automation's template, else the
+    default one); other automations of the trigger add their own emails."""
+    automations = dossier.procedure.automations_for(trigger)
+    if not automations and not notify:
+        return []
+    own_target = Target.MAIN if invited == MAIN else Target.CONTRIBUTOR
+    own: Automation | None = next((a for a in automations if a.to is own_target), None)
+    invitation = _email(
+        dossier,
+        account,
+        trigger,
+        event_id,
+        invited,
+        invited,
+        own.template if own else None,
+        "invitation",
+        now,
+    )
+    return [
+        invitation,
+        *_automation_emails(dossier, account, trigger, event_id, invited, now, skip_target=own_target),
+    ]
+
+
+# ---- staff ----
+
+
+@dataclass(frozen=True)
+class Opened:
+    dossier: Dossier
+    portal_link: str
+    notified: bool
+
+
+def open_dossier(
+    account_id: str,
+    procedure_id: str,
+    recipient: Person,
+    reference: str | None,
+    due_date: date | None,
+    notify: bool,
+    ctx: Context,
+) -> Opened:
+    account = _account(account_id, ctx)
+    procedure = get_procedure(account_id, procedure_id, ctx.procedures)
+    dossier_id = new_ulid()
+    dossier = Dossier.open(dossier_id, procedure, reference or dossier_id[-8:], recipient, due_date, ctx.now)
+    link = mint_link(ctx.portal_url, account_id, dossier_id, MAIN, MAIN, ctx.token_days, ctx.now)
+    emails = _invitation_emails(dossier, account, Trigger.DOSSIER_CREATED, "created", MAIN, notify, ctx.now)
+    _commit(Change(dossier, minted=[link], emails=emails), 0, {}, ctx)
+    return Opened(dossier, link.link, bool(emails))
+
+
+@dataclass(frozen=True)
+class Invited:
+    contributor: Contributor
+    portal_link: str
+    notified: bool
+
+
+def invite_contributor(
+    account_id: str, dossier_id: str, role_id: str, name: str, email: str, notify: bool, ctx: Context
+) -> Invited:
+    """One contributor per role (409 when taken); needs the `contributors` feature now (402)."""
+    account = _account(account_id, ctx)
+    account.entitlements.require(Feature.CONTRIBUTORS, ctx.now)
+    contributor = Contributor(new_ulid(), role_id, name, email, ctx.now)
+    link = mint_link(ctx.portal_url, account_id, dossier_id, role_id, contributor.id, ctx.token_days, ctx.now)
+
+    def apply(dossier: Dossier, tokens: dict[str, list[str]]) -> Change:
+        changed = dossier.with_contributor(contributor)
+        emails = _invitation_emails(
+            changed,
+            account,
+            Trigger.CONTRIBUTOR_INVITED,
+            f"invited:{contributor.id}",
+            contributor.id,
+            notify,
+            ctx.now,
+        )
+        return Change(changed, minted=[link], emails=emails)
+
+    change = _mutate(account_id, dossier_id, ctx, apply)
+    return Invited(contributor, link.link, bool(change.emails))
+
+
+def remove_contributor(account_id: str, dossier_id: str, contributor_id: str, ctx: Context) -> None:
+    """Every link of the contributor dies with it."""
+
+    def apply(dossier: Dossier, tokens: dict[str, list[str]]) -> Change:
+        return Change(
+            dossier.without_contributor(contributor_id), revoked=list(tokens.get(contributor_id, []))
+        )
+
+    _mutate(account_id, dossier_id, ctx, apply)
+
+
+def resend_invitation(account_id: str, dossier_id: str, contributor_id: str, ctx: Context) -> None:
+    """Revoke every link of the contributor, then send the invitation again with a new one (minted by the
+    worker when it sends). Always sends: re-sending is asking for the email."""
+    account = _account(account_id, ctx)
+    event = f"resent:{new_ulid()}"
+
+    def apply(dossier: Dossier, tokens: dict[str, list[str]]) -> Change:
+        dossier.contributor(contributor_id)
+        renewed = dossier.with_new_links(contributor_id)
+        emails = _invitation_emails(
+            renewed, account, Trigger.CONTRIBUTOR_INVITED, event, contributor_id, True, ctx.now
+        )
+        return Change(renewed, revoked=list(tokens.get(contributor_id, [])), emails=emails[:1])
+
+    _mutate(account_id, dossier_id, ctx, apply)
+
+
+def review_document(
+    account_id: str, dossier_id: str, document_id: str, approve: bool, comment: str | None, ctx: Context
+) -> tuple[Dossier, DossierDocument]:
+    account = _account(account_id, ctx)
+    event = f"reviewed:{new_ulid()}"
+    result: dict[str, Any] = {}
+
+    def apply(dossier: Dossier, tokens: dict[str, list[str]]) -> Change:
+        changed, document = dossier.reviewed(document_id, approve, comment, ctx.now)
+        result["document"] = document
+        emails: list[Communication] = []
+        if not approve:
+            about = _participant_of_role(changed, document.requirement.role_id)
+            extra = {"document.label": document.requirement.label, "document.comment": comment or ""}
+            emails = _automation_emails(
+                changed, account, Trigger.DOCUMENT_REJECTED, event, about, ctx.now, extra=extra
+            )
+        return Change(changed, emails=emails)
+
+    change = _mutate(account_id, dossier_id, ctx, apply)
+    return change.dossier, result["document"]
+
+
+def _participant_of_role(dossier: Dossier, role_id: str) -> str:
+    if role_id == MAIN:
+        return MAIN
+    for contributor in dossier.contributors:
+        if contributor.role_id == role_id:
+            return contributor.id
+    return MAIN
+
+
+def get_dossier(account_id: str, dossier_id: str, ctx: Context) -> Dossier:
+    return _load(account_id, dossier_id, ctx)[0]
+
+
+# ---- portal ----
+
+
+def portal_dossier(principal: PortalPrincipal, ctx: Context) -> Dossier:
+    """The link holder's dossier, if the link still admits it: a removed contributor, or a link of an
+    earlier generation (the invitation was re-sent), is refused at once, whatever the token item says."""
+    found = ctx.dossiers.get(principal.account_id, principal.dossier_id)
+    if found is None or not found[0].admits(principal.participant_id, principal.generation):
+        raise Unauthenticated("This link is no longer valid.")
+    return found[0]
+
+
+@dataclass(frozen=True)
+class StartedUpload:
+    upload: Upload
+    url: str
+    fields: dict[str, str]
+    expires_at: datetime
+
+
+def start_upload(
+    principal: PortalPrincipal,
+    document_id: str,
+    filename: str,
+    content_type: str,
+    size: int,
+    documents: Documents,
+    ctx: Context,
+) -> StartedUpload:
+    dossier = portal_dossier(principal, ctx)
+    requirement = uploadable_document(dossier, principal.role_id, document_id).requirement
+    check_upload(requirement, content_type, size)
+    upload_id = new_ulid()
+    key = f"accounts/{principal.account_id}/dossiers/{dossier.id}/documents/{document_id}/{upload_id}"
+    upload = Upload(upload_id, document_id, filename, content_type, size, key, UploadStatus.PENDING, ctx.now)
+    url, fields, expires_at = documents.presigned_post(
+        key, content_type, requirement.max_size_mb * 1024 * 1024, ctx.now
+    )
+
+    def apply(current: Dossier, tokens: dict[str, list[str]]) -> Change:
+        uploadable_document(current, principal.role_id, document_id)
+        return Change(replace(current, uploads=(*current.uploads, upload)))
+
+    _mutate(principal.account_id, principal.dossier_id, ctx, apply)
+    return StartedUpload(upload, url, fields, expires_at)
+
+
+def complete_upload(
+    account_id: str,
+    dossier_id: str,
+    document_id: str,
+    upload_id: str,
+    documents: Documents,
+    ctx: Context,
+    principal: PortalPrincipal | None = None,
+) -> tuple[Dossier, DossierDocument, Upload]:
+    """Check the object is there and its first bytes match its declared type: the document is then
+    `pending_review`; otherwise the upload is `rejected` with its reason. Idempotent: a completed upload
+    answers as it is (the portal's `complete` and the S3 event may both arrive)."""
+    dossier = _load(account_id, dossier_id, ctx)[0]
+    if principal is not None:
+        if not dossier.admits(principal.participant_id, principal.generation):
+            raise Unauthenticated("This link is no longer valid.")
+        uploadable_document(dossier, principal.role_id, document_id)
+    upload = next((u for u in dossier.uploads if u.id == upload_id and u.document_id == document_id), None)
+    if upload is None:
+        raise NotFound("No such upload.")
+    if upload.status is not UploadStatus.PENDING:
+        return dossier, dossier.document(document_id), upload
+    found = documents.head(upload.key)
+    if found is None:
+        raise InvalidInput(
+            "The file has not arrived: upload it first, then complete.",
+            [FieldIssue("upload_id", "no file uploaded yet")],
+        )
+    size, head = found
+    reason = mismatch(upload.content_type, head)
+    if reason is None and size > dossier.document(document_id).requirement.max_size_mb * 1024 * 1024:
+        reason = "the file is larger than the document allows"
+    settled = replace(
+        upload,
+        status=UploadStatus.REJECTED if reason else UploadStatus.ACCEPTED,
+        reason=reason,
+        size=size,
+        uploaded_at=ctx.now,
+    )
+
+    def apply(current: Dossier, tokens: dict[str, list[str]]) -> Change:
+        uploads = tuple(settled if u.id == upload_id else u for u in current.uploads)
+        changed = replace(current, uploads=uploads)
+        if reason is None:
+            document = current.document(document_id)
+            if document.status is DocumentStatus.MISSING:
+                changed = replace(
+                    changed,
+                    documents=tuple(
+                        replace(d, status=DocumentStatus.PENDING_REVIEW) if d.id == document_id else d
+                        for d in current.documents
+                    ),
+                )
+        return Change(changed)
+
+    change = _mutate(account_id, dossier_id, ctx, apply)
+    return change.dossier, change.dossier.document(document_id), settled
+
+
+def download_url(
+    principal: PortalPrincipal, document_id: str, file_id: str, documents: Documents, ctx: Context
+) -> str:
+    dossier = portal_dossier(principal, ctx)
+    visibility = visible_document(dossier, principal.role_id, document_id)
+    upload = next(
+        (u for u in dossier.uploads_of(document_id) if u.id == file_id and u.status is UploadStatus.ACCEPTED),
+        None,
+    )
+    if not visibility.with_files or upload is None:
+        raise NotFound("No such file.")
+    return documents.presigned_get(upload.key, upload.filename)
+
+
+def finish(principal: PortalPrincipal, ctx: Context) -> Dossier:
+    """The role says "I am done": 409 while one of its required documents is missing."""
+    account = _account(principal.account_id, ctx)
+
+    def apply(dossier: Dossier, tokens: dict[str, list[str]]) -> Change:
+        if not dossier.admits(principal.participant_id, principal.generation):
+            raise Unauthenticated("This link is no longer valid.")
+        if dossier.missing_required(principal.role_id):
+            raise Conflict("Some required documents of this role are still missing.")
+        if principal.role_id in dossier.finished_roles:
+            return Change(dossier)
+        changed = replace(dossier, finished_roles=(*dossier.finished_roles, principal.role_id))
+        emails = _automation_emails(
+            changed,
+            account,
+            Trigger.ROLE_FINISHED,
+            f"finished:{principal.role_id}",
+            principal.participant_id,
+            ctx.now,
+        )
+        return Change(changed, emails=emails)
+
+    return _mutate(principal.account_id, principal.dossier_id, ctx, apply).dossier
+
+
+def portal_invite(principal: PortalPrincipal, role_id: str, name: str, email: str, ctx: Context) -> Invited:
+    """A `can_invite` role invites into another role than `main` and its own; the staff rules hold
+    (402, 409) and the invitation always leaves."""
+    dossier = portal_dossier(principal, ctx)
+    if not dossier.role(principal.role_id).permissions.can_invite:
+        raise Forbidden("This role may not invite anyone.")
+    if role_id in (MAIN, principal.role_id):
+        raise InvalidInput(
+            "Invite into another contributor role.",
+            [FieldIssue("role_id", "must be another contributor role")],
+        )
+    return invite_contributor(principal.account_id, principal.dossier_id, role_id, name, email, True, ctx)

@@ -1,0 +1,461 @@
+"""Document collection through the HTTP API: procedures, dossiers, invitations, the portal, uploads and
+reviews (EXAMPLES.md "Contributor visibility": Demande de location)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from chalicelib.local.outbox import sent_messages
+from chalicelib.local.pumps import drain
+from chalicelib.local.stack import REGION
+from tests.support import Api, token
+
+PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n"
+EXE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00"
+
+
+def _open(platform: Api, plan: str = "platinum") -> tuple[Api, str]:
+    body = {"name": "Cabinet Martin", "plan": plan, "sender_email": "contact@martin.fr"}
+    account_id = platform.post("/admin/accounts", body).body["id"]
+    drain()
+    return platform.as_(token("manager", account_id)), account_id
+
+
+def _ok(answer: Any, status: int = 201) -> dict[str, Any]:
+    assert answer.status == status, answer.body
+    return dict(answer.body) if answer.body else {}
+
+
+def _rental(staff: Api) -> dict[str, Any]:
+    """Locataire (main), Garant (edit), Colocataire #2 (view only), four documents."""
+    procedure = _ok(staff.post("/procedures", {"name": "Demande de location", "main_role_name": "Locataire"}))
+    pid = procedure["id"]
+    garant = _ok(staff.post(f"/procedures/{pid}/roles", {"name": "Garant"}))
+    coloc = _ok(
+        staff.post(f"/procedures/{pid}/roles", {"name": "Colocataire #2", "permissions": {"access": "view"}})
+    )
+    docs = {
+        "identite": _ok(staff.post(f"/procedures/{pid}/documents", {"label": "Pièce d'identité"})),
+        "salaires": _ok(
+            staff.post(
+                f"/procedures/{pid}/documents", {"label": "Bulletins de salaire", "role_id": garant["id"]}
+            )
+        ),
+        "impots": _ok(
+            staff.post(
+                f"/procedures/{pid}/documents", {"label": "Avis d'imposition", "role_id": garant["id"]}
+            )
+        ),
+        "bail": _ok(
+            staff.post(f"/procedures/{pid}/documents", {"label": "Bail signé", "role_id": coloc["id"]})
+        ),
+    }
+    return {"pid": pid, "garant": garant, "coloc": coloc, "docs": docs}
+
+
+@pytest.fixture
+def rental(platform: Api) -> dict[str, Any]:
+    staff, account_id = _open(platform)
+    r = _rental(staff)
+    dossier = _ok(
+        staff.post(
+            "/dossiers",
+            {
+                "procedure_id": r["pid"],
+                "recipient": {"name": "Léa Martin", "email": "lea@exemple.fr"},
+                "reference": "LOC-1",
+                "due_date": "2027-03-01",
+            },
+        )
+    )
+    garant = _ok(
+        staff.post(
+            f"/dossiers/{dossier['id']}/contributors",
+            {"role_id": r["garant"]["id"], "name": "Paul Garant", "email": "paul@exemple.fr", "notify": True},
+        )
+    )
+    coloc = _ok(
+        staff.post(
+            f"/dossiers/{dossier['id']}/contributors",
+            {"role_id": r["coloc"]["id"], "name": "Zoé Coloc", "email": "zoe@exemple.fr"},
+        )
+    )
+    return {
+        **r,
+        "staff": staff,
+        "account_id": account_id,
+        "platform": platform,
+        "dossier": dossier,
+        "garant_c": garant,
+        "coloc_c": coloc,
+    }
+
+
+def _portal(api: Api, link: str) -> Api:
+    return api.as_(link.split("#token=")[1])
+
+
+def test_a_procedure_has_its_main_role_roles_documents_and_a_version(rental: dict[str, Any]) -> None:
+    procedure = rental["staff"].get(f"/procedures/{rental['pid']}").body
+    assert [r["name"] for r in procedure["roles"]] == ["Locataire", "Garant", "Colocataire #2"]
+    assert procedure["roles"][0]["id"] == "main"
+    assert procedure["roles"][2]["permissions"] == {
+        "access": "view",
+        "can_invite": False,
+        "sees_shared_files": False,
+    }
+    assert [d["role_id"] for d in procedure["documents"]][:1] == ["main"]
+    assert procedure["version"] == 7
+
+
+def test_deleting_a_role_sends_its_documents_back_to_main(rental: dict[str, Any]) -> None:
+    staff, pid = rental["staff"], rental["pid"]
+    assert staff.call("DELETE", f"/procedures/{pid}/roles/{rental['garant']['id']}").status == 204
+    procedure = staff.get(f"/procedures/{pid}").body
+    assert [d["role_id"] for d in procedure["documents"]] == ["main", "main", "main", rental["coloc"]["id"]]
+    assert staff.call("DELETE", f"/procedures/{pid}/roles/main").status == 409
+
+
+def test_a_document_is_reassigned_to_another_role(rental: dict[str, Any]) -> None:
+    staff, pid = rental["staff"], rental["pid"]
+    doc = rental["docs"]["identite"]
+    moved = staff.patch(f"/procedures/{pid}/documents/{doc['id']}", {"role_id": rental["garant"]["id"]})
+    assert (moved.status, moved.body["role_id"]) == (200, rental["garant"]["id"])
+    assert staff.patch(f"/procedures/{pid}/documents/{doc['id']}", {"role_id": "nope"}).status == 400
+
+
+def test_a_dossier_keeps_its_procedure_as_it_was(rental: dict[str, Any]) -> None:
+    staff = rental["staff"]
+    _ok(staff.post(f"/procedures/{rental['pid']}/documents", {"label": "Quittances"}))
+    dossier = staff.get(f"/dossiers/{rental['dossier']['id']}").body
+    assert [d["label"] for d in dossier["documents"]] == [
+        "Pièce d'identité",
+        "Bulletins de salaire",
+        "Avis d'imposition",
+        "Bail signé",
+    ]
+    assert all(d["status"] == "missing" for d in dossier["documents"])
+
+
+def test_roles_need_the_contributors_feature(platform: Api) -> None:
+    staff, _ = _open(platform, plan="essential")
+    pid = _ok(staff.post("/procedures", {"name": "Prêt"}))["id"]
+    answer = staff.post(f"/procedures/{pid}/roles", {"name": "Co-emprunteur"})
+    assert answer.status == 402
+    assert answer.body["error"]["details"] == {
+        "feature": "contributors",
+        "unlock": ["platinum", "booster", "trial"],
+    }
+
+
+def test_the_invitation_leaves_when_notify_is_ticked_never_otherwise_without_automation(
+    rental: dict[str, Any],
+) -> None:
+    assert (rental["garant_c"]["notified"], rental["coloc_c"]["notified"]) == (True, False)
+    drain()
+    invitations = [m for m in sent_messages(REGION) if m["kind"] == "contributor_invited"]
+    assert [m["to"] for m in invitations] == [["paul@exemple.fr"]]
+    [email] = invitations
+    assert "#token=" in email["text"]
+    assert email["text"].split("#token=")[1].split()[0] not in rental["garant_c"]["portal_link"]
+
+
+def test_an_enabled_automation_sends_the_invitation_with_its_own_template(rental: dict[str, Any]) -> None:
+    staff, pid = rental["staff"], rental["pid"]
+    _ok(
+        staff.post(
+            f"/procedures/{pid}/automations",
+            {
+                "trigger": "contributor_invited",
+                "to": "contributor",
+                "subject": "Bienvenue {{ contributor.name }}",
+                "body": "Votre lien : {{ dossier.portal_link }}",
+            },
+        )
+    )
+    third = _ok(staff.post(f"/procedures/{pid}/roles", {"name": "Employeur"}))
+    dossier = _ok(
+        staff.post(
+            "/dossiers", {"procedure_id": pid, "recipient": {"name": "Léa", "email": "lea@exemple.fr"}}
+        )
+    )
+    invited = _ok(
+        staff.post(
+            f"/dossiers/{dossier['id']}/contributors",
+            {"role_id": third["id"], "name": "Marc", "email": "marc@exemple.fr"},
+        )
+    )
+    assert invited["notified"] is True
+    drain()
+    [email] = [m for m in sent_messages(REGION) if m["to"] == ["marc@exemple.fr"]]
+    assert email["subject"] == "Bienvenue Marc"
+
+
+def test_a_role_takes_one_contributor_and_names_cannot_inject_headers(rental: dict[str, Any]) -> None:
+    staff, did = rental["staff"], rental["dossier"]["id"]
+    taken = staff.post(
+        f"/dossiers/{did}/contributors",
+        {"role_id": rental["garant"]["id"], "name": "Autre", "email": "a@b.fr"},
+    )
+    assert taken.status == 409
+    injected = staff.post(
+        f"/dossiers/{did}/contributors",
+        {"role_id": rental["garant"]["id"], "name": "X\r\nBcc: spy@evil.fr", "email": "a@b.fr"},
+    )
+    assert injected.status == 400
+    main = staff.post(f"/dossiers/{did}/contributors", {"role_id": "main", "name": "X", "email": "a@b.fr"})
+    assert main.status == 400
+
+
+def test_each_role_sees_only_its_documents_as_in_the_worked_example(
+    rental: dict[str, Any], anonymous: Api
+) -> None:
+    locataire = _portal(anonymous, rental["dossier"]["portal_link"]).get("/portal").body
+    garant = _portal(anonymous, rental["garant_c"]["portal_link"]).get("/portal").body
+    coloc = _portal(anonymous, rental["coloc_c"]["portal_link"]).get("/portal").body
+    assert [(d["label"], d["mine"]) for d in locataire["documents"]] == [
+        ("Pièce d'identité", True),
+        ("Bulletins de salaire", False),
+        ("Avis d'imposition", False),
+        ("Bail signé", False),
+    ]
+    assert [d["label"] for d in garant["documents"]] == ["Bulletins de salaire", "Avis d'imposition"]
+    assert [d["label"] for d in coloc["documents"]] == ["Bail signé"]
+    assert garant["me"]["name"] == "Paul Garant"
+    assert garant["dossier"] == {
+        "id": rental["dossier"]["id"],
+        "reference": "LOC-1",
+        "procedure_name": "Demande de location",
+        "due_date": "2027-03-01",
+        "status": "in_progress",
+    }
+
+
+def _upload(
+    api: Api, aws: Any, doc_id: str, data: bytes, content_type: str = "application/pdf"
+) -> tuple[Any, str]:
+    started = api.post(
+        f"/portal/documents/{doc_id}/uploads",
+        {"filename": "fichier.pdf", "content_type": content_type, "size": len(data)},
+    )
+    assert started.status == 201, started.body
+    fields = started.body["fields"]
+    assert fields["Content-Type"] == content_type
+    aws.client("s3").put_object(
+        Bucket=aws.settings.documents_bucket, Key=fields["key"], Body=data, ContentType=content_type
+    )
+    return api.post(f"/portal/documents/{doc_id}/uploads/{started.body['upload_id']}/complete"), started.body[
+        "upload_id"
+    ]
+
+
+def test_an_upload_is_checked_by_its_bytes_and_goes_to_review_then_approval_completes(
+    rental: dict[str, Any], anonymous: Api, aws: Any
+) -> None:
+    locataire = _portal(anonymous, rental["dossier"]["portal_link"])
+    doc = rental["docs"]["identite"]["id"]
+    renamed, _ = _upload(locataire, aws, doc, EXE)
+    assert renamed.status == 400
+    assert renamed.body["error"]["details"] == [
+        {"field": "file", "issue": "the file's content is not application/pdf"}
+    ]
+    done, upload_id = _upload(locataire, aws, doc, PDF)
+    assert (done.status, done.body["status"]) == (200, "pending_review")
+    assert [f["status"] for f in done.body["files"]] == ["rejected", "accepted"]
+    download = locataire.get(f"/portal/documents/{doc}/files/{upload_id}")
+    assert download.status == 302
+    assert rental["account_id"] in download.headers["Location"]
+    staff, did = rental["staff"], rental["dossier"]["id"]
+    rejected = staff.post(
+        f"/dossiers/{did}/documents/{doc}/review", {"decision": "reject", "comment": "Illisible"}
+    )
+    assert (rejected.status, rejected.body["status"], rejected.body["review"]["comment"]) == (
+        200,
+        "missing",
+        "Illisible",
+    )
+    assert staff.post(f"/dossiers/{did}/documents/{doc}/review", {"decision": "reject"}).status == 400
+    _upload(locataire, aws, doc, PDF)
+    approved = staff.post(f"/dossiers/{did}/documents/{doc}/review", {"decision": "approve"})
+    assert approved.body["status"] == "approved"
+    again = locataire.post(
+        f"/portal/documents/{doc}/uploads",
+        {"filename": "x.pdf", "content_type": "application/pdf", "size": 10},
+    )
+    assert again.status == 409
+
+
+def test_the_permission_matrix_of_the_portal(rental: dict[str, Any], anonymous: Api) -> None:
+    locataire = _portal(anonymous, rental["dossier"]["portal_link"])
+    garant = _portal(anonymous, rental["garant_c"]["portal_link"])
+    coloc = _portal(anonymous, rental["coloc_c"]["portal_link"])
+    docs = {k: v["id"] for k, v in rental["docs"].items()}
+    body = {"filename": "f.pdf", "content_type": "application/pdf", "size": 100}
+    expected = {
+        (locataire, "identite"): 201,
+        (locataire, "salaires"): 403,
+        (locataire, "bail"): 403,
+        (garant, "salaires"): 201,
+        (garant, "impots"): 201,
+        (garant, "identite"): 404,
+        (garant, "bail"): 404,
+        (coloc, "bail"): 403,
+        (coloc, "identite"): 404,
+        (coloc, "salaires"): 404,
+    }
+    for (api, doc), status in expected.items():
+        assert api.post(f"/portal/documents/{docs[doc]}/uploads", body).status == status, (doc, status)
+    assert (
+        garant.post(
+            "/portal/contributors", {"role_id": rental["coloc"]["id"], "name": "X", "email": "x@y.fr"}
+        ).status
+        == 403
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"filename": "f.exe", "content_type": "application/x-msdownload", "size": 100}, "content_type"),
+        ({"filename": "f.pdf", "content_type": "application/pdf", "size": 11 * 1024 * 1024}, "size"),
+        ({"filename": "f.pdf", "content_type": "application/pdf", "size": 0}, "size"),
+        ({"filename": "f.pdf", "content_type": "application/pdf"}, "size"),
+    ],
+)
+def test_upload_limits_are_the_documents(
+    rental: dict[str, Any], anonymous: Api, body: dict[str, Any], field: str
+) -> None:
+    locataire = _portal(anonymous, rental["dossier"]["portal_link"])
+    answer = locataire.post(f"/portal/documents/{rental['docs']['identite']['id']}/uploads", body)
+    assert answer.status == 400
+    assert field in [d["field"] for d in answer.body["error"]["details"]]
+
+
+def test_finishing_needs_every_required_document_sent(
+    rental: dict[str, Any], anonymous: Api, aws: Any
+) -> None:
+    garant = _portal(anonymous, rental["garant_c"]["portal_link"])
+    assert garant.post("/portal/finish").status == 409
+    for key in ("salaires", "impots"):
+        _upload(garant, aws, rental["docs"][key]["id"], PDF)
+    finished = garant.post("/portal/finish")
+    assert (finished.status, finished.body["finished"]) == (200, True)
+
+
+def test_removing_a_contributor_kills_the_link_at_once_and_a_resend_rotates_it(
+    rental: dict[str, Any], anonymous: Api
+) -> None:
+    staff, did = rental["staff"], rental["dossier"]["id"]
+    garant = _portal(anonymous, rental["garant_c"]["portal_link"])
+    assert garant.get("/portal").status == 200
+    assert staff.post(f"/dossiers/{did}/contributors/{rental['garant_c']['id']}/invitation").status == 202
+    assert garant.get("/portal").status == 401
+    drain()
+    resent = [m for m in sent_messages(REGION) if m["kind"] == "contributor_invited"][-1]
+    fresh = anonymous.as_(resent["text"].split("#token=")[1].split()[0])
+    assert fresh.get("/portal").status == 200
+    assert staff.call("DELETE", f"/dossiers/{did}/contributors/{rental['garant_c']['id']}").status == 204
+    assert fresh.get("/portal").status == 401
+    coloc = _portal(anonymous, rental["coloc_c"]["portal_link"])
+    assert coloc.get("/portal").status == 200
+
+
+def test_forged_and_expired_links_are_unauthorized(rental: dict[str, Any], anonymous: Api, aws: Any) -> None:
+    assert anonymous.as_("forged-token").get("/portal").status == 401
+    assert anonymous.get("/portal").status == 401
+    aws.clock = lambda: __import__("chalicelib.wiring", fromlist=["utc_now"]).utc_now() + timedelta(days=31)
+    assert _portal(anonymous, rental["dossier"]["portal_link"]).get("/portal").status == 401
+
+
+def test_a_trial_that_ends_keeps_links_working_and_refuses_new_roles_and_invitations(
+    platform: Api, anonymous: Api, aws: Any
+) -> None:
+    staff, account_id = _open(platform, plan="essential")
+    admin = platform.as_(token("admin", account_id))
+    _ok(admin.post("/account/trials", {"feature": "contributors"}))
+    r = _rental(staff)
+    dossier = _ok(
+        staff.post(
+            "/dossiers", {"procedure_id": r["pid"], "recipient": {"name": "Léa", "email": "lea@exemple.fr"}}
+        )
+    )
+    garant = _ok(
+        staff.post(
+            f"/dossiers/{dossier['id']}/contributors",
+            {"role_id": r["garant"]["id"], "name": "Paul", "email": "paul@exemple.fr"},
+        )
+    )
+    from chalicelib.wiring import utc_now
+
+    aws.clock = lambda: utc_now() + timedelta(days=8)
+    assert _portal(anonymous, garant["portal_link"]).get("/portal").status == 200
+    assert staff.post(f"/procedures/{r['pid']}/roles", {"name": "Autre"}).status == 402
+    assert (
+        staff.post(
+            f"/dossiers/{dossier['id']}/contributors",
+            {"role_id": r["coloc"]["id"], "name": "Zoé", "email": "z@e.fr"},
+        ).status
+        == 402
+    )
+
+
+def test_another_accounts_procedures_and_dossiers_are_not_found(rental: dict[str, Any]) -> None:
+    other, _ = _open(rental["platform"])
+    did, pid = rental["dossier"]["id"], rental["pid"]
+    for path in (f"/procedures/{pid}", f"/dossiers/{did}"):
+        assert other.get(path).status == 404
+    assert other.post(f"/procedures/{pid}/documents", {"label": "X"}).status == 404
+    assert (
+        other.post(
+            f"/dossiers/{did}/contributors",
+            {"role_id": rental["garant"]["id"], "name": "X", "email": "x@y.fr"},
+        ).status
+        == 404
+    )
+    assert (
+        other.post(
+            f"/dossiers/{did}/documents/{rental['docs']['identite']['id']}/review", {"decision": "approve"}
+        ).status
+        == 404
+    )
+    assert (
+        other.post("/dossiers", {"procedure_id": pid, "recipient": {"name": "X", "email": "x@y.fr"}}).status
+        == 404
+    )
+    assert other.get("/dossiers").body["items"] == []
+
+
+def test_a_rejection_fires_the_document_rejected_automation_with_the_comment(
+    rental: dict[str, Any], anonymous: Api, aws: Any
+) -> None:
+    staff, pid = rental["staff"], rental["pid"]
+    _ok(
+        staff.post(
+            f"/procedures/{pid}/automations",
+            {
+                "trigger": "document_rejected",
+                "to": "contributor",
+                "subject": "{{ document.label }} refusé",
+                "body": "Motif : {{ document.comment }} {{ dossier.portal_link }}",
+            },
+        )
+    )
+    dossier = _ok(
+        staff.post(
+            "/dossiers", {"procedure_id": pid, "recipient": {"name": "Léa", "email": "lea@exemple.fr"}}
+        )
+    )
+    doc = rental["docs"]["identite"]["id"]
+    _upload(_portal(anonymous, dossier["portal_link"]), aws, doc, PDF)
+    staff.post(
+        f"/dossiers/{dossier['id']}/documents/{doc}/review",
+        {"decision": "reject", "comment": "Recto seulement"},
+    )
+    drain()
+    [email] = [m for m in sent_messages(REGION) if m["kind"] == "document_rejected"]
+    assert (email["to"], email["subject"]) == (["lea@exemple.fr"], "Pièce d'identité refusé")
+    assert "Motif : Recto seulement" in email["text"]
+    assert "#token=" in email["text"]
