@@ -35,7 +35,13 @@ def link(aws: Container) -> str:
 
 def test_a_live_link_opens_its_dossier_and_role(link: str) -> None:
     answer = _authorize(link)
-    assert answer["context"] == {"account_id": "A1", "dossier_id": "D1", "role_id": "garant"}
+    assert answer["context"] == {
+        "account_id": "A1",
+        "dossier_id": "D1",
+        "role_id": "garant",
+        "participant_id": "main",
+        "generation": "0",
+    }
     assert answer["policyDocument"]["Statement"][0]["Effect"] == "Allow"
 
 
