@@ -15,8 +15,15 @@ from chalicelib.services.ports import MailerThrottled, MailRejected, OutgoingEma
 
 
 class FakeAccountRepository:
-    def __init__(self) -> None:
+    def __init__(self, communications: FakeCommunicationRepository | None = None) -> None:
         self.accounts: dict[str, Account] = {}
+        self.communications = communications if communications is not None else FakeCommunicationRepository()
+
+    def open(self, account: Account, welcome: Communication, retry_at: datetime) -> Account:
+        if account.id in self.accounts:
+            raise Conflict("An account with this id already exists.")
+        self.communications.add(welcome, retry_at)
+        return self.add(account)
 
     def add(self, account: Account) -> Account:
         if account.id in self.accounts:

@@ -83,7 +83,6 @@ def create_account() -> Response:
     account = service.create_account(
         service.NewAccount(body.name, body.plan, body.sender_email, frozenset(body.boosters)),
         services.accounts,
-        services.communications,
         services.communications_queue,
         now,
     )

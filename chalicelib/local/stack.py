@@ -130,7 +130,6 @@ def start(
             boosters=frozenset(),
         ),
         services.accounts,
-        services.communications,
         services.communications_queue,
         services.now(),
     )

@@ -10,8 +10,8 @@ from chalicelib.domain.communications import Communication, CommunicationKind, R
 from chalicelib.domain.errors import AccountNotFound
 from chalicelib.domain.ids import new_ulid
 from chalicelib.domain.plans import Plan, Trial
-from chalicelib.services.communications import queue_communication
-from chalicelib.services.ports import AccountRepository, CommunicationRepository, MessageQueue
+from chalicelib.services.communications import RETRY_AFTER, DeliveryRequest
+from chalicelib.services.ports import AccountRepository, MessageQueue
 
 
 @dataclass(frozen=True)
@@ -25,11 +25,11 @@ class NewAccount:
 def create_account(
     request: NewAccount,
     accounts: AccountRepository,
-    communications: CommunicationRepository,
     queue: MessageQueue,
     now: datetime,
 ) -> Account:
-    """Open the account, then queue its French welcome email to the sender address."""
+    """Open the account with its French welcome email in one transaction, then queue the email (a lost
+    SQS send is re-queued by the tick: the communication is already written)."""
     account = Account(
         id=new_ulid(int(now.timestamp() * 1000)),
         name=request.name,
@@ -38,7 +38,6 @@ def create_account(
         sender_email=request.sender_email,
         created_at=now,
     )
-    account = accounts.add(account)
     welcome = Communication(
         id=communication_id(account.id, f"account:{account.id}", CommunicationKind.ACCOUNT_WELCOME.value),
         account_id=account.id,
@@ -49,7 +48,8 @@ def create_account(
         created_at=now,
         variables={"account.name": account.name},
     )
-    queue_communication(welcome, communications, queue, now)
+    account = accounts.open(account, welcome, retry_at=now + RETRY_AFTER)
+    queue.send(DeliveryRequest(account.id, welcome.id).to_message())
     return account
 
 

@@ -20,6 +20,10 @@ class AccountRepository(Protocol):
         """Store a new account; returns it as stored (version 1). Conflict if the id exists."""
         ...
 
+    def open(self, account: Account, welcome: Communication, retry_at: datetime) -> Account:
+        """Store a new account and its welcome email together (both or neither); Conflict if it exists."""
+        ...
+
     def get(self, account_id: str) -> Account | None: ...
 
     def save(self, account: Account) -> Account:

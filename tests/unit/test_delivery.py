@@ -49,11 +49,11 @@ def _welcome(to_email: str | None = "lea@martin.fr") -> Communication:
 
 
 def test_opening_an_account_queues_one_french_welcome_to_its_sender_address() -> None:
-    accounts, communications, queue = FakeAccountRepository(), FakeCommunicationRepository(), FakeQueue()
+    communications, queue = FakeCommunicationRepository(), FakeQueue()
+    accounts = FakeAccountRepository(communications)
     account = account_service.create_account(
         account_service.NewAccount("Cabinet Martin", Plan.ESSENTIAL, "lea@martin.fr", frozenset()),
         accounts,
-        communications,
         queue,
         NOW,
     )

@@ -7,9 +7,16 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
 
-from chalicelib.adapters.dynamodb.models import DUE_SHARDS, AccountItem, CommunicationItem, PortalTokenItem
+from chalicelib.adapters.dynamodb.models import (
+    DUE_SHARDS,
+    AccountItem,
+    CommunicationItem,
+    PortalTokenItem,
+    transactions,
+)
 from chalicelib.domain.accounts import Account
 from chalicelib.domain.clock import iso, parse_iso
 from chalicelib.domain.communications import (
@@ -44,6 +51,23 @@ class DynamoAccountRepository:
                 raise Conflict("An account with this id already exists.") from exc
             raise
         return replace(account, version=int(item.version or 0))
+
+    def open(self, account: Account, welcome: Communication, retry_at: datetime) -> Account:
+        """The account and its welcome email in one TransactWriteItems: both or neither."""
+        item = self._to_item(account)
+        try:
+            with TransactWrite(connection=transactions()) as transaction:
+                transaction.save(item, condition=AccountItem.pk.does_not_exist())
+                transaction.save(
+                    communication_item(welcome, retry_at), condition=CommunicationItem.pk.does_not_exist()
+                )
+        except TransactWriteError as exc:
+            if any(
+                r is not None and r.code == "ConditionalCheckFailed" for r in exc.cancellation_reasons or []
+            ):
+                raise Conflict("An account with this id already exists.") from exc
+            raise
+        return replace(account, version=1)
 
     def get(self, account_id: str) -> Account | None:
         try:
