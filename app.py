@@ -58,6 +58,13 @@ def ses_events(event: SQSEvent) -> dict[str, Any]:
     return handler.handle(event.to_dict(), event.context)
 
 
+@app.on_cw_event({"source": ["aws.s3"], "detail-type": ["Object Created"]})
+def upload_events(event: CloudWatchEvent) -> str:
+    from chalicelib.handlers import upload_events as handler
+
+    return handler.handle(event.detail)
+
+
 @app.schedule("rate(1 hour)")
 def dunning_tick(event: CloudWatchEvent) -> dict[str, int]:
     from chalicelib.handlers import dunning_tick as tick

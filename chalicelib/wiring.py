@@ -29,6 +29,7 @@ from chalicelib.services.ports import Mailer
 
 if TYPE_CHECKING:
     from chalicelib.adapters.s3 import S3Documents
+    from chalicelib.services.dossiers import Context as DossierContext
 
 IDEMPOTENCY_SHARDS = 16
 """Idempotency records spread over this many partitions per store (see adapters/idempotency.py)."""
@@ -101,6 +102,20 @@ class Container:
     @cached_property
     def dossiers(self) -> DynamoDossierRepository:
         return DynamoDossierRepository()
+
+    def dossier_context(self) -> DossierContext:
+        """What the dossier use cases need, as of now (a new clock reading per request or event)."""
+        from chalicelib.services.dossiers import Context
+
+        return Context(
+            accounts=self.accounts,
+            procedures=self.procedures,
+            dossiers=self.dossiers,
+            queue=self.communications_queue,
+            portal_url=self.settings.portal_url,
+            token_days=self.settings.portal_token_days,
+            now=self.now(),
+        )
 
     @cached_property
     def portal_links(self) -> PortalLinkMinter:

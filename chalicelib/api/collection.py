@@ -252,16 +252,7 @@ def dossier_view(dossier: Dossier) -> dict[str, Any]:
 
 
 def context() -> dossier_service.Context:
-    services = container()
-    return dossier_service.Context(
-        accounts=services.accounts,
-        procedures=services.procedures,
-        dossiers=services.dossiers,
-        queue=services.communications_queue,
-        portal_url=services.settings.portal_url,
-        token_days=services.settings.portal_token_days,
-        now=services.now(),
-    )
+    return container().dossier_context()
 
 
 def _account() -> str:

@@ -459,3 +459,61 @@ def test_a_rejection_fires_the_document_rejected_automation_with_the_comment(
     assert (email["to"], email["subject"]) == (["lea@exemple.fr"], "Pièce d'identité refusé")
     assert "Motif : Recto seulement" in email["text"]
     assert "#token=" in email["text"]
+
+
+def _object_created(bucket: str, key: str) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": "e-1",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": "123456789012",
+        "time": "2027-01-04T10:00:00Z",
+        "region": REGION,
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {"bucket": {"name": bucket}, "object": {"key": key, "size": 10}},
+    }
+
+
+def test_the_s3_event_completes_an_upload_on_its_own_once(
+    rental: dict[str, Any], anonymous: Api, aws: Any, client: Any
+) -> None:
+    locataire = _portal(anonymous, rental["dossier"]["portal_link"])
+    doc = rental["docs"]["identite"]["id"]
+    started = locataire.post(
+        f"/portal/documents/{doc}/uploads",
+        {"filename": "id.pdf", "content_type": "application/pdf", "size": len(PDF)},
+    ).body
+    bucket, key = aws.settings.documents_bucket, started["fields"]["key"]
+    aws.client("s3").put_object(Bucket=bucket, Key=key, Body=PDF)
+    for _ in range(2):
+        assert client.lambda_.invoke("upload_events", _object_created(bucket, key)).payload == "accepted"
+    documents = locataire.get("/portal").body["documents"]
+    assert [d["status"] for d in documents if d["id"] == doc] == ["pending_review"]
+    assert client.lambda_.invoke("upload_events", _object_created("another-bucket", key)).payload == "ignored"
+    assert client.lambda_.invoke("upload_events", _object_created(bucket, "elsewhere/x")).payload == "ignored"
+    complete = locataire.post(f"/portal/documents/{doc}/uploads/{started['upload_id']}/complete")
+    assert (complete.status, complete.body["status"]) == (200, "pending_review")
+
+
+def test_the_s3_event_rejects_a_renamed_executable(
+    rental: dict[str, Any], anonymous: Api, aws: Any, client: Any
+) -> None:
+    locataire = _portal(anonymous, rental["dossier"]["portal_link"])
+    doc = rental["docs"]["identite"]["id"]
+    started = locataire.post(
+        f"/portal/documents/{doc}/uploads",
+        {"filename": "id.pdf", "content_type": "application/pdf", "size": len(EXE)},
+    ).body
+    aws.client("s3").put_object(Bucket=aws.settings.documents_bucket, Key=started["fields"]["key"], Body=EXE)
+    assert (
+        client.lambda_.invoke(
+            "upload_events", _object_created(aws.settings.documents_bucket, started["fields"]["key"])
+        ).payload
+        == "rejected"
+    )
+    [document] = [d for d in locataire.get("/portal").body["documents"] if d["id"] == doc]
+    assert document["status"] == "missing"
+    assert [(f["status"], f["reason"]) for f in document["files"]] == [
+        ("rejected", "the file's content is not application/pdf")
+    ]
