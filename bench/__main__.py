@@ -7,10 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench import aws_calls, cold_import, partners
+from bench import aws_calls, cold_import, collection, partners
 from bench.figures import RESULTS, Figure, table, write_results
 
-BENCHES: tuple[Callable[[], list[Figure]], ...] = (aws_calls.run, partners.run, cold_import.run)
+BENCHES: tuple[Callable[[], list[Figure]], ...] = (
+    aws_calls.run,
+    collection.run,
+    partners.run,
+    cold_import.run,
+)
 
 
 def _target(figure: Figure) -> str:

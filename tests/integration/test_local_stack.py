@@ -102,3 +102,81 @@ def test_stopping_the_stack_closes_its_ports() -> None:
         urllib.request.urlopen(f"{running.api_url}/account", timeout=2)
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(running.moto_url, timeout=2)
+
+
+def _multipart(fields: dict[str, str], filename: str, content: bytes, content_type: str) -> tuple[bytes, str]:
+    boundary = "relais-test-boundary"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n".encode()
+        + content
+        + b"\r\n"
+    )
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def test_a_full_document_collection_flows_from_procedure_to_approval_over_http(stack: LocalStack) -> None:
+    api, admin = stack.api_url, stack.admin_token
+    assert _call(f"{api}/account/trials", "POST", admin, {"feature": "contributors"})[0] in (201, 409)
+    status, procedure = _call(
+        f"{api}/procedures", "POST", admin, {"name": "Demande de location", "main_role_name": "Locataire"}
+    )
+    assert status == 201
+    pid = procedure["id"]
+    status, garant = _call(f"{api}/procedures/{pid}/roles", "POST", admin, {"name": "Garant"})
+    assert status == 201
+    status, document = _call(
+        f"{api}/procedures/{pid}/documents",
+        "POST",
+        admin,
+        {"label": "Bulletins de salaire", "role_id": garant["id"]},
+    )
+    assert status == 201
+    status, dossier = _call(
+        f"{api}/dossiers",
+        "POST",
+        admin,
+        {"procedure_id": pid, "recipient": {"name": "Léa", "email": "lea@exemple.fr"}},
+    )
+    assert status == 201
+    status, _ = _call(
+        f"{api}/dossiers/{dossier['id']}/contributors",
+        "POST",
+        admin,
+        {"role_id": garant["id"], "name": "Paul Garant", "email": "paul@exemple.fr", "notify": True},
+    )
+    assert status == 201
+    invitation = _wait_for_outbox(stack, "paul@exemple.fr")
+    assert invitation["kind"] == "contributor_invited"
+    secret = invitation["text"].split("#token=")[1].split()[0]
+    status, portal = _call(f"{api}/portal", token=secret)
+    assert status == 200
+    assert [d["label"] for d in portal["documents"]] == ["Bulletins de salaire"]
+    pdf = b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\n"
+    status, upload = _call(
+        f"{api}/portal/documents/{document['id']}/uploads",
+        "POST",
+        secret,
+        {"filename": "paie.pdf", "content_type": "application/pdf", "size": len(pdf)},
+    )
+    assert status == 201
+    body, content_type = _multipart(upload["fields"], "paie.pdf", pdf, "application/pdf")
+    request = urllib.request.Request(upload["url"], data=body, method="POST")
+    request.add_header("Content-Type", content_type)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status in (200, 201, 204)
+    status, completed = _call(
+        f"{api}/portal/documents/{document['id']}/uploads/{upload['upload_id']}/complete", "POST", secret
+    )
+    assert (status, completed["status"]) == (200, "pending_review")
+    status, reviewed = _call(
+        f"{api}/dossiers/{dossier['id']}/documents/{document['id']}/review",
+        "POST",
+        admin,
+        {"decision": "approve"},
+    )
+    assert (status, reviewed["status"], reviewed["dossier_status"]) == (200, "approved", "completed")
