@@ -10,6 +10,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.adapters.dynamodb import models
+from chalicelib.adapters.dynamodb.deadlines import DynamoDeadlineRepository
 from chalicelib.adapters.dynamodb.dossiers import DynamoDossierRepository, DynamoProcedureRepository
 from chalicelib.adapters.dynamodb.dunning import DynamoDunningPolicyRepository
 from chalicelib.adapters.dynamodb.jobs import DynamoJobRepository
@@ -116,6 +117,10 @@ class Container:
             token_days=self.settings.portal_token_days,
             now=self.now(),
         )
+
+    @cached_property
+    def deadlines(self) -> DynamoDeadlineRepository:
+        return DynamoDeadlineRepository()
 
     @cached_property
     def portal_links(self) -> PortalLinkMinter:

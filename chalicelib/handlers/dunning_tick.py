@@ -1,22 +1,27 @@
 """The scheduled tick: everything whose moment has come, as of the event's time, is queued.
 
-Today that is the outbox guarantee (communications still queued past their retry time are queued again);
-the dunning and reminder steps of later issues come through the same sharded `due` index.
+The outbox guarantee (communications still queued past their retry time are queued again) and the
+dossiers' `deadline_approaching` automations, both read from the sparse sharded `due` index; the dunning
+and reminder steps of later issues come the same way.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from chalicelib.domain.clock import parse_iso
 from chalicelib.services.communications import requeue_forgotten
+from chalicelib.services.dossiers import fire_deadlines
 from chalicelib.wiring import container
 
 
 def run(as_of: datetime) -> int:
     """Queue what is due at `as_of`; returns how many messages were queued."""
     services = container()
-    return requeue_forgotten(services.communications, services.communications_queue, as_of)
+    requeued = requeue_forgotten(services.communications, services.communications_queue, as_of)
+    context = replace(services.dossier_context(), now=as_of)
+    return requeued + fire_deadlines(services.deadlines, context)
 
 
 def handle(event_time: str | None) -> int:

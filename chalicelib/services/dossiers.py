@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from chalicelib.domain.accounts import Account
@@ -27,6 +27,7 @@ from chalicelib.domain.dossiers import (
     DocumentStatus,
     Dossier,
     DossierDocument,
+    DossierStatus,
     Person,
     Upload,
     UploadStatus,
@@ -34,6 +35,7 @@ from chalicelib.domain.dossiers import (
     uploadable_document,
     visible_document,
 )
+from chalicelib.domain.dunning import start_of_day
 from chalicelib.domain.errors import (
     AccountNotFound,
     Conflict,
@@ -69,7 +71,20 @@ class DossierRepository(Protocol):
         minted: tuple[tuple[str, PortalPrincipal, datetime], ...] = (),
         revoked: tuple[str, ...] = (),
         communications: tuple[tuple[Communication, datetime], ...] = (),
+        deadlines: tuple[tuple[str, datetime], ...] = (),
     ) -> int: ...
+
+
+class DeadlineRepository(Protocol):
+    def due(self, now: datetime, limit: int) -> list[tuple[str, str, str]]: ...
+
+    def fire(
+        self,
+        account_id: str,
+        dossier_id: str,
+        automation_id: str,
+        emails: list[tuple[Communication, datetime]],
+    ) -> bool: ...
 
 
 class Documents(Protocol):
@@ -101,6 +116,7 @@ class Change:
     minted: list[MintedLink] = field(default_factory=list)
     revoked: list[str] = field(default_factory=list)
     emails: list[Communication] = field(default_factory=list)
+    deadlines: list[tuple[str, datetime]] = field(default_factory=list)
 
 
 def _load(account_id: str, dossier_id: str, ctx: Context) -> tuple[Dossier, int, dict[str, list[str]]]:
@@ -130,6 +146,7 @@ def _commit(change: Change, version: int, tokens: dict[str, list[str]], ctx: Con
         minted=tuple((m.token_hash, m.principal, m.expires_at) for m in change.minted),
         revoked=tuple(change.revoked),
         communications=tuple((email, ctx.now + RETRY_AFTER) for email in change.emails),
+        deadlines=tuple(change.deadlines),
     )
     ctx.queue.send_many(DeliveryRequest(e.account_id, e.id).to_message() for e in change.emails)
 
@@ -303,7 +320,12 @@ def open_dossier(
     dossier = Dossier.open(dossier_id, procedure, reference or dossier_id[-8:], recipient, due_date, ctx.now)
     link = mint_link(ctx.portal_url, account_id, dossier_id, MAIN, MAIN, ctx.token_days, ctx.now)
     emails = _invitation_emails(dossier, account, Trigger.DOSSIER_CREATED, "created", MAIN, notify, ctx.now)
-    _commit(Change(dossier, minted=[link], emails=emails), 0, {}, ctx)
+    deadlines = [
+        (a.id, start_of_day(due_date - timedelta(days=a.days_before)))
+        for a in procedure.automations_for(Trigger.DEADLINE_APPROACHING)
+        if due_date is not None and a.days_before is not None
+    ]
+    _commit(Change(dossier, minted=[link], emails=emails, deadlines=deadlines), 0, {}, ctx)
     return Opened(dossier, link.link, bool(emails))
 
 
@@ -402,6 +424,52 @@ def _participant_of_role(dossier: Dossier, role_id: str) -> str:
 
 def get_dossier(account_id: str, dossier_id: str, ctx: Context) -> Dossier:
     return _load(account_id, dossier_id, ctx)[0]
+
+
+def fire_deadlines(deadlines: DeadlineRepository, ctx: Context, limit: int = 500) -> int:
+    """Run every `deadline_approaching` automation whose day has come: one email per role that still
+    misses a required document (per the automation's `to`), once per dossier and automation. Returns
+    how many emails were queued."""
+    queued = 0
+    for account_id, dossier_id, automation_id in deadlines.due(ctx.now, limit):
+        found = ctx.dossiers.get(account_id, dossier_id)
+        account = ctx.accounts.get(account_id)
+        emails: list[Communication] = []
+        if found is not None and account is not None:
+            emails = _deadline_emails(found[0], account, automation_id, ctx.now)
+        if deadlines.fire(
+            account_id, dossier_id, automation_id, [(e, ctx.now + RETRY_AFTER) for e in emails]
+        ):
+            ctx.queue.send_many(DeliveryRequest(e.account_id, e.id).to_message() for e in emails)
+            queued += len(emails)
+    return queued
+
+
+def _deadline_emails(
+    dossier: Dossier, account: Account, automation_id: str, now: datetime
+) -> list[Communication]:
+    automation = next((a for a in dossier.procedure.automations if a.id == automation_id and a.enabled), None)
+    if automation is None or dossier.status is not DossierStatus.IN_PROGRESS:
+        return []
+    late = [MAIN, *(c.id for c in dossier.contributors)]
+    late = [p for p in late if dossier.missing_required(dossier.participant_name(p)[2])]
+    if automation.to is Target.MAIN:
+        late = [p for p in late if p == MAIN]
+    trigger, event = Trigger.DEADLINE_APPROACHING, f"deadline:{automation.id}"
+    return [
+        _email(
+            dossier,
+            account,
+            trigger,
+            event,
+            None if automation.to is Target.ACCOUNT else about,
+            about,
+            automation.template,
+            f"{automation.id}:{about}",
+            now,
+        )
+        for about in late
+    ]
 
 
 # ---- portal ----

@@ -517,3 +517,78 @@ def test_the_s3_event_rejects_a_renamed_executable(
     assert [(f["status"], f["reason"]) for f in document["files"]] == [
         ("rejected", "the file's content is not application/pdf")
     ]
+
+
+def test_deadline_approaching_writes_once_to_each_role_still_missing_a_document(
+    platform: Api, anonymous: Api, aws: Any, client: Any
+) -> None:
+    staff, _ = _open(platform)
+    r = _rental(staff)
+    _ok(
+        staff.post(
+            f"/procedures/{r['pid']}/automations",
+            {
+                "trigger": "deadline_approaching",
+                "to": "all_roles",
+                "days_before": 3,
+                "subject": "Plus que 3 jours pour {{ dossier.reference }}",
+                "body": "{{ contributor.name }}, il manque des pièces : {{ dossier.portal_link }}",
+            },
+        )
+    )
+    assert (
+        staff.post(
+            f"/procedures/{r['pid']}/automations",
+            {"trigger": "deadline_approaching", "to": "main", "subject": "s", "body": "b"},
+        ).status
+        == 400
+    )
+    dossier = _ok(
+        staff.post(
+            "/dossiers",
+            {
+                "procedure_id": r["pid"],
+                "recipient": {"name": "Léa", "email": "lea@exemple.fr"},
+                "reference": "LOC-9",
+                "due_date": "2027-03-10",
+            },
+        )
+    )
+    garant = _ok(
+        staff.post(
+            f"/dossiers/{dossier['id']}/contributors",
+            {"role_id": r["garant"]["id"], "name": "Paul", "email": "paul@exemple.fr"},
+        )
+    )
+    _ok(
+        staff.post(
+            f"/dossiers/{dossier['id']}/contributors",
+            {"role_id": r["coloc"]["id"], "name": "Zoé", "email": "zoe@exemple.fr"},
+        )
+    )
+    for key in ("salaires", "impots"):
+        _upload(_portal(anonymous, garant["portal_link"]), aws, r["docs"][key]["id"], PDF)
+    assert staff.post("/_local/tick", {"time": "2027-03-06T23:00:00Z"}).status == 200
+    assert [m for m in sent_messages(REGION) if m["kind"] == "deadline_approaching"] == []
+    for _ in range(2):
+        assert (
+            client.lambda_.invoke(
+                "dunning_tick",
+                {
+                    "version": "0",
+                    "id": "t",
+                    "detail-type": "Scheduled Event",
+                    "source": "aws.events",
+                    "account": "1",
+                    "time": "2027-03-07T08:00:00Z",
+                    "region": REGION,
+                    "resources": [],
+                    "detail": {},
+                },
+            ).payload["queued"]
+            >= 0
+        )
+        drain()
+    reminders = [m for m in sent_messages(REGION) if m["kind"] == "deadline_approaching"]
+    assert sorted(m["to"][0] for m in reminders) == ["lea@exemple.fr", "zoe@exemple.fr"]
+    assert all("#token=" in m["text"] and m["subject"] == "Plus que 3 jours pour LOC-9" for m in reminders)

@@ -10,6 +10,7 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.adapters.dynamodb.deadlines import deadline_item
 from chalicelib.adapters.dynamodb.models import (
     CommunicationItem,
     DossierItem,
@@ -339,6 +340,7 @@ class DynamoDossierRepository:
         minted: tuple[tuple[str, PortalPrincipal, datetime], ...] = (),
         revoked: tuple[str, ...] = (),
         communications: tuple[tuple[Communication, datetime], ...] = (),
+        deadlines: tuple[tuple[str, datetime], ...] = (),
     ) -> int:
         """Write the dossier at `version` (0: a new one) with the tokens it mints and revokes and the
         emails it queues, in one TransactWriteItems. StaleVersion when the dossier changed meanwhile."""
@@ -367,6 +369,8 @@ class DynamoDossierRepository:
                         actions=[PortalTokenItem.revoked.set(True)],
                         condition=PortalTokenItem.pk.exists(),
                     )
+                for automation_id, at in deadlines:
+                    transaction.save(deadline_item(dossier.account_id, dossier.id, automation_id, at))
                 for communication, retry_at in communications:
                     transaction.save(
                         communication_item(communication, retry_at),

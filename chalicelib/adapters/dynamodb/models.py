@@ -12,6 +12,7 @@ Key design (every key but the portal token's starts with the account, so no quer
 | bulk job          | ACCOUNT#<a>#JOB#<job_id>  | JOB, CHUNK#<n>     |                                     |
 | procedure         | ACCOUNT#<account_id>      | PROCEDURE#<id>     |                                     |
 | dossier           | ACCOUNT#<a>#DOSSIER#<id>  | DOSSIER            | GSI1 ACCOUNT#<a>#DOSSIERS / <id>    |
+| dossier deadline  | ACCOUNT#<a>#DOSSIER#<id>  | DEADLINE#<auto_id> | until fired: STEP#<shard> / <at>#.. |
 | unsubscription    | ACCOUNT#<account_id>      | UNSUBSCRIBED#<party>#<id> |                              |
 | portal token      | PORTALTOKEN#<sha256>      | PORTALTOKEN        |                                     |
 | idempotency (PT)  | IDEMPOTENCY#<store>#<n>   | <hash>             |                                     |
@@ -21,7 +22,8 @@ GSI1 `ACCOUNT#<a>#<E>#RULE#<rule or none>`, GSI2 `ACCOUNT#<a>#<E>#APPORTEUR#<id>
 GSI3 `ACCOUNT#<a>#<E>#CLIENT#<id>` (and `ACCOUNT#<a>#COMMS#CLIENT#<id>` / `<created_at>#<id>` for a
 client's communication history), GSI4 `ACCOUNT#<a>#<E>#STATUS#<status>`.
 
-The `due` GSI holds only items with a pending step and is sharded (`DUE#0`..`DUE#7`) so that no single
+The `due` GSI holds only items with a pending step and is sharded (`DUE#0`..`DUE#7` for communications
+waiting on their retry, `STEP#0`..`STEP#7` for scheduled steps) so that no single
 partition takes every schedule; the tick queries each shard for what is due, never the portfolio.
 Table names are bound at start (`bind`), so importing this module touches nothing.
 """
@@ -211,6 +213,26 @@ class DossierItem(_TableModel):
     by_account = _filter_index(1, "Dossier")()
 
 
+class DeadlineDueIndex(GlobalSecondaryIndex["DeadlineItem"]):  # type: ignore[no-untyped-call]
+    """The same `due` index, declared again for DeadlineItem: an index class is bound to one model."""
+
+    class Meta:
+        index_name = DUE_INDEX
+        projection = KeysOnlyProjection()
+
+    due_pk = UnicodeAttribute(hash_key=True, attr_name="DUEPK")
+    due_sk = UnicodeAttribute(range_key=True, attr_name="DUESK")
+
+
+class DeadlineItem(_TableModel):
+    """A dossier's pending `deadline_approaching` automation (SK `DEADLINE#<automation_id>`), on the `due`
+    index under `STEP#<shard>` until the tick fires it; firing removes it from the index."""
+
+    due_pk = UnicodeAttribute(null=True, attr_name="DUEPK")
+    due_sk = UnicodeAttribute(null=True, attr_name="DUESK")
+    due_index = DeadlineDueIndex()
+
+
 class PortalTokenItem(_TableModel):
     account_id = UnicodeAttribute()
     dossier_id = UnicodeAttribute()
@@ -232,6 +254,7 @@ MODELS: tuple[type[_TableModel], ...] = (
     UnsubscriptionItem,
     ProcedureItem,
     DossierItem,
+    DeadlineItem,
     PortalTokenItem,
 )
 

@@ -1,0 +1,75 @@
+"""Scheduled `deadline_approaching` automations: one item per dossier and automation on the sparse `due`
+index (`STEP#<shard>`), so the tick reads what is due, never the dossiers. Firing writes the emails and
+takes the item off the index in one transaction: two ticks at once, or a tick replayed, fire it once."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.adapters.dynamodb.models import DUE_SHARDS, CommunicationItem, DeadlineItem, transactions
+from chalicelib.adapters.dynamodb.repositories import communication_item
+from chalicelib.domain.clock import iso
+from chalicelib.domain.communications import Communication
+
+
+def _shard(key: str) -> str:
+    return f"STEP#{int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % DUE_SHARDS}"
+
+
+def deadline_item(account_id: str, dossier_id: str, automation_id: str, at: datetime) -> DeadlineItem:
+    pk = f"ACCOUNT#{account_id}#DOSSIER#{dossier_id}"
+    return DeadlineItem(
+        pk,
+        f"DEADLINE#{automation_id}",
+        due_pk=_shard(f"{pk}#{automation_id}"),
+        due_sk=f"{iso(at)}#{account_id}#{dossier_id}#{automation_id}",
+    )
+
+
+class DynamoDeadlineRepository:
+    def due(self, now: datetime, limit: int) -> list[tuple[str, str, str]]:
+        """(account, dossier, automation) of every deadline whose day has come."""
+        found: list[tuple[str, str, str]] = []
+        upper = f"{iso(now)}#~"
+        for shard in range(DUE_SHARDS):
+            if len(found) >= limit:
+                break
+            query = DeadlineItem.due_index.query(
+                f"STEP#{shard}", DeadlineItem.due_sk <= upper, limit=limit - len(found)
+            )
+            for item in query:
+                account_id, _, dossier_id = item.pk.removeprefix("ACCOUNT#").partition("#DOSSIER#")
+                found.append((account_id, dossier_id, item.sk.removeprefix("DEADLINE#")))
+        return found
+
+    def fire(
+        self,
+        account_id: str,
+        dossier_id: str,
+        automation_id: str,
+        emails: list[tuple[Communication, datetime]],
+    ) -> bool:
+        """Write the deadline's emails and take it off the schedule, once; False when already fired."""
+        item = DeadlineItem(f"ACCOUNT#{account_id}#DOSSIER#{dossier_id}", f"DEADLINE#{automation_id}")
+        try:
+            with TransactWrite(connection=transactions()) as transaction:
+                transaction.update(
+                    item,
+                    actions=[DeadlineItem.due_pk.remove(), DeadlineItem.due_sk.remove()],
+                    condition=DeadlineItem.due_pk.exists(),
+                )
+                for email, retry_at in emails:
+                    transaction.save(
+                        communication_item(email, retry_at), condition=CommunicationItem.pk.does_not_exist()
+                    )
+        except TransactWriteError as exc:
+            if any(
+                r is not None and r.code == "ConditionalCheckFailed" for r in exc.cancellation_reasons or []
+            ):
+                return False
+            raise
+        return True
