@@ -592,3 +592,134 @@ def test_deadline_approaching_writes_once_to_each_role_still_missing_a_document(
     reminders = [m for m in sent_messages(REGION) if m["kind"] == "deadline_approaching"]
     assert sorted(m["to"][0] for m in reminders) == ["lea@exemple.fr", "zoe@exemple.fr"]
     assert all("#token=" in m["text"] and m["subject"] == "Plus que 3 jours pour LOC-9" for m in reminders)
+
+
+def test_the_portal_matrix_for_viewing_downloading_finishing_and_inviting(
+    platform: Api, anonymous: Api, aws: Any
+) -> None:
+    """Garant may invite; Colocataire sees the shared files' statuses but not their files and only views."""
+    staff, _ = _open(platform)
+    r = _rental(staff)
+    pid = r["pid"]
+    staff.patch(
+        f"/procedures/{pid}/roles/{r['garant']['id']}",
+        {"permissions": {"access": "edit", "can_invite": True}},
+    )
+    staff.patch(
+        f"/procedures/{pid}/roles/{r['coloc']['id']}",
+        {"permissions": {"access": "view", "sees_shared_files": True}},
+    )
+    dossier = _ok(
+        staff.post(
+            "/dossiers", {"procedure_id": pid, "recipient": {"name": "Léa", "email": "lea@exemple.fr"}}
+        )
+    )
+    garant_link = _ok(
+        staff.post(
+            f"/dossiers/{dossier['id']}/contributors",
+            {"role_id": r["garant"]["id"], "name": "Paul", "email": "paul@exemple.fr"},
+        )
+    )["portal_link"]
+    garant = _portal(anonymous, garant_link)
+    locataire = _portal(anonymous, dossier["portal_link"])
+    docs = {k: v["id"] for k, v in r["docs"].items()}
+    _, salary_file = _upload(garant, aws, docs["salaires"], PDF)
+    _, id_file = _upload(locataire, aws, docs["identite"], PDF)
+
+    view = garant.get("/portal").body
+    assert view["roles"] == [{"id": r["coloc"]["id"], "name": "Colocataire #2"}]
+    invited = garant.post(
+        "/portal/contributors", {"role_id": r["coloc"]["id"], "name": "Zoé", "email": "zoe@exemple.fr"}
+    )
+    assert invited.status == 201
+    assert (
+        garant.post("/portal/contributors", {"role_id": "main", "name": "X", "email": "x@y.fr"}).status == 400
+    )
+    assert (
+        garant.post(
+            "/portal/contributors", {"role_id": r["garant"]["id"], "name": "X", "email": "x@y.fr"}
+        ).status
+        == 400
+    )
+    assert (
+        garant.post(
+            "/portal/contributors", {"role_id": r["coloc"]["id"], "name": "X", "email": "x@y.fr"}
+        ).status
+        == 409
+    )
+    drain()
+    [invitation] = [m for m in sent_messages(REGION) if m["to"] == ["zoe@exemple.fr"]]
+    coloc = anonymous.as_(invitation["text"].split("#token=")[1].split()[0])
+
+    shared = coloc.get("/portal").body
+    assert [(d["label"], d["mine"], d["files"]) for d in shared["documents"]][:2] == [
+        ("Pièce d'identité", False, []),
+        ("Bulletins de salaire", False, []),
+    ]
+    assert [d["status"] for d in shared["documents"]][:2] == ["pending_review", "pending_review"]
+    assert coloc.get(f"/portal/documents/{docs['salaires']}/files/{salary_file}").status == 404
+    assert (
+        coloc.post(
+            f"/portal/documents/{docs['bail']}/uploads",
+            {"filename": "b.pdf", "content_type": "application/pdf", "size": 10},
+        ).status
+        == 403
+    )
+    assert (
+        coloc.post(
+            "/portal/contributors", {"role_id": r["garant"]["id"], "name": "X", "email": "x@y.fr"}
+        ).status
+        == 403
+    )
+
+    main_view = locataire.get("/portal").body
+    salaries = [d for d in main_view["documents"] if d["id"] == docs["salaires"]]
+    assert [(d["status"], d["files"]) for d in salaries] == [("pending_review", [])]
+    assert locataire.get(f"/portal/documents/{docs['salaires']}/files/{salary_file}").status == 404
+    assert locataire.get(f"/portal/documents/{docs['identite']}/files/{id_file}").status == 302
+    assert garant.get(f"/portal/documents/{docs['identite']}/files/{id_file}").status == 404
+    assert locataire.post("/portal/finish").status == 200
+    assert garant.post("/portal/finish").status == 409
+    assert coloc.post("/portal/finish").status == 409
+
+
+def test_automations_can_write_to_the_account_and_to_every_role(platform: Api) -> None:
+    staff, _ = _open(platform)
+    r = _rental(staff)
+    for to in ("account", "all_roles"):
+        _ok(
+            staff.post(
+                f"/procedures/{r['pid']}/automations",
+                {
+                    "trigger": "contributor_invited",
+                    "to": to,
+                    "subject": f"[{to}] {{{{ contributor.name }}}} invité",
+                    "body": "{{ role.name }} {{ dossier.portal_link }}",
+                },
+            )
+        )
+    dossier = _ok(
+        staff.post(
+            "/dossiers", {"procedure_id": r["pid"], "recipient": {"name": "Léa", "email": "lea@exemple.fr"}}
+        )
+    )
+    invited = _ok(
+        staff.post(
+            f"/dossiers/{dossier['id']}/contributors",
+            {"role_id": r["garant"]["id"], "name": "Paul", "email": "paul@exemple.fr"},
+        )
+    )
+    assert invited["notified"] is True
+    drain()
+    sent = sorted(
+        (m["to"][0], m["subject"]) for m in sent_messages(REGION) if m["kind"] == "contributor_invited"
+    )
+    reference = dossier["reference"]
+    assert sent == [
+        ("contact@martin.fr", "[account] Paul invité"),
+        ("lea@exemple.fr", "[all_roles] Paul invité"),
+        ("paul@exemple.fr", "Cabinet Martin vous invite à compléter le dossier " + reference),
+        ("paul@exemple.fr", "[all_roles] Paul invité"),
+    ]
+    account_email = next(m for m in sent_messages(REGION) if m["subject"] == "[account] Paul invité")
+    assert "#token=" not in account_email["text"]
