@@ -723,3 +723,78 @@ def test_automations_can_write_to_the_account_and_to_every_role(platform: Api) -
     ]
     account_email = next(m for m in sent_messages(REGION) if m["subject"] == "[account] Paul invité")
     assert "#token=" not in account_email["text"]
+
+
+def test_every_staff_route_of_another_account_answers_not_found(rental: dict[str, Any]) -> None:
+    other, _ = _open(rental["platform"])
+    pid, did = rental["pid"], rental["dossier"]["id"]
+    rid, cid, doc = rental["garant"]["id"], rental["garant_c"]["id"], rental["docs"]["identite"]["id"]
+    calls = [
+        ("PATCH", f"/procedures/{pid}", {"name": "X"}),
+        ("POST", f"/procedures/{pid}/roles", {"name": "X"}),
+        ("PATCH", f"/procedures/{pid}/roles/{rid}", {"name": "X"}),
+        ("DELETE", f"/procedures/{pid}/roles/{rid}", None),
+        ("PATCH", f"/procedures/{pid}/documents/{doc}", {"label": "X"}),
+        (
+            "POST",
+            f"/procedures/{pid}/automations",
+            {"trigger": "role_finished", "to": "account", "subject": "s", "body": "b"},
+        ),
+        ("DELETE", f"/dossiers/{did}/contributors/{cid}", None),
+        ("POST", f"/dossiers/{did}/contributors/{cid}/invitation", None),
+    ]
+    for method, path, body in calls:
+        assert other.call(method, path, body).status == 404, (method, path)
+    assert rental["staff"].get(f"/dossiers/{did}").body["contributors"][0]["id"] == cid
+
+
+def test_a_disabled_automation_sends_nothing_and_an_unknown_variable_is_refused_when_saved(
+    rental: dict[str, Any],
+) -> None:
+    staff, pid = rental["staff"], rental["pid"]
+    refused = staff.post(
+        f"/procedures/{pid}/automations",
+        {
+            "trigger": "contributor_invited",
+            "to": "contributor",
+            "subject": "{{ installment.amount }}",
+            "body": "b",
+        },
+    )
+    assert refused.status == 400
+    assert refused.body["error"]["details"] == [
+        {"field": "subject", "issue": "uses `installment.amount`, which this kind does not offer"}
+    ]
+    escape = staff.post(
+        f"/procedures/{pid}/automations",
+        {
+            "trigger": "role_finished",
+            "to": "main",
+            "subject": "s",
+            "body": "{{ role.name.__class__.__mro__ }}",
+        },
+    )
+    assert escape.status == 400
+    _ok(
+        staff.post(
+            f"/procedures/{pid}/automations",
+            {
+                "trigger": "contributor_invited",
+                "to": "contributor",
+                "subject": "s",
+                "body": "b",
+                "enabled": False,
+            },
+        )
+    )
+    third = _ok(staff.post(f"/procedures/{pid}/roles", {"name": "Employeur"}))
+    marc = {"role_id": third["id"], "name": "Marc", "email": "marc@exemple.fr"}
+    too_old = staff.post(f"/dossiers/{rental['dossier']['id']}/contributors", marc)
+    assert too_old.status == 400, "a running dossier keeps the roles its procedure had"
+    dossier = _ok(
+        staff.post("/dossiers", {"procedure_id": pid, "recipient": {"name": "Léa", "email": "l@e.fr"}})
+    )
+    invited = _ok(staff.post(f"/dossiers/{dossier['id']}/contributors", marc))
+    assert invited["notified"] is False
+    drain()
+    assert [m for m in sent_messages(REGION) if m["to"] == ["marc@exemple.fr"]] == []
