@@ -20,6 +20,7 @@ from chalicelib.adapters.dynamodb.repositories import (
     DynamoCommunicationRepository,
     DynamoPortalTokenRepository,
 )
+from chalicelib.adapters.dynamodb.scheduled import DynamoScheduledRepository
 from chalicelib.adapters.dynamodb.suppressions import DynamoSuppressionRepository
 from chalicelib.adapters.dynamodb.unsubscriptions import DynamoUnsubscriptionRepository
 from chalicelib.adapters.sqs import SqsQueue
@@ -31,6 +32,7 @@ from chalicelib.services.ports import Mailer
 if TYPE_CHECKING:
     from chalicelib.adapters.s3 import S3Documents
     from chalicelib.services.dossiers import Context as DossierContext
+    from chalicelib.services.dunning import DunningContext
 
 IDEMPOTENCY_SHARDS = 16
 """Idempotency records spread over this many partitions per store (see adapters/idempotency.py)."""
@@ -115,6 +117,22 @@ class Container:
             queue=self.communications_queue,
             portal_url=self.settings.portal_url,
             token_days=self.settings.portal_token_days,
+            now=self.now(),
+        )
+
+    @cached_property
+    def scheduled(self) -> DynamoScheduledRepository:
+        return DynamoScheduledRepository()
+
+    def dunning_context(self) -> DunningContext:
+        from chalicelib.services.dunning import DunningContext
+
+        return DunningContext(
+            accounts=self.accounts,
+            policies=self.dunning_policies,
+            partners=self.partners,
+            scheduled=self.scheduled,
+            queue=self.communications_queue,
             now=self.now(),
         )
 

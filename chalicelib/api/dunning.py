@@ -1,23 +1,29 @@
-"""Dunning: the account's policy (`/account/dunning-policy`, account administrators only)."""
+"""Dunning: the account's policy (`/account/dunning-policy`, account administrators only), installments
+and their payments, and expected documents of contracts."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import date
+from typing import Annotated, Any
 
-from pydantic import Field, StrictInt
+from chalice.app import Response
+from pydantic import Field, StrictInt, StrictStr
 
 from chalicelib.api.authorizers import staff_authorizer
 from chalicelib.api.requests import StrictBody, parse_body, staff_principal
 from chalicelib.api.routing import ApiBlueprint
+from chalicelib.domain.clock import iso
 from chalicelib.domain.communications import CommunicationKind, TemplateSource
 from chalicelib.domain.dunning import (
     DUNNING_KINDS,
     MAX_REMINDERS,
     DocumentsPolicy,
+    DueStep,
     DunningPolicy,
     UnpaidPolicy,
 )
 from chalicelib.domain.errors import FieldIssue, InvalidInput
+from chalicelib.domain.installments import ExpectedDocument, Installment, parse_money
 from chalicelib.services import dunning as service
 from chalicelib.wiring import container
 
@@ -116,3 +122,113 @@ def put_dunning_policy() -> dict[str, Any]:
     return policy_view(
         service.replace_policy(account_id, policy, services.dunning_policies, services.accounts)
     )
+
+
+class MoneyBody(StrictBody):
+    amount: StrictStr
+    currency: StrictStr = "EUR"
+
+
+class InstallmentBody(StrictBody):
+    due_date: date
+    amount: MoneyBody
+    label: Annotated[StrictStr, Field(max_length=200)] | None = None
+
+
+class PaymentBody(StrictBody):
+    paid_at: date
+    amount: StrictStr | None = None
+
+
+class ExpectedDocumentBody(StrictBody):
+    label: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    due_date: date | None = None
+
+
+def installment_view(installment: Installment, next_step: DueStep | None) -> dict[str, Any]:
+    return {
+        "id": installment.id,
+        "contract_id": installment.contract_id,
+        "status": installment.status.value,
+        "due_date": installment.due_date.isoformat(),
+        "amount": installment.amount.as_json(),
+        "label": installment.label,
+        "paid_amount": f"{installment.paid_amount:.2f}",
+        "paid_on": installment.paid_on.isoformat() if installment.paid_on else None,
+        "dunning_stage": installment.stage.value,
+        "next_step": {"kind": next_step.step.kind.value, "due_on": next_step.due_on.isoformat()}
+        if next_step
+        else None,
+    }
+
+
+def expected_view(document: ExpectedDocument) -> dict[str, Any]:
+    return {
+        "id": document.id,
+        "contract_id": document.contract_id,
+        "label": document.label,
+        "due_date": document.due_date.isoformat() if document.due_date else None,
+        "status": document.status.value,
+        "last_sent": document.last_sent.step.kind.value if document.last_sent else None,
+    }
+
+
+def _staff_account() -> str:
+    return staff_principal(dunning.current_request).require_account()
+
+
+@dunning.route("/contracts/{contract_id}/installments", methods=["POST"], authorizer=staff_authorizer)
+def add_installment(contract_id: str) -> Response:
+    account_id = _staff_account()
+    body = parse_body(dunning.current_request, InstallmentBody)
+    money = parse_money(body.amount.amount, body.amount.currency, "amount")
+    installment, step = service.add_installment(
+        account_id, contract_id, body.due_date, money, body.label, container().dunning_context()
+    )
+    return Response(installment_view(installment, step), status_code=201)
+
+
+@dunning.route(
+    "/contracts/{contract_id}/installments/{installment_id}/payments",
+    methods=["POST"],
+    authorizer=staff_authorizer,
+)
+def pay_installment(contract_id: str, installment_id: str) -> dict[str, Any]:
+    account_id = _staff_account()
+    body = parse_body(dunning.current_request, PaymentBody)
+    amount = None if body.amount is None else parse_money(body.amount, "EUR", "amount").amount
+    services = container()
+    installment, contract = service.pay_installment(
+        account_id, contract_id, installment_id, body.paid_at, amount, services.dunning_context()
+    )
+    return {
+        **installment_view(installment, None),
+        "contract": {
+            "status": contract.status,
+            "dunning_stage": contract.dunning_stage,
+            "cover_resumes_at": iso(contract.cover_resumes_at) if contract.cover_resumes_at else None,
+        },
+    }
+
+
+@dunning.route("/contracts/{contract_id}/expected-documents", methods=["POST"], authorizer=staff_authorizer)
+def add_expected_document(contract_id: str) -> Response:
+    account_id = _staff_account()
+    body = parse_body(dunning.current_request, ExpectedDocumentBody)
+    document = service.add_expected_document(
+        account_id, contract_id, body.label, body.due_date, container().dunning_context()
+    )
+    return Response(expected_view(document), status_code=201)
+
+
+@dunning.route(
+    "/contracts/{contract_id}/expected-documents/{document_id}/received",
+    methods=["POST"],
+    authorizer=staff_authorizer,
+)
+def receive_expected_document(contract_id: str, document_id: str) -> dict[str, Any]:
+    account_id = _staff_account()
+    document = service.receive_expected_document(
+        account_id, contract_id, document_id, container().dunning_context()
+    )
+    return expected_view(document)

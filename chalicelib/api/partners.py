@@ -166,6 +166,9 @@ def record_view(record: Apporteur | Client | Product | Deal) -> dict[str, Any]:
             "commissioning": commissioning_view(record.commissioning, with_source=True),
             "status": record.status,
         }
+        if record.kind is RecordKind.CONTRACT:
+            view["dunning_stage"] = record.dunning_stage
+            view["cover_resumes_at"] = iso(record.cover_resumes_at) if record.cover_resumes_at else None
     else:
         view["name"] = record.name
         if isinstance(record, Apporteur | Client):

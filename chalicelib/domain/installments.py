@@ -158,3 +158,27 @@ def contract_after(
         resumes = cover_resumes_at(cleared) if cleared is not None else None
         return ContractDunning(ContractStatus.ACTIVE, stage, resumes)
     return ContractDunning(status, stage, None)
+
+
+class ExpectedStatus(StrEnum):
+    EXPECTED = "expected"
+    RECEIVED = "received"
+
+
+@dataclass(frozen=True)
+class ExpectedDocument:
+    """A document the broker waits for on a contract: called at the first tick, reminded per policy."""
+
+    id: str
+    contract_id: str
+    label: str
+    created_on: date
+    due_date: date | None = None
+    status: ExpectedStatus = ExpectedStatus.EXPECTED
+    last_sent: SentStep | None = None
+
+    def received(self) -> ExpectedDocument:
+        return replace(self, status=ExpectedStatus.RECEIVED)
+
+    def step_sent(self, step: Step, on: date) -> ExpectedDocument:
+        return replace(self, last_sent=SentStep(step, on))

@@ -132,6 +132,10 @@ class Deal:
     status: str
     created_at: datetime
     version: int = 0
+    dunning_stage: str = "none"
+    """Contracts: the furthest dunning stage of their unpaid installments."""
+    cover_resumes_at: datetime | None = None
+    """Contracts reinstated after a suspension: when the cover resumes (L113-3)."""
 
     @property
     def rules(self) -> RuleHolder:

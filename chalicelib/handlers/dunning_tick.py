@@ -1,8 +1,8 @@
 """The scheduled tick: everything whose moment has come, as of the event's time, is queued.
 
-The outbox guarantee (communications still queued past their retry time are queued again) and the
-dossiers' `deadline_approaching` automations, both read from the sparse sharded `due` index; the dunning
-and reminder steps of later issues come the same way.
+The outbox guarantee (communications still queued past their retry time are queued again), the dossiers'
+`deadline_approaching` automations, and the steps of unpaid installments and expected documents: all read
+from the sparse sharded `due` index, so a tick reads what is due, never the portfolio.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from datetime import datetime
 from chalicelib.domain.clock import parse_iso
 from chalicelib.services.communications import requeue_forgotten
 from chalicelib.services.dossiers import fire_deadlines
+from chalicelib.services.dunning import run_due_steps
 from chalicelib.wiring import container
 
 
@@ -20,8 +21,8 @@ def run(as_of: datetime) -> int:
     """Queue what is due at `as_of`; returns how many messages were queued."""
     services = container()
     requeued = requeue_forgotten(services.communications, services.communications_queue, as_of)
-    context = replace(services.dossier_context(), now=as_of)
-    return requeued + fire_deadlines(services.deadlines, context)
+    deadlines = fire_deadlines(services.deadlines, replace(services.dossier_context(), now=as_of))
+    return requeued + deadlines + run_due_steps(replace(services.dunning_context(), now=as_of))
 
 
 def handle(event_time: str | None) -> int:

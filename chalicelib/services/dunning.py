@@ -1,13 +1,54 @@
-"""Dunning use cases: read and replace the account's dunning policy (installments and their steps follow)."""
+"""Dunning use cases: the account's policy; installments and expected documents of contracts; and the
+steps the tick sends for them (unpaid call, reminders, formal notice, suspension and termination notices;
+documents call and reminders), each addressed by the partner rules and sent once."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Protocol
 
-from chalicelib.domain.dunning import DunningPolicy, validate_policy
-from chalicelib.domain.errors import AccountNotFound
+from chalicelib.domain.accounts import Account
+from chalicelib.domain.communications import (
+    Communication,
+    CommunicationKind,
+    CommunicationStatus,
+    communication_id,
+)
+from chalicelib.domain.dunning import (
+    DueStep,
+    DunningPolicy,
+    documents_step_to_send,
+    next_documents_step,
+    start_of_day,
+    unpaid_step_to_send,
+    validate_policy,
+)
+from chalicelib.domain.errors import AccountNotFound, NotFound, StaleVersion
+from chalicelib.domain.formatting import french_amount, french_date
+from chalicelib.domain.ids import new_ulid
+from chalicelib.domain.installments import (
+    ContractStatus,
+    ExpectedDocument,
+    ExpectedStatus,
+    Installment,
+    InstallmentStatus,
+    Money,
+    contract_after,
+)
+from chalicelib.domain.partners import Deal, RecordKind
 from chalicelib.domain.templates import validate_template
-from chalicelib.services.ports import AccountRepository, DunningPolicyRepository
+from chalicelib.services.communications import RETRY_AFTER, DeliveryRequest
+from chalicelib.services.partners import recipients_of
+from chalicelib.services.ports import (
+    AccountRepository,
+    DunningPolicyRepository,
+    MessageQueue,
+    PartnerRepository,
+)
+
+Scheduled = Installment | ExpectedDocument
 
 
 def get_policy(
@@ -31,3 +72,241 @@ def replace_policy(
         validate_template(kind, template, field_prefix=f"templates.{kind.value}.")
     current = get_policy(account_id, policies, accounts)
     return policies.save(account_id, replace(policy, version=current.version))
+
+
+# ---- installments, expected documents and their steps ----
+
+
+class ScheduledRepository(Protocol):
+    def due(self, now: datetime, limit: int) -> list[tuple[str, str, str, str]]: ...
+
+    def get(
+        self, account_id: str, contract_id: str, kind: str, thing_id: str
+    ) -> tuple[Scheduled, int] | None: ...
+
+    def installments_of(self, account_id: str, contract_id: str) -> list[Installment]: ...
+
+    def commit(
+        self,
+        account_id: str,
+        thing: Scheduled,
+        version: int,
+        next_at: datetime | None,
+        contract: Deal | None = None,
+        communication: tuple[Communication, datetime] | None = None,
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class DunningContext:
+    accounts: AccountRepository
+    policies: DunningPolicyRepository
+    partners: PartnerRepository
+    scheduled: ScheduledRepository
+    queue: MessageQueue
+    now: datetime
+
+
+def _contract(account_id: str, contract_id: str, ctx: DunningContext) -> Deal:
+    contract = ctx.partners.get(account_id, RecordKind.CONTRACT, contract_id)
+    if not isinstance(contract, Deal):
+        raise NotFound("No such contract.")
+    return contract
+
+
+def _scheduled(
+    account_id: str, contract_id: str, kind: str, thing_id: str, ctx: DunningContext
+) -> tuple[Scheduled, int]:
+    found = ctx.scheduled.get(account_id, contract_id, kind, thing_id)
+    if found is None:
+        raise NotFound("No such installment." if kind == "INSTALLMENT" else "No such expected document.")
+    return found
+
+
+def _at(step: DueStep | None) -> datetime | None:
+    return None if step is None else start_of_day(step.due_on)
+
+
+def add_installment(
+    account_id: str, contract_id: str, due_date: date, amount: Money, label: str | None, ctx: DunningContext
+) -> tuple[Installment, DueStep | None]:
+    contract = _contract(account_id, contract_id, ctx)
+    policy = get_policy(account_id, ctx.policies, ctx.accounts)
+    installment = Installment(new_ulid(), contract.id, due_date, amount, label)
+    step = installment.next_step(policy.unpaid) if contract.status in _DUNNED else None
+    ctx.scheduled.commit(account_id, installment, 0, _at(step))
+    return installment, step
+
+
+_DUNNED = ("active", "suspended")
+"""Only these contracts are dunned: terminated and cancelled ones have no pending step."""
+
+
+def pay_installment(
+    account_id: str,
+    contract_id: str,
+    installment_id: str,
+    paid_on: date,
+    amount: Decimal | None,
+    ctx: DunningContext,
+) -> tuple[Installment, Deal]:
+    """Record a payment; a full one stops the installment's dunning, and a suspended contract whose due
+    installments are all paid is active again, its cover resuming at noon (Paris) the next day."""
+    contract = _contract(account_id, contract_id, ctx)
+    installment, version = _scheduled(account_id, contract_id, "INSTALLMENT", installment_id, ctx)
+    assert isinstance(installment, Installment)
+    paid = installment.pay(paid_on, amount)
+    policy = get_policy(account_id, ctx.policies, ctx.accounts)
+    others = [i for i in ctx.scheduled.installments_of(account_id, contract_id) if i.id != paid.id]
+    # As of the payment's day: the installments due by then decide whether the cover resumes.
+    changed = _contract_after(contract, [*others, paid], paid_on, None)
+    next_step = paid.next_step(policy.unpaid) if changed.status in _DUNNED else None
+    ctx.scheduled.commit(
+        account_id, paid, version, _at(next_step), contract=changed if changed != contract else None
+    )
+    return paid, changed
+
+
+def _contract_after(
+    contract: Deal, installments: list[Installment], today: date, sent: CommunicationKind | None
+) -> Deal:
+    state = contract_after(ContractStatus(contract.status), installments, today, sent)
+    resumes = state.cover_resumes_at or (
+        contract.cover_resumes_at if state.status.value == contract.status else None
+    )
+    return replace(
+        contract, status=state.status.value, dunning_stage=state.dunning_stage.value, cover_resumes_at=resumes
+    )
+
+
+def add_expected_document(
+    account_id: str, contract_id: str, label: str, due_date: date | None, ctx: DunningContext
+) -> ExpectedDocument:
+    """Called at the first tick after its creation (due now), reminded per the policy until received."""
+    contract = _contract(account_id, contract_id, ctx)
+    document = ExpectedDocument(new_ulid(), contract.id, label, ctx.now.date(), due_date)
+    ctx.scheduled.commit(
+        account_id, document, 0, start_of_day(document.created_on) if contract.status in _DUNNED else None
+    )
+    return document
+
+
+def receive_expected_document(
+    account_id: str, contract_id: str, document_id: str, ctx: DunningContext
+) -> ExpectedDocument:
+    _contract(account_id, contract_id, ctx)
+    document, version = _scheduled(account_id, contract_id, "EXPECTED", document_id, ctx)
+    assert isinstance(document, ExpectedDocument)
+    received = document.received()
+    if received != document:
+        ctx.scheduled.commit(account_id, received, version, None)
+    return received
+
+
+def run_due_steps(ctx: DunningContext, limit: int = 500) -> int:
+    """Send every installment and expected-document step whose moment has come (the tick); returns how
+    many emails were queued. A step another tick sent first is skipped (StaleVersion)."""
+    queued = 0
+    for account_id, contract_id, kind, thing_id in ctx.scheduled.due(ctx.now, limit):
+        try:
+            queued += _run_step(account_id, contract_id, kind, thing_id, ctx)
+        except (StaleVersion, NotFound):
+            continue
+    return queued
+
+
+def _run_step(account_id: str, contract_id: str, kind: str, thing_id: str, ctx: DunningContext) -> int:
+    thing, version = _scheduled(account_id, contract_id, kind, thing_id, ctx)
+    account, found = ctx.partners.get_many(
+        account_id, [(RecordKind.CONTRACT, contract_id)], with_account=True
+    )
+    contract = found.get((RecordKind.CONTRACT, contract_id))
+    if account is None or not isinstance(contract, Deal) or contract.status not in _DUNNED:
+        ctx.scheduled.commit(account_id, thing, version, None)
+        return 0
+    policy = get_policy(account_id, ctx.policies, ctx.accounts)
+    today = ctx.now.date()
+    if isinstance(thing, Installment):
+        step = unpaid_step_to_send(policy.unpaid, thing.due_date, thing.last_sent, today)
+        if thing.status is not InstallmentStatus.DUE or step is None:
+            ctx.scheduled.commit(account_id, thing, version, _at(thing.next_step(policy.unpaid)))
+            return 0
+        moved: Scheduled = thing.step_sent(step.step, today)
+        assert isinstance(moved, Installment)
+        others = [i for i in ctx.scheduled.installments_of(account_id, contract_id) if i.id != thing.id]
+        changed = _contract_after(contract, [*others, moved], today, step.step.kind)
+        next_at = _at(moved.next_step(policy.unpaid)) if changed.status in _DUNNED else None
+    else:
+        assert isinstance(thing, ExpectedDocument)
+        step = documents_step_to_send(policy.documents, thing.created_on, thing.last_sent, today)
+        if thing.status is not ExpectedStatus.EXPECTED or step is None:
+            next_step = next_documents_step(policy.documents, thing.created_on, thing.last_sent)
+            ctx.scheduled.commit(
+                account_id,
+                thing,
+                version,
+                _at(next_step) if thing.status is ExpectedStatus.EXPECTED else None,
+            )
+            return 0
+        moved = thing.step_sent(step.step, today)
+        changed = contract
+        next_at = _at(next_documents_step(policy.documents, thing.created_on, moved.last_sent))
+    email = _step_email(account, contract, thing, step, policy, ctx)
+    ctx.scheduled.commit(
+        account_id,
+        moved,
+        version,
+        next_at,
+        contract=changed if changed != contract else None,
+        communication=(email, ctx.now + RETRY_AFTER),
+    )
+    if email.status is CommunicationStatus.QUEUED:
+        ctx.queue.send(DeliveryRequest(account_id, email.id).to_message())
+        return 1
+    return 0
+
+
+def _step_email(
+    account: Account,
+    contract: Deal,
+    thing: Scheduled,
+    step: DueStep,
+    policy: DunningPolicy,
+    ctx: DunningContext,
+) -> Communication:
+    """The step's email, addressed by the partner rules of the contract."""
+    view = recipients_of(account.id, contract.client_id, contract.id, step.step.kind, ctx.partners, ctx.now)
+    resolution, client = view.resolution, view.client
+    addressee = resolution.to[0] if resolution.to else None
+    variables = {
+        "account.name": account.name,
+        "client.name": client.name,
+        "client.email": client.email or "",
+        "apporteur.name": view.apporteur.name if view.apporteur else "",
+        "contract.reference": contract.reference,
+        "recipient.name": addressee.name if addressee else "",
+        "recipient.party": addressee.party if addressee else "",
+    }
+    if isinstance(thing, Installment):
+        variables["installment.amount"] = french_amount(thing.amount.amount, thing.amount.currency)
+        variables["installment.due_date"] = french_date(thing.due_date)
+    else:
+        variables["expected_document.label"] = thing.label
+    email = Communication(
+        id=communication_id(account.id, f"{type(thing).__name__.lower()}:{thing.id}", step.step.key),
+        account_id=account.id,
+        kind=step.step.kind,
+        sender_name=account.name,
+        reply_to=account.sender_email,
+        to=resolution.to,
+        cc=resolution.cc,
+        created_at=ctx.now,
+        variables=variables,
+        template=policy.template_for(step.step.kind),
+        client_id=client.id,
+        contract_id=contract.id,
+        rule=resolution.rule.value if resolution.rule else None,
+        decided_by=resolution.decided_by.value if resolution.decided_by else None,
+        skipped_parties=resolution.skipped_parties,
+    )
+    return email.skipped("no recipient has an email address") if resolution.nobody else email

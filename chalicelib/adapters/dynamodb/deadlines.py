@@ -42,6 +42,8 @@ class DynamoDeadlineRepository:
                 f"STEP#{shard}", DeadlineItem.due_sk <= upper, limit=limit - len(found)
             )
             for item in query:
+                if not item.sk.startswith("DEADLINE#"):
+                    continue  # another kind of scheduled step shares these partitions
                 account_id, _, dossier_id = item.pk.removeprefix("ACCOUNT#").partition("#DOSSIER#")
                 found.append((account_id, dossier_id, item.sk.removeprefix("DEADLINE#")))
         return found

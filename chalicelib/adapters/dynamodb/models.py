@@ -13,6 +13,8 @@ Key design (every key but the portal token's starts with the account, so no quer
 | procedure         | ACCOUNT#<account_id>      | PROCEDURE#<id>     |                                     |
 | dossier           | ACCOUNT#<a>#DOSSIER#<id>  | DOSSIER            | GSI1 ACCOUNT#<a>#DOSSIERS / <id>    |
 | dossier deadline  | ACCOUNT#<a>#DOSSIER#<id>  | DEADLINE#<auto_id> | until fired: STEP#<shard> / <at>#.. |
+| installment       | ACCOUNT#<a>#CONTRACT#<id> | INSTALLMENT#<id>   | while a step waits: STEP#<shard>    |
+| expected document | ACCOUNT#<a>#CONTRACT#<id> | EXPECTED#<id>      | while a step waits: STEP#<shard>    |
 | unsubscription    | ACCOUNT#<account_id>      | UNSUBSCRIBED#<party>#<id> |                              |
 | portal token      | PORTALTOKEN#<sha256>      | PORTALTOKEN        |                                     |
 | idempotency (PT)  | IDEMPOTENCY#<store>#<n>   | <hash>             |                                     |
@@ -139,6 +141,8 @@ class PartnerItem(_TableModel):
     communication_rule = UnicodeAttribute()
     prefilled_from = UnicodeAttribute(null=True)
     status = UnicodeAttribute(null=True)
+    dunning_stage = UnicodeAttribute(null=True)
+    cover_resumes_at = UTCDateTimeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute(null=True)
     version = VersionAttribute()
@@ -213,15 +217,20 @@ class DossierItem(_TableModel):
     by_account = _filter_index(1, "Dossier")()
 
 
-class DeadlineDueIndex(GlobalSecondaryIndex["DeadlineItem"]):  # type: ignore[no-untyped-call]
-    """The same `due` index, declared again for DeadlineItem: an index class is bound to one model."""
+def _due_index(model: str) -> type[GlobalSecondaryIndex[Any]]:
+    """The same sparse `due` index, declared once per model that sits on it (an index class is bound to
+    one model)."""
 
-    class Meta:
-        index_name = DUE_INDEX
-        projection = KeysOnlyProjection()
+    class StepIndex(GlobalSecondaryIndex[Any]):  # type: ignore[no-untyped-call]
+        class Meta:
+            index_name = DUE_INDEX
+            projection = KeysOnlyProjection()
 
-    due_pk = UnicodeAttribute(hash_key=True, attr_name="DUEPK")
-    due_sk = UnicodeAttribute(range_key=True, attr_name="DUESK")
+        due_pk = UnicodeAttribute(hash_key=True, attr_name="DUEPK")
+        due_sk = UnicodeAttribute(range_key=True, attr_name="DUESK")
+
+    StepIndex.__name__ = f"{model}DueIndex"
+    return StepIndex
 
 
 class DeadlineItem(_TableModel):
@@ -230,7 +239,19 @@ class DeadlineItem(_TableModel):
 
     due_pk = UnicodeAttribute(null=True, attr_name="DUEPK")
     due_sk = UnicodeAttribute(null=True, attr_name="DUESK")
-    due_index = DeadlineDueIndex()
+    due_index = _due_index("Deadline")()
+
+
+class ScheduledItem(_TableModel):
+    """An installment (SK `INSTALLMENT#<id>`) or an expected document (SK `EXPECTED#<id>`) of a contract
+    (PK `ACCOUNT#<a>#CONTRACT#<id>`): its state as JSON, under a version, and while a step is pending its
+    place on the `due` index (`STEP#<shard>`)."""
+
+    body = JSONAttribute()
+    version = VersionAttribute()
+    due_pk = UnicodeAttribute(null=True, attr_name="DUEPK")
+    due_sk = UnicodeAttribute(null=True, attr_name="DUESK")
+    due_index = _due_index("Scheduled")()
 
 
 class PortalTokenItem(_TableModel):
@@ -255,6 +276,7 @@ MODELS: tuple[type[_TableModel], ...] = (
     ProcedureItem,
     DossierItem,
     DeadlineItem,
+    ScheduledItem,
     PortalTokenItem,
 )
 

@@ -97,6 +97,7 @@ def _to_item(record: Record) -> PartnerItem:
             item.gsi2_sk = record.id
     if isinstance(record, Deal):
         item.reference, item.client_id, item.status = record.reference, record.client_id, record.status
+        item.dunning_stage, item.cover_resumes_at = record.dunning_stage, record.cover_resumes_at
         item.product_id, item.apporteur_id = record.product_id, record.apporteur_id
         item.gsi1_pk, item.gsi1_sk = (
             _index_key(record.account_id, kind, "RULE", record.rule_filter),
@@ -152,6 +153,8 @@ def _from_item(item: PartnerItem) -> Record:
         status=str(item.status),
         created_at=item.created_at,
         version=version,
+        dunning_stage=item.dunning_stage or "none",
+        cover_resumes_at=item.cover_resumes_at,
     )
 
 

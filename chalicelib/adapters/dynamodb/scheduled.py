@@ -1,0 +1,180 @@
+"""Installments and expected documents of contracts: items in the contract's collection, on the sparse
+`due` index while a step waits. A step is written with what it causes (the installment or document
+moving on, the contract's status and stage, the email) in one TransactWriteItems, at the version read,
+so a tick run twice or two ticks at once send each step once."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.adapters.dynamodb.models import (
+    DUE_SHARDS,
+    CommunicationItem,
+    PartnerItem,
+    ScheduledItem,
+    transactions,
+)
+from chalicelib.adapters.dynamodb.partners import _to_item as partner_item
+from chalicelib.adapters.dynamodb.repositories import communication_item
+from chalicelib.domain.clock import iso
+from chalicelib.domain.communications import Communication, CommunicationKind
+from chalicelib.domain.dunning import SentStep, Step
+from chalicelib.domain.errors import StaleVersion
+from chalicelib.domain.installments import (
+    ExpectedDocument,
+    ExpectedStatus,
+    Installment,
+    InstallmentStatus,
+    Money,
+    Payment,
+)
+from chalicelib.domain.partners import Deal
+
+Scheduled = Installment | ExpectedDocument
+
+
+def _pk(account_id: str, contract_id: str) -> str:
+    return f"ACCOUNT#{account_id}#CONTRACT#{contract_id}"
+
+
+def _sk(thing: Scheduled) -> str:
+    return f"{'INSTALLMENT' if isinstance(thing, Installment) else 'EXPECTED'}#{thing.id}"
+
+
+def _sent(raw: dict[str, Any] | None) -> SentStep | None:
+    if not raw:
+        return None
+    return SentStep(Step(CommunicationKind(raw["kind"]), int(raw["number"])), date.fromisoformat(raw["on"]))
+
+
+def _raw_sent(sent: SentStep | None) -> dict[str, Any] | None:
+    return (
+        None
+        if sent is None
+        else {"kind": sent.step.kind.value, "number": sent.step.number, "on": sent.on.isoformat()}
+    )
+
+
+def _body(thing: Scheduled) -> dict[str, Any]:
+    if isinstance(thing, Installment):
+        return {
+            "due_date": thing.due_date.isoformat(),
+            "amount": str(thing.amount.amount),
+            "currency": thing.amount.currency,
+            "label": thing.label,
+            "status": thing.status.value,
+            "payments": [{"paid_on": p.paid_on.isoformat(), "amount": str(p.amount)} for p in thing.payments],
+            "last_sent": _raw_sent(thing.last_sent),
+            "paid_on": thing.paid_on.isoformat() if thing.paid_on else None,
+        }
+    return {
+        "label": thing.label,
+        "created_on": thing.created_on.isoformat(),
+        "due_date": thing.due_date.isoformat() if thing.due_date else None,
+        "status": thing.status.value,
+        "last_sent": _raw_sent(thing.last_sent),
+    }
+
+
+def _from(item: ScheduledItem) -> Scheduled:
+    body: dict[str, Any] = dict(item.body)
+    contract_id = item.pk.rpartition("#CONTRACT#")[2]
+    kind, _, thing_id = item.sk.partition("#")
+    if kind == "INSTALLMENT":
+        return Installment(
+            id=thing_id,
+            contract_id=contract_id,
+            due_date=date.fromisoformat(body["due_date"]),
+            amount=Money(Decimal(body["amount"]), body["currency"]),
+            label=body.get("label"),
+            status=InstallmentStatus(body["status"]),
+            payments=tuple(
+                Payment(date.fromisoformat(p["paid_on"]), Decimal(p["amount"])) for p in body["payments"]
+            ),
+            last_sent=_sent(body.get("last_sent")),
+            paid_on=date.fromisoformat(body["paid_on"]) if body.get("paid_on") else None,
+        )
+    return ExpectedDocument(
+        id=thing_id,
+        contract_id=contract_id,
+        label=body["label"],
+        created_on=date.fromisoformat(body["created_on"]),
+        due_date=date.fromisoformat(body["due_date"]) if body.get("due_date") else None,
+        status=ExpectedStatus(body["status"]),
+        last_sent=_sent(body.get("last_sent")),
+    )
+
+
+def _item(account_id: str, thing: Scheduled, version: int, next_at: datetime | None) -> ScheduledItem:
+    pk = _pk(account_id, thing.contract_id)
+    item = ScheduledItem(pk, _sk(thing), body=_body(thing))
+    if version:
+        item.version = version
+    if next_at is not None:
+        shard = int(hashlib.sha256(f"{pk}#{_sk(thing)}".encode()).hexdigest()[:8], 16) % DUE_SHARDS
+        item.due_pk = f"STEP#{shard}"
+        item.due_sk = f"{iso(next_at)}#{account_id}#{thing.contract_id}#{thing.id}"
+    return item
+
+
+class DynamoScheduledRepository:
+    def due(self, now: datetime, limit: int) -> list[tuple[str, str, str, str]]:
+        """(account, contract, `INSTALLMENT` or `EXPECTED`, id) of every step whose moment has come."""
+        found: list[tuple[str, str, str, str]] = []
+        upper = f"{iso(now)}#~"
+        for shard in range(DUE_SHARDS):
+            query = ScheduledItem.due_index.query(f"STEP#{shard}", ScheduledItem.due_sk <= upper, limit=limit)
+            for item in query:
+                kind, _, thing_id = item.sk.partition("#")
+                if kind in ("INSTALLMENT", "EXPECTED") and "#CONTRACT#" in item.pk:
+                    account_id, _, contract_id = item.pk.removeprefix("ACCOUNT#").partition("#CONTRACT#")
+                    found.append((account_id, contract_id, kind, thing_id))
+        return found[:limit]
+
+    def get(
+        self, account_id: str, contract_id: str, kind: str, thing_id: str
+    ) -> tuple[Scheduled, int] | None:
+        try:
+            item = ScheduledItem.get(_pk(account_id, contract_id), f"{kind}#{thing_id}")
+        except DoesNotExist:
+            return None
+        return _from(item), int(item.version or 0)
+
+    def installments_of(self, account_id: str, contract_id: str) -> list[Installment]:
+        query = ScheduledItem.query(_pk(account_id, contract_id), ScheduledItem.sk.startswith("INSTALLMENT#"))
+        return [i for i in (_from(item) for item in query) if isinstance(i, Installment)]
+
+    def commit(
+        self,
+        account_id: str,
+        thing: Scheduled,
+        version: int,
+        next_at: datetime | None,
+        contract: Deal | None = None,
+        communication: tuple[Communication, datetime] | None = None,
+    ) -> None:
+        """Write the installment or document at `version` (0: new), the contract it changed, and its email,
+        all or nothing; StaleVersion when someone else moved it on first."""
+        try:
+            with TransactWrite(connection=transactions()) as transaction:
+                condition = ScheduledItem.pk.does_not_exist() if not version else None
+                transaction.save(_item(account_id, thing, version, next_at), condition=condition)
+                if contract is not None:
+                    transaction.save(partner_item(contract), condition=PartnerItem.pk.exists())
+                if communication is not None:
+                    email, retry_at = communication
+                    transaction.save(
+                        communication_item(email, retry_at), condition=CommunicationItem.pk.does_not_exist()
+                    )
+        except TransactWriteError as exc:
+            if any(
+                r is not None and r.code == "ConditionalCheckFailed" for r in exc.cancellation_reasons or []
+            ):
+                raise StaleVersion() from exc
+            raise

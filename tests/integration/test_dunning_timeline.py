@@ -1,0 +1,207 @@
+"""The unpaid-premium timeline of EXAMPLES.md through the API and the tick (`/_local/tick` as of given
+times, and `dunning_tick` invoked with the event's time), addressed by the contract's partner rule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from chalicelib.local.outbox import sent_messages
+from chalicelib.local.pumps import drain
+from chalicelib.local.stack import REGION
+from tests.support import Api, RelaisTestClient, token
+
+
+def _ok(answer: Any, status: int = 201) -> dict[str, Any]:
+    assert answer.status == status, answer.body
+    return dict(answer.body)
+
+
+@pytest.fixture
+def book(platform: Api) -> dict[str, Any]:
+    account_id = _ok(
+        platform.post(
+            "/admin/accounts",
+            {"name": "Cabinet Martin", "plan": "premium", "sender_email": "contact@martin.fr"},
+        )
+    )["id"]
+    admin = platform.as_(token("admin", account_id))
+    _ok(admin.patch("/account/settings", {"partner_communications_enabled": True}), 200)
+    drain()
+    b = _ok(admin.post("/apporteurs", {"name": "Cabinet Bernard", "email": "b@bernard.fr"}))
+    c = _ok(admin.post("/clients", {"name": "Jean Dupont", "email": "jean@dupont.fr"}))
+    k = _ok(
+        admin.post(
+            "/contracts",
+            {
+                "client_id": c["id"],
+                "reference": "HAB-2027-001",
+                "apporteur_id": b["id"],
+                "commissioning": {"communication_rule": "client_and_apporteur"},
+            },
+        )
+    )
+    return {"admin": admin, "contract": k, "client": c}
+
+
+def _tick(api: Api, day: str) -> None:
+    _ok(api.post("/_local/tick", {"time": f"{day}T08:00:00Z"}), 200)
+
+
+def _steps() -> list[tuple[str, list[str], list[str]]]:
+    return [
+        (m["kind"], m["to"], m["cc"]) for m in sent_messages(REGION) if m["kind"] not in ("account_welcome",)
+    ]
+
+
+def test_the_worked_example_from_the_call_to_the_termination(book: dict[str, Any]) -> None:
+    admin, k = book["admin"], book["contract"]
+    installment = _ok(
+        admin.post(
+            f"/contracts/{k['id']}/installments",
+            {"due_date": "2027-03-01", "amount": {"amount": "84.20", "currency": "EUR"}},
+        )
+    )
+    assert installment["next_step"] == {"kind": "unpaid_call", "due_on": "2027-02-14"}
+    _tick(admin, "2027-02-13")
+    assert _steps() == []
+    expected = []
+    for day, kind, status in [
+        ("2027-02-14", "unpaid_call", "active"),
+        ("2027-03-08", "unpaid_reminder", "active"),
+        ("2027-03-11", "formal_notice", "active"),
+        ("2027-04-10", "suspension_notice", "suspended"),
+        ("2027-04-20", "termination_notice", "terminated"),
+    ]:
+        _tick(admin, day)
+        _tick(admin, day)
+        expected.append((kind, ["jean@dupont.fr"], ["b@bernard.fr"]))
+        assert _steps() == expected, day
+        assert admin.get(f"/contracts/{k['id']}").body["status"] == status
+    assert admin.get(f"/contracts/{k['id']}").body["dunning_stage"] == "terminated"
+    notice = next(m for m in sent_messages(REGION) if m["kind"] == "formal_notice")
+    assert "84,20\u00a0€" in notice["text"]
+    assert "01/03/2027" in notice["text"]
+    assert "L113-3" in notice["text"]
+    history = admin.get(f"/clients/{book['client']['id']}/communications").body["items"]
+    assert [e["kind"] for e in history][:1] == ["termination_notice"]
+
+
+def test_a_payment_stops_the_sequence_and_reinstates_a_suspended_contract(book: dict[str, Any]) -> None:
+    admin, k = book["admin"], book["contract"]
+    installment = _ok(
+        admin.post(
+            f"/contracts/{k['id']}/installments", {"due_date": "2027-03-01", "amount": {"amount": "84.20"}}
+        )
+    )
+    for day in ("2027-02-14", "2027-03-08", "2027-03-11", "2027-04-10"):
+        _tick(admin, day)
+    assert admin.get(f"/contracts/{k['id']}").body["status"] == "suspended"
+    partial = _ok(
+        admin.post(
+            f"/contracts/{k['id']}/installments/{installment['id']}/payments",
+            {"paid_at": "2027-04-14", "amount": "50.00"},
+        ),
+        200,
+    )
+    assert (partial["status"], partial["contract"]["status"]) == ("due", "suspended")
+    paid = _ok(
+        admin.post(
+            f"/contracts/{k['id']}/installments/{installment['id']}/payments", {"paid_at": "2027-04-15"}
+        ),
+        200,
+    )
+    assert (paid["status"], paid["contract"]["status"]) == ("paid", "active")
+    assert paid["contract"]["cover_resumes_at"] == "2027-04-16T10:00:00Z"
+    _tick(admin, "2027-04-20")
+    assert [kind for kind, _, _ in _steps()] == [
+        "unpaid_call",
+        "unpaid_reminder",
+        "formal_notice",
+        "suspension_notice",
+    ]
+    assert (
+        admin.post(
+            f"/contracts/{k['id']}/installments/{installment['id']}/payments", {"paid_at": "2027-04-16"}
+        ).status
+        == 409
+    )
+
+
+def test_an_installment_entered_late_gets_only_the_formal_notice_then_counts_from_it(
+    book: dict[str, Any], client: RelaisTestClient
+) -> None:
+    admin, k = book["admin"], book["contract"]
+    _ok(
+        admin.post(
+            f"/contracts/{k['id']}/installments", {"due_date": "2027-03-01", "amount": {"amount": "84.20"}}
+        )
+    )
+    event = {
+        "version": "0",
+        "id": "t",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "1",
+        "region": REGION,
+        "resources": [],
+        "detail": {},
+    }
+    for day in ("2027-03-20", "2027-04-18", "2027-04-19"):
+        client.lambda_.invoke("dunning_tick", {**event, "time": f"{day}T08:00:00Z"})
+        drain()
+    assert [kind for kind, _, _ in _steps()] == ["formal_notice", "suspension_notice"]
+
+
+def test_expected_documents_are_called_then_reminded_until_received(book: dict[str, Any], aws: Any) -> None:
+    from datetime import UTC, datetime
+
+    admin, k = book["admin"], book["contract"]
+    aws.clock = lambda: datetime(2027, 1, 10, 9, 0, tzinfo=UTC)
+    doc = _ok(admin.post(f"/contracts/{k['id']}/expected-documents", {"label": "Attestation d'assurance"}))
+    assert doc["status"] == "expected"
+    _tick(admin, "2027-01-10")
+    _tick(admin, "2027-01-17")
+    received = _ok(admin.post(f"/contracts/{k['id']}/expected-documents/{doc['id']}/received"), 200)
+    assert received["status"] == "received"
+    _tick(admin, "2027-01-24")
+    assert [kind for kind, _, _ in _steps()] == ["documents_call", "documents_reminder"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"due_date": "2027-03-01", "amount": {"amount": 84.2}}, "amount.amount"),
+        ({"due_date": "2027-03-01", "amount": {"amount": "-3"}}, "amount.amount"),
+        ({"due_date": "2027-03-01", "amount": {"amount": "1.234"}}, "amount.amount"),
+        ({"due_date": "2027-03-01", "amount": {"amount": "10", "currency": "BTC"}}, "amount.currency"),
+        ({"due_date": "01/03/2027", "amount": {"amount": "10"}}, "due_date"),
+        ({"amount": {"amount": "10"}}, "due_date"),
+    ],
+)
+def test_an_invalid_installment_is_refused_naming_the_field(
+    book: dict[str, Any], body: dict[str, Any], field: str
+) -> None:
+    answer = book["admin"].post(f"/contracts/{book['contract']['id']}/installments", body)
+    assert answer.status == 400
+    assert field in [d["field"] for d in answer.body["error"]["details"]]
+
+
+def test_another_accounts_contract_takes_no_installment(book: dict[str, Any], platform: Api) -> None:
+    other = platform.as_(
+        token(
+            "admin",
+            _ok(platform.post("/admin/accounts", {"name": "X", "plan": "premium", "sender_email": "x@x.fr"}))[
+                "id"
+            ],
+        )
+    )
+    assert (
+        other.post(
+            f"/contracts/{book['contract']['id']}/installments",
+            {"due_date": "2027-03-01", "amount": {"amount": "10"}},
+        ).status
+        == 404
+    )
+    assert other.post(f"/contracts/{book['contract']['id']}/expected-documents", {"label": "X"}).status == 404
