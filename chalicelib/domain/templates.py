@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from chalicelib.domain.communications import GOVERNED_KINDS, CommunicationKind, 
 from chalicelib.domain.errors import FieldIssue, InvalidInput
 
 if TYPE_CHECKING:
+    from jinja2 import Template
     from jinja2.sandbox import SandboxedEnvironment
 
 __all__ = [
@@ -283,6 +284,12 @@ def _environment(autoescape: bool) -> SandboxedEnvironment:
     return SandboxedEnvironment(autoescape=autoescape, undefined=StrictUndefined, keep_trailing_newline=False)
 
 
+@lru_cache(maxsize=512)
+def _compiled(autoescape: bool, source: str) -> Template:
+    """Compiling is most of a render's cost; a worker sends the same few templates again and again."""
+    return _environment(autoescape).from_string(source)
+
+
 def _template_issues(source: str, offered: frozenset[str]) -> Iterator[str]:
     """Every reason `source` may not be saved: syntax, unknown variables, and anything that is not
     printing an offered variable, a constant, a comparison, a whitelisted filter or an `if`."""
@@ -431,8 +438,8 @@ def render(
 
     context = _nest({**dict.fromkeys(offered, ""), **variables})
     try:
-        subject = _environment(False).from_string(template.subject).render(context)
-        html = _paragraphs_to_html(_environment(True).from_string(template.body).render(context))
+        subject = _compiled(False, template.subject).render(context)
+        html = _paragraphs_to_html(_compiled(True, template.body).render(context))
     except JinjaTemplateError as exc:
         raise TemplateError(str(exc)) from exc
     return RenderedEmail(subject=_WHITESPACE.sub(" ", subject).strip(), text=_html_to_text(html), html=html)
