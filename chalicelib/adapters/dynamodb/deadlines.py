@@ -10,7 +10,13 @@ from datetime import datetime
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.adapters.dynamodb.models import DUE_SHARDS, CommunicationItem, DeadlineItem, transactions
+from chalicelib.adapters.dynamodb.models import (
+    DUE_SHARDS,
+    CommunicationItem,
+    DeadlineItem,
+    condition_failed,
+    transactions,
+)
 from chalicelib.adapters.dynamodb.repositories import communication_item
 from chalicelib.domain.clock import iso
 from chalicelib.domain.communications import Communication
@@ -69,9 +75,7 @@ class DynamoDeadlineRepository:
                         communication_item(email, retry_at), condition=CommunicationItem.pk.does_not_exist()
                     )
         except TransactWriteError as exc:
-            if any(
-                r is not None and r.code == "ConditionalCheckFailed" for r in exc.cancellation_reasons or []
-            ):
+            if condition_failed(exc):
                 return False
             raise
         return True

@@ -16,6 +16,7 @@ from chalicelib.adapters.dynamodb.models import (
     DossierItem,
     PortalTokenItem,
     ProcedureItem,
+    condition_failed,
     transactions,
 )
 from chalicelib.adapters.dynamodb.repositories import communication_item, portal_token_item
@@ -377,8 +378,7 @@ class DynamoDossierRepository:
                         condition=CommunicationItem.pk.does_not_exist(),
                     )
         except TransactWriteError as exc:
-            reasons = [r.code for r in (exc.cancellation_reasons or []) if r is not None]
-            if "ConditionalCheckFailed" in reasons:
+            if condition_failed(exc):
                 raise StaleVersion() from exc
             raise
         return version + 1

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.adapters.dynamodb.models import JobItem, transactions
+from chalicelib.adapters.dynamodb.models import JobItem, condition_failed, transactions
 from chalicelib.domain.jobs import Failure, FailureCode, Job
 
 KEEP_JOBS = timedelta(days=90)
@@ -67,8 +67,7 @@ class DynamoJobRepository:
                     condition=JobItem.pk.exists(),
                 )
         except TransactWriteError as exc:
-            reasons = [r.code for r in (exc.cancellation_reasons or []) if r is not None]
-            if "ConditionalCheckFailed" in reasons:
+            if condition_failed(exc):
                 return False
             raise
         return True

@@ -43,6 +43,7 @@ from pynamodb.attributes import (
     VersionAttribute,
 )
 from pynamodb.connection import Connection
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
@@ -290,6 +291,12 @@ def transactions() -> Connection:
     if _transactions is None:
         _transactions = Connection(region=AccountItem.Meta.region)
     return _transactions
+
+
+def condition_failed(exc: TransactWriteError) -> bool:
+    """Whether a transaction was cancelled by one of its conditions (a race lost, a replay), rather than
+    by DynamoDB itself."""
+    return any(r is not None and r.code == "ConditionalCheckFailed" for r in exc.cancellation_reasons or [])
 
 
 def bind(table_name: str, region: str) -> None:

@@ -15,6 +15,7 @@ from chalicelib.adapters.dynamodb.models import (
     AccountItem,
     CommunicationItem,
     PortalTokenItem,
+    condition_failed,
     transactions,
 )
 from chalicelib.domain.accounts import Account
@@ -62,9 +63,7 @@ class DynamoAccountRepository:
                     communication_item(welcome, retry_at), condition=CommunicationItem.pk.does_not_exist()
                 )
         except TransactWriteError as exc:
-            if any(
-                r is not None and r.code == "ConditionalCheckFailed" for r in exc.cancellation_reasons or []
-            ):
+            if condition_failed(exc):
                 raise Conflict("An account with this id already exists.") from exc
             raise
         return replace(account, version=1)

@@ -18,6 +18,7 @@ from chalicelib.adapters.dynamodb.models import (
     CommunicationItem,
     PartnerItem,
     ScheduledItem,
+    condition_failed,
     transactions,
 )
 from chalicelib.adapters.dynamodb.partners import _to_item as partner_item
@@ -173,8 +174,6 @@ class DynamoScheduledRepository:
                         communication_item(email, retry_at), condition=CommunicationItem.pk.does_not_exist()
                     )
         except TransactWriteError as exc:
-            if any(
-                r is not None and r.code == "ConditionalCheckFailed" for r in exc.cancellation_reasons or []
-            ):
+            if condition_failed(exc):
                 raise StaleVersion() from exc
             raise
