@@ -15,6 +15,7 @@ from chalicelib.api.accounts import accounts
 from chalicelib.api.authorizers import authorizers
 from chalicelib.api.collection import collection
 from chalicelib.api.dunning import dunning
+from chalicelib.api.mailings import mailings
 from chalicelib.api.middleware import http_middleware
 from chalicelib.api.partners import partners
 from chalicelib.api.portal import portal
@@ -27,6 +28,7 @@ app.register_blueprint(authorizers)
 app.register_blueprint(accounts)
 app.register_blueprint(dunning)
 app.register_blueprint(partners)
+app.register_blueprint(mailings)
 app.register_blueprint(collection)
 app.register_blueprint(portal)
 app.register_blueprint(unsubscribe)

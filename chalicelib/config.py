@@ -30,7 +30,11 @@ class Settings:
     table_name: str
     communications_queue: str
     from_address: str
-    portal_url: str
+    portal_url: str | None
+    """An explicit portal page; by default the API's own `/p` (`portal_page_url`)."""
+    api_url: str | None
+    """Where the API answers (`https://<host>/<stage>`): set for the workers, whose links point at it;
+    the API handler reads it from each request when unset."""
     portal_token_days: int
     jwt_secret: str | None
     jwks_url: str | None
@@ -47,7 +51,6 @@ _REQUIRED = (
     "RELAIS_STAGE",
     "RELAIS_TABLE_NAME",
     "RELAIS_FROM_ADDRESS",
-    "RELAIS_PORTAL_URL",
     "RELAIS_LINK_SECRET",
 )
 
@@ -72,7 +75,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         table_name=environ["RELAIS_TABLE_NAME"],
         communications_queue=COMMUNICATIONS_QUEUE,
         from_address=environ["RELAIS_FROM_ADDRESS"],
-        portal_url=environ["RELAIS_PORTAL_URL"],
+        portal_url=environ.get("RELAIS_PORTAL_URL") or None,
+        api_url=(environ.get("RELAIS_API_URL") or "").rstrip("/") or None,
         portal_token_days=token_days,
         jwt_secret=environ.get("RELAIS_JWT_SECRET") or None,
         jwks_url=jwks_url,
@@ -83,6 +87,16 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         documents_bucket=environ.get("RELAIS_DOCUMENTS_BUCKET")
         or f"relais-documents-{environ.get('RELAIS_AWS_ACCOUNT_ID', 'local')}",
     )
+
+
+def portal_page_url(config: Settings, api_url: str | None = None) -> str:
+    """The page invitation links open: RELAIS_PORTAL_URL, else `/p` on the API's own host."""
+    if config.portal_url:
+        return config.portal_url
+    base = api_url or config.api_url
+    if not base:
+        raise ConfigurationError("Set RELAIS_API_URL (or RELAIS_PORTAL_URL) to build portal links")
+    return f"{base.rstrip('/')}/p"
 
 
 @cache

@@ -14,6 +14,7 @@ from chalicelib.adapters.dynamodb.deadlines import DynamoDeadlineRepository
 from chalicelib.adapters.dynamodb.dossiers import DynamoDossierRepository, DynamoProcedureRepository
 from chalicelib.adapters.dynamodb.dunning import DynamoDunningPolicyRepository
 from chalicelib.adapters.dynamodb.jobs import DynamoJobRepository
+from chalicelib.adapters.dynamodb.mailings import DynamoMailingRepository
 from chalicelib.adapters.dynamodb.partners import DynamoPartnerRepository
 from chalicelib.adapters.dynamodb.repositories import (
     DynamoAccountRepository,
@@ -24,10 +25,18 @@ from chalicelib.adapters.dynamodb.scheduled import DynamoScheduledRepository
 from chalicelib.adapters.dynamodb.suppressions import DynamoSuppressionRepository
 from chalicelib.adapters.dynamodb.unsubscriptions import DynamoUnsubscriptionRepository
 from chalicelib.adapters.sqs import SqsQueue
-from chalicelib.config import BULK_QUEUE, SES_EVENTS_QUEUE, Settings, settings
+from chalicelib.config import (
+    BULK_QUEUE,
+    SES_EVENTS_QUEUE,
+    ConfigurationError,
+    Settings,
+    portal_page_url,
+    settings,
+)
 from chalicelib.services.identity import StaffTokenVerifier
 from chalicelib.services.portal_links import PortalLinkMinter
 from chalicelib.services.ports import Mailer
+from chalicelib.services.unsubscribe import UnsubscribeLinkMaker
 
 if TYPE_CHECKING:
     from chalicelib.adapters.s3 import S3Documents
@@ -106,8 +115,9 @@ class Container:
     def dossiers(self) -> DynamoDossierRepository:
         return DynamoDossierRepository()
 
-    def dossier_context(self) -> DossierContext:
-        """What the dossier use cases need, as of now (a new clock reading per request or event)."""
+    def dossier_context(self, api_url: str | None = None) -> DossierContext:
+        """What the dossier use cases need, as of now (a new clock reading per request or event).
+        `api_url`: the API's address as the request reached it (links then point at that host)."""
         from chalicelib.services.dossiers import Context
 
         return Context(
@@ -115,7 +125,7 @@ class Container:
             procedures=self.procedures,
             dossiers=self.dossiers,
             queue=self.communications_queue,
-            portal_url=self.settings.portal_url,
+            portal_url=portal_page_url(self.settings, api_url),
             token_days=self.settings.portal_token_days,
             now=self.now(),
         )
@@ -142,7 +152,19 @@ class Container:
 
     @cached_property
     def portal_links(self) -> PortalLinkMinter:
-        return PortalLinkMinter(self.portal_tokens, self.settings.portal_url, self.settings.portal_token_days)
+        return PortalLinkMinter(
+            self.portal_tokens, portal_page_url(self.settings), self.settings.portal_token_days
+        )
+
+    @cached_property
+    def unsubscribe_links(self) -> UnsubscribeLinkMaker:
+        if not self.settings.api_url:
+            raise ConfigurationError("Set RELAIS_API_URL: mailings carry unsubscribe links to the API")
+        return UnsubscribeLinkMaker(self.settings.api_url, self.settings.link_secret)
+
+    @cached_property
+    def mailings(self) -> DynamoMailingRepository:
+        return DynamoMailingRepository()
 
     @cached_property
     def documents(self) -> S3Documents:
@@ -183,11 +205,6 @@ class Container:
             expiry_attr="ttl",
             boto3_client=self.client("dynamodb"),
         )
-
-    @cached_property
-    def idempotency_store(self) -> Any:
-        """Once-only delivery of communications (the worker)."""
-        return self._idempotency_store("IDEMPOTENCY#communications")
 
     @cached_property
     def request_idempotency_store(self) -> Any:

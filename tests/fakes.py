@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.domain.accounts import Account
 from chalicelib.domain.communications import Communication, CommunicationStatus
 from chalicelib.domain.errors import Conflict, StaleVersion
-from chalicelib.services.ports import MailerThrottled, MailRejected, OutgoingEmail
+from chalicelib.services.ports import DeliveryInFlight, MailerThrottled, MailRejected, OutgoingEmail
 
 
 class FakeAccountRepository:
@@ -47,6 +47,7 @@ class FakeCommunicationRepository:
     def __init__(self) -> None:
         self.communications: dict[tuple[str, str], Communication] = {}
         self.retry_at: dict[tuple[str, str], datetime] = {}
+        self.claimed_at: dict[tuple[str, str], datetime] = {}
 
     def add(self, communication: Communication, retry_at: datetime) -> bool:
         key = (communication.account_id, communication.id)
@@ -60,10 +61,50 @@ class FakeCommunicationRepository:
     def get(self, account_id: str, communication_id: str) -> Communication | None:
         return self.communications.get((account_id, communication_id))
 
-    def settle(self, communication: Communication) -> None:
+    def claim(
+        self, account_id: str, communication_id: str, now: datetime, lease: timedelta
+    ) -> Communication | None:
+        key = (account_id, communication_id)
+        current = self.communications.get(key)
+        if current is None:
+            return None
+        if current.status is CommunicationStatus.SENDING:
+            if self.claimed_at[key] >= now - lease:
+                raise DeliveryInFlight(communication_id)
+        elif current.status is not CommunicationStatus.QUEUED:
+            return None
+        claimed = replace(current, status=CommunicationStatus.SENDING)
+        self.communications[key], self.claimed_at[key] = claimed, now
+        return claimed
+
+    def release(self, account_id: str, communication_id: str) -> None:
+        key = (account_id, communication_id)
+        current = self.communications[key]
+        if current.status is CommunicationStatus.SENDING:
+            self.communications[key] = replace(current, status=CommunicationStatus.QUEUED)
+
+    def settle(self, communication: Communication, expected: CommunicationStatus | None = None) -> bool:
         key = (communication.account_id, communication.id)
+        if expected is not None and self.communications[key].status is not expected:
+            return False
         self.communications[key] = communication
         self.retry_at.pop(key, None)
+        return True
+
+    def accept(
+        self,
+        account_id: str,
+        communication_id: str,
+        mailing_id: str | None,
+        provider_message_id: str,
+        subject: str | None,
+        at: datetime,
+    ) -> bool:
+        key = (account_id, communication_id)
+        current = self.communications.get(key)
+        if current is None or current.status is not CommunicationStatus.SENDING:
+            return False
+        return self.settle(current.sent(subject or current.subject or "", provider_message_id, at))
 
     def due_for_retry(self, now: datetime, limit: int) -> list[tuple[str, str]]:
         due = sorted((at, key) for key, at in self.retry_at.items() if at <= now)
@@ -72,7 +113,8 @@ class FakeCommunicationRepository:
     def postpone(self, account_id: str, communication_id: str, retry_at: datetime) -> None:
         key = (account_id, communication_id)
         communication = self.communications.get(key)
-        if communication is not None and communication.status is CommunicationStatus.QUEUED:
+        waiting = (CommunicationStatus.QUEUED, CommunicationStatus.SENDING)
+        if communication is not None and communication.status in waiting:
             self.retry_at[key] = retry_at
 
 

@@ -39,6 +39,8 @@ def build_mime(email: OutgoingEmail, from_address: str) -> EmailMessage:
     message["Message-ID"] = make_msgid(idstring=email.communication_id, domain=domain)
     message["X-Relais-Kind"] = email.kind
     message["X-Relais-Communication"] = email.communication_id
+    for name, value in email.headers:
+        message[name] = value
     message.set_content(email.text)
     message.add_alternative(email.html, subtype="html")
     return message
@@ -54,16 +56,21 @@ class SesMailer:
         raw = build_mime(email, self._from_address).as_bytes()
         request: dict[str, Any] = {
             "FromEmailAddress": self._from_address,
-            "Destination": {
-                "ToAddresses": [_address(r) for r in email.to],
-                "CcAddresses": [_address(r) for r in email.cc],
-            },
+            "Destination": (
+                {"ToAddresses": [_address(r) for r in email.envelope]}
+                if email.envelope is not None
+                else {
+                    "ToAddresses": [_address(r) for r in email.to],
+                    "CcAddresses": [_address(r) for r in email.cc],
+                }
+            ),
             "Content": {"Raw": {"Data": raw}},
             "EmailTags": [
                 {"Name": "account", "Value": email.account_id},
                 {"Name": "kind", "Value": email.kind},
                 {"Name": "communication", "Value": email.communication_id},
-            ],
+            ]
+            + ([{"Name": "mailing", "Value": email.mailing_id}] if email.mailing_id else []),
         }
         if self._configuration_set:
             request["ConfigurationSetName"] = self._configuration_set

@@ -17,6 +17,7 @@ from chalicelib.api.requests import (
     EmailAddress,
     PatchBody,
     StrictBody,
+    api_url_of,
     parse_body,
     sent_fields,
     staff_principal,
@@ -252,7 +253,9 @@ def dossier_view(dossier: Dossier) -> dict[str, Any]:
 
 
 def context() -> dossier_service.Context:
-    return container().dossier_context()
+    services = container()
+    api_url = services.settings.api_url or api_url_of(collection.current_request)
+    return services.dossier_context(api_url)
 
 
 def _account() -> str:

@@ -179,7 +179,7 @@ def record_view(record: Apporteur | Client | Product | Deal) -> dict[str, Any]:
     return view | {"created_at": iso(record.created_at), "version": record.version}
 
 
-def _recipients_view(recipients: tuple[Recipient, ...]) -> list[dict[str, Any]]:
+def recipients_view(recipients: tuple[Recipient, ...]) -> list[dict[str, Any]]:
     return [{"name": r.name, "email": r.email, "party": r.party} for r in recipients]
 
 
@@ -188,8 +188,8 @@ def communication_view(communication: Communication) -> dict[str, Any]:
         "id": communication.id,
         "kind": communication.kind.value,
         "subject": communication.subject,
-        "to": _recipients_view(communication.to),
-        "cc": _recipients_view(communication.cc),
+        "to": recipients_view(communication.to),
+        "cc": recipients_view(communication.cc),
         "rule": communication.rule,
         "decided_by": communication.decided_by,
         "contract_id": communication.contract_id,
@@ -445,8 +445,8 @@ def client_recipients(client_id: str) -> dict[str, Any]:
     )
     resolution = view.resolution
     return {
-        "to": _recipients_view(resolution.to),
-        "cc": _recipients_view(resolution.cc),
+        "to": recipients_view(resolution.to),
+        "cc": recipients_view(resolution.cc),
         "rule": resolution.rule.value if resolution.rule else None,
         "decided_by": resolution.decided_by.value if resolution.decided_by else None,
         "skipped_parties": list(resolution.skipped_parties),
@@ -472,8 +472,8 @@ def send_email(client_id: str) -> Response:
     answer = {
         "communication_id": communication.id,
         "status": communication.status.value,
-        "to": _recipients_view(communication.to),
-        "cc": _recipients_view(communication.cc),
+        "to": recipients_view(communication.to),
+        "cc": recipients_view(communication.cc),
     }
     return Response(answer, status_code=202)
 

@@ -127,3 +127,17 @@ def staff_principal(request: Request) -> StaffPrincipal:
         role=role,
         account_id=context.get("account_id") or None,
     )
+
+
+def api_url_of(request: Request) -> str | None:
+    """The API's address as this request reached it (`https://<host>/<stage>`), for links that must
+    lead back to it. None when the request does not say (the settings' RELAIS_API_URL then applies)."""
+    headers: Any = request.headers or {}
+    host = headers.get("host")
+    if not host:
+        return None
+    scheme = headers.get("x-forwarded-proto", "https").split(",")[0].strip()
+    stage = (request.context or {}).get("stage")
+    # The execute-api host serves the stage as the first path segment; a custom domain maps it away.
+    on_execute_api = host.endswith(".amazonaws.com")
+    return f"{scheme}://{host}/{stage}" if on_execute_api and stage else f"{scheme}://{host}"

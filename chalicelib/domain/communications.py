@@ -50,6 +50,8 @@ always go to the client, the invited person or the account."""
 
 class CommunicationStatus(StrEnum):
     QUEUED = "queued"
+    SENDING = "sending"
+    """Claimed by a worker that is calling SES: no other worker sends it while the claim's lease lasts."""
     SENT = "sent"
     FAILED = "failed"
     BOUNCED = "bounced"
@@ -101,6 +103,11 @@ class Communication:
     portal_participant: str | None = None
     """For dossier emails: whose portal link the worker mints at send time (`dossier_id/role/participant`),
     so that no link's secret is ever stored."""
+    mailing_id: str | None = None
+    """For a mailing's emails: the mailing whose counts its outcome moves."""
+    party_ids: dict[str, str] = field(default_factory=dict)
+    """For a mailing's emails: the record id of each party written to (`client`, `apporteur`), so that each
+    addressee gets a copy with his own unsubscribe link."""
 
     @property
     def deliverable_to(self) -> tuple[Recipient, ...]:
@@ -132,6 +139,12 @@ class Communication:
         if self.status is CommunicationStatus.COMPLAINED and status is not CommunicationStatus.COMPLAINED:
             return self
         return replace(self, status=status, status_reason=reason)
+
+
+FINAL_STATUSES = frozenset(
+    {CommunicationStatus.SENT, CommunicationStatus.FAILED, CommunicationStatus.SKIPPED}
+)
+"""The outcomes a mailing counts (a later bounce or complaint does not move its counts)."""
 
 
 def communication_id(account_id: str, subject_entity: str, step: str) -> str:

@@ -108,3 +108,37 @@ def parse_feedback(body: dict[str, Any]) -> DeliveryFeedback | None:
         at=parse_iso(str(at)) if at else None,
         detail=detail,
     )
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """SES accepted an email for delivery (its `Send` event)."""
+
+    account_id: str
+    communication_id: str
+    mailing_id: str | None
+    provider_message_id: str
+    subject: str | None
+    at: datetime | None
+
+
+def parse_acceptance(body: dict[str, Any]) -> Acceptance | None:
+    """The acceptance a `Send` event carries; None for any other event and for untagged mail."""
+    event = _unwrap(body)
+    mail = event.get("mail")
+    if event.get("eventType") != "Send" or not isinstance(mail, dict):
+        return None
+    account_id, communication_id = _tag(mail, "account"), _tag(mail, "communication")
+    message_id = mail.get("messageId")
+    if account_id is None or communication_id is None or not message_id:
+        return None
+    headers = mail.get("commonHeaders") or {}
+    at = mail.get("timestamp")
+    return Acceptance(
+        account_id=account_id,
+        communication_id=communication_id,
+        mailing_id=_tag(mail, "mailing"),
+        provider_message_id=str(message_id),
+        subject=str(headers["subject"]) if isinstance(headers, dict) and headers.get("subject") else None,
+        at=parse_iso(str(at)) if at else None,
+    )

@@ -360,10 +360,16 @@ def _dotted(node: Any) -> str | None:
     return None
 
 
-def validate_template(kind: CommunicationKind, template: TemplateSource, field_prefix: str = "") -> None:
+def validate_template(
+    kind: CommunicationKind,
+    template: TemplateSource,
+    field_prefix: str = "",
+    offered: frozenset[str] | None = None,
+) -> None:
     """Refuse, before it is saved, a template its kind could not render safely; each issue names the
-    field (`subject`, `body`, with `field_prefix` before them) and the variable or construct."""
-    offered = KIND_VARIABLES[kind]
+    field (`subject`, `body`, with `field_prefix` before them) and the variable or construct. `offered`
+    narrows the kind's variables (a mailing to clients has no `contract.reference`)."""
+    offered = KIND_VARIABLES[kind] if offered is None else offered
     issues: list[FieldIssue] = []
     for name, source, limit in (
         ("subject", template.subject, MAX_SUBJECT_LENGTH),
@@ -450,3 +456,18 @@ def render_kind(
 ) -> RenderedEmail:
     """Render an email of `kind` from its own template if it has one, else from the French default."""
     return render(template or DEFAULT_TEMPLATES[kind], variables, KIND_VARIABLES[kind])
+
+
+UNSUBSCRIBE_SENTENCE = "Vous ne souhaitez plus recevoir ces informations ? Se désabonner :"
+
+
+def with_unsubscribe_footer(html: str, link: str) -> str:
+    """A mailing's HTML with its addressee's unsubscribe link as the last paragraph of the body."""
+    from markupsafe import escape
+
+    footer = (
+        '<p style="font-size:12px;color:#555">Vous ne souhaitez plus recevoir ces informations ? '
+        f'<a href="{escape(link)}">Se désabonner</a></p>'
+    )
+    head, marker, tail = html.rpartition("</body>")
+    return f"{head}{footer}\n{marker}{tail}" if marker else f"{html}\n{footer}"

@@ -1,5 +1,6 @@
-"""SQS worker of the bulk queue: each message is one chunk of a bulk change. A chunk already counted is
-skipped (a redelivery); a failing chunk is reported in `batchItemFailures` and comes back alone."""
+"""SQS worker of the bulk queue: each message is one chunk of a bulk change, or one page of a mailing's
+fan-out. A chunk or page already recorded changes nothing twice (a redelivery); a failing one is
+reported in `batchItemFailures` and comes back alone."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chalicelib.observability import logger
+from chalicelib.services import mailings
 from chalicelib.services.bulk import MESSAGE_TYPE, RuleChunk, apply_rule_chunk
 from chalicelib.wiring import container
 
@@ -23,10 +25,23 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         except ValueError:
             logger.error("unreadable message on the bulk queue", extra={"message_id": record.message_id})
             raise
-        if body.get("type") != MESSAGE_TYPE:
+        if body.get("type") == MESSAGE_TYPE:
+            apply_rule_chunk(RuleChunk.from_message(body), services.partners, services.jobs, services.now())
+        elif body.get("type") == mailings.MESSAGE_TYPE:
+            mailings.fan_out_page(
+                mailings.MailingPage.from_message(body),
+                services.mailings,
+                services.accounts,
+                services.partners,
+                services.unsubscriptions,
+                services.suppressions,
+                services.communications_queue,
+                services.bulk_queue,
+                services.now(),
+            )
+        else:
             logger.error("unknown message type on the bulk queue", extra={"type": body.get("type")})
             raise ValueError(f"unknown bulk message type {body.get('type')!r}")
-        apply_rule_chunk(RuleChunk.from_message(body), services.partners, services.jobs, services.now())
 
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     return dict(

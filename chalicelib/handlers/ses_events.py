@@ -1,6 +1,7 @@
 """SQS worker of the SES events queue: bounces and complaints update the communication and the account's
-suppression list. Recording an event is idempotent, so a redelivered message is harmless; an unreadable
-one is reported in `batchItemFailures` and ends in the DLQ after maxReceiveCount."""
+suppression list; a Send event settles an email whose worker died right after SES accepted it.
+Recording an event is idempotent, so a redelivered message is harmless; an unreadable one is reported
+in `batchItemFailures` and ends in the DLQ after maxReceiveCount."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from chalicelib.domain.deliverability import parse_feedback
+from chalicelib.domain.deliverability import parse_acceptance, parse_feedback
 from chalicelib.observability import logger
-from chalicelib.services.deliverability import record_feedback
+from chalicelib.services.deliverability import record_acceptance, record_feedback
 from chalicelib.wiring import container
 
 
@@ -21,7 +22,8 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
     def record_handler(record: SQSRecord) -> None:
         try:
-            feedback = parse_feedback(json.loads(record.body))
+            body = json.loads(record.body)
+            feedback = parse_feedback(body)
         except (ValueError, TypeError):
             logger.error(
                 "unreadable message on the SES events queue", extra={"message_id": record.message_id}
@@ -29,6 +31,10 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
             raise
         if feedback is not None:
             record_feedback(feedback, services.communications, services.suppressions, services.now())
+            return
+        acceptance = parse_acceptance(body)
+        if acceptance is not None:
+            record_acceptance(acceptance, services.communications, services.now())
 
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     return dict(

@@ -39,6 +39,12 @@ def sent_messages(region: str) -> list[dict[str, Any]]:
                 "kind": str(message.get("X-Relais-Kind", "")),
                 "communication_id": str(message.get("X-Relais-Communication", "")),
                 "sent_at": iso(parsedate_to_datetime(str(date))) if date else None,
+                "headers": {
+                    name: str(value)
+                    for name, value in message.items()
+                    if name.lower().startswith(("list-", "x-relais-", "reply-to", "message-id"))
+                },
+                "delivered_to": list(getattr(raw, "destinations", []) or []),
             }
         )
     return outbox

@@ -1,5 +1,6 @@
 """SES's mailbox simulator, played by the local stage as SES plays it in its sandbox.
 
+Every email sent gives a Send event, as the configuration set publishes it in AWS.
 An email to `bounce@simulator.amazonses.com` is sent as usual, then comes back as a permanent bounce; one to
 `complaint@simulator.amazonses.com` as a complaint. The event travels the deployed path: it is put on the
 `relais-ses-events` queue shaped as EventBridge delivers SES events there, and `ses_events` handles it on
@@ -26,7 +27,9 @@ class MailboxSimulator:
 
     def send(self, email: OutgoingEmail) -> str:
         message_id = self._mailer.send(email)
-        addresses = [str(r.email).lower() for r in (*email.to, *email.cc) if r.email]
+        envelope = email.envelope if email.envelope is not None else (*email.to, *email.cc)
+        addresses = [str(r.email).lower() for r in envelope if r.email]
+        self._events.send(self._event(email, message_id, "", addresses))
         for address in addresses:
             if address in (BOUNCE, COMPLAINT):
                 self._events.send(self._event(email, message_id, address, addresses))
@@ -44,9 +47,13 @@ class MailboxSimulator:
                 "account": [email.account_id],
                 "communication": [email.communication_id],
                 "kind": [email.kind],
+                **({"mailing": [email.mailing_id]} if email.mailing_id else {}),
             },
+            "commonHeaders": {"subject": email.subject},
         }
-        if address == BOUNCE:
+        if not address:
+            detail_type, detail = "Email Sent", {"eventType": "Send", "send": {}, "mail": mail}
+        elif address == BOUNCE:
             detail_type, detail = (
                 "Email Bounced",
                 {

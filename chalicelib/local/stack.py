@@ -41,6 +41,8 @@ def local_environment(moto_url: str) -> dict[str, str]:
             "AWS_SECRET_ACCESS_KEY": "local",
             "POWERTOOLS_METRICS_DISABLED": "true",
             "RELAIS_DOCUMENTS_BUCKET": f"relais-documents-{MOTO_ACCOUNT_ID}",
+            # Replaced by the address the API really binds (`start`); links point at it.
+            "RELAIS_API_URL": "http://localhost:8000",
         }
     )
     return environment
@@ -150,6 +152,9 @@ def start(
     )
     server = LocalDevServer(chalice_app, config, host, port, handler_cls=RelaisRequestHandler)
     bound_port = server.server.server_address[1]
+    # Links in emails (portal, unsubscribe) must open this very server, whatever port it got.
+    os.environ["RELAIS_API_URL"] = f"http://{host}:{bound_port}"
+    wiring.reset()
     server_thread = threading.Thread(target=server.server.serve_forever, name="api", daemon=True)
     server_thread.start()
 

@@ -7,18 +7,24 @@ its retry time and queues it again; delivery is idempotent, so a duplicate messa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from chalicelib.domain.communications import Communication, CommunicationStatus, Recipient
 from chalicelib.domain.deliverability import normalize_address
 from chalicelib.domain.errors import InvalidInput
-from chalicelib.domain.templates import TemplateError, render_kind
+from chalicelib.domain.templates import (
+    UNSUBSCRIBE_SENTENCE,
+    TemplateError,
+    render_kind,
+    with_unsubscribe_footer,
+)
 from chalicelib.observability import logger
 from chalicelib.services.ports import (
     CommunicationRepository,
     Mailer,
+    MailerThrottled,
     MailRejected,
     MessageQueue,
     OutgoingEmail,
@@ -30,6 +36,10 @@ RETRY_AFTER = timedelta(minutes=5)
 
 class PortalLinks(Protocol):
     def link_for(self, account_id: str, participant: str, now: datetime) -> str: ...
+
+
+class UnsubscribeLinks(Protocol):
+    def link_for(self, account_id: str, party: str, party_id: str) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,11 @@ def queue_communication(
     return created
 
 
+CLAIM_LEASE = timedelta(minutes=15)
+"""How long a claim protects an email being sent. Far beyond the worker's 60 s timeout, and beyond the
+seconds SES's Send event takes to settle an email whose worker died right after SES accepted it."""
+
+
 def deliver(
     request: DeliveryRequest,
     repository: CommunicationRepository,
@@ -66,19 +81,19 @@ def deliver(
     suppressions: SuppressionList,
     now: datetime,
     links: PortalLinks | None = None,
+    unsubscribe_links: UnsubscribeLinks | None = None,
 ) -> CommunicationStatus | None:
-    """Render and send one queued communication, and record the outcome.
+    """Render and send one queued communication once, and record the outcome.
 
-    Addresses on the account's suppression list (a permanent bounce, a complaint) are left out; when they
-    were the whole To, a remaining Cc takes it; when nobody remains the communication is `skipped`.
-    MailerThrottled is left to propagate: the message returns to the queue and is tried again later.
+    The communication is claimed first (one conditional write that reads it): a duplicate message finds
+    it claimed or settled and sends nothing. Addresses on the account's suppression list (a permanent
+    bounce, a complaint) are left out; when they were the whole To, a remaining Cc takes it; when nobody
+    remains the communication is `skipped`. A throttled send releases the claim and propagates
+    MailerThrottled: the message returns to the queue and is tried again later.
     Returns the final status, or None when there was nothing to do.
     """
-    communication = repository.get(request.account_id, request.communication_id)
+    communication = repository.claim(request.account_id, request.communication_id, now, CLAIM_LEASE)
     if communication is None:
-        logger.warning("delivery for an unknown communication", extra=request.to_message())
-        return None
-    if communication.status is not CommunicationStatus.QUEUED:
         return None
     log_keys = {"communication_id": communication.id, "kind": communication.kind.value}
     to, cc = _reachable(communication, suppressions)
@@ -89,10 +104,7 @@ def deliver(
             if everyone_suppressed
             else "no recipient has an email address"
         )
-        settled = communication.skipped(reason)
-        repository.settle(settled)
-        logger.info("communication skipped: nobody to write to", extra={**log_keys, "reason": reason})
-        return settled.status
+        return _settle(repository, communication.skipped(reason), log_keys, reason)
     variables = communication.variables
     if communication.portal_participant and links is not None:
         # A fresh link per email, minted now: no secret ever waits in the table.
@@ -101,10 +113,8 @@ def deliver(
     try:
         rendered = render_kind(communication.kind, variables, communication.template)
     except (KeyError, TemplateError) as exc:
-        settled = communication.failed(f"template could not be rendered: {exc}")
-        repository.settle(settled)
-        logger.error("communication template failed", extra=log_keys)
-        return settled.status
+        reason = f"template could not be rendered: {exc}"
+        return _settle(repository, communication.failed(reason), log_keys, reason)
     email = OutgoingEmail(
         account_id=communication.account_id,
         communication_id=communication.id,
@@ -117,17 +127,67 @@ def deliver(
         text=rendered.text,
         html=rendered.html,
         sent_at=now,
+        mailing_id=communication.mailing_id,
     )
+    copies = (
+        _mailing_copies(communication, email, unsubscribe_links)
+        if communication.mailing_id and unsubscribe_links is not None
+        else [email]
+    )
+    message_ids: list[str] = []
     try:
-        message_id = mailer.send(email)
+        for copy in copies:
+            message_ids.append(mailer.send(copy))
     except MailRejected as exc:
-        settled = communication.failed(f"refused by the mail provider: {exc}")
-        repository.settle(settled)
-        logger.warning("communication refused by SES", extra={**log_keys, "reason": str(exc)})
-        return settled.status
-    repository.settle(communication.sent(rendered.subject, message_id, now))
+        if not message_ids:
+            reason = f"refused by the mail provider: {exc}"
+            return _settle(repository, communication.failed(reason), log_keys, reason)
+        logger.warning("a copy of a mailing was refused by SES", extra={**log_keys, "reason": str(exc)})
+    except MailerThrottled:
+        if not message_ids:
+            repository.release(communication.account_id, communication.id)
+            raise
+        # Some addressees have their copy: sending again would write to them twice.
+        logger.warning("a copy of a mailing was throttled and not sent", extra=log_keys)
+    sent = communication.sent(rendered.subject, message_ids[0], now)
+    repository.settle(sent, expected=CommunicationStatus.SENDING)
     logger.info("communication sent", extra=log_keys)
     return CommunicationStatus.SENT
+
+
+def _settle(
+    repository: CommunicationRepository, outcome: Communication, log_keys: dict[str, str], reason: str
+) -> CommunicationStatus:
+    repository.settle(outcome, expected=CommunicationStatus.SENDING)
+    logger.info(f"communication {outcome.status.value}", extra={**log_keys, "reason": reason})
+    return outcome.status
+
+
+def _mailing_copies(
+    communication: Communication, email: OutgoingEmail, unsubscribe_links: UnsubscribeLinks
+) -> list[OutgoingEmail]:
+    """One copy per addressee, each with his own unsubscribe link (RFC 8058 headers and a footer): an
+    apporteur in Cc who unsubscribes leaves his own mailings, not his client's."""
+    copies = []
+    for addressee in (*email.to, *email.cc):
+        party_id = communication.party_ids.get(addressee.party)
+        if party_id is None:
+            copies.append(replace(email, envelope=(addressee,)))
+            continue
+        link = unsubscribe_links.link_for(communication.account_id, addressee.party, party_id)
+        copies.append(
+            replace(
+                email,
+                envelope=(addressee,),
+                html=with_unsubscribe_footer(email.html, link),
+                text=f"{email.text}\n\n--\n{UNSUBSCRIBE_SENTENCE} {link}\n",
+                headers=(
+                    ("List-Unsubscribe", f"<{link}>"),
+                    ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+                ),
+            )
+        )
+    return copies
 
 
 def _reachable(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from chalicelib.domain.deliverability import DeliveryFeedback
+from chalicelib.domain.deliverability import Acceptance, DeliveryFeedback
 from chalicelib.observability import logger
 from chalicelib.services.ports import CommunicationRepository, SuppressionList
 
@@ -33,3 +33,22 @@ def record_feedback(
             )
     logger.info("SES feedback recorded", extra={**log_keys, "suppressed": feedback.suppresses})
     return True
+
+
+def record_acceptance(acceptance: Acceptance, communications: CommunicationRepository, now: datetime) -> bool:
+    """SES accepted an email: settle it `sent` if its worker died before recording the outcome, so that
+    the retry of its message does not send it again. Usually the worker was first, and nothing changes."""
+    settled = communications.accept(
+        acceptance.account_id,
+        acceptance.communication_id,
+        acceptance.mailing_id,
+        acceptance.provider_message_id,
+        acceptance.subject,
+        acceptance.at or now,
+    )
+    if settled:
+        logger.info(
+            "communication settled by SES's Send event",
+            extra={"communication_id": acceptance.communication_id},
+        )
+    return settled

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from chalicelib.domain.accounts import Account
-from chalicelib.domain.communications import Communication, Recipient
+from chalicelib.domain.communications import Communication, CommunicationStatus, Recipient
 from chalicelib.domain.dunning import DunningPolicy
 from chalicelib.domain.identity import PortalPrincipal
 from chalicelib.domain.partners import Apporteur, Client, Deal, Product, RecordKind
@@ -72,8 +72,32 @@ class CommunicationRepository(Protocol):
 
     def get(self, account_id: str, communication_id: str) -> Communication | None: ...
 
-    def settle(self, communication: Communication) -> None:
-        """Record a final status (sent, failed, skipped) and take it off the retry schedule."""
+    def claim(
+        self, account_id: str, communication_id: str, now: datetime, lease: timedelta
+    ) -> Communication | None:
+        """Take a queued communication for sending (status `sending`) and return it; None when there is
+        nothing to send; raises DeliveryInFlight while another worker's claim is younger than `lease`."""
+        ...
+
+    def settle(self, communication: Communication, expected: CommunicationStatus | None = None) -> bool:
+        """Record a status and take it off the retry schedule; with `expected`, only from that status
+        (False when it had moved on), and then a mailing's counts move with it."""
+        ...
+
+    def release(self, account_id: str, communication_id: str) -> None:
+        """Give a claim back unsent (`sending` → `queued`), so that the next try need not wait."""
+        ...
+
+    def accept(
+        self,
+        account_id: str,
+        communication_id: str,
+        mailing_id: str | None,
+        provider_message_id: str,
+        subject: str | None,
+        at: datetime,
+    ) -> bool:
+        """SES's Send event: settle as `sent` a communication still `sending`; False otherwise."""
         ...
 
     def due_for_retry(self, now: datetime, limit: int) -> list[tuple[str, str]]:
@@ -132,6 +156,13 @@ class OutgoingEmail:
     text: str
     html: str
     sent_at: datetime
+    mailing_id: str | None = None
+    """Tagged on the SES message, so that its Send event can move the mailing's counts."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Extra headers (a mailing's `List-Unsubscribe` and `List-Unsubscribe-Post`)."""
+    envelope: tuple[Recipient, ...] | None = None
+    """Who actually receives this copy, when not everyone in To and Cc (a mailing sends each addressee
+    his own copy, with his own unsubscribe link, under the same To and Cc headers)."""
 
 
 class Mailer(Protocol):
@@ -139,6 +170,10 @@ class Mailer(Protocol):
         """Send one email and return the provider's message id.
         Raises MailerThrottled for a retryable refusal, MailRejected for a final one."""
         ...
+
+
+class DeliveryInFlight(Exception):
+    """Another worker holds the communication's claim and may be calling SES right now: try later."""
 
 
 class MailerThrottled(Exception):

@@ -15,6 +15,17 @@ def unsubscribe_link(api_base_url: str, secret: str, addressee: Addressee) -> st
     return f"{api_base_url.rstrip('/')}/unsubscribe?token={quote(unsubscribe_token(secret, addressee))}"
 
 
+class UnsubscribeLinkMaker:
+    """Unsubscribe links of one deployment (its API address and link secret) for the worker."""
+
+    def __init__(self, api_base_url: str, secret: str) -> None:
+        self._api_base_url = api_base_url
+        self._secret = secret
+
+    def link_for(self, account_id: str, party: str, party_id: str) -> str:
+        return unsubscribe_link(self._api_base_url, self._secret, Addressee(account_id, party, party_id))
+
+
 def unsubscribe(
     token: str, secret: str, unsubscriptions: UnsubscriptionRepository, now: datetime
 ) -> Addressee:

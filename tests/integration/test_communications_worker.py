@@ -143,7 +143,7 @@ def test_a_lost_queue_message_is_queued_again_by_the_tick_and_delivered(
     assert pumps.drain() == 0
     assert dunning_tick.run(aws.now()) == 0
     assert dunning_tick.run(aws.now() + RETRY_AFTER + timedelta(seconds=1)) == 1
-    assert pumps.drain() == 1
+    pumps.drain()
     [email] = outbox.sent_messages(REGION)
     assert email["kind"] == "account_welcome"
     assert dunning_tick.run(aws.now() + timedelta(days=1)) == 0
@@ -160,3 +160,65 @@ def test_the_scheduled_tick_handler_reads_the_event_time(
     )
     event["time"] = later.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert client.lambda_.invoke("dunning_tick", event).payload == {"queued": 1}
+
+
+def test_a_crash_between_the_ses_call_and_the_log_write_neither_duplicates_nor_loses_the_email(
+    client: RelaisTestClient, aws: Container, welcome_message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.adapters.dynamodb.repositories import DynamoCommunicationRepository
+    from chalicelib.domain.communications import CommunicationStatus
+    from chalicelib.handlers import dunning_tick
+    from chalicelib.local import pumps
+
+    original = DynamoCommunicationRepository.settle
+
+    def crash_once(self: Any, communication: Any, expected: Any = None) -> bool:
+        monkeypatch.setattr(DynamoCommunicationRepository, "settle", original)
+        raise ConnectionError("the Lambda died right after SES accepted the email")
+
+    monkeypatch.setattr(DynamoCommunicationRepository, "settle", crash_once)
+    message = json.loads(welcome_message)
+    answer = _invoke(client, [welcome_message])
+    assert len(answer["batchItemFailures"]) == 1
+    assert len(outbox.sent_messages(REGION)) == 1
+    stored = aws.communications.get(message["account_id"], message["communication_id"])
+    assert stored is not None
+    assert stored.status is CommunicationStatus.SENDING
+    # SQS redelivers at once: the claim is held, nothing is sent, the message comes back later.
+    assert len(_invoke(client, [welcome_message])["batchItemFailures"]) == 1
+    # SES's Send event settles the email; every later delivery or re-queue finds it sent.
+    pumps.drain()
+    stored = aws.communications.get(message["account_id"], message["communication_id"])
+    assert stored is not None
+    assert stored.status is CommunicationStatus.SENT
+    assert stored.provider_message_id
+    assert _invoke(client, [welcome_message]) == {"batchItemFailures": []}
+    assert dunning_tick.run(aws.now() + timedelta(days=1)) == 0
+    pumps.drain()
+    assert len(outbox.sent_messages(REGION)) == 1
+
+
+def test_a_crash_before_ses_accepted_anything_is_sent_once_after_the_claim_lapses(
+    client: RelaisTestClient, aws: Container, welcome_message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.domain.communications import CommunicationStatus
+    from chalicelib.handlers import dunning_tick
+    from chalicelib.local import pumps
+    from chalicelib.services.communications import CLAIM_LEASE
+
+    def die(self: Any, email: Any) -> str:
+        raise ConnectionError("the Lambda died before SES answered")
+
+    monkeypatch.setattr(SesMailer, "send", die)
+    message = json.loads(welcome_message)
+    assert len(_invoke(client, [welcome_message])["batchItemFailures"]) == 1
+    monkeypatch.undo()
+    assert outbox.sent_messages(REGION) == []
+    later = aws.now() + CLAIM_LEASE + timedelta(minutes=1)
+    aws.clock = lambda: later
+    assert dunning_tick.run(later) == 1
+    pumps.drain()
+    assert len(outbox.sent_messages(REGION)) == 1
+    stored = aws.communications.get(message["account_id"], message["communication_id"])
+    assert stored is not None
+    assert stored.status is CommunicationStatus.SENT

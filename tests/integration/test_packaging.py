@@ -110,7 +110,7 @@ def test_what_the_local_stack_creates_is_exactly_what_is_deployed(template: dict
         assert template["Resources"][name] == resource, name
 
 
-def test_ses_bounces_and_complaints_reach_the_ses_events_worker_which_reports_partial_failures(
+def test_ses_sends_bounces_and_complaints_reach_the_ses_events_worker_which_reports_partial_failures(
     template: dict[str, Any],
 ) -> None:
     resources = template["Resources"]
@@ -118,7 +118,8 @@ def test_ses_bounces_and_complaints_reach_the_ses_events_worker_which_reports_pa
     assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert source["Queue"]["Fn::Sub"].endswith(":relais-ses-events")
     destination = resources["EmailFeedbackDestination"]["Properties"]["EventDestination"]
-    assert sorted(destination["MatchingEventTypes"]) == ["bounce", "complaint"]
+    # send: settles an email whose worker died after SES accepted it (no duplicate on the retry).
+    assert sorted(destination["MatchingEventTypes"]) == ["bounce", "complaint", "send"]
     rule = resources["EmailFeedbackRule"]["Properties"]
     assert rule["EventPattern"]["source"] == ["aws.ses"]
     assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["SesEventsQueue", "Arn"]}

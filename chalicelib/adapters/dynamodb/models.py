@@ -5,11 +5,12 @@ Key design (every key but the portal token's starts with the account, so no quer
 | item              | PK                        | SK                 | due index (sparse)                  |
 |-------------------|---------------------------|--------------------|-------------------------------------|
 | account           | ACCOUNT#<account_id>      | ACCOUNT            |                                     |
-| communication     | ACCOUNT#<account_id>      | COMM#<comm_id>     | while queued: DUE#<shard> / <at>#.. |
+| communication     | ACCOUNT#<a>#COMMS#<shard> | COMM#<comm_id>     | while queued: DUE#<shard> / <at>#.. |
 | dunning policy    | ACCOUNT#<account_id>      | DUNNING_POLICY     |                                     |
 | suppressed address| ACCOUNT#<account_id>      | SUPPRESSED#<email> |                                     |
 | partner record    | ACCOUNT#<account_id>      | <KIND>#<id>        | (apporteur, client, product, deal)  |
 | bulk job          | ACCOUNT#<a>#JOB#<job_id>  | JOB, CHUNK#<n>     |                                     |
+| mailing           | ACCOUNT#<a>#MAILING#<id>  | MAILING, PAGE#<n>  |                                     |
 | procedure         | ACCOUNT#<account_id>      | PROCEDURE#<id>     |                                     |
 | dossier           | ACCOUNT#<a>#DOSSIER#<id>  | DOSSIER            | GSI1 ACCOUNT#<a>#DOSSIERS / <id>    |
 | dossier deadline  | ACCOUNT#<a>#DOSSIER#<id>  | DEADLINE#<auto_id> | until fired: STEP#<shard> / <at>#.. |
@@ -27,6 +28,8 @@ client's communication history), GSI4 `ACCOUNT#<a>#<E>#STATUS#<status>`.
 The `due` GSI holds only items with a pending step and is sharded (`DUE#0`..`DUE#7` for communications
 waiting on their retry, `STEP#0`..`STEP#7` for scheduled steps) so that no single
 partition takes every schedule; the tick queries each shard for what is due, never the portfolio.
+Communications are spread over 16 partitions per account (`<shard>` from a hash of the id): a mailing of
+100,000 emails claims and settles each one without making one hot partition.
 Table names are bound at start (`bind`), so importing this module touches nothing.
 """
 
@@ -118,6 +121,9 @@ class CommunicationItem(_TableModel):
     decided_by = UnicodeAttribute(null=True)
     skipped_parties = JSONAttribute(null=True)
     portal_participant = UnicodeAttribute(null=True)
+    mailing_id = UnicodeAttribute(null=True)
+    party_ids = JSONAttribute(null=True)
+    claimed_at = UTCDateTimeAttribute(null=True)
     due_pk = UnicodeAttribute(null=True, attr_name="DUEPK")
     due_sk = UnicodeAttribute(null=True, attr_name="DUESK")
     due_index = DueIndex()
@@ -174,6 +180,24 @@ class JobItem(_TableModel):
     failures = JSONAttribute(null=True)
     created_at = UTCDateTimeAttribute(null=True)
     ttl = NumberAttribute(null=True)
+
+
+class MailingItem(_TableModel):
+    """A mailing (SK `MAILING`) and, in its collection, one item per fan-out page done (SK `PAGE#<n>`):
+    writing a page's item only if absent, with the page's emails, is what makes a redelivered page
+    write and count nothing twice."""
+
+    name = UnicodeAttribute(null=True)
+    template = JSONAttribute(null=True)
+    audience = JSONAttribute(null=True)
+    state = UnicodeAttribute(null=True)
+    total = NumberAttribute(null=True)
+    sent = NumberAttribute(null=True)
+    failed = NumberAttribute(null=True)
+    skipped = NumberAttribute(null=True)
+    fanned_out = BooleanAttribute(null=True)
+    created_at = UTCDateTimeAttribute(null=True)
+    send_requested_at = UTCDateTimeAttribute(null=True)
 
 
 class DunningPolicyItem(_TableModel):
@@ -272,6 +296,7 @@ MODELS: tuple[type[_TableModel], ...] = (
     DunningPolicyItem,
     PartnerItem,
     JobItem,
+    MailingItem,
     SuppressionItem,
     UnsubscriptionItem,
     ProcedureItem,

@@ -47,6 +47,8 @@ class DealFilters:
     apporteur_id: str | None = None
     client_id: str | None = None
     status: str | None = None
+    product_id: str | None = None
+    """No index: a filter on the query of another filter, or of the entity's records."""
 
 
 def _pk(account_id: str) -> str:
@@ -241,6 +243,15 @@ class DynamoPartnerRepository:
         self, account_id: str, kind: RecordKind, filters: DealFilters, limit: int, cursor: Cursor | None
     ) -> tuple[list[Deal], Cursor | None]:
         """One Query: of the index of the most selective filter given, the others as its filter."""
+        records, next_cursor = self.filter_records(account_id, kind, filters, limit, cursor)
+        return [r for r in records if isinstance(r, Deal)], next_cursor
+
+    def filter_records(
+        self, account_id: str, kind: RecordKind, filters: DealFilters, limit: int, cursor: Cursor | None
+    ) -> tuple[list[Record], Cursor | None]:
+        """Clients (rule, apporteur) or deals (and client, status, product) matching the filters: one
+        Query of the index of the most selective filter given, the others as its filter expression. A
+        page may hold fewer than `limit` records while more follow (the filter drops some)."""
         wanted: list[tuple[str, Any, str]] = []
         if filters.apporteur_id:
             wanted.append(("APPORTEUR", PartnerItem.by_apporteur, filters.apporteur_id))
@@ -250,22 +261,35 @@ class DynamoPartnerRepository:
             wanted.append(("RULE", PartnerItem.by_rule, filters.communication_rule))
         if filters.status:
             wanted.append(("STATUS", PartnerItem.by_status, filters.status))
+        condition: Condition | None = (
+            PartnerItem.product_id == filters.product_id if filters.product_id else None
+        )
         if not wanted:
-            records, next_cursor = self.list_records(account_id, kind, limit, cursor)
-            return [r for r in records if isinstance(r, Deal)], next_cursor
+            _check_cursor(cursor, "PK", _pk(account_id))
+            query = PartnerItem.query(
+                _pk(account_id),
+                PartnerItem.sk.startswith(f"{kind.value.upper()}#"),
+                filter_condition=condition,
+                limit=limit,
+                last_evaluated_key=cursor,
+            )
+            return [_from_item(item) for item in query], query.last_evaluated_key
         (name, index, value), rest = wanted[0], wanted[1:]
         partition = _index_key(account_id, kind, name, value)
         number = {"RULE": 1, "APPORTEUR": 2, "CLIENT": 3, "STATUS": 4}[name]
         _check_cursor(cursor, f"GSI{number}PK", partition)
-        condition: Condition | None = None
         attributes = {"RULE": PartnerItem.gsi1_pk, "APPORTEUR": PartnerItem.gsi2_pk}
         attributes |= {"CLIENT": PartnerItem.gsi3_pk, "STATUS": PartnerItem.gsi4_pk}
         for other, _, other_value in rest:
             term = attributes[other] == _index_key(account_id, kind, other, other_value)
             condition = term if condition is None else condition & term
         query = index.query(partition, filter_condition=condition, limit=limit, last_evaluated_key=cursor)
-        deals = [d for d in (_from_item(item) for item in query) if isinstance(d, Deal)]
-        return deals, query.last_evaluated_key
+        return [_from_item(item) for item in query], query.last_evaluated_key
+
+    def records(self, account_id: str, keys: Iterable[tuple[RecordKind, str]]) -> dict[str, Record]:
+        """Up to 100 records by kind and id in one BatchGetItem, by id; missing ones are left out."""
+        wanted = sorted({(_pk(account_id), _sk(kind, record_id)) for kind, record_id in keys})
+        return {record.id: record for record in map(_from_item, PartnerItem.batch_get(wanted))}
 
     def deals(self, account_id: str, kind: RecordKind, ids: list[str]) -> dict[str, Deal]:
         """Up to 100 deals by id in one BatchGetItem (the bulk worker's read)."""

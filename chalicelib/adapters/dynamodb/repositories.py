@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
@@ -14,6 +14,7 @@ from chalicelib.adapters.dynamodb.models import (
     DUE_SHARDS,
     AccountItem,
     CommunicationItem,
+    MailingItem,
     PortalTokenItem,
     condition_failed,
     transactions,
@@ -21,6 +22,7 @@ from chalicelib.adapters.dynamodb.models import (
 from chalicelib.domain.accounts import Account
 from chalicelib.domain.clock import iso, parse_iso
 from chalicelib.domain.communications import (
+    FINAL_STATUSES,
     Communication,
     CommunicationKind,
     CommunicationStatus,
@@ -30,10 +32,24 @@ from chalicelib.domain.communications import (
 from chalicelib.domain.errors import Conflict, FieldIssue, InvalidInput, StaleVersion
 from chalicelib.domain.identity import PortalPrincipal
 from chalicelib.domain.plans import Plan, Trial
+from chalicelib.services.ports import DeliveryInFlight
 
 
 def _account_pk(account_id: str) -> str:
     return f"ACCOUNT#{account_id}"
+
+
+COMMUNICATION_SHARDS = 16
+
+
+def communication_key(account_id: str, communication_id: str) -> tuple[str, str]:
+    """An account's communications are spread over 16 partitions by a hash of their id."""
+    shard = int(hashlib.sha256(communication_id.encode()).hexdigest()[:8], 16) % COMMUNICATION_SHARDS
+    return f"ACCOUNT#{account_id}#COMMS#{shard}", f"COMM#{communication_id}"
+
+
+def mailing_pk(account_id: str, mailing_id: str) -> str:
+    return f"ACCOUNT#{account_id}#MAILING#{mailing_id}"
 
 
 def _condition_failed(exc: PutError | UpdateError) -> bool:
@@ -163,6 +179,8 @@ def _communication_from(item: CommunicationItem, account_id: str) -> Communicati
         decided_by=item.decided_by,
         skipped_parties=tuple(item.skipped_parties or ()),
         portal_participant=item.portal_participant,
+        mailing_id=item.mailing_id,
+        party_ids=dict(item.party_ids or {}),
     )
 
 
@@ -177,8 +195,7 @@ def _raw_template(template: TemplateSource | None) -> dict[str, str] | None:
 def communication_item(communication: Communication, retry_at: datetime) -> CommunicationItem:
     """The item of a new communication (also written inside the transactions of the changes causing it)."""
     item = CommunicationItem(
-        _account_pk(communication.account_id),
-        f"COMM#{communication.id}",
+        *communication_key(communication.account_id, communication.id),
         communication_id=communication.id,
         kind=communication.kind.value,
         status=communication.status.value,
@@ -196,6 +213,8 @@ def communication_item(communication: Communication, retry_at: datetime) -> Comm
         decided_by=communication.decided_by,
         skipped_parties=list(communication.skipped_parties) or None,
         portal_participant=communication.portal_participant,
+        mailing_id=communication.mailing_id,
+        party_ids=communication.party_ids or None,
     )
     if communication.status is CommunicationStatus.QUEUED:
         # Only a queued communication waits on the retry schedule (a decided-skipped one never will).
@@ -205,6 +224,45 @@ def communication_item(communication: Communication, retry_at: datetime) -> Comm
         item.gsi3_pk = client_history_key(communication.account_id, communication.client_id)
         item.gsi3_sk = f"{iso(communication.created_at)}#{communication.id}"
     return item
+
+
+def _write_outcome(
+    item: CommunicationItem,
+    actions: list[Any],
+    condition: Any,
+    status: CommunicationStatus,
+    mailing_id: str | None,
+    conditional: bool,
+) -> bool:
+    """Write a communication's status; a mailing's final outcome also moves its counts, in the same
+    transaction, so that only the one write that wins the condition counts. False when the condition
+    (`conditional`) did not hold."""
+    account_id = item.pk.split("#")[1]
+    try:
+        if not (mailing_id and status in FINAL_STATUSES):
+            item.update(actions=actions, condition=condition)
+            return True
+        counter = {
+            CommunicationStatus.SENT: MailingItem.sent,
+            CommunicationStatus.FAILED: MailingItem.failed,
+            CommunicationStatus.SKIPPED: MailingItem.skipped,
+        }[status]
+        with TransactWrite(connection=transactions()) as transaction:
+            transaction.update(item, actions=actions, condition=condition)
+            transaction.update(
+                MailingItem(mailing_pk(account_id, mailing_id), "MAILING"),
+                actions=[counter.add(1)],
+                condition=MailingItem.pk.exists(),
+            )
+    except UpdateError as exc:
+        if conditional and _condition_failed(exc):
+            return False
+        raise
+    except TransactWriteError as exc:
+        if condition_failed(exc):
+            return False
+        raise
+    return True
 
 
 class DynamoCommunicationRepository:
@@ -220,7 +278,7 @@ class DynamoCommunicationRepository:
 
     def get(self, account_id: str, communication_id: str) -> Communication | None:
         try:
-            item = CommunicationItem.get(_account_pk(account_id), f"COMM#{communication_id}")
+            item = CommunicationItem.get(*communication_key(account_id, communication_id))
         except DoesNotExist:
             return None
         return _communication_from(item, account_id)
@@ -245,8 +303,42 @@ class DynamoCommunicationRepository:
         items = [_communication_from(item, account_id) for item in query]
         return items, query.last_evaluated_key
 
-    def settle(self, communication: Communication) -> None:
-        item = CommunicationItem(_account_pk(communication.account_id), f"COMM#{communication.id}")
+    def claim(
+        self, account_id: str, communication_id: str, now: datetime, lease: timedelta
+    ) -> Communication | None:
+        """Take a queued communication for sending, in one conditional write that also reads it.
+
+        None when there is nothing to send (unknown, or already settled). DeliveryInFlight when another
+        worker claimed it less than `lease` ago: it may be calling SES, so this one must not. A claim
+        older than the lease is taken over: that worker died before SES accepted the email, else SES's
+        Send event would have settled it (`record_acceptance`)."""
+        item = CommunicationItem(*communication_key(account_id, communication_id))
+        claimable = (CommunicationItem.status == CommunicationStatus.QUEUED.value) | (
+            (CommunicationItem.status == CommunicationStatus.SENDING.value)
+            & (CommunicationItem.claimed_at < now - lease)
+        )
+        try:
+            item.update(
+                actions=[
+                    CommunicationItem.status.set(CommunicationStatus.SENDING.value),
+                    CommunicationItem.claimed_at.set(now),
+                ],
+                condition=CommunicationItem.pk.exists() & claimable,
+            )
+        except UpdateError as exc:
+            if not _condition_failed(exc):
+                raise
+            current = self.get(account_id, communication_id)
+            if current is not None and current.status is CommunicationStatus.SENDING:
+                raise DeliveryInFlight(communication_id) from exc
+            return None
+        return _communication_from(item, account_id)
+
+    def settle(self, communication: Communication, expected: CommunicationStatus | None = None) -> bool:
+        """Record a status and take the communication off the retry schedule. With `expected`, only if it
+        still has that status (False otherwise): the move from `sending` to an outcome happens once, and
+        only then are a mailing's counts moved, in the same transaction."""
+        item = CommunicationItem(*communication_key(communication.account_id, communication.id))
         optional = [
             (CommunicationItem.subject, communication.subject),
             (CommunicationItem.provider_message_id, communication.provider_message_id),
@@ -260,7 +352,50 @@ class DynamoCommunicationRepository:
         actions += [attr.set(value) if value is not None else attr.remove() for attr, value in optional]
         if communication.sent_at is not None:
             actions.append(CommunicationItem.sent_at.set(communication.sent_at))
-        item.update(actions=actions, condition=CommunicationItem.pk.exists())
+        condition = CommunicationItem.pk.exists()
+        if expected is not None:
+            condition = condition & (CommunicationItem.status == expected.value)
+        counted = communication.mailing_id if expected is not None else None
+        return _write_outcome(item, actions, condition, communication.status, counted, expected is not None)
+
+    def release(self, account_id: str, communication_id: str) -> None:
+        """Give a claim back (SES throttled us before accepting anything): the next try may send at once."""
+        item = CommunicationItem(*communication_key(account_id, communication_id))
+        try:
+            item.update(
+                actions=[
+                    CommunicationItem.status.set(CommunicationStatus.QUEUED.value),
+                    CommunicationItem.claimed_at.remove(),
+                ],
+                condition=CommunicationItem.status == CommunicationStatus.SENDING.value,
+            )
+        except UpdateError as exc:
+            if not _condition_failed(exc):
+                raise
+
+    def accept(
+        self,
+        account_id: str,
+        communication_id: str,
+        mailing_id: str | None,
+        provider_message_id: str,
+        subject: str | None,
+        at: datetime,
+    ) -> bool:
+        """SES accepted the email (its Send event): settle it `sent` if it is still `sending`, that is if
+        its worker died before writing the outcome. False when it had been settled already."""
+        item = CommunicationItem(*communication_key(account_id, communication_id))
+        actions: list[Any] = [
+            CommunicationItem.status.set(CommunicationStatus.SENT.value),
+            CommunicationItem.provider_message_id.set(provider_message_id),
+            CommunicationItem.sent_at.set(at),
+            CommunicationItem.due_pk.remove(),
+            CommunicationItem.due_sk.remove(),
+        ]
+        if subject:
+            actions.append(CommunicationItem.subject.set(subject))
+        condition = CommunicationItem.status == CommunicationStatus.SENDING.value
+        return _write_outcome(item, actions, condition, CommunicationStatus.SENT, mailing_id, True)
 
     def due_for_retry(self, now: datetime, limit: int) -> list[tuple[str, str]]:
         due: list[tuple[str, str]] = []
@@ -273,15 +408,18 @@ class DynamoCommunicationRepository:
                 CommunicationItem.due_sk <= upper,
                 limit=limit - len(due),
             )
-            due.extend((item.pk.removeprefix("ACCOUNT#"), item.sk.removeprefix("COMM#")) for item in query)
+            # The index holds keys only: its sort key `<at>#<account>#<communication>` names both.
+            due.extend(tuple(str(item.due_sk).split("#")[-2:]) for item in query)  # type: ignore[misc]
         return due
 
     def postpone(self, account_id: str, communication_id: str, retry_at: datetime) -> None:
-        item = CommunicationItem(_account_pk(account_id), f"COMM#{communication_id}")
+        item = CommunicationItem(*communication_key(account_id, communication_id))
         try:
             item.update(
                 actions=[CommunicationItem.due_sk.set(_due_sort_key(retry_at, account_id, communication_id))],
-                condition=CommunicationItem.status == CommunicationStatus.QUEUED.value,
+                condition=CommunicationItem.status.is_in(
+                    CommunicationStatus.QUEUED.value, CommunicationStatus.SENDING.value
+                ),
             )
         except UpdateError as exc:
             if not _condition_failed(exc):

@@ -1,0 +1,143 @@
+"""Mailings: the mailing item and its page items form one collection (`ACCOUNT#<a>#MAILING#<id>`).
+
+A fan-out page is written by one TransactWriteItems: its page item (only if absent), its emails, and the
+counts it adds to the mailing; a redelivered page therefore writes and counts nothing twice. The emails'
+outcomes move the counts later, with their own settle (`DynamoCommunicationRepository.settle`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.adapters.dynamodb.models import CommunicationItem, MailingItem, condition_failed, transactions
+from chalicelib.adapters.dynamodb.repositories import communication_item, mailing_pk
+from chalicelib.domain.communications import Communication, TemplateSource
+from chalicelib.domain.mailings import Audience, AudienceEntity, Mailing, PageOutcome
+
+
+def _audience_raw(audience: Audience) -> dict[str, object]:
+    return {
+        "entity": audience.entity.value,
+        "communication_rule": audience.communication_rule,
+        "apporteur_id": audience.apporteur_id,
+        "product_id": audience.product_id,
+        "status": audience.status,
+        "ids": list(audience.ids) if audience.ids is not None else None,
+    }
+
+
+def _audience(raw: dict[str, object]) -> Audience:
+    ids = raw.get("ids")
+    return Audience(
+        entity=AudienceEntity(str(raw["entity"])),
+        communication_rule=_optional(raw.get("communication_rule")),
+        apporteur_id=_optional(raw.get("apporteur_id")),
+        product_id=_optional(raw.get("product_id")),
+        status=_optional(raw.get("status")),
+        ids=tuple(str(i) for i in ids) if isinstance(ids, list) else None,
+    )
+
+
+def _optional(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+class DynamoMailingRepository:
+    def add(self, mailing: Mailing) -> None:
+        MailingItem(
+            mailing_pk(mailing.account_id, mailing.id),
+            "MAILING",
+            name=mailing.name,
+            template={"subject": mailing.template.subject, "body": mailing.template.body},
+            audience=_audience_raw(mailing.audience),
+            state="draft",
+            total=0,
+            sent=0,
+            failed=0,
+            skipped=0,
+            fanned_out=False,
+            created_at=mailing.created_at,
+        ).save(condition=MailingItem.pk.does_not_exist())
+
+    def get(self, account_id: str, mailing_id: str) -> Mailing | None:
+        try:
+            item = MailingItem.get(mailing_pk(account_id, mailing_id), "MAILING")
+        except DoesNotExist:
+            return None
+        template = item.template or {}
+        return Mailing(
+            id=mailing_id,
+            account_id=account_id,
+            name=str(item.name),
+            template=TemplateSource(subject=str(template["subject"]), body=str(template["body"])),
+            audience=_audience(item.audience or {}),
+            created_at=item.created_at or datetime.min,
+            sending=item.state == "sending",
+            send_requested_at=item.send_requested_at,
+            total=int(item.total or 0),
+            sent=int(item.sent or 0),
+            failed=int(item.failed or 0),
+            skipped=int(item.skipped or 0),
+            fanned_out=bool(item.fanned_out),
+        )
+
+    def start_sending(self, account_id: str, mailing_id: str, at: datetime) -> bool:
+        """Draft → sending, once; False when it was not a draft any more (sent already, or a race lost)."""
+        try:
+            MailingItem(mailing_pk(account_id, mailing_id), "MAILING").update(
+                actions=[MailingItem.state.set("sending"), MailingItem.send_requested_at.set(at)],
+                condition=MailingItem.state == "draft",
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def undo_sending(self, account_id: str, mailing_id: str) -> None:
+        """Back to draft when its first page could not be queued, so that sending it again works."""
+        MailingItem(mailing_pk(account_id, mailing_id), "MAILING").update(
+            actions=[MailingItem.state.set("draft"), MailingItem.send_requested_at.remove()],
+            condition=(MailingItem.state == "sending") & (MailingItem.total == 0),
+        )
+
+    def record_page(
+        self,
+        account_id: str,
+        mailing_id: str,
+        page: int,
+        communications: list[Communication],
+        outcome: PageOutcome,
+        last: bool,
+        retry_at: datetime,
+    ) -> bool:
+        """Write a page's emails and counts once; False when this page had been written already."""
+        pk = mailing_pk(account_id, mailing_id)
+        counts: list[Any] = [
+            MailingItem.total.add(outcome.entities),
+            MailingItem.failed.add(outcome.failed),
+            MailingItem.skipped.add(outcome.skipped),
+        ]
+        if last:
+            counts.append(MailingItem.fanned_out.set(True))
+        page_item = MailingItem(pk, f"PAGE#{page:06d}", total=outcome.entities, created_at=retry_at)
+        try:
+            with TransactWrite(connection=transactions()) as transaction:
+                transaction.save(page_item, condition=MailingItem.pk.does_not_exist())
+                transaction.update(
+                    MailingItem(pk, "MAILING"), actions=counts, condition=MailingItem.state == "sending"
+                )
+                for communication in communications:
+                    transaction.save(
+                        communication_item(communication, retry_at),
+                        condition=CommunicationItem.pk.does_not_exist(),
+                    )
+        except TransactWriteError as exc:
+            if condition_failed(exc):
+                return False
+            raise
+        return True

@@ -1,0 +1,456 @@
+"""Mailing use cases: create a draft, preview it for one entity, send it once, and fan it out.
+
+Sending marks the mailing `sending` (409 unless it was a draft) and queues its first page on the bulk
+queue. `bulk_worker` fans out one page: one Query of the audience (or a slice of its `ids`), one
+BatchGetItem of the clients and apporteurs it names, one of the unsubscribed, one of the suppressed,
+then one TransactWriteItems with the page's emails and counts. Then it queues the emails for the
+communications worker and the next page. A redelivered page writes nothing twice and queues again
+what it had queued (delivery is once per email), so a crash between the write and the queueing loses
+nothing; an email whose message was lost is queued again by the tick at its retry time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Protocol
+
+from chalicelib.domain.accounts import Account
+from chalicelib.domain.communications import (
+    Communication,
+    CommunicationKind,
+    CommunicationStatus,
+    TemplateSource,
+    communication_id,
+)
+from chalicelib.domain.deliverability import normalize_address
+from chalicelib.domain.errors import AccountNotFound, Conflict, FieldIssue, InvalidInput, NotFound
+from chalicelib.domain.ids import new_ulid
+from chalicelib.domain.mailings import (
+    PAGE_SIZE,
+    Audience,
+    AudienceEntity,
+    Mailing,
+    PageOutcome,
+    without_opted_out,
+)
+from chalicelib.domain.partners import Apporteur, Client, Deal, RecordKind
+from chalicelib.domain.plans import Feature
+from chalicelib.domain.recipients import Resolution, resolve_recipients
+from chalicelib.domain.templates import RenderedEmail, render, validate_template
+from chalicelib.observability import logger
+from chalicelib.services.communications import RETRY_AFTER, DeliveryRequest
+from chalicelib.services.ports import (
+    AccountRepository,
+    MessageQueue,
+    PartnerRecord,
+    SuppressionList,
+    UnsubscriptionRepository,
+)
+
+MESSAGE_TYPE = "mailing_page"
+Cursor = dict[str, Any]
+
+
+class MailingRepository(Protocol):
+    def add(self, mailing: Mailing) -> None: ...
+
+    def get(self, account_id: str, mailing_id: str) -> Mailing | None: ...
+
+    def start_sending(self, account_id: str, mailing_id: str, at: datetime) -> bool: ...
+
+    def undo_sending(self, account_id: str, mailing_id: str) -> None: ...
+
+    def record_page(
+        self,
+        account_id: str,
+        mailing_id: str,
+        page: int,
+        communications: list[Communication],
+        outcome: PageOutcome,
+        last: bool,
+        retry_at: datetime,
+    ) -> bool: ...
+
+
+class AudienceSource(Protocol):
+    def filter_records(
+        self, account_id: str, kind: RecordKind, filters: Any, limit: int, cursor: Cursor | None
+    ) -> tuple[list[PartnerRecord], Cursor | None]: ...
+
+    def records(
+        self, account_id: str, keys: Iterable[tuple[RecordKind, str]]
+    ) -> dict[str, PartnerRecord]: ...
+
+
+@dataclass(frozen=True)
+class MailingPage:
+    """What travels on the bulk queue: which page of which mailing to fan out, from where."""
+
+    account_id: str
+    mailing_id: str
+    page: int
+    cursor: Cursor | None = None
+
+    def to_message(self) -> dict[str, Any]:
+        return {
+            "type": MESSAGE_TYPE,
+            "account_id": self.account_id,
+            "mailing_id": self.mailing_id,
+            "page": self.page,
+            "cursor": self.cursor,
+        }
+
+    @classmethod
+    def from_message(cls, body: dict[str, Any]) -> MailingPage:
+        try:
+            cursor = body.get("cursor")
+            return cls(
+                account_id=str(body["account_id"]),
+                mailing_id=str(body["mailing_id"]),
+                page=int(body["page"]),
+                cursor=dict(cursor) if cursor is not None else None,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput("A mailing page message lacks or garbles a field.") from exc
+
+
+@dataclass(frozen=True)
+class Addressed:
+    """One audience entity, ready to write to: the records its email is about and who receives it."""
+
+    entity_id: str
+    client: Client
+    deal: Deal | None
+    apporteur: Apporteur | None
+    resolution: Resolution
+
+
+def create_mailing(
+    account_id: str,
+    name: str,
+    template: TemplateSource,
+    audience: Audience,
+    mailings: MailingRepository,
+    now: datetime,
+) -> Mailing:
+    audience.check()
+    validate_template(CommunicationKind.MAILING, template, offered=audience.template_variables)
+    mailing = Mailing(
+        id=f"ml_{new_ulid(int(now.timestamp() * 1000))}",
+        account_id=account_id,
+        name=name,
+        template=template,
+        audience=audience,
+        created_at=now,
+    )
+    mailings.add(mailing)
+    return mailing
+
+
+def get_mailing(account_id: str, mailing_id: str, mailings: MailingRepository) -> Mailing:
+    mailing = mailings.get(account_id, mailing_id)
+    if mailing is None:
+        raise NotFound("No such mailing.")
+    return mailing
+
+
+def send_mailing(
+    account_id: str, mailing_id: str, mailings: MailingRepository, queue: MessageQueue, now: datetime
+) -> Mailing:
+    """Start the fan-out, once: 409 unless the mailing is a draft."""
+    mailing = get_mailing(account_id, mailing_id, mailings)
+    if not mailings.start_sending(account_id, mailing_id, now):
+        raise Conflict(f"This mailing is {mailing.status.value}; only a draft can be sent.")
+    try:
+        queue.send(MailingPage(account_id, mailing_id, 0).to_message())
+    except Exception:
+        mailings.undo_sending(account_id, mailing_id)
+        raise
+    return replace(mailing, sending=True, send_requested_at=now)
+
+
+@dataclass(frozen=True)
+class Preview:
+    resolution: Resolution
+    rendered: RenderedEmail
+
+
+def preview_mailing(
+    account_id: str,
+    mailing_id: str,
+    entity_id: str | None,
+    mailings: MailingRepository,
+    accounts: AccountRepository,
+    partners: AudienceSource,
+    unsubscriptions: UnsubscriptionRepository,
+    suppressions: SuppressionList,
+    now: datetime,
+) -> Preview:
+    """The email one entity would receive (the first of the audience when none is named), addressed as
+    the fan-out would address it today."""
+    mailing = get_mailing(account_id, mailing_id, mailings)
+    account = _account(accounts, account_id)
+    kind = mailing.audience.entity.record_kind
+    if entity_id is None:
+        records = _page_records(mailing.audience, partners, account_id, 0, None).records
+        if not records:
+            raise InvalidInput(
+                "The audience is empty today: there is nobody to preview.",
+                [FieldIssue("entity_id", "the audience has no entity")],
+            )
+        entity_id = records[0].id
+    else:
+        named = partners.records(account_id, [(kind, entity_id)])
+        if entity_id not in named or _kind_of(named[entity_id]) is not kind:
+            raise NotFound(f"No such {kind.value}.")
+        records = [named[entity_id]]
+    addressed = _address(account, [r for r in records if r.id == entity_id][:1], partners, now)
+    if not addressed:
+        raise NotFound(f"No such {kind.value}.")
+    entity = addressed[0]
+    resolution, _ = _opted_out(account_id, [entity], unsubscriptions, suppressions)[0]
+    variables = _variables(account, mailing.audience.entity, entity, resolution)
+    rendered = render(mailing.template, variables, mailing.audience.template_variables)
+    return Preview(resolution, rendered)
+
+
+def fan_out_page(
+    page: MailingPage,
+    mailings: MailingRepository,
+    accounts: AccountRepository,
+    partners: AudienceSource,
+    unsubscriptions: UnsubscriptionRepository,
+    suppressions: SuppressionList,
+    emails: MessageQueue,
+    bulk: MessageQueue,
+    now: datetime,
+) -> bool:
+    """Decide, write and queue one page of a mailing's emails, then queue the next page.
+    False when the mailing is gone or not sending (the message is dropped)."""
+    mailing = mailings.get(page.account_id, page.mailing_id)
+    if mailing is None or not mailing.sending:
+        logger.warning("mailing page for a mailing that is not sending", extra=page.to_message())
+        return False
+    account = _account(accounts, page.account_id)
+    audience = mailing.audience
+    found = _page_records(audience, partners, page.account_id, page.page, page.cursor)
+    addressed = _address(account, found.records, partners, now)
+    communications: list[Communication] = []
+    skipped = 0
+    for entity, (resolution, reason) in zip(
+        addressed, _opted_out(page.account_id, addressed, unsubscriptions, suppressions), strict=True
+    ):
+        communication = _communication(account, mailing, entity, resolution, now)
+        if reason is not None:
+            communication = communication.skipped(reason)
+            skipped += 1
+        communications.append(communication)
+    # Records named in `ids` that the other filters exclude are not part of the audience.
+    outcome = PageOutcome(entities=len(communications) + found.unknown, failed=found.unknown, skipped=skipped)
+    last = found.next_cursor is None
+    written = mailings.record_page(
+        page.account_id, page.mailing_id, page.page, communications, outcome, last, now + RETRY_AFTER
+    )
+    emails.send_many(
+        DeliveryRequest(c.account_id, c.id).to_message()
+        for c in communications
+        if c.status is CommunicationStatus.QUEUED
+    )
+    if not last:
+        next_page = MailingPage(page.account_id, page.mailing_id, page.page + 1, found.next_cursor)
+        bulk.send(next_page.to_message())
+    logger.info(
+        "mailing page fanned out",
+        extra={
+            "mailing_id": page.mailing_id,
+            "page": page.page,
+            "entities": outcome.entities,
+            "replayed": not written,
+        },
+    )
+    return True
+
+
+def _account(accounts: AccountRepository, account_id: str) -> Account:
+    account = accounts.get(account_id)
+    if account is None:
+        raise AccountNotFound()
+    return account
+
+
+@dataclass(frozen=True)
+class AudiencePage:
+    records: list[PartnerRecord]
+    next_cursor: Cursor | None
+    unknown: int = 0
+    """Ids named in the audience that are no record of the account (each counts as failed)."""
+
+
+def _page_records(
+    audience: Audience, partners: AudienceSource, account_id: str, page: int, cursor: Cursor | None
+) -> AudiencePage:
+    """One page of the audience: a slice of its `ids` (those passing the other filters), or a Query."""
+    from chalicelib.adapters.dynamodb.partners import DealFilters
+
+    kind = audience.entity.record_kind
+    if audience.ids is not None:
+        unique = list(dict.fromkeys(audience.ids))
+        chunk = unique[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
+        found = partners.records(account_id, [(kind, i) for i in chunk]) if chunk else {}
+        found = {i: r for i, r in found.items() if _kind_of(r) is kind}
+        records = [found[i] for i in chunk if i in found and _passes(audience, found[i])]
+        more = (page + 1) * PAGE_SIZE < len(unique)
+        return AudiencePage(records, {"page": page + 1} if more else None, len(chunk) - len(found))
+    filters = DealFilters(
+        communication_rule=audience.communication_rule,
+        apporteur_id=audience.apporteur_id,
+        status=audience.status,
+        product_id=audience.product_id,
+    )
+    records, next_cursor = partners.filter_records(account_id, kind, filters, PAGE_SIZE, cursor)
+    return AudiencePage(records, next_cursor)
+
+
+def _kind_of(record: PartnerRecord) -> RecordKind | None:
+    if isinstance(record, Client):
+        return RecordKind.CLIENT
+    return record.kind if isinstance(record, Deal) else None
+
+
+def _passes(audience: Audience, record: PartnerRecord) -> bool:
+    if isinstance(record, Client):
+        rule_filter = (
+            record.commissioning.communication_rule.value if record.preferred_apporteur_id else "none"
+        )
+        return audience.matches(rule_filter, record.preferred_apporteur_id, None, None)
+    if isinstance(record, Deal):
+        return audience.matches(record.rule_filter, record.apporteur_id, record.product_id, record.status)
+    return False
+
+
+def _address(
+    account: Account, records: list[PartnerRecord], partners: AudienceSource, now: datetime
+) -> list[Addressed]:
+    """Who receives each entity's email, by its own rule: one read of the clients and apporteurs named."""
+    deals = [r for r in records if isinstance(r, Deal)]
+    clients = {r.id: r for r in records if isinstance(r, Client)}
+    if deals:
+        found = partners.records(account.id, [(RecordKind.CLIENT, d.client_id) for d in deals])
+        clients |= {i: r for i, r in found.items() if isinstance(r, Client)}
+    apporteur_ids = {d.apporteur_id for d in deals if d.apporteur_id} | {
+        c.preferred_apporteur_id for c in clients.values() if c.preferred_apporteur_id
+    }
+    apporteurs = {
+        i: r
+        for i, r in partners.records(account.id, [(RecordKind.APPORTEUR, a) for a in apporteur_ids]).items()
+        if isinstance(r, Apporteur)
+    }
+    rules_in_force = account.partner_communications_enabled and (
+        account.entitlements.access(Feature.PARTNER_COMMUNICATIONS, now).enabled
+    )
+    addressed = []
+    for record in records:
+        deal = record if isinstance(record, Deal) else None
+        client = clients.get(deal.client_id) if deal else record if isinstance(record, Client) else None
+        if client is None:
+            continue
+        holder = deal.rules if deal else client.rules
+        apporteur = apporteurs.get(holder.apporteur_id) if holder.apporteur_id else None
+        resolution = resolve_recipients(
+            rules_in_force=rules_in_force,
+            kind=CommunicationKind.MAILING,
+            client=client.party,
+            client_rules=client.rules,
+            contract=deal.rules if deal else None,
+            apporteur=apporteur.party if apporteur else None,
+        )
+        addressed.append(Addressed(record.id, client, deal, apporteur, resolution))
+    return addressed
+
+
+def _opted_out(
+    account_id: str,
+    addressed: list[Addressed],
+    unsubscriptions: UnsubscriptionRepository,
+    suppressions: SuppressionList,
+) -> list[tuple[Resolution, str | None]]:
+    """Each entity's recipients without the unsubscribed and the suppressed: one read of each list."""
+    parties = {
+        (r.party, _party_id(entity, r.party))
+        for entity in addressed
+        for r in (*entity.resolution.to, *entity.resolution.cc)
+    }
+    unsubscribed = unsubscriptions.unsubscribed(account_id, parties) if parties else set()
+    addresses = {
+        normalize_address(str(r.email))
+        for entity in addressed
+        for r in (*entity.resolution.to, *entity.resolution.cc)
+    }
+    suppressed = suppressions.suppressed(account_id, addresses) if addresses else set()
+    return [
+        without_opted_out(
+            entity.resolution,
+            {
+                r.party
+                for r in (*entity.resolution.to, *entity.resolution.cc)
+                if (r.party, _party_id(entity, r.party)) in unsubscribed
+            },
+            suppressed,
+        )
+        for entity in addressed
+    ]
+
+
+def _party_id(entity: Addressed, party: str) -> str:
+    if party == "apporteur" and entity.apporteur is not None:
+        return entity.apporteur.id
+    return entity.client.id
+
+
+def _variables(
+    account: Account, entity_kind: AudienceEntity, entity: Addressed, resolution: Resolution
+) -> dict[str, str]:
+    addressee = resolution.to[0] if resolution.to else None
+    variables = {
+        "account.name": account.name,
+        "client.name": entity.client.name,
+        "client.email": entity.client.email or "",
+        "apporteur.name": entity.apporteur.name if entity.apporteur else "",
+        "recipient.name": addressee.name if addressee else "",
+        "recipient.party": addressee.party if addressee else "",
+    }
+    if entity.deal is not None:
+        name = "contract.reference" if entity_kind is AudienceEntity.CONTRACTS else "project.reference"
+        variables[name] = entity.deal.reference
+    return variables
+
+
+def _communication(
+    account: Account, mailing: Mailing, entity: Addressed, resolution: Resolution, now: datetime
+) -> Communication:
+    variables = _variables(account, mailing.audience.entity, entity, resolution)
+    party_ids = {"client": entity.client.id}
+    if entity.apporteur is not None:
+        party_ids["apporteur"] = entity.apporteur.id
+    return Communication(
+        id=communication_id(account.id, f"mailing:{mailing.id}", entity.entity_id),
+        account_id=account.id,
+        kind=CommunicationKind.MAILING,
+        sender_name=account.name,
+        reply_to=account.sender_email,
+        to=resolution.to,
+        cc=resolution.cc,
+        created_at=now,
+        variables=variables,
+        subject=render(mailing.template, variables, mailing.audience.template_variables).subject,
+        template=mailing.template,
+        client_id=entity.client.id,
+        contract_id=entity.deal.id if entity.deal and entity.deal.kind is RecordKind.CONTRACT else None,
+        rule=resolution.rule.value if resolution.rule else None,
+        decided_by=resolution.decided_by.value if resolution.decided_by else None,
+        skipped_parties=resolution.skipped_parties,
+        mailing_id=mailing.id,
+        party_ids=party_ids,
+    )

@@ -1,0 +1,304 @@
+"""Mailings end to end: create, preview, send once, fan-out through `bulk_worker` in pages, one email per
+entity addressed by its rule, each addressee's copy with his own RFC 8058 unsubscribe link, live counts
+with unknown, suppressed, unsubscribed and email-less recipients, and tenant isolation."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from chalicelib.domain.mailings import PAGE_SIZE
+from chalicelib.local.outbox import sent_messages
+from chalicelib.local.pumps import drain
+from chalicelib.local.stack import REGION
+from tests.support import Api, token
+
+
+def _open(platform: Api, name: str = "Cabinet Martin") -> tuple[Api, str]:
+    body = {"name": name, "plan": "premium", "sender_email": "contact@martin.fr"}
+    account_id = platform.post("/admin/accounts", body).body["id"]
+    admin = platform.as_(token("admin", account_id))
+    assert admin.patch("/account/settings", {"partner_communications_enabled": True}).status == 200
+    drain()
+    return platform.as_(token("manager", account_id)), account_id
+
+
+def _create(api: Api, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    answer = api.post(path, body)
+    assert answer.status == 201, answer.body
+    return dict(answer.body)
+
+
+def _mailing(api: Api, audience: dict[str, Any], subject: str = "Du nouveau, {{ client.name }}") -> str:
+    body = {
+        "name": "Offre habitation",
+        "subject": subject,
+        "body": "Bonjour {{ recipient.name }},\n\nNotre offre {{ contract.reference }} est là.",
+        "audience": audience,
+    }
+    if audience["entity"] != "contracts":
+        body["body"] = "Bonjour {{ recipient.name }},\n\nNotre nouvelle offre est là."
+    return str(_create(api, "/mailings", body)["id"])
+
+
+def _emails() -> list[dict[str, Any]]:
+    return [m for m in sent_messages(REGION) if m["kind"] == "mailing"]
+
+
+@pytest.fixture
+def book(platform: Api) -> dict[str, Any]:
+    """Apporteur B (b@); clients Jean (jean@) and Paul (no email); contracts HAB-1 (Jean, with B on
+    client_and_apporteur), AUTO-2 (Jean, no apporteur), VIE-3 (Paul, no apporteur, suspended)."""
+    staff, account_id = _open(platform)
+    b = _create(staff, "/apporteurs", {"name": "Cabinet Bernard", "email": "b@bernard.fr"})
+    jean = _create(staff, "/clients", {"name": "Jean Dupont", "email": "jean@dupont.fr"})
+    paul = _create(staff, "/clients", {"name": "Paul Sansmail"})
+    hab = _create(
+        staff,
+        "/contracts",
+        {
+            "client_id": jean["id"],
+            "reference": "HAB-1",
+            "apporteur_id": b["id"],
+            "commissioning": {"communication_rule": "client_and_apporteur"},
+        },
+    )
+    auto = _create(staff, "/contracts", {"client_id": jean["id"], "reference": "AUTO-2"})
+    vie = _create(staff, "/contracts", {"client_id": paul["id"], "reference": "VIE-3", "status": "suspended"})
+    return {"staff": staff, "account_id": account_id, "B": b, "jean": jean, "paul": paul} | {
+        "HAB": hab,
+        "AUTO": auto,
+        "VIE": vie,
+        "platform": platform,
+    }
+
+
+def test_a_contracts_mailing_writes_once_per_contract_by_its_rule_with_live_counts(
+    book: dict[str, Any],
+) -> None:
+    staff = book["staff"]
+    mailing_id = _mailing(staff, {"entity": "contracts"})
+    draft = staff.get(f"/mailings/{mailing_id}").body
+    assert (draft["status"], draft["total"], draft["sent"]) == ("draft", 0, 0)
+    sent = staff.post(f"/mailings/{mailing_id}/send")
+    assert sent.status == 202
+    assert sent.body["status"] == "sending"
+    drain()
+    done = staff.get(f"/mailings/{mailing_id}").body
+    # HAB-1 and AUTO-2 reach Jean (HAB-1 with B in Cc); VIE-3's client has no email: skipped.
+    assert (done["status"], done["total"], done["sent"], done["failed"], done["skipped"]) == (
+        "sent",
+        3,
+        2,
+        0,
+        1,
+    )
+    emails = _emails()
+    by_reference = {re.search(r"(HAB-1|AUTO-2)", e["text"]).group(1): e for e in emails}  # type: ignore[union-attr]
+    assert sorted(by_reference) == ["AUTO-2", "HAB-1"]
+    hab_copies = [e for e in emails if "HAB-1" in e["text"]]
+    # Each addressee gets his own copy, under the same To and Cc.
+    assert sorted(e["delivered_to"][0] for e in hab_copies) == [
+        "Cabinet Bernard <b@bernard.fr>",
+        "Jean Dupont <jean@dupont.fr>",
+    ]
+    for copy in hab_copies:
+        assert (copy["to"], copy["cc"]) == (["jean@dupont.fr"], ["b@bernard.fr"])
+    history = staff.get(f"/clients/{book['paul']['id']}/communications").body["items"]
+    assert [(h["kind"], h["status"], h["skipped_parties"]) for h in history] == [
+        ("mailing", "skipped", ["client"])
+    ]
+
+
+def test_each_copy_carries_its_addressees_one_click_unsubscribe_and_the_link_works(
+    book: dict[str, Any], anonymous: Api
+) -> None:
+    staff = book["staff"]
+    mailing_id = _mailing(staff, {"entity": "contracts", "filters": {"ids": [book["HAB"]["id"]]}})
+    assert staff.post(f"/mailings/{mailing_id}/send").status == 202
+    drain()
+    copies = {e["delivered_to"][0]: e for e in _emails()}
+    apporteur_copy = copies["Cabinet Bernard <b@bernard.fr>"]
+    client_copy = copies["Jean Dupont <jean@dupont.fr>"]
+    header = apporteur_copy["headers"]["List-Unsubscribe"]
+    assert header.startswith("<http://")
+    assert "/unsubscribe?token=" in header
+    assert apporteur_copy["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert header != client_copy["headers"]["List-Unsubscribe"]
+    link = header.strip("<>")
+    assert f'href="{link}"' in apporteur_copy["html"].replace("&amp;", "&")
+    assert link in apporteur_copy["text"]
+    one_click = anonymous.call(
+        "POST",
+        f"{urlsplit(link).path}?{urlsplit(link).query}",
+        raw=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert one_click.status == 200
+    # The apporteur left; the next mailing reaches the client alone.
+    again = _mailing(staff, {"entity": "contracts", "filters": {"ids": [book["HAB"]["id"]]}})
+    assert staff.post(f"/mailings/{again}/send").status == 202
+    drain()
+    later = [e for e in _emails() if e["communication_id"] not in {client_copy["communication_id"]}]
+    assert [(e["to"], e["cc"]) for e in later] == [(["jean@dupont.fr"], [])]
+
+
+def test_unsubscribed_clients_are_skipped_by_mailings_but_still_get_dunning(
+    book: dict[str, Any], anonymous: Api, aws: Any
+) -> None:
+    staff, jean = book["staff"], book["jean"]
+    from chalicelib.domain.unsubscribe import Addressee
+    from chalicelib.services.unsubscribe import unsubscribe_link
+
+    link = unsubscribe_link("", "local-link-secret", Addressee(book["account_id"], "client", jean["id"]))
+    assert anonymous.call("POST", link, raw=b"").status == 200
+    mailing_id = _mailing(staff, {"entity": "clients"})
+    assert staff.post(f"/mailings/{mailing_id}/send").status == 202
+    drain()
+    done = staff.get(f"/mailings/{mailing_id}").body
+    assert (done["total"], done["sent"], done["skipped"]) == (2, 0, 2)
+    assert _emails() == []
+    # Dunning is not a mailing: the unpaid call still reaches him.
+    due = {"amount": {"amount": "84.20", "currency": "EUR"}, "due_date": "2027-03-01"}
+    assert staff.post(f"/contracts/{book['AUTO']['id']}/installments", due).status == 201
+    staff.post("/_local/tick", {"time": "2027-02-14T08:00:00Z"})
+    calls = [m for m in sent_messages(REGION) if m["kind"] == "unpaid_call"]
+    assert [m["to"] for m in calls] == [["jean@dupont.fr"]]
+
+
+def test_counts_with_unknown_ids_and_suppressed_addresses(book: dict[str, Any], aws: Any) -> None:
+    staff = book["staff"]
+    aws.suppressions.add(book["account_id"], "jean@dupont.fr", "complaint", None, datetime.now(UTC))
+    ids = [book["HAB"]["id"], book["AUTO"]["id"], book["VIE"]["id"], "01UNKNOWN", "01ALSOUNKNOWN"]
+    mailing_id = _mailing(staff, {"entity": "contracts", "filters": {"ids": ids}})
+    assert staff.post(f"/mailings/{mailing_id}/send").status == 202
+    drain()
+    done = staff.get(f"/mailings/{mailing_id}").body
+    # HAB-1: Jean suppressed, B in Cc takes the To; AUTO-2: Jean suppressed, nobody; VIE-3: no email.
+    assert (done["status"], done["total"], done["sent"], done["failed"], done["skipped"]) == (
+        "partially_failed",
+        5,
+        1,
+        2,
+        2,
+    )
+    assert [(e["to"], e["cc"]) for e in _emails()] == [(["b@bernard.fr"], [])]
+
+
+def test_filters_select_the_audience_like_the_lists(book: dict[str, Any]) -> None:
+    staff = book["staff"]
+    suspended = _mailing(staff, {"entity": "contracts", "filters": {"status": "suspended"}})
+    with_b = _mailing(staff, {"entity": "contracts", "filters": {"apporteur_id": book["B"]["id"]}})
+    none = _mailing(staff, {"entity": "contracts", "filters": {"communication_rule": "none"}})
+    for mailing_id in (suspended, with_b, none):
+        assert staff.post(f"/mailings/{mailing_id}/send").status == 202
+    drain()
+    totals = {m: staff.get(f"/mailings/{m}").body["total"] for m in (suspended, with_b, none)}
+    assert totals == {suspended: 1, with_b: 1, none: 2}
+
+
+def test_a_mailing_is_sent_once_and_its_fan_out_spans_pages(platform: Api) -> None:
+    staff, _ = _open(platform)
+    count = PAGE_SIZE + 3
+    for n in range(count):
+        _create(staff, "/clients", {"name": f"Client {n}", "email": f"c{n}@exemple.fr"})
+    mailing_id = _mailing(staff, {"entity": "clients"})
+    assert staff.post(f"/mailings/{mailing_id}/send").status == 202
+    again = staff.post(f"/mailings/{mailing_id}/send")
+    assert again.status == 409
+    assert again.body["error"]["code"] == "conflict"
+    drain()
+    done = staff.get(f"/mailings/{mailing_id}").body
+    assert (done["status"], done["total"], done["sent"]) == ("sent", count, count)
+    assert len(_emails()) == count
+    assert staff.post(f"/mailings/{mailing_id}/send").status == 409
+
+
+def test_a_redelivered_page_writes_and_counts_nothing_twice(book: dict[str, Any], aws: Any) -> None:
+    from chalicelib.services.mailings import MailingPage, fan_out_page
+
+    staff = book["staff"]
+    mailing_id = _mailing(staff, {"entity": "clients"})
+    assert staff.post(f"/mailings/{mailing_id}/send").status == 202
+    drain()
+    page = MailingPage(book["account_id"], mailing_id, 0)
+    fan_out_page(
+        page,
+        aws.mailings,
+        aws.accounts,
+        aws.partners,
+        aws.unsubscriptions,
+        aws.suppressions,
+        aws.communications_queue,
+        aws.bulk_queue,
+        aws.now(),
+    )
+    drain()
+    done = staff.get(f"/mailings/{mailing_id}").body
+    assert (done["total"], done["sent"], done["skipped"]) == (2, 1, 1)
+    assert len(_emails()) == 1
+
+
+def test_preview_shows_one_entitys_email_as_it_would_go(book: dict[str, Any]) -> None:
+    staff = book["staff"]
+    mailing_id = _mailing(staff, {"entity": "contracts"})
+    preview = staff.post(f"/mailings/{mailing_id}/preview", {"entity_id": book["HAB"]["id"]})
+    assert preview.status == 200, preview.body
+    assert [r["email"] for r in preview.body["to"]] == ["jean@dupont.fr"]
+    assert [r["email"] for r in preview.body["cc"]] == ["b@bernard.fr"]
+    assert preview.body["subject"] == "Du nouveau, Jean Dupont"
+    assert "Notre offre HAB-1 est là." in preview.body["text"]
+    first = staff.post(f"/mailings/{mailing_id}/preview")
+    assert first.status == 200
+    assert staff.post(f"/mailings/{mailing_id}/preview", {"entity_id": book["jean"]["id"]}).status == 404
+    assert staff.post(f"/mailings/{mailing_id}/preview", {"entity_id": "01NOPE"}).status == 404
+    assert _emails() == []
+
+
+def test_bad_mailings_are_refused_with_the_field_named(book: dict[str, Any]) -> None:
+    staff = book["staff"]
+    base = {"name": "X", "subject": "Objet", "body": "Corps"}
+    cases = [
+        (
+            {**base, "audience": {"entity": "clients", "filters": {"status": "active"}}},
+            "audience.filters.status",
+        ),
+        (
+            {**base, "audience": {"entity": "clients"}, "body": "{{ contract.reference }}"},
+            "body",
+        ),
+        (
+            {**base, "audience": {"entity": "contracts", "filters": {"status": "won"}}},
+            "audience.filters.status",
+        ),
+        ({**base, "audience": {"entity": "people"}}, "audience.entity"),
+        ({**base, "audience": {"entity": "contracts", "filters": {"ids": []}}}, "audience.filters.ids"),
+        ({**base, "audience": {"entity": "contracts"}, "extra": 1}, "extra"),
+    ]
+    for body, field in cases:
+        answer = staff.post("/mailings", body)
+        assert answer.status == 400, (body, answer.body)
+        assert field in [d["field"] for d in answer.body["error"]["details"]], answer.body
+
+
+def test_another_accounts_mailing_does_not_exist(book: dict[str, Any]) -> None:
+    staff = book["staff"]
+    mailing_id = _mailing(staff, {"entity": "contracts"})
+    other, _ = _open(book["platform"], "Cabinet Autre")
+    for answer in (
+        other.get(f"/mailings/{mailing_id}"),
+        other.post(f"/mailings/{mailing_id}/send"),
+        other.post(f"/mailings/{mailing_id}/preview"),
+    ):
+        assert answer.status == 404
+        assert answer.body["error"]["code"] == "not_found"
+    # Nor may a mailing name another account's records: they count as unknown (failed).
+    theirs = _mailing(other, {"entity": "contracts", "filters": {"ids": [book["HAB"]["id"]]}})
+    assert other.post(f"/mailings/{theirs}/send").status == 202
+    drain()
+    assert other.get(f"/mailings/{theirs}").body["failed"] == 1
+    assert _emails() == []
