@@ -19,6 +19,7 @@ from chalicelib.api.mailings import mailings
 from chalicelib.api.middleware import http_middleware
 from chalicelib.api.partners import partners
 from chalicelib.api.portal import portal
+from chalicelib.api.portal_page import portal_page
 from chalicelib.api.unsubscribe import unsubscribe
 from chalicelib.config import BULK_QUEUE, COMMUNICATIONS_QUEUE, SES_EVENTS_QUEUE
 
@@ -31,6 +32,7 @@ app.register_blueprint(partners)
 app.register_blueprint(mailings)
 app.register_blueprint(collection)
 app.register_blueprint(portal)
+app.register_blueprint(portal_page)
 app.register_blueprint(unsubscribe)
 
 if os.environ.get("RELAIS_STAGE") == "local":

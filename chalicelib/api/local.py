@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalice.app import Response
 from pydantic import AwareDatetime
 
 from chalicelib.api.requests import StrictBody, parse_body
@@ -22,6 +23,14 @@ def show_outbox() -> dict[str, Any]:
     from chalicelib.local import outbox
 
     return {"messages": outbox.sent_messages(container().settings.region)}
+
+
+@local.route("/_local/outbox.html", methods=["GET"])
+def show_outbox_page() -> Response:
+    from chalicelib.local import outbox
+
+    page = outbox.outbox_page(outbox.sent_messages(container().settings.region))
+    return Response(page, status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
 
 
 @local.route("/_local/tick", methods=["POST"])

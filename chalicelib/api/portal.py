@@ -128,6 +128,11 @@ def complete_upload(document_id: str, upload_id: str) -> dict[str, Any]:
 )
 def download(document_id: str, file_id: str) -> Response:
     url = service.download_url(_principal(), document_id, file_id, container().documents, context())
+    headers: Any = portal.current_request.headers or {}
+    accept = str(headers.get("accept", ""))
+    if "application/json" in accept:
+        # The portal page cannot follow a redirect with its bearer token; it asks for the URL instead.
+        return Response({"url": url}, status_code=200, headers={"Cache-Control": "no-store"})
     return Response(body="", status_code=302, headers={"Location": url, "Cache-Control": "no-store"})
 
 

@@ -48,3 +48,42 @@ def sent_messages(region: str) -> list[dict[str, Any]]:
             }
         )
     return outbox
+
+
+def outbox_page(messages: list[dict[str, Any]]) -> str:
+    """The outbox for a person: newest first, each email's kind, To/Cc and subject, and its HTML part in
+    a sandboxed frame whose links open in a new tab (an invitation's portal link opens the portal)."""
+    from html import escape
+
+    cards = []
+    for message in reversed(messages):
+        body = message["html"] or f"<pre>{escape(message['text'])}</pre>"
+        document = f'<base target="_blank">{body}'
+        cards.append(
+            f"""<article>
+<h2>{escape(message["subject"])}</h2>
+<p class="meta"><strong>{escape(message["kind"])}</strong> · {escape(message["sent_at"] or "")}</p>
+<p class="meta">De : {escape(message["from"])}<br>À : {escape(", ".join(message["to"]))}"""
+            + (f"<br>Cc : {escape(', '.join(message['cc']))}" if message["cc"] else "")
+            + f"""</p>
+<iframe sandbox="allow-popups allow-popups-to-escape-sandbox" title="{escape(message["subject"])}"
+ srcdoc="{escape(document, quote=True)}"></iframe>
+</article>"""
+        )
+    empty = "<p>Aucun email envoyé pour le moment.</p>" if not cards else ""
+    return f"""<!DOCTYPE html>
+<html lang="fr"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Boîte d'envoi locale – Relais</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 0 auto; max-width: 60rem; padding: 1rem;
+  background: #f3f5f7; }}
+article {{ background: #fff; border: 1px solid #d3d8de; border-radius: .5rem; padding: 1rem;
+  margin: 0 0 1rem; }}
+h2 {{ font-size: 1.1rem; margin: 0 0 .25rem; }} .meta {{ color: #4a5360; margin: .25rem 0; }}
+iframe {{ width: 100%; min-height: 16rem; border: 1px solid #d3d8de; border-radius: .25rem;
+  background: #fff; }}
+</style></head>
+<body><h1>Boîte d'envoi locale ({len(cards)} emails, le plus récent en premier)</h1>
+{empty}{"".join(cards)}
+</body></html>"""

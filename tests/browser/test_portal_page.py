@@ -1,0 +1,235 @@
+"""The portal page in headless Chromium (Debian's `chromium`, driven by Playwright) against the local
+stack, as a guarantor lives it: open the invitation from the local outbox, see only his role's documents,
+try a wrong type, upload a PDF and watch its status change, finish, invite the next person, and find a
+clear page once his link is revoked. Screenshots at 360 and 1280 px go to tests/artifacts/."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from chalicelib.local.stack import LocalStack, start
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+PDF = b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
+
+
+def _call(url: str, method: str = "GET", token: str | None = None, body: Any = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    from chalicelib import wiring
+
+    saved = dict(os.environ)
+    running = start(port=0, moto_port=0, tick_seconds=3600, pump_seconds=0.2)
+    try:
+        yield running
+    finally:
+        running.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+        wiring.reset()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert CHROMIUM, "Debian's chromium is required: `make test` installs it with apt-get when missing"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--lang=fr-FR"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def rental(stack: LocalStack) -> dict[str, Any]:
+    """A rental dossier: Léa (Locataire, her ID card) and Paul (Garant, payslips required, tax notice
+    optional; may invite a Co-garant), invited by email."""
+    api, admin = stack.api_url, stack.admin_token
+    assert _call(f"{api}/account/trials", "POST", admin, {"feature": "contributors"})[0] in (201, 409)
+    status, procedure = _call(
+        f"{api}/procedures", "POST", admin, {"name": "Demande de location", "main_role_name": "Locataire"}
+    )
+    assert status == 201, procedure
+    pid = procedure["id"]
+    _, garant = _call(
+        f"{api}/procedures/{pid}/roles",
+        "POST",
+        admin,
+        {"name": "Garant", "permissions": {"access": "edit", "can_invite": True}},
+    )
+    _, cogarant = _call(f"{api}/procedures/{pid}/roles", "POST", admin, {"name": "Co-garant"})
+    documents = [
+        {"label": "Pièce d'identité", "role_id": "main"},
+        {"label": "Bulletins de salaire", "role_id": garant["id"], "accepted_types": ["application/pdf"]},
+        {"label": "Avis d'imposition", "role_id": garant["id"], "required": False},
+    ]
+    for document in documents:
+        assert _call(f"{api}/procedures/{pid}/documents", "POST", admin, document)[0] == 201
+    status, dossier = _call(
+        f"{api}/dossiers",
+        "POST",
+        admin,
+        {
+            "procedure_id": pid,
+            "reference": "LOC-2027-001",
+            "due_date": "2027-03-01",
+            "recipient": {"name": "Léa Martin", "email": "lea@exemple.fr"},
+        },
+    )
+    assert status == 201, dossier
+    status, paul = _call(
+        f"{api}/dossiers/{dossier['id']}/contributors",
+        "POST",
+        admin,
+        {"role_id": garant["id"], "name": "Paul Garant", "email": "paul@exemple.fr", "notify": True},
+    )
+    assert status == 201, paul
+    assert _call(f"{api}/_local/drain", "POST")[0] == 200
+    return {"dossier": dossier, "paul": paul, "garant": garant, "cogarant": cogarant}
+
+
+def _open_invitation_from_outbox(stack: LocalStack, page: Page) -> Page:
+    page.goto(f"{stack.api_url}/_local/outbox.html")
+    card = page.locator("article", has_text="paul@exemple.fr").first
+    expect(card).to_contain_text("contributor_invited")
+    link = card.frame_locator("iframe").locator("a[href*='#token=']").first
+    with page.context.expect_page() as opened:
+        link.click()
+    portal = opened.value
+    portal.wait_for_load_state()
+    return portal
+
+
+def test_a_guarantor_follows_his_invitation_uploads_finishes_and_his_old_link_then_dies(
+    stack: LocalStack, browser: Browser, rental: dict[str, Any]
+) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = browser.new_context(viewport={"width": 360, "height": 780}, locale="fr-FR")
+    page = context.new_page()
+    portal = _open_invitation_from_outbox(stack, page)
+
+    expect(portal.get_by_role("heading", name="Dossier LOC-2027-001")).to_be_visible()
+    # The secret left the address bar as soon as the page read it.
+    assert "#token=" not in portal.url
+    assert portal.url.endswith("/p")
+    expect(portal.locator("#procedure")).to_have_text("Demande de location")
+    expect(portal.locator("#me")).to_have_text("Paul Garant")
+    expect(portal.locator("#role")).to_have_text("Garant")
+    expect(portal.locator("#due")).to_have_text("01/03/2027")
+    documents = portal.locator("#documents > li")
+    expect(documents).to_have_count(2)
+    expect(portal.get_by_text("Pièce d'identité")).to_have_count(0)
+    payslips = documents.filter(has_text="Bulletins de salaire")
+    expect(payslips.locator(".badge")).to_have_text("À fournir")
+    expect(portal.get_by_role("button", name="J'ai terminé")).to_be_disabled()
+    portal.screenshot(path=str(ARTIFACTS / "portal-360.png"), full_page=True)
+
+    # A wrong type is refused before anything is sent, in one sentence that says what to do.
+    chooser = portal.get_by_label("Choisir le fichier « Bulletins de salaire »")
+    chooser.set_input_files({"name": "photo.png", "mimeType": "image/png", "buffer": b"\x89PNG\r\n"})
+    expect(payslips.locator(".upload-error")).to_have_text(
+        "Ce type de fichier n'est pas accepté : choisissez un fichier PDF."
+    )
+    expect(payslips.locator(".badge")).to_have_text("À fournir")
+
+    # A PDF goes straight to S3 with a progress bar, then the status changes.
+    chooser.set_input_files({"name": "paie-janvier.pdf", "mimeType": "application/pdf", "buffer": PDF})
+    expect(payslips.locator(".badge")).to_have_text("En cours de vérification")
+    expect(payslips.locator(".files")).to_contain_text("paie-janvier.pdf")
+    expect(portal.locator("#status")).to_contain_text("a bien été envoyé")
+
+    # The broker refuses it with a comment: the page says so, and a new file replaces it.
+    dossier_id, paul_id = rental["dossier"]["id"], rental["paul"]["id"]
+    payslip_id = next(d["id"] for d in rental["dossier"]["documents"] if d["label"] == "Bulletins de salaire")
+    status, _ = _call(
+        f"{stack.api_url}/dossiers/{dossier_id}/documents/{payslip_id}/review",
+        "POST",
+        stack.admin_token,
+        {"decision": "reject", "comment": "Il manque le mois de février."},
+    )
+    assert status == 200
+    portal.reload()
+    expect(payslips.locator(".badge")).to_have_text("Refusé")
+    expect(payslips.locator(".review")).to_have_text("Refusé : Il manque le mois de février.")
+    replace_file = portal.get_by_label("Envoyer un autre fichier pour « Bulletins de salaire »")
+    replace_file.set_input_files({"name": "paie-fevrier.pdf", "mimeType": "application/pdf", "buffer": PDF})
+    expect(payslips.locator(".badge")).to_have_text("En cours de vérification")
+    expect(payslips.locator(".files")).to_contain_text("paie-fevrier.pdf")
+
+    # The optional tax notice is not needed to finish.
+    finish = portal.get_by_role("button", name="J'ai terminé")
+    expect(finish).to_be_enabled()
+    finish.focus()
+    portal.keyboard.press("Enter")
+    expect(portal.locator("#finished")).to_be_visible()
+
+    # Garant may invite the next person (only into the other contributor roles).
+    expect(portal.locator("#invite-role option")).to_have_text(["Co-garant"])
+    portal.get_by_label("Nom et prénom").fill("Anne Cogarant")
+    portal.get_by_label("Adresse email").fill("anne@exemple.fr")
+    portal.get_by_role("button", name="Envoyer l'invitation").click()
+    expect(portal.locator("#invite-message")).to_have_text("Invitation envoyée à anne@exemple.fr.")
+
+    portal.set_viewport_size({"width": 1280, "height": 900})
+    portal.screenshot(path=str(ARTIFACTS / "portal-1280.png"), full_page=True)
+    assert (ARTIFACTS / "portal-360.png").stat().st_size > 0
+
+    # The staff re-send the invitation: the link he had is dead at once.
+    status, _ = _call(
+        f"{stack.api_url}/dossiers/{dossier_id}/contributors/{paul_id}/invitation", "POST", stack.admin_token
+    )
+    assert status == 202
+    _call(f"{stack.api_url}/_local/drain", "POST")
+    portal.reload()
+    expect(portal.get_by_role("heading", name="Ce lien n'est plus valide")).to_be_visible()
+    expect(portal.get_by_text("Demandez un nouveau lien à votre gestionnaire.")).to_be_visible()
+    context.close()
+
+
+def test_a_link_without_a_token_or_with_a_forged_one_shows_the_invalid_link_page(
+    stack: LocalStack, browser: Browser
+) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    for url in (f"{stack.api_url}/p", f"{stack.api_url}/p#token=forged"):
+        page.goto(url)
+        expect(page.get_by_role("heading", name="Ce lien n'est plus valide")).to_be_visible()
+    context.close()
+
+
+def test_the_page_is_served_with_its_own_files_and_a_strict_content_security_policy(
+    stack: LocalStack,
+) -> None:
+    with urllib.request.urlopen(f"{stack.api_url}/p", timeout=10) as response:
+        policy = response.headers["Content-Security-Policy"]
+        assert response.headers["Content-Type"].startswith("text/html")
+        html = response.read().decode()
+    assert "script-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert '<script src="p/portal.js"' in html
+    assert "https://" not in html
+    with urllib.request.urlopen(f"{stack.api_url}/p/portal.js", timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/javascript")
+    status, body = _call(f"{stack.api_url}/p/secrets.txt")
+    assert (status, body["error"]["code"]) == (404, "not_found")
