@@ -353,8 +353,16 @@ def _deal_routes(collection: str) -> None:
     def patch(**path: str) -> dict[str, Any]:
         account_id = _account()
         body = parse_body(partners.current_request, patch_type)
+        services = container()
         deal = service.update_deal(
-            account_id, kind, _only(path), _changes(body), body.version, container().partners, _now()
+            account_id,
+            kind,
+            _only(path),
+            _changes(body),
+            body.version,
+            services.partners,
+            _now(),
+            services.scheduled,
         )
         return record_view(deal)
 

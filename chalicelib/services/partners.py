@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from chalicelib.domain.accounts import Account
 from chalicelib.domain.communications import (
@@ -175,9 +175,11 @@ def update_deal(
     version: int,
     partners: PartnerRepository,
     now: datetime,
+    steps: PendingSteps | None = None,
 ) -> Deal:
     """Change a deal at the version it was read (`commissioning` None: not sent); a new apporteur
-    without a block prefills it again."""
+    without a block prefills it again. A contract set `terminated` or `cancelled` loses its pending
+    dunning and document steps (`steps`) at once."""
     deal = get_record(account_id, kind, deal_id, partners)
     assert isinstance(deal, Deal)
     _check_version(version, deal.version)
@@ -198,7 +200,16 @@ def update_deal(
         return deal
     saved = partners.save(changed, now)
     assert isinstance(saved, Deal)
+    if steps is not None and saved.kind is RecordKind.CONTRACT and saved.status in ENDED_STATUSES:
+        steps.cancel_pending(account_id, saved.id)
     return saved
+
+
+ENDED_STATUSES = ("terminated", "cancelled")
+
+
+class PendingSteps(Protocol):
+    def cancel_pending(self, account_id: str, contract_id: str) -> int: ...
 
 
 @dataclass(frozen=True)

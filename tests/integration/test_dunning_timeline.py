@@ -205,3 +205,26 @@ def test_another_accounts_contract_takes_no_installment(book: dict[str, Any], pl
         == 404
     )
     assert other.post(f"/contracts/{book['contract']['id']}/expected-documents", {"label": "X"}).status == 404
+
+
+@pytest.mark.parametrize("ended", ["terminated", "cancelled"])
+def test_ending_a_contract_by_patch_cancels_its_pending_steps_at_once(
+    book: dict[str, Any], aws: Any, ended: str
+) -> None:
+    from datetime import UTC, datetime
+
+    admin, k = book["admin"], book["contract"]
+    _ok(
+        admin.post(
+            f"/contracts/{k['id']}/installments", {"due_date": "2027-03-01", "amount": {"amount": "84.20"}}
+        )
+    )
+    _ok(admin.post(f"/contracts/{k['id']}/expected-documents", {"label": "Attestation d'emploi"}))
+    far = datetime(2030, 1, 1, tzinfo=UTC)
+    assert {contract for _, contract, _, _ in aws.scheduled.due(far, 100)} == {k["id"]}
+    version = admin.get(f"/contracts/{k['id']}").body["version"]
+    _ok(admin.patch(f"/contracts/{k['id']}", {"status": ended, "version": version}), 200)
+    assert aws.scheduled.due(far, 100) == []
+    for day in ("2027-02-14", "2027-03-08", "2027-03-11"):
+        _tick(admin, day)
+    assert _steps() == []

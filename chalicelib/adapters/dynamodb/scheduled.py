@@ -10,7 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamodb.models import (
@@ -146,6 +146,23 @@ class DynamoScheduledRepository:
         except DoesNotExist:
             return None
         return _from(item), int(item.version or 0)
+
+    def cancel_pending(self, account_id: str, contract_id: str) -> int:
+        """Take every pending step of the contract off the `due` index (one Query of its installments and
+        expected documents, one write per pending step); returns how many. A step a tick moves on at the
+        same moment keeps its new version: that tick saw the contract ended and scheduled nothing more."""
+        cancelled = 0
+        for item in ScheduledItem.query(_pk(account_id, contract_id)):
+            if not item.due_pk:
+                continue
+            try:
+                item.update(actions=[ScheduledItem.due_pk.remove(), ScheduledItem.due_sk.remove()])
+            except UpdateError as exc:
+                if exc.cause_response_code != "ConditionalCheckFailedException":
+                    raise
+                continue
+            cancelled += 1
+        return cancelled
 
     def installments_of(self, account_id: str, contract_id: str) -> list[Installment]:
         query = ScheduledItem.query(_pk(account_id, contract_id), ScheduledItem.sk.startswith("INSTALLMENT#"))
