@@ -34,6 +34,7 @@ from chalicelib.domain.partners import (
     Client,
     Commissioning,
     Deal,
+    DealFilters,
     Product,
     RecordKind,
     format_rate,
@@ -390,8 +391,6 @@ def _deal_routes(collection: str) -> None:
 
 
 def _deal_filters(kind: RecordKind) -> Any:
-    from chalicelib.adapters.dynamodb.partners import DealFilters
-
     request = partners.current_request
     rule, status = query_param(request, "communication_rule"), query_param(request, "status")
     issues = []

@@ -147,6 +147,18 @@ class Deal:
         return self.commissioning.communication_rule.value if self.apporteur_id else RULE_NONE
 
 
+@dataclass(frozen=True)
+class DealFilters:
+    """What a list of clients or deals (and a mailing's audience) is filtered by; None: any."""
+
+    communication_rule: str | None = None
+    apporteur_id: str | None = None
+    client_id: str | None = None
+    status: str | None = None
+    product_id: str | None = None
+    """No index: a filter on the query of another filter, or of the entity's records."""
+
+
 def prefilled(client: Client, apporteur: Apporteur) -> Commissioning:
     """The block a deal of `client` gets with `apporteur`, as the seed says: the client's when it prefers
     this apporteur, else the apporteur's own."""

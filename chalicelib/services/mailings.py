@@ -35,7 +35,7 @@ from chalicelib.domain.mailings import (
     PageOutcome,
     without_opted_out,
 )
-from chalicelib.domain.partners import Apporteur, Client, Deal, RecordKind
+from chalicelib.domain.partners import RULE_NONE, Apporteur, Client, Deal, DealFilters, RecordKind
 from chalicelib.domain.plans import Feature
 from chalicelib.domain.recipients import Resolution, resolve_recipients
 from chalicelib.domain.templates import RenderedEmail, render, validate_template
@@ -193,20 +193,21 @@ def preview_mailing(
     mailing = get_mailing(account_id, mailing_id, mailings)
     account = _account(accounts, account_id)
     kind = mailing.audience.entity.record_kind
+    record: PartnerRecord
     if entity_id is None:
-        records = _page_records(mailing.audience, partners, account_id, 0, None).records
-        if not records:
+        first = _page_records(mailing.audience, partners, account_id, 0, None).records[:1]
+        if not first:
             raise InvalidInput(
-                "The audience is empty today: there is nobody to preview.",
-                [FieldIssue("entity_id", "the audience has no entity")],
+                "The audience's first page is empty: name the entity to preview.",
+                [FieldIssue("entity_id", "the audience has no entity to preview")],
             )
-        entity_id = records[0].id
+        record = first[0]
     else:
         named = partners.records(account_id, [(kind, entity_id)])
         if entity_id not in named or _kind_of(named[entity_id]) is not kind:
             raise NotFound(f"No such {kind.value}.")
-        records = [named[entity_id]]
-    addressed = _address(account, [r for r in records if r.id == entity_id][:1], partners, now)
+        record = named[entity_id]
+    addressed = _address(account, [record], partners, now)
     if not addressed:
         raise NotFound(f"No such {kind.value}.")
     entity = addressed[0]
@@ -292,8 +293,6 @@ def _page_records(
     audience: Audience, partners: AudienceSource, account_id: str, page: int, cursor: Cursor | None
 ) -> AudiencePage:
     """One page of the audience: a slice of its `ids` (those passing the other filters), or a Query."""
-    from chalicelib.adapters.dynamodb.partners import DealFilters
-
     kind = audience.entity.record_kind
     if audience.ids is not None:
         unique = list(dict.fromkeys(audience.ids))
@@ -321,9 +320,8 @@ def _kind_of(record: PartnerRecord) -> RecordKind | None:
 
 def _passes(audience: Audience, record: PartnerRecord) -> bool:
     if isinstance(record, Client):
-        rule_filter = (
-            record.commissioning.communication_rule.value if record.preferred_apporteur_id else "none"
-        )
+        rule = record.commissioning.communication_rule.value
+        rule_filter = rule if record.preferred_apporteur_id else RULE_NONE
         return audience.matches(rule_filter, record.preferred_apporteur_id, None, None)
     if isinstance(record, Deal):
         return audience.matches(record.rule_filter, record.apporteur_id, record.product_id, record.status)

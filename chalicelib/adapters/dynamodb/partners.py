@@ -10,7 +10,7 @@ apporteur and product) are one TransactGetItems.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -29,6 +29,7 @@ from chalicelib.domain.partners import (
     Client,
     Commissioning,
     Deal,
+    DealFilters,
     PrefilledFrom,
     Product,
     RecordKind,
@@ -39,16 +40,6 @@ from chalicelib.services.ports import RecordT
 
 Record = Apporteur | Client | Product | Deal
 Cursor = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class DealFilters:
-    communication_rule: str | None = None
-    apporteur_id: str | None = None
-    client_id: str | None = None
-    status: str | None = None
-    product_id: str | None = None
-    """No index: a filter on the query of another filter, or of the entity's records."""
 
 
 def _pk(account_id: str) -> str:
