@@ -228,3 +228,32 @@ def test_ending_a_contract_by_patch_cancels_its_pending_steps_at_once(
     for day in ("2027-02-14", "2027-03-08", "2027-03-11"):
         _tick(admin, day)
     assert _steps() == []
+
+
+TIMELINE = [
+    ("2027-02-14", "unpaid_call", "active"),
+    ("2027-03-08", "unpaid_reminder", "active"),
+    ("2027-03-11", "formal_notice", "active"),
+    ("2027-04-10", "suspension_notice", "suspended"),
+    ("2027-04-20", "termination_notice", "terminated"),
+]
+
+
+@pytest.mark.parametrize("paid_after", range(len(TIMELINE)))
+def test_a_payment_at_each_stage_stops_what_follows(book: dict[str, Any], paid_after: int) -> None:
+    admin, k = book["admin"], book["contract"]
+    body = {"due_date": "2027-03-01", "amount": {"amount": "84.20"}}
+    installment = _ok(admin.post(f"/contracts/{k['id']}/installments", body))
+    for day, _, _ in TIMELINE[: paid_after + 1]:
+        _tick(admin, day)
+    day, _, status = TIMELINE[paid_after]
+    assert admin.get(f"/contracts/{k['id']}").body["status"] == status
+    paid = _ok(
+        admin.post(f"/contracts/{k['id']}/installments/{installment['id']}/payments", {"paid_at": day}), 200
+    )
+    # A suspended contract is active again; a terminated one stays terminated.
+    assert paid["contract"]["status"] == {"suspended": "active"}.get(status, status)
+    for later, _, _ in TIMELINE[paid_after + 1 :]:
+        _tick(admin, later)
+    _tick(admin, "2027-06-01")
+    assert [kind for kind, _, _ in _steps()] == [kind for _, kind, _ in TIMELINE[: paid_after + 1]]
