@@ -96,7 +96,11 @@ def deliver(
     if communication is None:
         return None
     log_keys = {"communication_id": communication.id, "kind": communication.kind.value}
-    to, cc = _reachable(communication, suppressions)
+    if communication.mailing_id:
+        # The fan-out left the suppressed addresses out a moment ago, page by page: no lookup per email.
+        to, cc = communication.deliverable_to, communication.deliverable_cc
+    else:
+        to, cc = _reachable(communication, suppressions)
     if not to:
         everyone_suppressed = bool(communication.deliverable_to or communication.deliverable_cc)
         reason = (
