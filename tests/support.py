@@ -119,3 +119,35 @@ def serve_jwks(public_key: Any, kid: str = "key-1") -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def local_stack() -> Iterator[Any]:
+    """`make run` in miniature: the whole stack in this process on free ports, the tick left to the test;
+    the environment and the container are restored afterwards."""
+    import os
+
+    from chalicelib import wiring
+    from chalicelib.local.stack import start
+
+    saved = dict(os.environ)
+    running = start(port=0, moto_port=0, tick_seconds=3600, pump_seconds=0.2)
+    try:
+        yield running
+    finally:
+        running.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+        wiring.reset()
+
+
+def open_account(platform: Api, name: str = "Cabinet Martin", plan: str = "premium") -> tuple[Api, str]:
+    """A new account with the partner rules switched on; its manager's Api and its id."""
+    from chalicelib.local.pumps import drain
+
+    body = {"name": name, "plan": plan, "sender_email": "contact@martin.fr"}
+    account_id = platform.post("/admin/accounts", body).body["id"]
+    admin = platform.as_(token("admin", account_id))
+    assert admin.patch("/account/settings", {"partner_communications_enabled": True}).status == 200
+    drain()
+    return platform.as_(token("manager", account_id)), account_id

@@ -6,7 +6,6 @@ clear page once his link is revoked. Screenshots at 360 and 1280 px go to tests/
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import urllib.error
 import urllib.request
@@ -17,7 +16,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from chalicelib.local.stack import LocalStack, start
+from chalicelib.local.stack import LocalStack
+from tests.support import local_stack
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -39,17 +39,8 @@ def _call(url: str, method: str = "GET", token: str | None = None, body: Any = N
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    from chalicelib import wiring
-
-    saved = dict(os.environ)
-    running = start(port=0, moto_port=0, tick_seconds=3600, pump_seconds=0.2)
-    try:
+    with local_stack() as running:
         yield running
-    finally:
-        running.stop()
-        os.environ.clear()
-        os.environ.update(saved)
-        wiring.reset()
 
 
 @pytest.fixture(scope="module")

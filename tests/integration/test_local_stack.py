@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.error
 import urllib.request
@@ -12,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.local.stack import LocalStack, start
+from chalicelib.local.stack import LocalStack
+from tests.support import local_stack
 
 
 def _call(url: str, method: str = "GET", token: str | None = None, body: Any = None) -> tuple[int, Any]:
@@ -30,17 +30,8 @@ def _call(url: str, method: str = "GET", token: str | None = None, body: Any = N
 
 @pytest.fixture
 def stack() -> Iterator[LocalStack]:
-    from chalicelib import wiring
-
-    saved = dict(os.environ)
-    running = start(port=0, moto_port=0, tick_seconds=3600, pump_seconds=0.2)
-    try:
+    with local_stack() as running:
         yield running
-    finally:
-        running.stop()
-        os.environ.clear()
-        os.environ.update(saved)
-        wiring.reset()
 
 
 def _wait_for_outbox(stack: LocalStack, recipient: str, timeout: float = 15.0) -> dict[str, Any]:
@@ -85,18 +76,10 @@ def test_the_local_tick_and_drain_routes_answer_what_they_did(stack: LocalStack)
 
 
 def test_stopping_the_stack_closes_its_ports() -> None:
-    from chalicelib import wiring
-
-    saved = dict(os.environ)
-    running = start(port=0, moto_port=0, tick_seconds=3600, pump_seconds=0.2)
-    try:
+    with local_stack() as running:
         assert _call(f"{running.api_url}/account", token=running.admin_token)[0] == 200
-    finally:
         began = time.monotonic()
-        running.stop()
-        os.environ.clear()
-        os.environ.update(saved)
-        wiring.reset()
+    # Leaving the block stopped the stack and restored the environment.
     assert time.monotonic() - began < 5
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"{running.api_url}/account", timeout=2)

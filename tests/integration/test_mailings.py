@@ -15,16 +15,7 @@ from chalicelib.domain.mailings import PAGE_SIZE
 from chalicelib.local.outbox import sent_messages
 from chalicelib.local.pumps import drain
 from chalicelib.local.stack import REGION
-from tests.support import Api, token
-
-
-def _open(platform: Api, name: str = "Cabinet Martin") -> tuple[Api, str]:
-    body = {"name": name, "plan": "premium", "sender_email": "contact@martin.fr"}
-    account_id = platform.post("/admin/accounts", body).body["id"]
-    admin = platform.as_(token("admin", account_id))
-    assert admin.patch("/account/settings", {"partner_communications_enabled": True}).status == 200
-    drain()
-    return platform.as_(token("manager", account_id)), account_id
+from tests.support import Api, open_account
 
 
 def _create(api: Api, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +44,7 @@ def _emails() -> list[dict[str, Any]]:
 def book(platform: Api) -> dict[str, Any]:
     """Apporteur B (b@); clients Jean (jean@) and Paul (no email); contracts HAB-1 (Jean, with B on
     client_and_apporteur), AUTO-2 (Jean, no apporteur), VIE-3 (Paul, no apporteur, suspended)."""
-    staff, account_id = _open(platform)
+    staff, account_id = open_account(platform)
     b = _create(staff, "/apporteurs", {"name": "Cabinet Bernard", "email": "b@bernard.fr"})
     jean = _create(staff, "/clients", {"name": "Jean Dupont", "email": "jean@dupont.fr"})
     paul = _create(staff, "/clients", {"name": "Paul Sansmail"})
@@ -202,7 +193,7 @@ def test_filters_select_the_audience_like_the_lists(book: dict[str, Any]) -> Non
 
 
 def test_a_mailing_is_sent_once_and_its_fan_out_spans_pages(platform: Api) -> None:
-    staff, _ = _open(platform)
+    staff, _ = open_account(platform)
     count = PAGE_SIZE + 3
     for n in range(count):
         _create(staff, "/clients", {"name": f"Client {n}", "email": f"c{n}@exemple.fr"})
@@ -288,7 +279,7 @@ def test_bad_mailings_are_refused_with_the_field_named(book: dict[str, Any]) -> 
 def test_another_accounts_mailing_does_not_exist(book: dict[str, Any]) -> None:
     staff = book["staff"]
     mailing_id = _mailing(staff, {"entity": "contracts"})
-    other, _ = _open(book["platform"], "Cabinet Autre")
+    other, _ = open_account(book["platform"], "Cabinet Autre")
     for answer in (
         other.get(f"/mailings/{mailing_id}"),
         other.post(f"/mailings/{mailing_id}/send"),

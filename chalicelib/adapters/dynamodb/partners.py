@@ -220,15 +220,7 @@ class DynamoPartnerRepository:
     def list_records(
         self, account_id: str, kind: RecordKind, limit: int, cursor: Cursor | None
     ) -> tuple[list[Record], Cursor | None]:
-        _check_cursor(cursor, "PK", _pk(account_id))
-        query = PartnerItem.query(
-            _pk(account_id),
-            PartnerItem.sk.startswith(f"{kind.value.upper()}#"),
-            limit=limit,
-            last_evaluated_key=cursor,
-        )
-        records = [_from_item(item) for item in query]
-        return records, query.last_evaluated_key
+        return self.filter_records(account_id, kind, DealFilters(), limit, cursor)
 
     def filter_deals(
         self, account_id: str, kind: RecordKind, filters: DealFilters, limit: int, cursor: Cursor | None
