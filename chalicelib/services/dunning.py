@@ -205,17 +205,24 @@ def receive_expected_document(
 
 def run_due_steps(ctx: DunningContext, limit: int = 500) -> int:
     """Send every installment and expected-document step whose moment has come (the tick); returns how
-    many emails were queued. A step another tick sent first is skipped (StaleVersion)."""
-    queued = 0
+    many emails were queued. A step another tick sent first is skipped (StaleVersion). Each step's email
+    is written with the step; their messages then go to SQS in batches of ten (one the tick could not
+    send is queued again by a later tick, at the email's retry time)."""
+    deliveries: list[DeliveryRequest] = []
     for account_id, contract_id, kind, thing_id in ctx.scheduled.due(ctx.now, limit):
         try:
-            queued += _run_step(account_id, contract_id, kind, thing_id, ctx)
+            delivery = _run_step(account_id, contract_id, kind, thing_id, ctx)
         except (StaleVersion, NotFound):
             continue
-    return queued
+        if delivery is not None:
+            deliveries.append(delivery)
+    ctx.queue.send_many(d.to_message() for d in deliveries)
+    return len(deliveries)
 
 
-def _run_step(account_id: str, contract_id: str, kind: str, thing_id: str, ctx: DunningContext) -> int:
+def _run_step(
+    account_id: str, contract_id: str, kind: str, thing_id: str, ctx: DunningContext
+) -> DeliveryRequest | None:
     thing, version = _scheduled(account_id, contract_id, kind, thing_id, ctx)
     account, found = ctx.partners.get_many(
         account_id, [(RecordKind.CONTRACT, contract_id)], with_account=True
@@ -223,14 +230,14 @@ def _run_step(account_id: str, contract_id: str, kind: str, thing_id: str, ctx: 
     contract = found.get((RecordKind.CONTRACT, contract_id))
     if account is None or not isinstance(contract, Deal) or contract.status not in _DUNNED:
         ctx.scheduled.commit(account_id, thing, version, None)
-        return 0
+        return None
     policy = get_policy(account_id, ctx.policies, ctx.accounts)
     today = ctx.now.date()
     if isinstance(thing, Installment):
         step = unpaid_step_to_send(policy.unpaid, thing.due_date, thing.last_sent, today)
         if thing.status is not InstallmentStatus.DUE or step is None:
             ctx.scheduled.commit(account_id, thing, version, _at(thing.next_step(policy.unpaid)))
-            return 0
+            return None
         moved: Scheduled = thing.step_sent(step.step, today)
         assert isinstance(moved, Installment)
         others = [i for i in ctx.scheduled.installments_of(account_id, contract_id) if i.id != thing.id]
@@ -247,7 +254,7 @@ def _run_step(account_id: str, contract_id: str, kind: str, thing_id: str, ctx: 
                 version,
                 _at(next_step) if thing.status is ExpectedStatus.EXPECTED else None,
             )
-            return 0
+            return None
         moved = thing.step_sent(step.step, today)
         changed = contract
         next_at = _at(next_documents_step(policy.documents, thing.created_on, moved.last_sent))
@@ -260,10 +267,7 @@ def _run_step(account_id: str, contract_id: str, kind: str, thing_id: str, ctx: 
         contract=changed if changed != contract else None,
         communication=(email, ctx.now + RETRY_AFTER),
     )
-    if email.status is CommunicationStatus.QUEUED:
-        ctx.queue.send(DeliveryRequest(account_id, email.id).to_message())
-        return 1
-    return 0
+    return DeliveryRequest(account_id, email.id) if email.status is CommunicationStatus.QUEUED else None
 
 
 def _step_email(
