@@ -293,3 +293,42 @@ def test_another_accounts_mailing_does_not_exist(book: dict[str, Any]) -> None:
     drain()
     assert other.get(f"/mailings/{theirs}").body["failed"] == 1
     assert _emails() == []
+
+
+def test_a_throttled_mailing_email_is_retried_never_dropped_and_counted_once(
+    book: dict[str, Any], aws: Any
+) -> None:
+    from datetime import timedelta
+
+    from botocore.exceptions import ClientError
+
+    from chalicelib.adapters.ses import SesMailer
+    from chalicelib.handlers import dunning_tick
+    from chalicelib.services.communications import RETRY_AFTER
+
+    real = aws.client("sesv2")
+    throttled: list[str] = []
+
+    class ThrottledOnce:
+        def send_email(self, **request: Any) -> Any:
+            if not throttled:
+                throttled.append(request["Destination"]["ToAddresses"][0])
+                raise ClientError({"Error": {"Code": "TooManyRequestsException"}}, "SendEmail")
+            return real.send_email(**request)
+
+    aws.__dict__["mailer"] = SesMailer(ThrottledOnce(), aws.settings.from_address)
+    staff = book["staff"]
+    mailing_id = _mailing(staff, {"entity": "contracts", "filters": {"ids": [book["AUTO"]["id"]]}})
+    assert staff.post(f"/mailings/{mailing_id}/send").status == 202
+    drain()
+    # SES said "slow down": nothing went out, the claim was given back, the mailing is still sending.
+    assert throttled == ["Jean Dupont <jean@dupont.fr>"]
+    assert _emails() == []
+    waiting = staff.get(f"/mailings/{mailing_id}").body
+    assert (waiting["status"], waiting["total"], waiting["sent"]) == ("sending", 1, 0)
+    # Its message comes back (here: the tick re-queues it at its retry time) and the email goes out once.
+    assert dunning_tick.run(aws.now() + RETRY_AFTER + timedelta(seconds=1)) == 1
+    drain()
+    done = staff.get(f"/mailings/{mailing_id}").body
+    assert (done["status"], done["total"], done["sent"], done["failed"]) == ("sent", 1, 1, 0)
+    assert [e["to"] for e in _emails()] == [["jean@dupont.fr"]]
