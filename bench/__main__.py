@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench import aws_calls, cold_import, collection, partners
+from bench import aws_calls, cold_import, collection, dunning, partners
 from bench.figures import RESULTS, Figure, table, write_results
 
 BENCHES: tuple[Callable[[], list[Figure]], ...] = (
     aws_calls.run,
     collection.run,
     partners.run,
+    dunning.run,
     cold_import.run,
 )
 

@@ -1,16 +1,41 @@
 """Automations: how fast an email is addressed and rendered (recipient resolution plus rendering of an
-unpaid reminder, on one core, in this process, no AWS). The tick's read-calls ratio at 20,000 against
-1,000 contracts is still to be measured: seeding 20,000 contracts into moto in-process took over 15 minutes.
+unpaid reminder, on one core, in this process, no AWS); the DynamoDB reads of one tick at 20,000
+contracts against 1,000, both with 200 steps due (the portfolio is written straight to the table, as the
+app writes it: seeding is not measured); and what a mailing to 5,000 contracts costs per recipient, from
+the send request to the last email settled (the fan-out pages, the worker, and SES's Send events).
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
+from botocore.handlers import BUILTIN_HANDLERS
+from moto import mock_aws
+from moto.core.models import DEFAULT_ACCOUNT_ID
+
+from bench.aws_calls import _HOOK, COUNTER, Call, _expect, _open_account, _quiet
+from bench.environment import fast_moto_queues, fast_moto_transactions, local_stage
 from bench.figures import Figure
+from chalicelib import wiring
+from chalicelib.local.provision import provision
+from chalicelib.local.stack import REGION
+from tests.support import Api, RelaisTestClient, token
+
+READS = {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"}
+DUE = 200
+MAILING_SIZE = 5_000
+TICK = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
 
 
 def run() -> list[Figure]:
+    if _HOOK not in BUILTIN_HANDLERS:
+        BUILTIN_HANDLERS.append(_HOOK)
+    small, large = _tick_reads(1_000), _tick_reads(20_000)
+    ses, dynamodb = _mailing_calls()
+    print(f"Automations: a tick read DynamoDB {small} times at 1,000 contracts, {large} at 20,000")
     return [
         Figure(
             name="render_resolve_per_second",
@@ -18,8 +43,130 @@ def run() -> list[Figure]:
             target=2000,
             better="higher",
             unit="emails/s",
-        )
+        ),
+        Figure(
+            name="tick_read_calls_ratio_20k_vs_1k",
+            value=round(large / small, 3),
+            target=1.0,
+            better="lower",
+            unit="ratio",
+        ),
+        Figure(name="tick_read_calls_1k", value=small, target=None, better="lower", unit="calls"),
+        Figure(name="tick_read_calls_20k", value=large, target=None, better="lower", unit="calls"),
+        Figure(
+            name="mailing_ses_calls_per_recipient",
+            value=round(ses / MAILING_SIZE, 3),
+            target=1.0,
+            better="lower",
+            unit="calls",
+        ),
+        Figure(
+            name="mailing_dynamodb_calls_per_recipient",
+            value=round(dynamodb / MAILING_SIZE, 3),
+            target=3,
+            better="lower",
+            unit="calls",
+        ),
     ]
+
+
+def _count(calls: Counter[Call], service: str, operations: set[str] | None = None) -> int:
+    return sum(
+        n
+        for (s, operation), n in calls.items()
+        if s == service and (operations is None or operation in operations)
+    )
+
+
+def _fresh_account() -> tuple[Api, str, str]:
+    wiring.reset()
+    provision(wiring.container().client, account_id=DEFAULT_ACCOUNT_ID, region=REGION)
+    platform = Api(RelaisTestClient(), token("platform_admin"))
+    account_id = _open_account(platform, "premium")
+    admin = platform.as_(token("admin", account_id))
+    client_id = _expect(admin.post("/clients", {"name": "Jean Dupont", "email": "jean@dupont.fr"}), 201)["id"]
+    return admin, account_id, client_id
+
+
+def _seed_contracts(account_id: str, client_id: str, count: int, with_installments: bool) -> list[str]:
+    """`count` contracts (and one installment each, the first DUE of them due at TICK), written in
+    batches of 25 as the repositories would write them."""
+    from chalicelib.adapters.dynamodb.models import PartnerItem, ScheduledItem
+    from chalicelib.adapters.dynamodb.partners import _to_item
+    from chalicelib.adapters.dynamodb.scheduled import _item
+    from chalicelib.domain.dunning import start_of_day
+    from chalicelib.domain.ids import new_ulid
+    from chalicelib.domain.installments import Installment, Money
+    from chalicelib.domain.partners import Commissioning, Deal, RecordKind
+
+    ids = [new_ulid() for _ in range(count)]
+    with PartnerItem.batch_write() as contracts, ScheduledItem.batch_write() as installments:
+        for n, contract_id in enumerate(ids):
+            deal = Deal(
+                contract_id,
+                account_id,
+                RecordKind.CONTRACT,
+                client_id,
+                f"K{n}",
+                None,
+                None,
+                Commissioning(),
+                "active",
+                TICK,
+                version=0,
+            )
+            item = _to_item(deal)
+            item.version = 1
+            contracts.save(item)
+            if not with_installments:
+                continue
+            # The call goes 15 days before the due date: due now for the first DUE, in months for the rest.
+            due_date = TICK.date() + timedelta(days=15 if n < DUE else 200)
+            installment = Installment(new_ulid(), contract_id, due_date, Money(Decimal("84.20")))
+            installments.save(_item(account_id, installment, 1, start_of_day(due_date - timedelta(days=15))))
+    return ids
+
+
+def _tick_reads(portfolio: int) -> int:
+    from chalicelib.handlers import dunning_tick
+
+    with local_stage(), _quiet(), mock_aws(), fast_moto_transactions():
+        _, account_id, client_id = _fresh_account()
+        _seed_contracts(account_id, client_id, portfolio, with_installments=True)
+        COUNTER.take()
+        queued = dunning_tick.run(TICK)
+        reads = _count(COUNTER.take(), "dynamodb", READS)
+        wiring.reset()
+    if queued != DUE + 1:
+        raise RuntimeError(
+            f"the tick queued {queued} messages, not the {DUE} steps due and the welcome email"
+        )
+    return reads
+
+
+def _mailing_calls() -> tuple[int, int]:
+    from chalicelib.local.pumps import drain
+
+    with local_stage(), _quiet(), mock_aws(), fast_moto_transactions(), fast_moto_queues():
+        admin, account_id, client_id = _fresh_account()
+        _seed_contracts(account_id, client_id, MAILING_SIZE, with_installments=False)
+        body = {
+            "name": "Offre",
+            "subject": "Du nouveau pour {{ contract.reference }}",
+            "body": "Bonjour {{ recipient.name }},\n\nNotre offre est là.",
+            "audience": {"entity": "contracts"},
+        }
+        mailing = _expect(admin.post("/mailings", body), 201)
+        drain()
+        COUNTER.take()
+        _expect(admin.post(f"/mailings/{mailing['id']}/send"), 202)
+        drain()
+        calls = COUNTER.take()
+        done = _expect(admin.get(f"/mailings/{mailing['id']}"), 200)
+        wiring.reset()
+    if (done["status"], done["sent"]) != ("sent", MAILING_SIZE):
+        raise RuntimeError(f"the mailing did not go out: {done}")
+    return _count(calls, "sesv2"), _count(calls, "dynamodb")
 
 
 def _render_resolve_rate() -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from chalicelib.local.stack import local_environment
 
@@ -37,3 +38,97 @@ def local_stage() -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+class _NoCopy:
+    """Stands in for the `copy` module inside moto's TransactWriteItems, whose rollback copies the whole
+    table once per item of every transaction: seconds per transaction at 20,000 items."""
+
+    @staticmethod
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        return value
+
+
+def _touched(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[Any, Any, Any]]:
+    """(table, hash, range) of every item a transaction names."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    touched = []
+    for entry in transact_items:
+        _, operation = next(iter(entry.items()))
+        table = backend.tables.get(operation.get("TableName"))
+        if table is None:
+            continue
+        key = operation.get("Key") or operation.get("Item") or {}
+        hash_value = DynamoType(key[table.hash_key_attr]) if table.hash_key_attr in key else None
+        range_attr = table.range_key_attr
+        range_value = DynamoType(key[range_attr]) if range_attr and range_attr in key else None
+        touched.append((table, hash_value, range_value))
+    return touched
+
+
+@contextmanager
+def fast_moto_transactions() -> Iterator[None]:
+    """moto's TransactWriteItems rolling back only the items a transaction names, instead of copying
+    the whole table once per item. It changes the emulator's speed, not the calls the app makes, nor
+    what a failed transaction leaves (nothing): the figures count calls, never time."""
+    import copy
+
+    from moto.dynamodb import models
+    from moto.dynamodb.models import DynamoDBBackend
+
+    original = DynamoDBBackend.transact_write_items
+
+    def rolling_back_what_it_touched(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+        before = []
+        for table, hash_value, range_value in _touched(self, transact_items):
+            item = table.items.get(hash_value, {}).get(range_value)
+            before.append((table, hash_value, range_value, copy.deepcopy(item)))
+        saved = getattr(models, "copy")  # noqa: B009 (moto's module-level `import copy`)
+        setattr(models, "copy", _NoCopy)  # noqa: B010
+        try:
+            original(self, transact_items)
+        except Exception:
+            for table, hash_value, range_value, item in before:
+                if range_value is None:
+                    table.items.pop(hash_value, None) if item is None else table.items.update(
+                        {hash_value: item}
+                    )
+                elif item is None:
+                    table.items[hash_value].pop(range_value, None)
+                else:
+                    table.items[hash_value][range_value] = item
+            raise
+        finally:
+            setattr(models, "copy", saved)  # noqa: B010
+
+    DynamoDBBackend.transact_write_items = rolling_back_what_it_touched  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        DynamoDBBackend.transact_write_items = original  # type: ignore[method-assign]
+
+
+@contextmanager
+def fast_moto_queues() -> Iterator[None]:
+    """moto's SQS without its message counts, which it recomputes over the whole queue for every message
+    sent and received (quadratic at thousands of messages); nothing in Relais reads those counts, and
+    messages never outlive their retention within a bench. Speed of the emulator only, as above."""
+    from moto.sqs.models import Queue, SQSBackend
+
+    patched = {
+        "approximate_number_of_messages_delayed": property(lambda self: 0),
+        "approximate_number_of_messages_not_visible": property(lambda self: 0),
+        "approximate_number_of_messages": property(lambda self: 0),
+    }
+    saved = {name: Queue.__dict__[name] for name in patched}
+    retention = SQSBackend.is_message_valid_based_on_retention_period
+    for name, value in patched.items():
+        setattr(Queue, name, value)
+    SQSBackend.is_message_valid_based_on_retention_period = lambda self, queue, message: True  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(Queue, name, value)
+        SQSBackend.is_message_valid_based_on_retention_period = retention  # type: ignore[method-assign]

@@ -77,6 +77,9 @@ class FakeCommunicationRepository:
         self.communications[key], self.claimed_at[key] = claimed, now
         return claimed
 
+    def statuses(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], CommunicationStatus]:
+        return {key: self.communications[key].status for key in keys if key in self.communications}
+
     def release(self, account_id: str, communication_id: str) -> None:
         key = (account_id, communication_id)
         current = self.communications[key]

@@ -11,14 +11,33 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from chalicelib.domain.communications import CommunicationStatus
 from chalicelib.domain.deliverability import parse_acceptance, parse_feedback
 from chalicelib.observability import logger
 from chalicelib.services.deliverability import record_acceptance, record_feedback
 from chalicelib.wiring import container
 
 
+def _still_sending(records: list[dict[str, Any]], communications: Any) -> set[tuple[str, str]]:
+    """Of the batch's Send events, the emails still `sending` (their worker died after SES accepted
+    them), in one read for the whole batch: usually none, and then the events cost no write at all."""
+    keys = []
+    for record in records:
+        try:
+            acceptance = parse_acceptance(json.loads(record.get("body") or ""))
+        except (ValueError, TypeError):
+            continue
+        if acceptance is not None:
+            keys.append((acceptance.account_id, acceptance.communication_id))
+    if not keys:
+        return set()
+    statuses = communications.statuses(keys)
+    return {key for key, status in statuses.items() if status is CommunicationStatus.SENDING}
+
+
 def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     services = container()
+    sending = _still_sending(event.get("Records") or [], services.communications)
 
     def record_handler(record: SQSRecord) -> None:
         try:
@@ -33,7 +52,7 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
             record_feedback(feedback, services.communications, services.suppressions, services.now())
             return
         acceptance = parse_acceptance(body)
-        if acceptance is not None:
+        if acceptance is not None and (acceptance.account_id, acceptance.communication_id) in sending:
             record_acceptance(acceptance, services.communications, services.now())
 
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

@@ -84,6 +84,10 @@ class CommunicationRepository(Protocol):
         (False when it had moved on), and then a mailing's counts move with it."""
         ...
 
+    def statuses(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], CommunicationStatus]:
+        """The status of each (account, communication) in one read per hundred; unknown ones left out."""
+        ...
+
     def release(self, account_id: str, communication_id: str) -> None:
         """Give a claim back unsent (`sending` → `queued`), so that the next try need not wait."""
         ...

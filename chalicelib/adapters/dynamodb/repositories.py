@@ -358,6 +358,15 @@ class DynamoCommunicationRepository:
         counted = communication.mailing_id if expected is not None else None
         return _write_outcome(item, actions, condition, communication.status, counted, expected is not None)
 
+    def statuses(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], CommunicationStatus]:
+        """The status of each (account, communication), by BatchGetItem (100 keys a call); unknown ones
+        are left out."""
+        wanted = sorted({communication_key(account_id, comm_id) for account_id, comm_id in keys})
+        found = {}
+        for item in CommunicationItem.batch_get(wanted, attributes_to_get=["PK", "SK", "status"]):
+            found[(item.pk.split("#")[1], item.sk.removeprefix("COMM#"))] = CommunicationStatus(item.status)
+        return found
+
     def release(self, account_id: str, communication_id: str) -> None:
         """Give a claim back (SES throttled us before accepting anything): the next try may send at once."""
         item = CommunicationItem(*communication_key(account_id, communication_id))
