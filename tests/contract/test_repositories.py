@@ -152,3 +152,46 @@ def test_a_suppressed_address_is_found_for_its_account_only_and_suppressing_twic
     assert suppressions.suppressed("01ACCOUNT", ["jean@dupont.fr", "lea@martin.fr"]) == {"jean@dupont.fr"}
     assert suppressions.suppressed("01OTHER", ["jean@dupont.fr"]) == set()
     assert suppressions.suppressed("01ACCOUNT", []) == set()
+
+
+def test_a_claim_is_taken_once_held_for_its_lease_then_taken_over(store: tuple[Any, Any]) -> None:
+    from chalicelib.services.ports import DeliveryInFlight
+
+    _, communications = store
+    communications.add(_communication(), retry_at=NOW)
+    lease = timedelta(minutes=15)
+    claimed = communications.claim("01ACCOUNT", "cm_1", NOW, lease)
+    assert claimed is not None
+    assert claimed.status is CommunicationStatus.SENDING
+    assert claimed.to == _communication().to
+    with pytest.raises(DeliveryInFlight):
+        communications.claim("01ACCOUNT", "cm_1", NOW + timedelta(minutes=1), lease)
+    assert communications.claim("01ACCOUNT", "cm_1", NOW + lease + timedelta(seconds=1), lease) is not None
+    assert communications.claim("01ACCOUNT", "unknown", NOW, lease) is None
+
+
+def test_a_released_claim_can_be_taken_again_at_once(store: tuple[Any, Any]) -> None:
+    _, communications = store
+    communications.add(_communication(), retry_at=NOW)
+    lease = timedelta(minutes=15)
+    assert communications.claim("01ACCOUNT", "cm_1", NOW, lease) is not None
+    communications.release("01ACCOUNT", "cm_1")
+    assert communications.get("01ACCOUNT", "cm_1").status is CommunicationStatus.QUEUED
+    assert communications.claim("01ACCOUNT", "cm_1", NOW, lease) is not None
+
+
+def test_only_one_outcome_wins_a_sending_communication(store: tuple[Any, Any]) -> None:
+    _, communications = store
+    communications.add(_communication(), retry_at=NOW)
+    claimed = communications.claim("01ACCOUNT", "cm_1", NOW, timedelta(minutes=15))
+    assert communications.statuses([("01ACCOUNT", "cm_1"), ("01ACCOUNT", "nope")]) == {
+        ("01ACCOUNT", "cm_1"): CommunicationStatus.SENDING
+    }
+    assert communications.accept("01ACCOUNT", "cm_1", None, "ses-1", "Bienvenue", NOW) is True
+    late = claimed.sent("Bienvenue", "ses-1", NOW)
+    assert communications.settle(late, expected=CommunicationStatus.SENDING) is False
+    assert communications.accept("01ACCOUNT", "cm_1", None, "ses-1", "Bienvenue", NOW) is False
+    read = communications.get("01ACCOUNT", "cm_1")
+    assert (read.status, read.provider_message_id) == (CommunicationStatus.SENT, "ses-1")
+    # A claim on a settled communication finds nothing to do.
+    assert communications.claim("01ACCOUNT", "cm_1", NOW + timedelta(days=1), timedelta(minutes=15)) is None
