@@ -19,6 +19,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from bench.aws_calls import _HOOK, COUNTER, Call, _expect, _open_account, _quiet
 from bench.environment import fast_moto_queues, fast_moto_transactions, local_stage
 from bench.figures import Figure
+from bench.seeding import contract_item
 from chalicelib import wiring
 from chalicelib.local.provision import provision
 from chalicelib.local.stack import REGION
@@ -92,31 +93,16 @@ def _seed_contracts(account_id: str, client_id: str, count: int, with_installmen
     """`count` contracts (and one installment each, the first DUE of them due at TICK), written in
     batches of 25 as the repositories would write them."""
     from chalicelib.adapters.dynamodb.models import PartnerItem, ScheduledItem
-    from chalicelib.adapters.dynamodb.partners import _to_item
     from chalicelib.adapters.dynamodb.scheduled import _item
     from chalicelib.domain.dunning import start_of_day
     from chalicelib.domain.ids import new_ulid
     from chalicelib.domain.installments import Installment, Money
-    from chalicelib.domain.partners import Commissioning, Deal, RecordKind
 
-    ids = [new_ulid() for _ in range(count)]
+    ids = []
     with PartnerItem.batch_write() as contracts, ScheduledItem.batch_write() as installments:
-        for n, contract_id in enumerate(ids):
-            deal = Deal(
-                contract_id,
-                account_id,
-                RecordKind.CONTRACT,
-                client_id,
-                f"K{n}",
-                None,
-                None,
-                Commissioning(),
-                "active",
-                TICK,
-                version=0,
-            )
-            item = _to_item(deal)
-            item.version = 1
+        for n in range(count):
+            contract_id, item = contract_item(account_id, client_id, f"K{n}", None, TICK)
+            ids.append(contract_id)
             contracts.save(item)
             if not with_installments:
                 continue

@@ -19,6 +19,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from bench.aws_calls import _HOOK, COUNTER, Call, _expect, _open_account, _quiet
 from bench.environment import local_stage
 from bench.figures import Figure
+from bench.seeding import contract_item
 from chalicelib import wiring
 from chalicelib.local.provision import provision
 from chalicelib.local.stack import REGION
@@ -93,30 +94,14 @@ def _bulk(admin: Api, account_id: str, apporteur_id: str, client_id: str) -> tup
     from datetime import UTC, datetime
 
     from chalicelib.adapters.dynamodb.models import PartnerItem
-    from chalicelib.adapters.dynamodb.partners import _to_item
-    from chalicelib.domain.ids import new_ulid
-    from chalicelib.domain.partners import Commissioning, Deal, RecordKind
     from chalicelib.local.pumps import drain
 
     now = datetime.now(UTC)
-    ids = [new_ulid() for _ in range(BULK_SIZE)]
+    ids = []
     with PartnerItem.batch_write() as batch:
-        for n, record_id in enumerate(ids):
-            deal = Deal(
-                record_id,
-                account_id,
-                RecordKind.CONTRACT,
-                client_id,
-                f"B{n}",
-                None,
-                apporteur_id,
-                Commissioning(),
-                "active",
-                now,
-                version=0,
-            )
-            item = _to_item(deal)
-            item.version = 1
+        for n in range(BULK_SIZE):
+            record_id, item = contract_item(account_id, client_id, f"B{n}", apporteur_id, now)
+            ids.append(record_id)
             batch.save(item)
     COUNTER.take()
     job = _expect(

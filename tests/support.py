@@ -151,3 +151,20 @@ def open_account(platform: Api, name: str = "Cabinet Martin", plan: str = "premi
     assert admin.patch("/account/settings", {"partner_communications_enabled": True}).status == 200
     drain()
     return platform.as_(token("manager", account_id)), account_id
+
+
+def http_call(url: str, method: str = "GET", token: str | None = None, body: Any = None) -> tuple[int, Any]:
+    """A real HTTP call to a running stack: its status and JSON answer (errors included)."""
+    import urllib.error
+    import urllib.request
+
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")

@@ -5,7 +5,6 @@ clear page once his link is revoked. Screenshots at 360 and 1280 px go to tests/
 
 from __future__ import annotations
 
-import json
 import shutil
 import urllib.error
 import urllib.request
@@ -17,24 +16,11 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from chalicelib.local.stack import LocalStack
-from tests.support import local_stack
+from tests.support import http_call, local_stack
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PDF = b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
-
-
-def _call(url: str, method: str = "GET", token: str | None = None, body: Any = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
 
 
 @pytest.fixture(scope="module")
@@ -57,27 +43,27 @@ def rental(stack: LocalStack) -> dict[str, Any]:
     """A rental dossier: Léa (Locataire, her ID card) and Paul (Garant, payslips required, tax notice
     optional; may invite a Co-garant), invited by email."""
     api, admin = stack.api_url, stack.admin_token
-    assert _call(f"{api}/account/trials", "POST", admin, {"feature": "contributors"})[0] in (201, 409)
-    status, procedure = _call(
+    assert http_call(f"{api}/account/trials", "POST", admin, {"feature": "contributors"})[0] in (201, 409)
+    status, procedure = http_call(
         f"{api}/procedures", "POST", admin, {"name": "Demande de location", "main_role_name": "Locataire"}
     )
     assert status == 201, procedure
     pid = procedure["id"]
-    _, garant = _call(
+    _, garant = http_call(
         f"{api}/procedures/{pid}/roles",
         "POST",
         admin,
         {"name": "Garant", "permissions": {"access": "edit", "can_invite": True}},
     )
-    _, cogarant = _call(f"{api}/procedures/{pid}/roles", "POST", admin, {"name": "Co-garant"})
+    _, cogarant = http_call(f"{api}/procedures/{pid}/roles", "POST", admin, {"name": "Co-garant"})
     documents = [
         {"label": "Pièce d'identité", "role_id": "main"},
         {"label": "Bulletins de salaire", "role_id": garant["id"], "accepted_types": ["application/pdf"]},
         {"label": "Avis d'imposition", "role_id": garant["id"], "required": False},
     ]
     for document in documents:
-        assert _call(f"{api}/procedures/{pid}/documents", "POST", admin, document)[0] == 201
-    status, dossier = _call(
+        assert http_call(f"{api}/procedures/{pid}/documents", "POST", admin, document)[0] == 201
+    status, dossier = http_call(
         f"{api}/dossiers",
         "POST",
         admin,
@@ -89,14 +75,14 @@ def rental(stack: LocalStack) -> dict[str, Any]:
         },
     )
     assert status == 201, dossier
-    status, paul = _call(
+    status, paul = http_call(
         f"{api}/dossiers/{dossier['id']}/contributors",
         "POST",
         admin,
         {"role_id": garant["id"], "name": "Paul Garant", "email": "paul@exemple.fr", "notify": True},
     )
     assert status == 201, paul
-    assert _call(f"{api}/_local/drain", "POST")[0] == 200
+    assert http_call(f"{api}/_local/drain", "POST")[0] == 200
     return {"dossier": dossier, "paul": paul, "garant": garant, "cogarant": cogarant}
 
 
@@ -153,7 +139,7 @@ def test_a_guarantor_follows_his_invitation_uploads_finishes_and_his_old_link_th
     # The broker refuses it with a comment: the page says so, and a new file replaces it.
     dossier_id, paul_id = rental["dossier"]["id"], rental["paul"]["id"]
     payslip_id = next(d["id"] for d in rental["dossier"]["documents"] if d["label"] == "Bulletins de salaire")
-    status, _ = _call(
+    status, _ = http_call(
         f"{stack.api_url}/dossiers/{dossier_id}/documents/{payslip_id}/review",
         "POST",
         stack.admin_token,
@@ -187,11 +173,11 @@ def test_a_guarantor_follows_his_invitation_uploads_finishes_and_his_old_link_th
     assert (ARTIFACTS / "portal-360.png").stat().st_size > 0
 
     # The staff re-send the invitation: the link he had is dead at once.
-    status, _ = _call(
+    status, _ = http_call(
         f"{stack.api_url}/dossiers/{dossier_id}/contributors/{paul_id}/invitation", "POST", stack.admin_token
     )
     assert status == 202
-    _call(f"{stack.api_url}/_local/drain", "POST")
+    http_call(f"{stack.api_url}/_local/drain", "POST")
     portal.reload()
     expect(portal.get_by_role("heading", name="Ce lien n'est plus valide")).to_be_visible()
     expect(portal.get_by_text("Demandez un nouveau lien à votre gestionnaire.")).to_be_visible()
@@ -222,5 +208,5 @@ def test_the_page_is_served_with_its_own_files_and_a_strict_content_security_pol
     assert "https://" not in html
     with urllib.request.urlopen(f"{stack.api_url}/p/portal.js", timeout=10) as response:
         assert response.headers["Content-Type"].startswith("text/javascript")
-    status, body = _call(f"{stack.api_url}/p/secrets.txt")
+    status, body = http_call(f"{stack.api_url}/p/secrets.txt")
     assert (status, body["error"]["code"]) == (404, "not_found")

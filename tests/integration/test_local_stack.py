@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.error
 import urllib.request
@@ -12,20 +11,7 @@ from typing import Any
 import pytest
 
 from chalicelib.local.stack import LocalStack
-from tests.support import local_stack
-
-
-def _call(url: str, method: str = "GET", token: str | None = None, body: Any = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+from tests.support import http_call, local_stack
 
 
 @pytest.fixture
@@ -37,7 +23,7 @@ def stack() -> Iterator[LocalStack]:
 def _wait_for_outbox(stack: LocalStack, recipient: str, timeout: float = 15.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        _, outbox = _call(f"{stack.api_url}/_local/outbox")
+        _, outbox = http_call(f"{stack.api_url}/_local/outbox")
         for message in outbox["messages"]:
             if recipient in message["to"]:
                 return dict(message)
@@ -46,11 +32,11 @@ def _wait_for_outbox(stack: LocalStack, recipient: str, timeout: float = 15.0) -
 
 
 def test_the_local_stack_serves_the_api_and_delivers_a_new_accounts_welcome_email(stack: LocalStack) -> None:
-    status, demo = _call(f"{stack.api_url}/account", token=stack.admin_token)
+    status, demo = http_call(f"{stack.api_url}/account", token=stack.admin_token)
     assert status == 200
     assert demo["id"] == stack.demo_account_id
 
-    status, _ = _call(
+    status, _ = http_call(
         f"{stack.api_url}/admin/accounts",
         "POST",
         stack.platform_admin_token,
@@ -61,23 +47,23 @@ def test_the_local_stack_serves_the_api_and_delivers_a_new_accounts_welcome_emai
     assert welcome["kind"] == "account_welcome"
     assert welcome["subject"] == "Bienvenue sur Relais, Cabinet Bernard"
 
-    status, manager_view = _call(f"{stack.api_url}/account/settings", "PATCH", stack.manager_token, {})
+    status, manager_view = http_call(f"{stack.api_url}/account/settings", "PATCH", stack.manager_token, {})
     assert (status, manager_view["error"]["code"]) == (403, "forbidden")
-    assert _call(f"{stack.api_url}/nowhere")[0] == 404
-    assert _call(f"{stack.api_url}/account")[0] == 401
+    assert http_call(f"{stack.api_url}/nowhere")[0] == 404
+    assert http_call(f"{stack.api_url}/account")[0] == 401
 
 
 def test_the_local_tick_and_drain_routes_answer_what_they_did(stack: LocalStack) -> None:
-    status, tick = _call(f"{stack.api_url}/_local/tick", "POST", body={"time": "2030-01-01T00:00:00Z"})
+    status, tick = http_call(f"{stack.api_url}/_local/tick", "POST", body={"time": "2030-01-01T00:00:00Z"})
     assert status == 200
     assert set(tick) == {"queued", "processed"}
-    assert _call(f"{stack.api_url}/_local/drain", "POST")[1] == {"processed": 0}
-    assert _call(f"{stack.api_url}/_local/tick", "POST", body={"time": "yesterday"})[0] == 400
+    assert http_call(f"{stack.api_url}/_local/drain", "POST")[1] == {"processed": 0}
+    assert http_call(f"{stack.api_url}/_local/tick", "POST", body={"time": "yesterday"})[0] == 400
 
 
 def test_stopping_the_stack_closes_its_ports() -> None:
     with local_stack() as running:
-        assert _call(f"{running.api_url}/account", token=running.admin_token)[0] == 200
+        assert http_call(f"{running.api_url}/account", token=running.admin_token)[0] == 200
         began = time.monotonic()
     # Leaving the block stopped the stack and restored the environment.
     assert time.monotonic() - began < 5
@@ -104,29 +90,29 @@ def _multipart(fields: dict[str, str], filename: str, content: bytes, content_ty
 
 def test_a_full_document_collection_flows_from_procedure_to_approval_over_http(stack: LocalStack) -> None:
     api, admin = stack.api_url, stack.admin_token
-    assert _call(f"{api}/account/trials", "POST", admin, {"feature": "contributors"})[0] in (201, 409)
-    status, procedure = _call(
+    assert http_call(f"{api}/account/trials", "POST", admin, {"feature": "contributors"})[0] in (201, 409)
+    status, procedure = http_call(
         f"{api}/procedures", "POST", admin, {"name": "Demande de location", "main_role_name": "Locataire"}
     )
     assert status == 201
     pid = procedure["id"]
-    status, garant = _call(f"{api}/procedures/{pid}/roles", "POST", admin, {"name": "Garant"})
+    status, garant = http_call(f"{api}/procedures/{pid}/roles", "POST", admin, {"name": "Garant"})
     assert status == 201
-    status, document = _call(
+    status, document = http_call(
         f"{api}/procedures/{pid}/documents",
         "POST",
         admin,
         {"label": "Bulletins de salaire", "role_id": garant["id"]},
     )
     assert status == 201
-    status, dossier = _call(
+    status, dossier = http_call(
         f"{api}/dossiers",
         "POST",
         admin,
         {"procedure_id": pid, "recipient": {"name": "Léa", "email": "lea@exemple.fr"}},
     )
     assert status == 201
-    status, _ = _call(
+    status, _ = http_call(
         f"{api}/dossiers/{dossier['id']}/contributors",
         "POST",
         admin,
@@ -136,11 +122,11 @@ def test_a_full_document_collection_flows_from_procedure_to_approval_over_http(s
     invitation = _wait_for_outbox(stack, "paul@exemple.fr")
     assert invitation["kind"] == "contributor_invited"
     secret = invitation["text"].split("#token=")[1].split()[0]
-    status, portal = _call(f"{api}/portal", token=secret)
+    status, portal = http_call(f"{api}/portal", token=secret)
     assert status == 200
     assert [d["label"] for d in portal["documents"]] == ["Bulletins de salaire"]
     pdf = b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\n"
-    status, upload = _call(
+    status, upload = http_call(
         f"{api}/portal/documents/{document['id']}/uploads",
         "POST",
         secret,
@@ -152,11 +138,11 @@ def test_a_full_document_collection_flows_from_procedure_to_approval_over_http(s
     request.add_header("Content-Type", content_type)
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status in (200, 201, 204)
-    status, completed = _call(
+    status, completed = http_call(
         f"{api}/portal/documents/{document['id']}/uploads/{upload['upload_id']}/complete", "POST", secret
     )
     assert (status, completed["status"]) == (200, "pending_review")
-    status, reviewed = _call(
+    status, reviewed = http_call(
         f"{api}/dossiers/{dossier['id']}/documents/{document['id']}/review",
         "POST",
         admin,
