@@ -5,6 +5,8 @@ clear page once his link is revoked. Screenshots at 360 and 1280 px go to tests/
 
 from __future__ import annotations
 
+import html
+import re
 import shutil
 import urllib.error
 import urllib.request
@@ -56,6 +58,12 @@ def rental(stack: LocalStack) -> dict[str, Any]:
         {"name": "Garant", "permissions": {"access": "edit", "can_invite": True}},
     )
     _, cogarant = http_call(f"{api}/procedures/{pid}/roles", "POST", admin, {"name": "Co-garant"})
+    _, notary = http_call(
+        f"{api}/procedures/{pid}/roles",
+        "POST",
+        admin,
+        {"name": "Notaire", "permissions": {"access": "view", "sees_shared_files": True}},
+    )
     documents = [
         {"label": "Pièce d'identité", "role_id": "main"},
         {"label": "Bulletins de salaire", "role_id": garant["id"], "accepted_types": ["application/pdf"]},
@@ -83,7 +91,7 @@ def rental(stack: LocalStack) -> dict[str, Any]:
     )
     assert status == 201, paul
     assert http_call(f"{api}/_local/drain", "POST")[0] == 200
-    return {"dossier": dossier, "paul": paul, "garant": garant, "cogarant": cogarant}
+    return {"dossier": dossier, "paul": paul, "garant": garant, "cogarant": cogarant, "notary": notary}
 
 
 def _open_invitation_from_outbox(stack: LocalStack, page: Page) -> Page:
@@ -162,7 +170,7 @@ def test_a_guarantor_follows_his_invitation_uploads_finishes_and_his_old_link_th
     expect(portal.locator("#finished")).to_be_visible()
 
     # Garant may invite the next person (only into the other contributor roles).
-    expect(portal.locator("#invite-role option")).to_have_text(["Co-garant"])
+    expect(portal.locator("#invite-role option")).to_have_text(["Co-garant", "Notaire"])
     portal.get_by_label("Nom et prénom").fill("Anne Cogarant")
     portal.get_by_label("Adresse email").fill("anne@exemple.fr")
     portal.get_by_role("button", name="Envoyer l'invitation").click()
@@ -210,3 +218,37 @@ def test_the_page_is_served_with_its_own_files_and_a_strict_content_security_pol
         assert response.headers["Content-Type"].startswith("text/javascript")
     status, body = http_call(f"{stack.api_url}/p/secrets.txt")
     assert (status, body["error"]["code"]) == (404, "not_found")
+
+
+def test_a_view_only_role_sees_the_dossier_and_nothing_to_send(
+    stack: LocalStack, browser: Browser, rental: dict[str, Any]
+) -> None:
+    status, _ = http_call(
+        f"{stack.api_url}/dossiers/{rental['dossier']['id']}/contributors",
+        "POST",
+        stack.admin_token,
+        {
+            "role_id": rental["notary"]["id"],
+            "name": "Maître Dubois",
+            "email": "notaire@exemple.fr",
+            "notify": True,
+        },
+    )
+    assert status == 201
+    http_call(f"{stack.api_url}/_local/drain", "POST")
+    _, outbox = http_call(f"{stack.api_url}/_local/outbox")
+    [invitation] = [m for m in outbox["messages"] if m["to"] == ["notaire@exemple.fr"]]
+    found = re.search(r'href="([^"]*#token=[^"]*)"', invitation["html"])
+    assert found is not None
+    link = html.unescape(found.group(1))
+    context = browser.new_context(viewport={"width": 360, "height": 780})
+    page = context.new_page()
+    page.goto(link)
+    expect(page.locator("#role")).to_have_text("Notaire")
+    expect(page.locator("#view-only")).to_be_visible()
+    # The others' documents, without their files, and nothing to upload, finish or invite.
+    expect(page.locator("#documents > li")).not_to_have_count(0)
+    expect(page.locator("input[type=file]:visible")).to_have_count(0)
+    expect(page.locator("#finish-card")).to_be_hidden()
+    expect(page.locator("#invite-card")).to_be_hidden()
+    context.close()
