@@ -6,6 +6,7 @@ intercepts calls only when no endpoint is set), and the cold import times fresh 
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -132,3 +133,36 @@ def fast_moto_queues() -> Iterator[None]:
         for name, value in saved.items():
             setattr(Queue, name, value)
         SQSBackend.is_message_valid_based_on_retention_period = retention  # type: ignore[method-assign]
+
+
+@contextmanager
+def fast_moto_partition_queries() -> Iterator[None]:
+    """moto's Query on the table itself (not on an index) reading only the partition it names, instead of
+    sorting the whole table first: the tick's 200 `installments_of` took over 3 minutes at 20,000
+    contracts. The same items come back in the same order (moto keeps that partition's items and sorts
+    them by range key either way): speed of the emulator only, the calls counted are unchanged."""
+    from moto.dynamodb.models.table import Table
+
+    original = Table.query
+    signature = inspect.signature(original)
+
+    def partition_only(self: Table, *args: Any, **kwargs: Any) -> Any:
+        arguments = signature.bind(self, *args, **kwargs).arguments
+        hash_key = arguments.get("hash_key")
+        if arguments.get("index_name") or hash_key is None:
+            return original(self, *args, **kwargs)
+        items: list[Any] = []
+        if hash_key in self.items:
+            partition = self.items[hash_key]
+            items = list(partition.values()) if self.range_key_attr else [partition]
+        self.all_items = lambda: items  # type: ignore[method-assign]
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            del self.all_items
+
+    Table.query = partition_only  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Table.query = original  # type: ignore[method-assign]
