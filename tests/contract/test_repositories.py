@@ -195,3 +195,12 @@ def test_only_one_outcome_wins_a_sending_communication(store: tuple[Any, Any]) -
     assert (read.status, read.provider_message_id) == (CommunicationStatus.SENT, "ses-1")
     # A claim on a settled communication finds nothing to do.
     assert communications.claim("01ACCOUNT", "cm_1", NOW + timedelta(days=1), timedelta(minutes=15)) is None
+
+
+def test_a_retry_backlog_drains_oldest_first_whatever_shard_holds_it(store: tuple[Any, Any]) -> None:
+    _, communications = store
+    ids = [f"cm_{n}" for n in range(12)]
+    for n, comm_id in enumerate(ids):
+        communications.add(_communication(comm_id), retry_at=NOW - timedelta(minutes=60 - n))
+    oldest = communications.due_for_retry(NOW, limit=3)
+    assert oldest == [("01ACCOUNT", "cm_0"), ("01ACCOUNT", "cm_1"), ("01ACCOUNT", "cm_2")]

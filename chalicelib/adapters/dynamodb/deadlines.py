@@ -38,21 +38,18 @@ def deadline_item(account_id: str, dossier_id: str, automation_id: str, at: date
 
 class DynamoDeadlineRepository:
     def due(self, now: datetime, limit: int) -> list[tuple[str, str, str]]:
-        """(account, dossier, automation) of every deadline whose day has come."""
-        found: list[tuple[str, str, str]] = []
+        """(account, dossier, automation) of the `limit` oldest deadlines whose day has come, across every
+        shard: a backlog drains oldest first, whichever shard holds it."""
+        found: list[tuple[str, tuple[str, str, str]]] = []
         upper = f"{iso(now)}#~"
         for shard in range(DUE_SHARDS):
-            if len(found) >= limit:
-                break
-            query = DeadlineItem.due_index.query(
-                f"STEP#{shard}", DeadlineItem.due_sk <= upper, limit=limit - len(found)
-            )
+            query = DeadlineItem.due_index.query(f"STEP#{shard}", DeadlineItem.due_sk <= upper, limit=limit)
             for item in query:
                 if not item.sk.startswith("DEADLINE#"):
                     continue  # another kind of scheduled step shares these partitions
                 account_id, _, dossier_id = item.pk.removeprefix("ACCOUNT#").partition("#DOSSIER#")
-                found.append((account_id, dossier_id, item.sk.removeprefix("DEADLINE#")))
-        return found
+                found.append((str(item.due_sk), (account_id, dossier_id, item.sk.removeprefix("DEADLINE#"))))
+        return [deadline for _, deadline in sorted(found)[:limit]]
 
     def fire(
         self,

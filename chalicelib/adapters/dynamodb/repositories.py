@@ -407,19 +407,16 @@ class DynamoCommunicationRepository:
         return _write_outcome(item, actions, condition, CommunicationStatus.SENT, mailing_id, True)
 
     def due_for_retry(self, now: datetime, limit: int) -> list[tuple[str, str]]:
-        due: list[tuple[str, str]] = []
+        """The `limit` longest-waiting communications past their retry time, across every shard."""
+        waiting: list[str] = []
         upper = f"{iso(now)}#~"
         for shard in range(DUE_SHARDS):
-            if len(due) >= limit:
-                break
             query = CommunicationItem.due_index.query(
-                f"DUE#{shard}",
-                CommunicationItem.due_sk <= upper,
-                limit=limit - len(due),
+                f"DUE#{shard}", CommunicationItem.due_sk <= upper, limit=limit
             )
-            # The index holds keys only: its sort key `<at>#<account>#<communication>` names both.
-            due.extend(tuple(str(item.due_sk).split("#")[-2:]) for item in query)  # type: ignore[misc]
-        return due
+            waiting.extend(str(item.due_sk) for item in query)
+        # The index holds keys only: its sort key `<at>#<account>#<communication>` names both.
+        return [tuple(key.split("#")[-2:]) for key in sorted(waiting)[:limit]]  # type: ignore[misc]
 
     def postpone(self, account_id: str, communication_id: str, retry_at: datetime) -> None:
         item = CommunicationItem(*communication_key(account_id, communication_id))
