@@ -9,22 +9,6 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.adapters.dynamodb import models
-from chalicelib.adapters.dynamodb.deadlines import DynamoDeadlineRepository
-from chalicelib.adapters.dynamodb.dossiers import DynamoDossierRepository, DynamoProcedureRepository
-from chalicelib.adapters.dynamodb.dunning import DynamoDunningPolicyRepository
-from chalicelib.adapters.dynamodb.jobs import DynamoJobRepository
-from chalicelib.adapters.dynamodb.mailings import DynamoMailingRepository
-from chalicelib.adapters.dynamodb.partners import DynamoPartnerRepository
-from chalicelib.adapters.dynamodb.repositories import (
-    DynamoAccountRepository,
-    DynamoCommunicationRepository,
-    DynamoPortalTokenRepository,
-)
-from chalicelib.adapters.dynamodb.scheduled import DynamoScheduledRepository
-from chalicelib.adapters.dynamodb.suppressions import DynamoSuppressionRepository
-from chalicelib.adapters.dynamodb.unsubscriptions import DynamoUnsubscriptionRepository
-from chalicelib.adapters.sqs import SqsQueue
 from chalicelib.config import (
     BULK_QUEUE,
     SES_EVENTS_QUEUE,
@@ -39,7 +23,22 @@ from chalicelib.services.ports import Mailer
 from chalicelib.services.unsubscribe import UnsubscribeLinkMaker
 
 if TYPE_CHECKING:
+    from chalicelib.adapters.dynamodb.deadlines import DynamoDeadlineRepository
+    from chalicelib.adapters.dynamodb.dossiers import DynamoDossierRepository, DynamoProcedureRepository
+    from chalicelib.adapters.dynamodb.dunning import DynamoDunningPolicyRepository
+    from chalicelib.adapters.dynamodb.jobs import DynamoJobRepository
+    from chalicelib.adapters.dynamodb.mailings import DynamoMailingRepository
+    from chalicelib.adapters.dynamodb.partners import DynamoPartnerRepository
+    from chalicelib.adapters.dynamodb.repositories import (
+        DynamoAccountRepository,
+        DynamoCommunicationRepository,
+        DynamoPortalTokenRepository,
+    )
+    from chalicelib.adapters.dynamodb.scheduled import DynamoScheduledRepository
+    from chalicelib.adapters.dynamodb.suppressions import DynamoSuppressionRepository
+    from chalicelib.adapters.dynamodb.unsubscriptions import DynamoUnsubscriptionRepository
     from chalicelib.adapters.s3 import S3Documents
+    from chalicelib.adapters.sqs import SqsQueue
     from chalicelib.services.dossiers import Context as DossierContext
     from chalicelib.services.dunning import DunningContext
 
@@ -57,6 +56,8 @@ class Container:
         self.clock: Callable[[], datetime] = utc_now
         self._lock = threading.Lock()
         self._session: Any = None
+        from chalicelib.adapters.dynamodb import models
+
         models.bind(config.table_name, config.region)
 
     def now(self) -> datetime:
@@ -73,46 +74,68 @@ class Container:
 
     @cached_property
     def accounts(self) -> DynamoAccountRepository:
+        from chalicelib.adapters.dynamodb.repositories import DynamoAccountRepository
+
         return DynamoAccountRepository()
 
     @cached_property
     def communications(self) -> DynamoCommunicationRepository:
+        from chalicelib.adapters.dynamodb.repositories import DynamoCommunicationRepository
+
         return DynamoCommunicationRepository()
 
     @cached_property
     def portal_tokens(self) -> DynamoPortalTokenRepository:
+        from chalicelib.adapters.dynamodb.repositories import DynamoPortalTokenRepository
+
         return DynamoPortalTokenRepository()
 
     @cached_property
     def dunning_policies(self) -> DynamoDunningPolicyRepository:
+        from chalicelib.adapters.dynamodb.dunning import DynamoDunningPolicyRepository
+
         return DynamoDunningPolicyRepository()
 
     @cached_property
     def suppressions(self) -> DynamoSuppressionRepository:
+        from chalicelib.adapters.dynamodb.suppressions import DynamoSuppressionRepository
+
         return DynamoSuppressionRepository()
 
     @cached_property
     def unsubscriptions(self) -> DynamoUnsubscriptionRepository:
+        from chalicelib.adapters.dynamodb.unsubscriptions import DynamoUnsubscriptionRepository
+
         return DynamoUnsubscriptionRepository()
 
     @cached_property
     def partners(self) -> DynamoPartnerRepository:
+        from chalicelib.adapters.dynamodb.partners import DynamoPartnerRepository
+
         return DynamoPartnerRepository()
 
     @cached_property
     def jobs(self) -> DynamoJobRepository:
+        from chalicelib.adapters.dynamodb.jobs import DynamoJobRepository
+
         return DynamoJobRepository()
 
     @cached_property
     def bulk_queue(self) -> SqsQueue:
+        from chalicelib.adapters.sqs import SqsQueue
+
         return SqsQueue(self.client("sqs"), BULK_QUEUE)
 
     @cached_property
     def procedures(self) -> DynamoProcedureRepository:
+        from chalicelib.adapters.dynamodb.dossiers import DynamoProcedureRepository
+
         return DynamoProcedureRepository()
 
     @cached_property
     def dossiers(self) -> DynamoDossierRepository:
+        from chalicelib.adapters.dynamodb.dossiers import DynamoDossierRepository
+
         return DynamoDossierRepository()
 
     def dossier_context(self, api_url: str | None = None) -> DossierContext:
@@ -132,6 +155,8 @@ class Container:
 
     @cached_property
     def scheduled(self) -> DynamoScheduledRepository:
+        from chalicelib.adapters.dynamodb.scheduled import DynamoScheduledRepository
+
         return DynamoScheduledRepository()
 
     def dunning_context(self) -> DunningContext:
@@ -148,6 +173,8 @@ class Container:
 
     @cached_property
     def deadlines(self) -> DynamoDeadlineRepository:
+        from chalicelib.adapters.dynamodb.deadlines import DynamoDeadlineRepository
+
         return DynamoDeadlineRepository()
 
     @cached_property
@@ -164,6 +191,8 @@ class Container:
 
     @cached_property
     def mailings(self) -> DynamoMailingRepository:
+        from chalicelib.adapters.dynamodb.mailings import DynamoMailingRepository
+
         return DynamoMailingRepository()
 
     @cached_property
@@ -174,6 +203,8 @@ class Container:
 
     @cached_property
     def communications_queue(self) -> SqsQueue:
+        from chalicelib.adapters.sqs import SqsQueue
+
         return SqsQueue(self.client("sqs"), self.settings.communications_queue)
 
     @cached_property
@@ -191,6 +222,8 @@ class Container:
 
     @cached_property
     def ses_events_queue(self) -> SqsQueue:
+        from chalicelib.adapters.sqs import SqsQueue
+
         return SqsQueue(self.client("sqs"), SES_EVENTS_QUEUE)
 
     def _idempotency_store(self, partition: str) -> Any:
