@@ -21,6 +21,16 @@ def query_param(request: Request, name: str) -> str | None:
     return str(value) if value is not None else None
 
 
+def refuse_unknown_params(request: Request, allowed: set[str]) -> None:
+    """A misspelt filter must be a 400, not a list that silently ignores it."""
+    unknown = sorted(set(request.query_params or {}) - allowed)
+    if unknown:
+        raise InvalidInput(
+            "The query has unknown parameters.",
+            [FieldIssue(name, "is not a known parameter") for name in unknown],
+        )
+
+
 def page_params(request: Request) -> tuple[int, dict[str, Any] | None]:
     raw_limit, raw_cursor = query_param(request, "limit"), query_param(request, "cursor")
     limit = DEFAULT_LIMIT

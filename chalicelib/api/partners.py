@@ -11,7 +11,7 @@ from chalice.app import Response
 from pydantic import AfterValidator, Field, StrictInt, StrictStr
 
 from chalicelib.api.authorizers import staff_authorizer
-from chalicelib.api.pagination import page, page_params, query_param
+from chalicelib.api.pagination import page, page_params, query_param, refuse_unknown_params
 from chalicelib.api.requests import (
     DisplayName,
     EmailAddress,
@@ -249,7 +249,7 @@ def _create_party(collection: str) -> Response:
 
 def _list(kind: RecordKind) -> dict[str, Any]:
     account_id = _account()
-    _refuse_unknown_params({"limit", "cursor"})
+    refuse_unknown_params(partners.current_request, {"limit", "cursor"})
     limit, cursor = page_params(partners.current_request)
     records, position = container().partners.list_records(account_id, kind, limit, cursor)
     return page([record_view(r) for r in records], position)
@@ -267,16 +267,6 @@ def _patch_party(collection: str, record_id: str) -> dict[str, Any]:
         account_id, kind, record_id, _changes(body), body.version, container().partners, _now()
     )
     return record_view(record)
-
-
-def _refuse_unknown_params(allowed: set[str]) -> None:
-    sent = set(partners.current_request.query_params or {})
-    unknown = sorted(sent - allowed)
-    if unknown:
-        raise InvalidInput(
-            "The query has unknown parameters.",
-            [FieldIssue(name, "is not a known parameter") for name in unknown],
-        )
 
 
 def _party_routes(collection: str) -> None:
@@ -340,8 +330,9 @@ def _deal_routes(collection: str) -> None:
 
     def listing() -> dict[str, Any]:
         account_id = _account()
-        _refuse_unknown_params(
-            {"limit", "cursor", "communication_rule", "apporteur_id", "client_id", "status"}
+        refuse_unknown_params(
+            partners.current_request,
+            {"limit", "cursor", "communication_rule", "apporteur_id", "client_id", "status"},
         )
         limit, cursor = page_params(partners.current_request)
         filters = _deal_filters(kind)
@@ -440,7 +431,7 @@ def get_job(job_id: str) -> dict[str, Any]:
 @partners.route("/clients/{client_id}/recipients", methods=["GET"], authorizer=staff_authorizer)
 def client_recipients(client_id: str) -> dict[str, Any]:
     account_id = _account()
-    _refuse_unknown_params({"contract_id", "kind"})
+    refuse_unknown_params(partners.current_request, {"contract_id", "kind"})
     request = partners.current_request
     raw_kind = query_param(request, "kind") or CommunicationKind.MANUAL.value
     try:
@@ -488,7 +479,7 @@ def send_email(client_id: str) -> Response:
 @partners.route("/clients/{client_id}/communications", methods=["GET"], authorizer=staff_authorizer)
 def client_communications(client_id: str) -> dict[str, Any]:
     account_id = _account()
-    _refuse_unknown_params({"limit", "cursor"})
+    refuse_unknown_params(partners.current_request, {"limit", "cursor"})
     limit, cursor = page_params(partners.current_request)
     services = container()
     service.get_record(account_id, RecordKind.CLIENT, client_id, services.partners)

@@ -10,6 +10,7 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.adapters.dynamodb.cursors import check_cursor
 from chalicelib.adapters.dynamodb.deadlines import deadline_item
 from chalicelib.adapters.dynamodb.models import (
     CommunicationItem,
@@ -33,7 +34,7 @@ from chalicelib.domain.dossiers import (
     Upload,
     UploadStatus,
 )
-from chalicelib.domain.errors import Conflict, FieldIssue, InvalidInput, StaleVersion
+from chalicelib.domain.errors import Conflict, StaleVersion
 from chalicelib.domain.identity import PortalPrincipal
 from chalicelib.domain.procedures import (
     Access,
@@ -241,18 +242,6 @@ def _dossier_from(item: DossierItem) -> Dossier:
     )
 
 
-def _check_cursor(cursor: Cursor | None, account_id: str) -> None:
-    if cursor is None:
-        return
-    if (
-        set(cursor) != {"PK", "SK", "GSI1PK", "GSI1SK"}
-        or cursor["GSI1PK"].get("S") != f"ACCOUNT#{account_id}#DOSSIERS"
-    ):
-        raise InvalidInput(
-            "The cursor does not belong to this list.", [FieldIssue("cursor", "not from this list")]
-        )
-
-
 # ---- repositories ----
 
 
@@ -300,10 +289,7 @@ class DynamoProcedureRepository:
     def list_procedures(
         self, account_id: str, limit: int, cursor: Cursor | None
     ) -> tuple[list[Procedure], Cursor | None]:
-        if cursor is not None and (set(cursor) != {"PK", "SK"} or cursor["PK"].get("S") != _pk(account_id)):
-            raise InvalidInput(
-                "The cursor does not belong to this list.", [FieldIssue("cursor", "not from this list")]
-            )
+        check_cursor(cursor, "PK", _pk(account_id))
         query = ProcedureItem.query(
             _pk(account_id), ProcedureItem.sk.startswith("PROCEDURE#"), limit=limit, last_evaluated_key=cursor
         )
@@ -386,7 +372,7 @@ class DynamoDossierRepository:
     def list_dossiers(
         self, account_id: str, status: str | None, procedure_id: str | None, limit: int, cursor: Cursor | None
     ) -> tuple[list[Dossier], Cursor | None]:
-        _check_cursor(cursor, account_id)
+        check_cursor(cursor, "GSI1PK", f"ACCOUNT#{account_id}#DOSSIERS")
         condition = None
         if status:
             condition = DossierItem.status == status

@@ -19,10 +19,11 @@ from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.transactions import TransactGet
 
+from chalicelib.adapters.dynamodb.cursors import check_cursor
 from chalicelib.adapters.dynamodb.models import AccountItem, PartnerItem, transactions
 from chalicelib.adapters.dynamodb.repositories import DynamoAccountRepository
 from chalicelib.domain.accounts import Account
-from chalicelib.domain.errors import Conflict, FieldIssue, InvalidInput, StaleVersion
+from chalicelib.domain.errors import Conflict, StaleVersion
 from chalicelib.domain.partners import (
     RULE_NONE,
     Apporteur,
@@ -151,19 +152,6 @@ def _from_item(item: PartnerItem) -> Record:
     )
 
 
-def _check_cursor(cursor: Cursor | None, key_name: str, expected: str) -> None:
-    """A cursor must come from the same list (same index, same partition): DynamoDB would refuse any
-    other start key with an error, which must be the client's 400, not our 500."""
-    if cursor is None:
-        return
-    keys = {"PK", "SK"} | ({key_name, key_name.replace("PK", "SK")} if key_name != "PK" else set())
-    value = cursor.get(key_name)
-    if set(cursor) != keys or not isinstance(value, dict) or value.get("S") != expected:
-        raise InvalidInput(
-            "The cursor does not belong to this list.", [FieldIssue("cursor", "not from this list")]
-        )
-
-
 class DynamoPartnerRepository:
     def add(self, record: RecordT) -> RecordT:
         item = _to_item(record)
@@ -248,7 +236,7 @@ class DynamoPartnerRepository:
             PartnerItem.product_id == filters.product_id if filters.product_id else None
         )
         if not wanted:
-            _check_cursor(cursor, "PK", _pk(account_id))
+            check_cursor(cursor, "PK", _pk(account_id))
             query = PartnerItem.query(
                 _pk(account_id),
                 PartnerItem.sk.startswith(f"{kind.value.upper()}#"),
@@ -260,7 +248,7 @@ class DynamoPartnerRepository:
         (name, index, value), rest = wanted[0], wanted[1:]
         partition = _index_key(account_id, kind, name, value)
         number = {"RULE": 1, "APPORTEUR": 2, "CLIENT": 3, "STATUS": 4}[name]
-        _check_cursor(cursor, f"GSI{number}PK", partition)
+        check_cursor(cursor, f"GSI{number}PK", partition)
         attributes = {"RULE": PartnerItem.gsi1_pk, "APPORTEUR": PartnerItem.gsi2_pk}
         attributes |= {"CLIENT": PartnerItem.gsi3_pk, "STATUS": PartnerItem.gsi4_pk}
         for other, _, other_value in rest:

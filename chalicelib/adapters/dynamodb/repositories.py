@@ -10,6 +10,7 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.adapters.dynamodb.cursors import check_cursor
 from chalicelib.adapters.dynamodb.models import (
     DUE_SHARDS,
     AccountItem,
@@ -29,7 +30,7 @@ from chalicelib.domain.communications import (
     Recipient,
     TemplateSource,
 )
-from chalicelib.domain.errors import Conflict, FieldIssue, InvalidInput, StaleVersion
+from chalicelib.domain.errors import Conflict, StaleVersion
 from chalicelib.domain.identity import PortalPrincipal
 from chalicelib.domain.plans import Plan, Trial
 from chalicelib.services.ports import DeliveryInFlight
@@ -288,12 +289,7 @@ class DynamoCommunicationRepository:
     ) -> tuple[list[Communication], dict[str, Any] | None]:
         """A client's communications, newest first: one Query on GSI3."""
         partition = client_history_key(account_id, client_id)
-        if cursor is not None and (
-            set(cursor) != {"PK", "SK", "GSI3PK", "GSI3SK"} or cursor["GSI3PK"].get("S") != partition
-        ):
-            raise InvalidInput(
-                "The cursor does not belong to this list.", [FieldIssue("cursor", "not from this list")]
-            )
+        check_cursor(cursor, "GSI3PK", partition)
         query = CommunicationItem.by_client.query(
             partition,
             scan_index_forward=False,
