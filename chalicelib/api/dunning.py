@@ -7,9 +7,10 @@ from datetime import date
 from typing import Annotated, Any
 
 from chalice.app import Response
-from pydantic import Field, StrictInt, StrictStr
+from pydantic import Field, StrictInt, StrictStr, field_validator
 
 from chalicelib.api.authorizers import staff_authorizer
+from chalicelib.api.pagination import page, page_params, refuse_unknown_params
 from chalicelib.api.requests import StrictBody, parse_body, staff_principal
 from chalicelib.api.routing import ApiBlueprint
 from chalicelib.domain.clock import iso
@@ -135,9 +136,28 @@ class InstallmentBody(StrictBody):
     label: Annotated[StrictStr, Field(max_length=200)] | None = None
 
 
+class PaymentAmountBody(StrictBody):
+    amount: StrictStr
+    currency: StrictStr | None = None
+
+
 class PaymentBody(StrictBody):
+    """`amount` is money like everywhere (`{amount, currency}`), or its bare decimal string, in the
+    installment's currency; left out, the payment covers what remains due."""
+
     paid_at: date
-    amount: StrictStr | None = None
+    amount: PaymentAmountBody | None = None
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _bare_decimal_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"amount": value}
+        if isinstance(value, int | float):
+            raise ValueError(
+                'must be a decimal string such as "84.20", or {"amount": "84.20", "currency": "EUR"}'
+            )
+        return value
 
 
 class ExpectedDocumentBody(StrictBody):
@@ -188,6 +208,28 @@ def add_installment(contract_id: str) -> Response:
     return Response(installment_view(installment, step), status_code=201)
 
 
+@dunning.route("/contracts/{contract_id}/installments", methods=["GET"], authorizer=staff_authorizer)
+def list_installments(contract_id: str) -> dict[str, Any]:
+    account_id = _staff_account()
+    request = dunning.current_request
+    refuse_unknown_params(request, {"limit", "cursor"})
+    limit, cursor = page_params(request)
+    found, position = service.list_installments(
+        account_id, contract_id, limit, cursor, container().dunning_context()
+    )
+    return page([installment_view(i, step) for i, step in found], position)
+
+
+@dunning.route(
+    "/contracts/{contract_id}/installments/{installment_id}", methods=["GET"], authorizer=staff_authorizer
+)
+def get_installment(contract_id: str, installment_id: str) -> dict[str, Any]:
+    installment, step = service.get_installment(
+        _staff_account(), contract_id, installment_id, container().dunning_context()
+    )
+    return installment_view(installment, step)
+
+
 @dunning.route(
     "/contracts/{contract_id}/installments/{installment_id}/payments",
     methods=["POST"],
@@ -196,10 +238,13 @@ def add_installment(contract_id: str) -> Response:
 def pay_installment(contract_id: str, installment_id: str) -> dict[str, Any]:
     account_id = _staff_account()
     body = parse_body(dunning.current_request, PaymentBody)
-    amount = None if body.amount is None else parse_money(body.amount, "EUR", "amount").amount
+    amount, currency = None, None
+    if body.amount is not None:
+        currency = body.amount.currency
+        amount = parse_money(body.amount.amount, currency or "EUR", "amount").amount
     services = container()
     installment, contract = service.pay_installment(
-        account_id, contract_id, installment_id, body.paid_at, amount, services.dunning_context()
+        account_id, contract_id, installment_id, body.paid_at, amount, services.dunning_context(), currency
     )
     return {
         **installment_view(installment, None),
@@ -219,6 +264,29 @@ def add_expected_document(contract_id: str) -> Response:
         account_id, contract_id, body.label, body.due_date, container().dunning_context()
     )
     return Response(expected_view(document), status_code=201)
+
+
+@dunning.route("/contracts/{contract_id}/expected-documents", methods=["GET"], authorizer=staff_authorizer)
+def list_expected_documents(contract_id: str) -> dict[str, Any]:
+    account_id = _staff_account()
+    request = dunning.current_request
+    refuse_unknown_params(request, {"limit", "cursor"})
+    limit, cursor = page_params(request)
+    found, position = service.list_expected_documents(
+        account_id, contract_id, limit, cursor, container().dunning_context()
+    )
+    return page([expected_view(d) for d in found], position)
+
+
+@dunning.route(
+    "/contracts/{contract_id}/expected-documents/{document_id}", methods=["GET"], authorizer=staff_authorizer
+)
+def get_expected_document(contract_id: str, document_id: str) -> dict[str, Any]:
+    return expected_view(
+        service.get_expected_document(
+            _staff_account(), contract_id, document_id, container().dunning_context()
+        )
+    )
 
 
 @dunning.route(

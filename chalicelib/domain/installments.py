@@ -109,10 +109,20 @@ class Installment:
             return None
         return next_unpaid_step(policy, self.due_date, self.last_sent)
 
-    def pay(self, paid_on: date, amount: Decimal | None) -> Installment:
-        """Record a payment (the whole remaining amount when `amount` is None); paid once covered."""
+    def pay(self, paid_on: date, amount: Decimal | None, currency: str | None = None) -> Installment:
+        """Record a payment (the whole remaining amount when `amount` is None); paid once covered.
+        A payment named in another currency than the installment's is refused, never converted."""
         if self.status is not InstallmentStatus.DUE:
             raise Conflict(f"This installment is {self.status.value}: it takes no payment.")
+        if currency is not None and currency != self.amount.currency:
+            raise InvalidInput(
+                "The payment is not in the installment's currency.",
+                [
+                    FieldIssue(
+                        "amount.currency", f"must be {self.amount.currency}, the installment's currency"
+                    )
+                ],
+            )
         remaining = self.amount.amount - self.paid_amount
         payment = Payment(paid_on, remaining if amount is None else amount)
         paid = replace(self, payments=(*self.payments, payment))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from chalicelib.domain.accounts import Account
 from chalicelib.domain.communications import (
@@ -49,6 +49,7 @@ from chalicelib.services.ports import (
 )
 
 Scheduled = Installment | ExpectedDocument
+Cursor = dict[str, Any]
 
 
 def get_policy(
@@ -83,6 +84,10 @@ class ScheduledRepository(Protocol):
     def get(
         self, account_id: str, contract_id: str, kind: str, thing_id: str
     ) -> tuple[Scheduled, int] | None: ...
+
+    def page_of(
+        self, account_id: str, contract_id: str, kind: str, limit: int, cursor: Cursor | None
+    ) -> tuple[list[Scheduled], Cursor | None]: ...
 
     def installments_of(self, account_id: str, contract_id: str) -> list[Installment]: ...
 
@@ -133,13 +138,57 @@ def add_installment(
     contract = _contract(account_id, contract_id, ctx)
     policy = get_policy(account_id, ctx.policies, ctx.accounts)
     installment = Installment(new_ulid(), contract.id, due_date, amount, label)
-    step = installment.next_step(policy.unpaid) if contract.status in _DUNNED else None
+    step = _installment_step(installment, contract, policy)
     ctx.scheduled.commit(account_id, installment, 0, _at(step))
     return installment, step
 
 
 _DUNNED = ("active", "suspended")
 """Only these contracts are dunned: terminated and cancelled ones have no pending step."""
+
+
+def list_installments(
+    account_id: str, contract_id: str, limit: int, cursor: Cursor | None, ctx: DunningContext
+) -> tuple[list[tuple[Installment, DueStep | None]], Cursor | None]:
+    """A contract's installments, oldest first, each with the step that waits for it."""
+    contract = _contract(account_id, contract_id, ctx)
+    found, position = ctx.scheduled.page_of(account_id, contract_id, "INSTALLMENT", limit, cursor)
+    policy = get_policy(account_id, ctx.policies, ctx.accounts)
+    return [
+        (i, _installment_step(i, contract, policy)) for i in found if isinstance(i, Installment)
+    ], position
+
+
+def get_installment(
+    account_id: str, contract_id: str, installment_id: str, ctx: DunningContext
+) -> tuple[Installment, DueStep | None]:
+    contract = _contract(account_id, contract_id, ctx)
+    installment, _ = _scheduled(account_id, contract_id, "INSTALLMENT", installment_id, ctx)
+    assert isinstance(installment, Installment)
+    policy = get_policy(account_id, ctx.policies, ctx.accounts)
+    return installment, _installment_step(installment, contract, policy)
+
+
+def _installment_step(installment: Installment, contract: Deal, policy: DunningPolicy) -> DueStep | None:
+    return installment.next_step(policy.unpaid) if contract.status in _DUNNED else None
+
+
+def list_expected_documents(
+    account_id: str, contract_id: str, limit: int, cursor: Cursor | None, ctx: DunningContext
+) -> tuple[list[ExpectedDocument], Cursor | None]:
+    """A contract's expected documents, oldest first."""
+    _contract(account_id, contract_id, ctx)
+    found, position = ctx.scheduled.page_of(account_id, contract_id, "EXPECTED", limit, cursor)
+    return [d for d in found if isinstance(d, ExpectedDocument)], position
+
+
+def get_expected_document(
+    account_id: str, contract_id: str, document_id: str, ctx: DunningContext
+) -> ExpectedDocument:
+    _contract(account_id, contract_id, ctx)
+    document, _ = _scheduled(account_id, contract_id, "EXPECTED", document_id, ctx)
+    assert isinstance(document, ExpectedDocument)
+    return document
 
 
 def pay_installment(
@@ -149,13 +198,14 @@ def pay_installment(
     paid_on: date,
     amount: Decimal | None,
     ctx: DunningContext,
+    currency: str | None = None,
 ) -> tuple[Installment, Deal]:
     """Record a payment; a full one stops the installment's dunning, and a suspended contract whose due
     installments are all paid is active again, its cover resuming at noon (Paris) the next day."""
     contract = _contract(account_id, contract_id, ctx)
     installment, version = _scheduled(account_id, contract_id, "INSTALLMENT", installment_id, ctx)
     assert isinstance(installment, Installment)
-    paid = installment.pay(paid_on, amount)
+    paid = installment.pay(paid_on, amount, currency)
     policy = get_policy(account_id, ctx.policies, ctx.accounts)
     others = [i for i in ctx.scheduled.installments_of(account_id, contract_id) if i.id != paid.id]
     # As of the payment's day: the installments due by then decide whether the cover resumes.

@@ -58,6 +58,10 @@ class MailingRepository(Protocol):
 
     def get(self, account_id: str, mailing_id: str) -> Mailing | None: ...
 
+    def list_mailings(
+        self, account_id: str, limit: int, cursor: Cursor | None
+    ) -> tuple[list[Mailing], Cursor | None]: ...
+
     def start_sending(self, account_id: str, mailing_id: str, at: datetime) -> bool: ...
 
     def undo_sending(self, account_id: str, mailing_id: str) -> None: ...
@@ -154,6 +158,13 @@ def get_mailing(account_id: str, mailing_id: str, mailings: MailingRepository) -
     if mailing is None:
         raise NotFound("No such mailing.")
     return mailing
+
+
+def list_mailings(
+    account_id: str, limit: int, cursor: Cursor | None, mailings: MailingRepository
+) -> tuple[list[Mailing], Cursor | None]:
+    """The account's mailings, newest first."""
+    return mailings.list_mailings(account_id, limit, cursor)
 
 
 def send_mailing(

@@ -257,3 +257,129 @@ def test_a_payment_at_each_stage_stops_what_follows(book: dict[str, Any], paid_a
         _tick(admin, later)
     _tick(admin, "2027-06-01")
     assert [kind for kind, _, _ in _steps()] == [kind for _, kind, _ in TIMELINE[: paid_after + 1]]
+
+
+def test_staff_see_a_contracts_installments_and_expected_documents_as_the_tick_moves_them(
+    book: dict[str, Any], platform: Api
+) -> None:
+    admin, k = book["admin"], book["contract"]
+    march = _ok(
+        admin.post(
+            f"/contracts/{k['id']}/installments", {"due_date": "2027-03-01", "amount": {"amount": "84.20"}}
+        )
+    )
+    april = _ok(
+        admin.post(
+            f"/contracts/{k['id']}/installments", {"due_date": "2027-04-01", "amount": {"amount": "84.20"}}
+        )
+    )
+    doc = _ok(admin.post(f"/contracts/{k['id']}/expected-documents", {"label": "Relevé d'information"}))
+    for day in ("2027-02-14", "2027-03-11"):
+        _tick(admin, day)
+
+    listed = _ok(admin.get(f"/contracts/{k['id']}/installments"), 200)
+    assert [i["id"] for i in listed["items"]] == [march["id"], april["id"]]
+    assert listed["next_cursor"] is None
+    first = listed["items"][0]
+    assert (first["dunning_stage"], first["next_step"]) == (
+        "formal_notice",
+        {"kind": "suspension_notice", "due_on": "2027-04-10"},
+    )
+    one_page = _ok(admin.get(f"/contracts/{k['id']}/installments?limit=1"), 200)
+    assert [i["id"] for i in one_page["items"]] == [march["id"]]
+    rest = _ok(admin.get(f"/contracts/{k['id']}/installments?limit=1&cursor={one_page['next_cursor']}"), 200)
+    assert [i["id"] for i in rest["items"]] == [april["id"]]
+
+    _ok(
+        admin.post(f"/contracts/{k['id']}/installments/{march['id']}/payments", {"paid_at": "2027-03-12"}),
+        200,
+    )
+    paid = _ok(admin.get(f"/contracts/{k['id']}/installments/{march['id']}"), 200)
+    assert (paid["status"], paid["paid_on"], paid["next_step"]) == ("paid", "2027-03-12", None)
+
+    documents = _ok(admin.get(f"/contracts/{k['id']}/expected-documents"), 200)["items"]
+    assert [(d["id"], d["status"], d["last_sent"]) for d in documents] == [
+        (doc["id"], "expected", "documents_reminder")
+    ]
+    assert _ok(admin.get(f"/contracts/{k['id']}/expected-documents/{doc['id']}"), 200)["label"] == (
+        "Relevé d'information"
+    )
+
+    # Another account sees none of it; a cursor of another list, or a misspelt parameter, is a 400.
+    other = platform.as_(
+        token(
+            "admin",
+            _ok(platform.post("/admin/accounts", {"name": "Y", "plan": "premium", "sender_email": "y@y.fr"}))[
+                "id"
+            ],
+        )
+    )
+    for path in (
+        f"/contracts/{k['id']}/installments",
+        f"/contracts/{k['id']}/installments/{march['id']}",
+        f"/contracts/{k['id']}/expected-documents",
+        f"/contracts/{k['id']}/expected-documents/{doc['id']}",
+    ):
+        assert other.get(path).status == 404, path
+    assert admin.get(f"/contracts/{k['id']}/installments/{doc['id']}").status == 404
+    cursor = _ok(admin.get("/contracts?limit=1"), 200)["next_cursor"] or "e30"
+    for query in (f"cursor={cursor}", "limt=5"):
+        answer = admin.get(f"/contracts/{k['id']}/installments?{query}")
+        assert answer.status == 400, query
+        assert answer.body["error"]["code"] == "validation_error"
+
+
+@pytest.mark.parametrize(
+    ("amount", "status", "paid_amount"),
+    [
+        ({"amount": "20.00", "currency": "EUR"}, "due", "20.00"),
+        ("20.00", "due", "20.00"),
+        ({"amount": "84.20"}, "paid", "84.20"),
+    ],
+)
+def test_a_payment_names_its_amount_as_money_or_as_a_bare_decimal_string(
+    book: dict[str, Any], amount: Any, status: str, paid_amount: str
+) -> None:
+    admin, k = book["admin"], book["contract"]
+    installment = _ok(
+        admin.post(
+            f"/contracts/{k['id']}/installments", {"due_date": "2027-03-01", "amount": {"amount": "84.20"}}
+        )
+    )
+    paid = _ok(
+        admin.post(
+            f"/contracts/{k['id']}/installments/{installment['id']}/payments",
+            {"paid_at": "2027-03-02", "amount": amount},
+        ),
+        200,
+    )
+    assert (paid["status"], paid["paid_amount"]) == (status, paid_amount)
+
+
+@pytest.mark.parametrize(
+    ("amount", "field"),
+    [
+        ({"amount": "20.00", "currency": "USD"}, "amount.currency"),
+        ({"amount": "-1"}, "amount.amount"),
+        ("deux euros", "amount.amount"),
+        (20, "amount"),
+    ],
+)
+def test_a_payment_in_another_currency_or_not_an_amount_is_refused(
+    book: dict[str, Any], amount: Any, field: str
+) -> None:
+    admin, k = book["admin"], book["contract"]
+    installment = _ok(
+        admin.post(
+            f"/contracts/{k['id']}/installments", {"due_date": "2027-03-01", "amount": {"amount": "84.20"}}
+        )
+    )
+    answer = admin.post(
+        f"/contracts/{k['id']}/installments/{installment['id']}/payments",
+        {"paid_at": "2027-03-02", "amount": amount},
+    )
+    assert answer.status == 400, answer.body
+    assert field in [d["field"] for d in answer.body["error"]["details"]]
+    assert (
+        _ok(admin.get(f"/contracts/{k['id']}/installments/{installment['id']}"), 200)["paid_amount"] == "0.00"
+    )

@@ -332,3 +332,30 @@ def test_a_throttled_mailing_email_is_retried_never_dropped_and_counted_once(
     done = staff.get(f"/mailings/{mailing_id}").body
     assert (done["status"], done["total"], done["sent"], done["failed"]) == ("sent", 1, 1, 0)
     assert [e["to"] for e in _emails()] == [["jean@dupont.fr"]]
+
+
+def test_the_mailings_are_listed_newest_first_with_their_counts_and_only_to_their_account(
+    book: dict[str, Any], aws: Any
+) -> None:
+    staff = book["staff"]
+    aws.clock = lambda: datetime(2027, 1, 4, 9, 0, tzinfo=UTC)
+    first = _mailing(staff, {"entity": "contracts"})
+    aws.clock = lambda: datetime(2027, 1, 5, 9, 0, tzinfo=UTC)
+    second = _mailing(staff, {"entity": "clients"})
+    assert staff.post(f"/mailings/{first}/send").status == 202
+    drain()
+    listed = staff.get("/mailings")
+    assert listed.status == 200
+    assert [(m["id"], m["status"]) for m in listed.body["items"]] == [(second, "draft"), (first, "sent")]
+    assert listed.body["items"][1]["total"] == 3
+    one = staff.get("/mailings?limit=1").body
+    assert [m["id"] for m in one["items"]] == [second]
+    assert [m["id"] for m in staff.get(f"/mailings?limit=1&cursor={one['next_cursor']}").body["items"]] == [
+        first
+    ]
+
+    other, _ = open_account(book["platform"], "Cabinet Autre")
+    assert other.get("/mailings").body == {"items": [], "next_cursor": None}
+    stolen = other.get(f"/mailings?cursor={one['next_cursor']}")
+    assert (stolen.status, stolen.body["error"]["code"]) == (400, "validation_error")
+    assert staff.get("/mailings?status=draft").status == 400

@@ -13,6 +13,7 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.adapters.dynamodb.cursors import check_cursor
 from chalicelib.adapters.dynamodb.models import CommunicationItem, MailingItem, condition_failed, transactions
 from chalicelib.adapters.dynamodb.repositories import communication_item, mailing_pk
 from chalicelib.domain.communications import Communication, TemplateSource
@@ -46,6 +47,29 @@ def _optional(value: object) -> str | None:
     return None if value is None else str(value)
 
 
+def _list_partition(account_id: str) -> str:
+    return f"ACCOUNT#{account_id}#MAILINGS"
+
+
+def _mailing_from(item: MailingItem, account_id: str, mailing_id: str) -> Mailing:
+    template = item.template or {}
+    return Mailing(
+        id=mailing_id,
+        account_id=account_id,
+        name=str(item.name),
+        template=TemplateSource(subject=str(template["subject"]), body=str(template["body"])),
+        audience=_audience(item.audience or {}),
+        created_at=item.created_at or datetime.min,
+        sending=item.state == "sending",
+        send_requested_at=item.send_requested_at,
+        total=int(item.total or 0),
+        sent=int(item.sent or 0),
+        failed=int(item.failed or 0),
+        skipped=int(item.skipped or 0),
+        fanned_out=bool(item.fanned_out),
+    )
+
+
 class DynamoMailingRepository:
     def add(self, mailing: Mailing) -> None:
         MailingItem(
@@ -61,6 +85,8 @@ class DynamoMailingRepository:
             skipped=0,
             fanned_out=False,
             created_at=mailing.created_at,
+            gsi1_pk=_list_partition(mailing.account_id),
+            gsi1_sk=mailing.id,
         ).save(condition=MailingItem.pk.does_not_exist())
 
     def get(self, account_id: str, mailing_id: str) -> Mailing | None:
@@ -68,22 +94,19 @@ class DynamoMailingRepository:
             item = MailingItem.get(mailing_pk(account_id, mailing_id), "MAILING")
         except DoesNotExist:
             return None
-        template = item.template or {}
-        return Mailing(
-            id=mailing_id,
-            account_id=account_id,
-            name=str(item.name),
-            template=TemplateSource(subject=str(template["subject"]), body=str(template["body"])),
-            audience=_audience(item.audience or {}),
-            created_at=item.created_at or datetime.min,
-            sending=item.state == "sending",
-            send_requested_at=item.send_requested_at,
-            total=int(item.total or 0),
-            sent=int(item.sent or 0),
-            failed=int(item.failed or 0),
-            skipped=int(item.skipped or 0),
-            fanned_out=bool(item.fanned_out),
+        return _mailing_from(item, account_id, mailing_id)
+
+    def list_mailings(
+        self, account_id: str, limit: int, cursor: dict[str, Any] | None
+    ) -> tuple[list[Mailing], dict[str, Any] | None]:
+        """The account's mailings, newest first (ids are ULIDs): one Query of GSI1."""
+        partition = _list_partition(account_id)
+        check_cursor(cursor, "GSI1PK", partition)
+        query = MailingItem.by_account.query(
+            partition, scan_index_forward=False, limit=limit, last_evaluated_key=cursor
         )
+        found = [_mailing_from(item, account_id, str(item.gsi1_sk)) for item in query]
+        return found, query.last_evaluated_key
 
     def start_sending(self, account_id: str, mailing_id: str, at: datetime) -> bool:
         """Draft → sending, once; False when it was not a draft any more (sent already, or a race lost)."""

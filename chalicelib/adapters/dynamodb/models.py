@@ -10,7 +10,7 @@ Key design (every key but the portal token's starts with the account, so no quer
 | suppressed address| ACCOUNT#<account_id>      | SUPPRESSED#<email> |                                     |
 | partner record    | ACCOUNT#<account_id>      | <KIND>#<id>        | (apporteur, client, product, deal)  |
 | bulk job          | ACCOUNT#<a>#JOB#<job_id>  | JOB, CHUNK#<n>     |                                     |
-| mailing           | ACCOUNT#<a>#MAILING#<id>  | MAILING, PAGE#<n>  |                                     |
+| mailing           | ACCOUNT#<a>#MAILING#<id>  | MAILING, PAGE#<n>  | GSI1 ACCOUNT#<a>#MAILINGS / <id>    |
 | procedure         | ACCOUNT#<account_id>      | PROCEDURE#<id>     |                                     |
 | dossier           | ACCOUNT#<a>#DOSSIER#<id>  | DOSSIER            | GSI1 ACCOUNT#<a>#DOSSIERS / <id>    |
 | dossier deadline  | ACCOUNT#<a>#DOSSIER#<id>  | DEADLINE#<auto_id> | until fired: STEP#<shard> / <at>#.. |
@@ -185,7 +185,8 @@ class JobItem(_TableModel):
 class MailingItem(_TableModel):
     """A mailing (SK `MAILING`) and, in its collection, one item per fan-out page done (SK `PAGE#<n>`):
     writing a page's item only if absent, with the page's emails, is what makes a redelivered page
-    write and count nothing twice."""
+    write and count nothing twice. The mailing itself is on GSI1 (`ACCOUNT#<a>#MAILINGS`, by id), the
+    account's list of mailings, newest first; its pages are not."""
 
     name = UnicodeAttribute(null=True)
     template = JSONAttribute(null=True)
@@ -198,6 +199,9 @@ class MailingItem(_TableModel):
     fanned_out = BooleanAttribute(null=True)
     created_at = UTCDateTimeAttribute(null=True)
     send_requested_at = UTCDateTimeAttribute(null=True)
+    gsi1_pk = UnicodeAttribute(null=True, attr_name="GSI1PK")
+    gsi1_sk = UnicodeAttribute(null=True, attr_name="GSI1SK")
+    by_account = _filter_index(1, "Mailing")()
 
 
 class DunningPolicyItem(_TableModel):

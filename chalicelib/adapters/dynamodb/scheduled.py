@@ -13,6 +13,7 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.adapters.dynamodb.cursors import check_cursor
 from chalicelib.adapters.dynamodb.models import (
     DUE_SHARDS,
     CommunicationItem,
@@ -164,6 +165,18 @@ class DynamoScheduledRepository:
                 continue
             cancelled += 1
         return cancelled
+
+    def page_of(
+        self, account_id: str, contract_id: str, kind: str, limit: int, cursor: dict[str, Any] | None
+    ) -> tuple[list[Scheduled], dict[str, Any] | None]:
+        """One page of a contract's installments (`INSTALLMENT`) or expected documents (`EXPECTED`), oldest
+        first (ids are ULIDs): one Query of the contract's collection."""
+        pk = _pk(account_id, contract_id)
+        check_cursor(cursor, "PK", pk)
+        query = ScheduledItem.query(
+            pk, ScheduledItem.sk.startswith(f"{kind}#"), limit=limit, last_evaluated_key=cursor
+        )
+        return [_from(item) for item in query], query.last_evaluated_key
 
     def installments_of(self, account_id: str, contract_id: str) -> list[Installment]:
         query = ScheduledItem.query(_pk(account_id, contract_id), ScheduledItem.sk.startswith("INSTALLMENT#"))
