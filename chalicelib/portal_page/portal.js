@@ -182,7 +182,7 @@
       var label = item.querySelector(".upload-label");
       input.id = "file-" + doc.id;
       label.setAttribute("for", input.id);
-      label.textContent = (doc.files || []).length || status === "rejected"
+      label.querySelector(".upload-title").textContent = (doc.files || []).length || status === "rejected"
         ? "Envoyer un autre fichier pour « " + doc.label + " »"
         : "Choisir le fichier « " + doc.label + " »";
       input.accept = doc.accepted_types.join(",");
@@ -368,6 +368,14 @@
     $("retry").addEventListener("click", load);
     $("finish").addEventListener("click", finish);
     $("invite").addEventListener("submit", invite);
+    // Another invitation link opened in this tab only changes the fragment: no page load follows.
+    window.addEventListener("hashchange", function () {
+      if (/(?:^|[#&])token=/.test(window.location.hash || "")) {
+        token = readToken();
+        showOnly("loading");
+        load();
+      }
+    });
     load();
   });
 })();

@@ -1,7 +1,9 @@
 """The portal page in headless Chromium (Debian's `chromium`, driven by Playwright) against the local
 stack, as a guarantor lives it: open the invitation from the local outbox, see only his role's documents,
 try a wrong type, upload a PDF and watch its status change, finish, invite the next person, and find a
-clear page once his link is revoked. Screenshots at 360 and 1280 px go to tests/artifacts/."""
+clear page once his link is revoked. Screenshots at 360 and 1280 px go to tests/artifacts/. axe-core
+(vendored, tests/browser/vendor/) holds each state of the page to WCAG 2.1 AA, and the keyboard alone
+works it in reading order."""
 
 from __future__ import annotations
 
@@ -251,4 +253,154 @@ def test_a_view_only_role_sees_the_dossier_and_nothing_to_send(
     expect(page.locator("input[type=file]:visible")).to_have_count(0)
     expect(page.locator("#finish-card")).to_be_hidden()
     expect(page.locator("#invite-card")).to_be_hidden()
+    context.close()
+
+
+AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
+WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def _guarantor_link(stack: LocalStack, rental: dict[str, Any], reference: str) -> tuple[str, dict[str, Any]]:
+    """A new dossier of the rental procedure with a guarantor of its own, and his portal link."""
+    api, admin = stack.api_url, stack.admin_token
+    status, dossier = http_call(
+        f"{api}/dossiers",
+        "POST",
+        admin,
+        {
+            "procedure_id": rental["dossier"]["procedure_id"],
+            "reference": reference,
+            "due_date": "2027-03-01",
+            "recipient": {"name": "Léa Martin", "email": "lea@exemple.fr"},
+        },
+    )
+    assert status == 201, dossier
+    status, guarantor = http_call(
+        f"{api}/dossiers/{dossier['id']}/contributors",
+        "POST",
+        admin,
+        {"role_id": rental["garant"]["id"], "name": "Hugo Garant", "email": "hugo@exemple.fr"},
+    )
+    assert status == 201, guarantor
+    return str(guarantor["portal_link"]), dossier
+
+
+def _axe_violations(page: Page) -> list[dict[str, Any]]:
+    """What axe-core finds against WCAG 2.1 A and AA on the page as it stands."""
+    page.add_script_tag(path=str(AXE))
+    found: dict[str, Any] = page.evaluate(
+        """async (tags) => {
+            const result = await axe.run(document, {runOnly: {type: "tag", values: tags}});
+            return {
+                passed: result.passes.map(p => p.id),
+                violations: result.violations.map(
+                    v => ({id: v.id, nodes: v.nodes.map(n => n.target.join(" "))})
+                ),
+            };
+        }""",
+        WCAG_AA,
+    )
+    # The rules that matter here were really checked, not skipped for want of anything to check.
+    assert {"color-contrast", "document-title", "html-has-lang"} <= set(found["passed"]), found["passed"]
+    violations: list[dict[str, Any]] = found["violations"]
+    return violations
+
+
+def test_the_portal_has_no_wcag_aa_violation_at_360_and_1280_px_in_any_state(
+    stack: LocalStack, browser: Browser, rental: dict[str, Any]
+) -> None:
+    link, dossier = _guarantor_link(stack, rental, "LOC-2027-A11Y")
+    # axe is injected as a script: only the test's own context lifts the page's Content-Security-Policy.
+    context = browser.new_context(viewport={"width": 360, "height": 780}, locale="fr-FR", bypass_csp=True)
+    page = context.new_page()
+    page.goto(link)
+    expect(page.get_by_role("heading", name="Dossier LOC-2027-A11Y")).to_be_visible()
+    assert _axe_violations(page) == []
+
+    payslips = page.locator("#documents > li").filter(has_text="Bulletins de salaire")
+    page.get_by_label("Choisir le fichier « Bulletins de salaire »").set_input_files(
+        {"name": "photo.png", "mimeType": "image/png", "buffer": b"\x89PNG\r\n"}
+    )
+    expect(payslips.locator(".upload-error")).to_be_visible()
+    assert _axe_violations(page) == []
+
+    page.get_by_label("Choisir le fichier « Bulletins de salaire »").set_input_files(
+        {"name": "paie.pdf", "mimeType": "application/pdf", "buffer": PDF}
+    )
+    expect(payslips.locator(".badge")).to_have_text("En cours de vérification")
+    payslip_id = next(d["id"] for d in dossier["documents"] if d["label"] == "Bulletins de salaire")
+    status, _ = http_call(
+        f"{stack.api_url}/dossiers/{dossier['id']}/documents/{payslip_id}/review",
+        "POST",
+        stack.admin_token,
+        {"decision": "reject", "comment": "Illisible."},
+    )
+    assert status == 200
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.reload()
+    expect(payslips.locator(".badge")).to_have_text("Refusé")
+    assert _axe_violations(page) == []
+
+    # Another link opened in the same tab changes only the fragment: the page follows it.
+    page.goto(f"{stack.api_url}/p#token=forged")
+    expect(page.get_by_role("heading", name="Ce lien n'est plus valide")).to_be_visible()
+    assert "#token=" not in page.url
+    assert _axe_violations(page) == []
+    context.close()
+
+
+def _focused(page: Page) -> str:
+    """The focused element as a person hears it: its label, its own name, or its text."""
+    name: str = page.evaluate(
+        """() => {
+            const el = document.activeElement;
+            const label = el.labels && el.labels.length ? el.labels[0] : null;
+            const title = label && (label.querySelector(".upload-title") || label);
+            const name = el.getAttribute("aria-label") || (title && title.textContent) || el.textContent;
+            return (name || "").trim();
+        }"""
+    )
+    return name
+
+
+def test_the_portal_is_worked_with_the_keyboard_alone_in_reading_order(
+    stack: LocalStack, browser: Browser, rental: dict[str, Any]
+) -> None:
+    link, _ = _guarantor_link(stack, rental, "LOC-2027-CLAVIER")
+    context = browser.new_context(viewport={"width": 360, "height": 780}, locale="fr-FR")
+    page = context.new_page()
+    page.goto(link)
+    expect(page.get_by_role("heading", name="Dossier LOC-2027-CLAVIER")).to_be_visible()
+    page.locator("body").focus()
+    order = []
+    for _ in range(7):
+        page.keyboard.press("Tab")
+        order.append(_focused(page))
+    # "J'ai terminé" is disabled while the payslips are missing: the keyboard passes it by.
+    assert order == [
+        "Aller au contenu",
+        "Choisir le fichier « Bulletins de salaire »",
+        "Choisir le fichier « Avis d'imposition »",
+        "Rôle",
+        "Nom et prénom",
+        "Adresse email",
+        "Envoyer l'invitation",
+    ]
+
+    # The focused file input shows its focus on the visible French button, and opens with the keyboard.
+    chooser_input = page.get_by_label("Choisir le fichier « Bulletins de salaire »")
+    chooser_input.focus()
+    button = page.locator("#documents > li").first.locator(".file-button")
+    assert button.evaluate("b => getComputedStyle(b).outlineStyle") == "solid"
+    with page.expect_file_chooser() as chosen:
+        page.keyboard.press("Space")
+    chosen.value.set_files({"name": "paie.pdf", "mimeType": "application/pdf", "buffer": PDF})
+    payslips = page.locator("#documents > li").filter(has_text="Bulletins de salaire")
+    expect(payslips.locator(".badge")).to_have_text("En cours de vérification")
+
+    finish = page.get_by_role("button", name="J'ai terminé")
+    expect(finish).to_be_enabled()
+    finish.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#finished")).to_be_visible()
     context.close()
