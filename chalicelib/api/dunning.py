@@ -243,11 +243,11 @@ def pay_installment(contract_id: str, installment_id: str) -> dict[str, Any]:
         currency = body.amount.currency
         amount = parse_money(body.amount.amount, currency or "EUR", "amount").amount
     services = container()
-    installment, contract = service.pay_installment(
+    installment, contract, next_step = service.pay_installment(
         account_id, contract_id, installment_id, body.paid_at, amount, services.dunning_context(), currency
     )
     return {
-        **installment_view(installment, None),
+        **installment_view(installment, next_step),
         "contract": {
             "status": contract.status,
             "dunning_stage": contract.dunning_stage,

@@ -199,7 +199,7 @@ def pay_installment(
     amount: Decimal | None,
     ctx: DunningContext,
     currency: str | None = None,
-) -> tuple[Installment, Deal]:
+) -> tuple[Installment, Deal, DueStep | None]:
     """Record a payment; a full one stops the installment's dunning, and a suspended contract whose due
     installments are all paid is active again, its cover resuming at noon (Paris) the next day."""
     contract = _contract(account_id, contract_id, ctx)
@@ -210,11 +210,11 @@ def pay_installment(
     others = [i for i in ctx.scheduled.installments_of(account_id, contract_id) if i.id != paid.id]
     # As of the payment's day: the installments due by then decide whether the cover resumes.
     changed = _contract_after(contract, [*others, paid], paid_on, None)
-    next_step = paid.next_step(policy.unpaid) if changed.status in _DUNNED else None
+    next_step = _installment_step(paid, changed, policy)
     ctx.scheduled.commit(
         account_id, paid, version, _at(next_step), contract=changed if changed != contract else None
     )
-    return paid, changed
+    return paid, changed, next_step
 
 
 def _contract_after(

@@ -354,6 +354,9 @@ def test_a_payment_names_its_amount_as_money_or_as_a_bare_decimal_string(
         200,
     )
     assert (paid["status"], paid["paid_amount"]) == (status, paid_amount)
+    # What is still due keeps its dunning: the call waits as before.
+    waiting = {"kind": "unpaid_call", "due_on": "2027-02-14"} if status == "due" else None
+    assert paid["next_step"] == waiting
 
 
 @pytest.mark.parametrize(
