@@ -10,7 +10,7 @@ import pytest
 from chalicelib.local.outbox import sent_messages
 from chalicelib.local.pumps import drain
 from chalicelib.local.stack import REGION
-from tests.support import Api, RelaisTestClient, token
+from tests.support import Api, RelaisTestClient, open_account, token
 
 
 def _ok(answer: Any, status: int = 201) -> dict[str, Any]:
@@ -259,20 +259,17 @@ def test_a_payment_at_each_stage_stops_what_follows(book: dict[str, Any], paid_a
     assert [kind for kind, _, _ in _steps()] == [kind for _, kind, _ in TIMELINE[: paid_after + 1]]
 
 
+def _installment(admin: Api, contract_id: str, due_date: str) -> dict[str, Any]:
+    body = {"due_date": due_date, "amount": {"amount": "84.20"}}
+    return _ok(admin.post(f"/contracts/{contract_id}/installments", body))
+
+
 def test_staff_see_a_contracts_installments_and_expected_documents_as_the_tick_moves_them(
     book: dict[str, Any], platform: Api
 ) -> None:
     admin, k = book["admin"], book["contract"]
-    march = _ok(
-        admin.post(
-            f"/contracts/{k['id']}/installments", {"due_date": "2027-03-01", "amount": {"amount": "84.20"}}
-        )
-    )
-    april = _ok(
-        admin.post(
-            f"/contracts/{k['id']}/installments", {"due_date": "2027-04-01", "amount": {"amount": "84.20"}}
-        )
-    )
+    march = _installment(admin, k["id"], "2027-03-01")
+    april = _installment(admin, k["id"], "2027-04-01")
     doc = _ok(admin.post(f"/contracts/{k['id']}/expected-documents", {"label": "Relevé d'information"}))
     for day in ("2027-02-14", "2027-03-11"):
         _tick(admin, day)
@@ -306,14 +303,7 @@ def test_staff_see_a_contracts_installments_and_expected_documents_as_the_tick_m
     )
 
     # Another account sees none of it; a cursor of another list, or a misspelt parameter, is a 400.
-    other = platform.as_(
-        token(
-            "admin",
-            _ok(platform.post("/admin/accounts", {"name": "Y", "plan": "premium", "sender_email": "y@y.fr"}))[
-                "id"
-            ],
-        )
-    )
+    other, _ = open_account(platform, "Cabinet Autre")
     for path in (
         f"/contracts/{k['id']}/installments",
         f"/contracts/{k['id']}/installments/{march['id']}",
@@ -341,11 +331,7 @@ def test_a_payment_names_its_amount_as_money_or_as_a_bare_decimal_string(
     book: dict[str, Any], amount: Any, status: str, paid_amount: str
 ) -> None:
     admin, k = book["admin"], book["contract"]
-    installment = _ok(
-        admin.post(
-            f"/contracts/{k['id']}/installments", {"due_date": "2027-03-01", "amount": {"amount": "84.20"}}
-        )
-    )
+    installment = _installment(admin, k["id"], "2027-03-01")
     paid = _ok(
         admin.post(
             f"/contracts/{k['id']}/installments/{installment['id']}/payments",
@@ -372,11 +358,7 @@ def test_a_payment_in_another_currency_or_not_an_amount_is_refused(
     book: dict[str, Any], amount: Any, field: str
 ) -> None:
     admin, k = book["admin"], book["contract"]
-    installment = _ok(
-        admin.post(
-            f"/contracts/{k['id']}/installments", {"due_date": "2027-03-01", "amount": {"amount": "84.20"}}
-        )
-    )
+    installment = _installment(admin, k["id"], "2027-03-01")
     answer = admin.post(
         f"/contracts/{k['id']}/installments/{installment['id']}/payments",
         {"paid_at": "2027-03-02", "amount": amount},
