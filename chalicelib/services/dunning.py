@@ -259,9 +259,11 @@ def run_due_steps(ctx: DunningContext, limit: int = 500) -> int:
     is written with the step; their messages then go to SQS in batches of ten (one the tick could not
     send is queued again by a later tick, at the email's retry time)."""
     deliveries: list[DeliveryRequest] = []
+    # Each account's policy is read once per tick, however many of its steps are due.
+    policies: dict[str, DunningPolicy] = {}
     for account_id, contract_id, kind, thing_id in ctx.scheduled.due(ctx.now, limit):
         try:
-            delivery = _run_step(account_id, contract_id, kind, thing_id, ctx)
+            delivery = _run_step(account_id, contract_id, kind, thing_id, ctx, policies)
         except (StaleVersion, NotFound):
             continue
         if delivery is not None:
@@ -271,7 +273,12 @@ def run_due_steps(ctx: DunningContext, limit: int = 500) -> int:
 
 
 def _run_step(
-    account_id: str, contract_id: str, kind: str, thing_id: str, ctx: DunningContext
+    account_id: str,
+    contract_id: str,
+    kind: str,
+    thing_id: str,
+    ctx: DunningContext,
+    policies: dict[str, DunningPolicy],
 ) -> DeliveryRequest | None:
     thing, version = _scheduled(account_id, contract_id, kind, thing_id, ctx)
     account, found = ctx.partners.get_many(
@@ -281,7 +288,9 @@ def _run_step(
     if account is None or not isinstance(contract, Deal) or contract.status not in _DUNNED:
         ctx.scheduled.commit(account_id, thing, version, None)
         return None
-    policy = get_policy(account_id, ctx.policies, ctx.accounts)
+    if account_id not in policies:
+        policies[account_id] = get_policy(account_id, ctx.policies, ctx.accounts)
+    policy = policies[account_id]
     today = ctx.now.date()
     if isinstance(thing, Installment):
         step = unpaid_step_to_send(policy.unpaid, thing.due_date, thing.last_sent, today)
