@@ -15,13 +15,16 @@ from chalicelib.api.requests import StrictBody, parse_body, staff_principal
 from chalicelib.api.routing import ApiBlueprint
 from chalicelib.domain.clock import iso
 from chalicelib.domain.communications import TemplateSource
-from chalicelib.domain.mailings import MAX_IDS, Audience, AudienceEntity, Mailing
+from chalicelib.domain.mailings import Audience, AudienceEntity, Mailing
 from chalicelib.services import mailings as service
 from chalicelib.wiring import container
 
 mailings = ApiBlueprint(__name__)
 
 RecordId = Annotated[StrictStr, Field(min_length=1, max_length=64)]
+NamedId = Annotated[StrictStr, Field(min_length=1, max_length=26)]
+"""A record named in `ids`: the ids of this API are 26-character ULIDs, and the bound keeps 10,000 of them
+inside the mailing's one DynamoDB item (400 KB) with its template."""
 
 
 class FiltersBody(StrictBody):
@@ -29,7 +32,7 @@ class FiltersBody(StrictBody):
     apporteur_id: RecordId | None = None
     product_id: RecordId | None = None
     status: StrictStr | None = None
-    ids: Annotated[list[RecordId], Field(min_length=1, max_length=MAX_IDS)] | None = None
+    ids: Annotated[list[NamedId], Field(min_length=1)] | None = None
 
 
 class AudienceBody(StrictBody):

@@ -15,14 +15,14 @@ from enum import StrEnum
 
 from chalicelib.domain.communications import CommunicationKind, Recipient, TemplateSource
 from chalicelib.domain.deliverability import normalize_address
-from chalicelib.domain.errors import FieldIssue, InvalidInput
+from chalicelib.domain.errors import FieldIssue, InvalidInput, PayloadTooLarge
+from chalicelib.domain.jobs import MAX_IDS
 from chalicelib.domain.partners import RULE_NONE, STATUSES, RecordKind
 from chalicelib.domain.recipients import CommunicationRule, Resolution
 from chalicelib.domain.templates import KIND_VARIABLES
 
 PAGE_SIZE = 50
 """Entities per fan-out page: a page's emails and its marker fit one TransactWriteItems (100 actions)."""
-MAX_IDS = 10_000
 
 
 class AudienceEntity(StrEnum):
@@ -56,7 +56,10 @@ class Audience:
     ids: tuple[str, ...] | None = None
 
     def check(self) -> None:
-        """Refuse filters the entity does not have, with every issue at once."""
+        """Refuse filters the entity does not have, with every issue at once; more than 10,000 distinct
+        ids is too large, as for a bulk change (a repeated id counts once)."""
+        if self.ids is not None and len(set(self.ids)) > MAX_IDS:
+            raise PayloadTooLarge(f"A mailing names at most {MAX_IDS} records one by one.")
         issues: list[FieldIssue] = []
         prefix = "audience.filters."
         rules = [r.value for r in CommunicationRule] + [RULE_NONE]
@@ -71,8 +74,6 @@ class Audience:
             issues.append(FieldIssue(f"{prefix}status", f"must be one of: {allowed}"))
         if self.ids is not None and not self.ids:
             issues.append(FieldIssue(f"{prefix}ids", "must name at least one record"))
-        if self.ids is not None and len(set(self.ids)) > MAX_IDS:
-            issues.append(FieldIssue(f"{prefix}ids", f"must name at most {MAX_IDS} records"))
         if issues:
             raise InvalidInput("The audience is invalid.", issues)
 

@@ -274,6 +274,19 @@ def test_bad_mailings_are_refused_with_the_field_named(book: dict[str, Any]) -> 
         answer = staff.post("/mailings", body)
         assert answer.status == 400, (body, answer.body)
         assert field in [d["field"] for d in answer.body["error"]["details"]], answer.body
+    # As a bulk change: 10,000 distinct ids at most (a repeated id counts once), 413 beyond.
+    many = [f"01ID{n:022d}" for n in range(10_000)]
+    audience = {"entity": "contracts", "filters": {"ids": many + many[:50]}}
+    assert staff.post("/mailings", {**base, "audience": audience}).status == 201
+    audience = {"entity": "contracts", "filters": {"ids": [*many, "01ID-ONE-MORE"]}}
+    too_many = staff.post("/mailings", {**base, "audience": audience})
+    assert (too_many.status, too_many.body["error"]["code"]) == (413, "payload_too_large")
+    audience = {"entity": "contracts", "filters": {"ids": ["9" * 64]}}
+    not_an_id = staff.post("/mailings", {**base, "audience": audience})
+    assert (not_an_id.status, not_an_id.body["error"]["details"][0]["field"]) == (
+        400,
+        "audience.filters.ids.0",
+    )
 
 
 def test_another_accounts_mailing_does_not_exist(book: dict[str, Any]) -> None:
