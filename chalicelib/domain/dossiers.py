@@ -12,7 +12,7 @@ comment kept. The dossier is `completed` when every required document is approve
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from chalicelib.domain.errors import Conflict, FieldIssue, Forbidden, InvalidInput, NotFound
@@ -29,6 +29,14 @@ class DossierStatus(StrEnum):
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
     ARCHIVED = "archived"
+
+
+MAX_FILES_PER_DOCUMENT = 20
+"""Files one document keeps until it is approved: enough for every honest retry, and a bound on the
+dossier's one item, which a client sending uploads in a loop would otherwise outgrow."""
+STALE_UPLOAD = timedelta(days=1)
+"""An upload started this long ago and never completed will not arrive (its presigned POST lived
+minutes): it no longer counts, and the next upload of its document drops it."""
 
 
 class UploadStatus(StrEnum):
@@ -181,6 +189,25 @@ class Dossier:
 
     def uploads_of(self, document_id: str) -> tuple[Upload, ...]:
         return tuple(u for u in self.uploads if u.document_id == document_id)
+
+    def with_upload(self, upload: Upload, now: datetime) -> Dossier:
+        """The dossier with one more upload started, its document's stale ones dropped; 409 once the
+        document holds MAX_FILES_PER_DOCUMENT files."""
+
+        def stale(u: Upload) -> bool:
+            return (
+                u.document_id == upload.document_id
+                and u.status is UploadStatus.PENDING
+                and now - u.created_at > STALE_UPLOAD
+            )
+
+        kept = tuple(u for u in self.uploads if not stale(u))
+        if sum(1 for u in kept if u.document_id == upload.document_id) >= MAX_FILES_PER_DOCUMENT:
+            raise Conflict(
+                f"This document already holds {MAX_FILES_PER_DOCUMENT} files: "
+                "wait for the review, or ask your manager to reject or approve it."
+            )
+        return replace(self, uploads=(*kept, upload))
 
     def reviewed(
         self, document_id: str, approve: bool, comment: str | None, now: datetime

@@ -266,7 +266,7 @@
     announce("Envoi de " + file.name + " en cours.");
     call("POST", "portal/documents/" + doc.id + "/uploads", { filename: file.name, content_type: type, size: file.size })
       .then(function (answer) {
-        if (answer.status !== 201) { throw new Error(refusal(answer)); }
+        if (answer.status !== 201) { throw new Error(refusal(answer, doc)); }
         return upload(answer.body, file, progress).then(function () { return answer.body.upload_id; });
       })
       .then(function (uploadId) {
@@ -276,7 +276,7 @@
         if (answer.status === 400) {
           throw new Error("Le contenu du fichier ne correspond pas à son type : enregistrez-le au bon format puis renvoyez-le.");
         }
-        if (answer.status !== 200) { throw new Error(refusal(answer)); }
+        if (answer.status !== 200) { throw new Error(refusal(answer, doc)); }
         announce("« " + doc.label + " » a bien été envoyé ; il est en cours de vérification.");
         load();
       })
@@ -287,7 +287,10 @@
       });
   }
 
-  function refusal(answer) {
+  function refusal(answer, doc) {
+    if (answer.status === 409 && doc && doc.status !== "approved") {
+      return "Cette pièce a déjà reçu beaucoup de fichiers : attendez que votre gestionnaire les vérifie.";
+    }
     if (answer.status === 409) { return "Cette pièce est déjà validée : vous n'avez plus rien à envoyer."; }
     if (answer.status === 403) { return "Votre rôle ne permet pas de déposer cette pièce."; }
     if (answer.status === 400) { return "Ce fichier n'est pas accepté pour cette pièce : vérifiez son type et sa taille."; }

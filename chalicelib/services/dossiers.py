@@ -513,7 +513,7 @@ def start_upload(
 
     def apply(current: Dossier, tokens: dict[str, list[str]]) -> Change:
         uploadable_document(current, principal.role_id, document_id)
-        return Change(replace(current, uploads=(*current.uploads, upload)))
+        return Change(current.with_upload(upload, ctx.now))
 
     _mutate(principal.account_id, principal.dossier_id, ctx, apply)
     return StartedUpload(upload, url, fields, expires_at)

@@ -334,6 +334,46 @@ def test_upload_limits_are_the_documents(
     assert field in [d["field"] for d in answer.body["error"]["details"]]
 
 
+def test_a_document_keeps_twenty_files_and_abandoned_uploads_stop_counting_the_next_day(
+    rental: dict[str, Any], anonymous: Api, aws: Any
+) -> None:
+    from chalicelib.domain.dossiers import MAX_FILES_PER_DOCUMENT
+
+    locataire = _portal(anonymous, rental["dossier"]["portal_link"])
+    doc = rental["docs"]["identite"]["id"]
+    body = {"filename": "cni.pdf", "content_type": "application/pdf", "size": 1000}
+    for _ in range(MAX_FILES_PER_DOCUMENT - 1):
+        assert locataire.post(f"/portal/documents/{doc}/uploads", body).status == 201
+    completed, _ = _upload(locataire, aws, doc, PDF)
+    assert completed.status == 200
+    full = locataire.post(f"/portal/documents/{doc}/uploads", body)
+    assert (full.status, full.body["error"]["code"]) == (409, "conflict")
+    # Another document of the dossier is not held back.
+    other = rental["docs"]["salaires"]["id"]
+    garant = _portal(anonymous, rental["garant_c"]["portal_link"])
+    assert garant.post(f"/portal/documents/{other}/uploads", body).status == 201
+    # The next day the uploads never sent are dropped; the completed file stays.
+    later = aws.now() + timedelta(days=2)
+    aws.clock = lambda: later
+    assert locataire.post(f"/portal/documents/{doc}/uploads", body).status == 201
+    files = next(d for d in locataire.get("/portal").body["documents"] if d["id"] == doc)["files"]
+    assert len(files) == 1
+
+
+def test_a_procedure_that_would_outgrow_its_storage_is_refused_with_409_not_a_500(
+    rental: dict[str, Any],
+) -> None:
+    staff, pid = rental["staff"], rental["pid"]
+    automation = {"trigger": "role_finished", "to": "account", "subject": "Fini", "body": "é" * 20_000}
+    answers = [staff.post(f"/procedures/{pid}/automations", automation).status for _ in range(12)]
+    assert 409 in answers
+    assert set(answers) == {201, 409}
+    assert answers.index(409) == answers.count(201)
+    procedure = staff.get(f"/procedures/{pid}")
+    assert procedure.status == 200
+    assert len(procedure.body["automations"]) == answers.count(201)
+
+
 def test_finishing_needs_every_required_document_sent(
     rental: dict[str, Any], anonymous: Api, aws: Any
 ) -> None:

@@ -3,6 +3,7 @@ change causes (portal tokens minted or revoked, emails queued): all of it or not
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
@@ -48,6 +49,28 @@ from chalicelib.domain.procedures import (
 )
 
 Cursor = dict[str, Any]
+
+
+PROCEDURE_BYTES = 150_000
+"""A procedure's stored body at most: every dossier carries a snapshot of it in its own item."""
+DOSSIER_BYTES = 380_000
+"""A dossier's stored body at most, below DynamoDB's 400 KB per item with its other attributes."""
+
+
+def _fitting(body: dict[str, Any], limit: int, refusal: str) -> dict[str, Any]:
+    """The body, if its JSON (as JSONAttribute stores it) fits `limit` bytes; a 409 otherwise, never
+    DynamoDB's ValidationException (a 500) on save."""
+    if len(json.dumps(body).encode()) > limit:
+        raise Conflict(refusal)
+    return body
+
+
+def _procedure_body_fitting(procedure: Procedure) -> dict[str, Any]:
+    return _fitting(
+        procedure_body(procedure),
+        PROCEDURE_BYTES,
+        "This procedure is too large to store: shorten its automations' texts or its descriptions.",
+    )
 
 
 def _pk(account_id: str) -> str:
@@ -250,7 +273,7 @@ class DynamoProcedureRepository:
         item = ProcedureItem(
             _pk(procedure.account_id),
             f"PROCEDURE#{procedure.id}",
-            body=procedure_body(procedure),
+            body=_procedure_body_fitting(procedure),
             created_at=procedure.created_at,
         )
         try:
@@ -274,7 +297,7 @@ class DynamoProcedureRepository:
         item = ProcedureItem(
             _pk(procedure.account_id),
             f"PROCEDURE#{procedure.id}",
-            body=procedure_body(procedure),
+            body=_procedure_body_fitting(procedure),
             created_at=procedure.created_at,
         )
         item.version = procedure.version
@@ -334,7 +357,11 @@ class DynamoDossierRepository:
         item = DossierItem(
             _dossier_pk(dossier.account_id, dossier.id),
             "DOSSIER",
-            body=_dossier_body(dossier),
+            body=_fitting(
+                _dossier_body(dossier),
+                DOSSIER_BYTES,
+                "This dossier is full: it cannot keep one more file or change; ask your manager.",
+            ),
             tokens=tokens,
             status=dossier.status.value,
             procedure_id=dossier.procedure.id,
