@@ -47,6 +47,15 @@ class MailingBody(StrictBody):
     audience: AudienceBody
 
 
+class MailingPatch(StrictBody):
+    """What a draft changes; `audience`, when sent, replaces the whole audience."""
+
+    name: Annotated[StrictStr, Field(min_length=1, max_length=200)] | None = None
+    subject: StrictStr | None = Field(default=None, max_length=500)
+    body: StrictStr | None = Field(default=None, max_length=20_000)
+    audience: AudienceBody | None = None
+
+
 class PreviewBody(StrictBody):
     entity_id: RecordId | None = None
 
@@ -79,6 +88,18 @@ def mailing_view(mailing: Mailing) -> dict[str, Any]:
     }
 
 
+def _audience(body: AudienceBody) -> Audience:
+    filters = body.filters
+    return Audience(
+        entity=body.entity,
+        communication_rule=filters.communication_rule,
+        apporteur_id=filters.apporteur_id,
+        product_id=filters.product_id,
+        status=filters.status,
+        ids=tuple(filters.ids) if filters.ids is not None else None,
+    )
+
+
 def _account() -> str:
     return staff_principal(mailings.current_request).require_account()
 
@@ -87,21 +108,12 @@ def _account() -> str:
 def create_mailing() -> Response:
     account_id = _account()
     body = parse_body(mailings.current_request, MailingBody)
-    filters = body.audience.filters
-    audience = Audience(
-        entity=body.audience.entity,
-        communication_rule=filters.communication_rule,
-        apporteur_id=filters.apporteur_id,
-        product_id=filters.product_id,
-        status=filters.status,
-        ids=tuple(filters.ids) if filters.ids is not None else None,
-    )
     services = container()
     mailing = service.create_mailing(
         account_id,
         body.name,
         TemplateSource(subject=body.subject, body=body.body),
-        audience,
+        _audience(body.audience),
         services.mailings,
         services.now(),
     )
@@ -121,6 +133,28 @@ def list_mailings() -> dict[str, Any]:
 @mailings.route("/mailings/{mailing_id}", methods=["GET"], authorizer=staff_authorizer)
 def get_mailing(mailing_id: str) -> dict[str, Any]:
     return mailing_view(service.get_mailing(_account(), mailing_id, container().mailings))
+
+
+@mailings.route("/mailings/{mailing_id}", methods=["PATCH"], authorizer=staff_authorizer)
+def edit_mailing(mailing_id: str) -> dict[str, Any]:
+    account_id = _account()
+    body = parse_body(mailings.current_request, MailingPatch)
+    mailing = service.edit_draft(
+        account_id,
+        mailing_id,
+        body.name,
+        body.subject,
+        body.body,
+        _audience(body.audience) if body.audience is not None else None,
+        container().mailings,
+    )
+    return mailing_view(mailing)
+
+
+@mailings.route("/mailings/{mailing_id}", methods=["DELETE"], authorizer=staff_authorizer)
+def delete_mailing(mailing_id: str) -> Response:
+    service.delete_draft(_account(), mailing_id, container().mailings)
+    return Response(body="", status_code=204)
 
 
 @mailings.route("/mailings/{mailing_id}/preview", methods=["POST"], authorizer=staff_authorizer)

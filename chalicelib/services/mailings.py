@@ -32,6 +32,7 @@ from chalicelib.domain.mailings import (
     Audience,
     AudienceEntity,
     Mailing,
+    MailingStatus,
     PageOutcome,
     without_opted_out,
 )
@@ -61,6 +62,10 @@ class MailingRepository(Protocol):
     def list_mailings(
         self, account_id: str, limit: int, cursor: Cursor | None
     ) -> tuple[list[Mailing], Cursor | None]: ...
+
+    def replace_draft(self, mailing: Mailing) -> bool: ...
+
+    def delete_draft(self, account_id: str, mailing_id: str) -> bool: ...
 
     def start_sending(self, account_id: str, mailing_id: str, at: datetime) -> bool: ...
 
@@ -158,6 +163,47 @@ def get_mailing(account_id: str, mailing_id: str, mailings: MailingRepository) -
     if mailing is None:
         raise NotFound("No such mailing.")
     return mailing
+
+
+def edit_draft(
+    account_id: str,
+    mailing_id: str,
+    name: str | None,
+    subject: str | None,
+    body: str | None,
+    audience: Audience | None,
+    mailings: MailingRepository,
+) -> Mailing:
+    """Change a draft (what is not named stays); 409 once it is sent. The template is checked against
+    the audience it will have, so a contracts mailing turned to clients loses `contract.reference`."""
+    mailing = get_mailing(account_id, mailing_id, mailings)
+    _still_draft(mailing)
+    changed = replace(
+        mailing,
+        name=mailing.name if name is None else name,
+        template=TemplateSource(
+            subject=mailing.template.subject if subject is None else subject,
+            body=mailing.template.body if body is None else body,
+        ),
+        audience=mailing.audience if audience is None else audience,
+    )
+    changed.audience.check()
+    offered = changed.audience.template_variables
+    validate_template(CommunicationKind.MAILING, changed.template, offered=offered)
+    if not mailings.replace_draft(changed):
+        raise Conflict("This mailing is being sent; only a draft can be changed.")
+    return changed
+
+
+def delete_draft(account_id: str, mailing_id: str, mailings: MailingRepository) -> None:
+    _still_draft(get_mailing(account_id, mailing_id, mailings))
+    if not mailings.delete_draft(account_id, mailing_id):
+        raise Conflict("This mailing is being sent; only a draft can be deleted.")
+
+
+def _still_draft(mailing: Mailing) -> None:
+    if mailing.status is not MailingStatus.DRAFT:
+        raise Conflict(f"This mailing is {mailing.status.value}; only a draft can be changed or deleted.")
 
 
 def list_mailings(

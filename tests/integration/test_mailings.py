@@ -372,3 +372,42 @@ def test_the_mailings_are_listed_newest_first_with_their_counts_and_only_to_thei
     stolen = other.get(f"/mailings?cursor={one['next_cursor']}")
     assert (stolen.status, stolen.body["error"]["code"]) == (400, "validation_error")
     assert staff.get("/mailings?status=draft").status == 400
+
+
+def test_a_draft_is_changed_or_deleted_until_it_is_sent_and_never_after(book: dict[str, Any]) -> None:
+    staff = book["staff"]
+    mailing_id = _mailing(staff, {"entity": "contracts"})
+    changed = staff.patch(
+        f"/mailings/{mailing_id}", {"name": "Offre auto", "subject": "Pour {{ client.name }}"}
+    )
+    assert changed.status == 200, changed.body
+    assert (changed.body["name"], changed.body["subject"]) == ("Offre auto", "Pour {{ client.name }}")
+    assert "{{ contract.reference }}" in changed.body["body"]
+    # The template is checked against the audience it would have: clients have no contract.reference.
+    refused = staff.patch(f"/mailings/{mailing_id}", {"audience": {"entity": "clients"}})
+    assert refused.status == 400
+    assert refused.body["error"]["details"][0]["field"] == "body"
+    narrowed = staff.patch(
+        f"/mailings/{mailing_id}",
+        {"audience": {"entity": "contracts", "filters": {"ids": [book["HAB"]["id"]]}}},
+    )
+    assert narrowed.body["audience"] == {"entity": "contracts", "filters": {"ids": [book["HAB"]["id"]]}}
+    assert staff.patch(f"/mailings/{mailing_id}", {"colour": "red"}).status == 400
+    assert staff.get(f"/mailings/{mailing_id}").body["name"] == "Offre auto"
+
+    assert staff.post(f"/mailings/{mailing_id}/send").status == 202
+    for answer in (
+        staff.patch(f"/mailings/{mailing_id}", {"name": "Trop tard"}),
+        staff.call("DELETE", f"/mailings/{mailing_id}"),
+    ):
+        assert (answer.status, answer.body["error"]["code"]) == (409, "conflict")
+    drain()
+    assert [m["subject"] for m in _emails()] == ["Pour Jean Dupont", "Pour Jean Dupont"]
+
+    draft = _mailing(staff, {"entity": "clients"})
+    other, _ = open_account(book["platform"], "Cabinet Autre")
+    assert other.call("DELETE", f"/mailings/{draft}").status == 404
+    assert other.patch(f"/mailings/{draft}", {"name": "X"}).status == 404
+    assert staff.call("DELETE", f"/mailings/{draft}").status == 204
+    assert staff.get(f"/mailings/{draft}").status == 404
+    assert [m["id"] for m in staff.get("/mailings").body["items"]] == [mailing_id]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamodb.cursors import check_cursor
@@ -107,6 +107,37 @@ class DynamoMailingRepository:
         )
         found = [_mailing_from(item, account_id, str(item.gsi1_sk)) for item in query]
         return found, query.last_evaluated_key
+
+    def replace_draft(self, mailing: Mailing) -> bool:
+        """Write a draft's name, template and audience; False when it is a draft no more."""
+        try:
+            MailingItem(mailing_pk(mailing.account_id, mailing.id), "MAILING").update(
+                actions=[
+                    MailingItem.name.set(mailing.name),
+                    MailingItem.template.set(
+                        {"subject": mailing.template.subject, "body": mailing.template.body}
+                    ),
+                    MailingItem.audience.set(_audience_raw(mailing.audience)),
+                ],
+                condition=MailingItem.state == "draft",
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def delete_draft(self, account_id: str, mailing_id: str) -> bool:
+        """Delete a draft (it has no page nor email yet); False when it is a draft no more."""
+        try:
+            MailingItem(mailing_pk(account_id, mailing_id), "MAILING").delete(
+                condition=MailingItem.state == "draft"
+            )
+        except DeleteError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def start_sending(self, account_id: str, mailing_id: str, at: datetime) -> bool:
         """Draft → sending, once; False when it was not a draft any more (sent already, or a race lost)."""
