@@ -368,3 +368,32 @@ def test_a_payment_in_another_currency_or_not_an_amount_is_refused(
     assert (
         _ok(admin.get(f"/contracts/{k['id']}/installments/{installment['id']}"), 200)["paid_amount"] == "0.00"
     )
+
+
+def test_two_ticks_at_once_send_each_step_once(book: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other tick, started at the same moment, writes the step first: this one loses the race
+    on the step's version and sends nothing."""
+    from datetime import UTC, datetime
+
+    from chalicelib.adapters.dynamodb.scheduled import DynamoScheduledRepository
+    from chalicelib.handlers import dunning_tick
+
+    admin, k = book["admin"], book["contract"]
+    _installment(admin, k["id"], "2027-03-01")
+    _ok(admin.post(f"/contracts/{k['id']}/expected-documents", {"label": "Relevé d'information"}))
+    at = datetime(2027, 2, 14, 8, 0, tzinfo=UTC)
+    original = DynamoScheduledRepository.commit
+    other_tick: dict[str, int] = {}
+
+    def commit_after_the_other_tick(self: Any, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("communication") is not None and "queued" not in other_tick:
+            other_tick["queued"] = -1
+            other_tick["queued"] = dunning_tick.run(at)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DynamoScheduledRepository, "commit", commit_after_the_other_tick)
+    # The other tick sent both steps; this one lost the first on its version and found the second sent.
+    assert dunning_tick.run(at) == 0
+    assert other_tick["queued"] == 2
+    drain()
+    assert sorted(kind for kind, _, _ in _steps()) == ["documents_reminder", "unpaid_call"]
