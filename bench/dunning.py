@@ -1,7 +1,8 @@
 """Automations: how fast an email is addressed and rendered (recipient resolution plus rendering of an
 unpaid reminder, on one core, in this process, no AWS); the DynamoDB reads of one tick at 20,000
 contracts against 1,000, both with 200 steps due (the portfolio is written straight to the table, as the
-app writes it: seeding is not measured); and what a mailing to 5,000 contracts costs per recipient, from
+app writes it: seeding is not measured), and the workers' DynamoDB calls per step it queued, from the
+step to its email settled; and what a mailing to 5,000 contracts costs per recipient, from
 the send request to the last email settled (the fan-out pages, the worker, and SES's Send events).
 """
 
@@ -39,9 +40,13 @@ TICK = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
 def run() -> list[Figure]:
     if _HOOK not in BUILTIN_HANDLERS:
         BUILTIN_HANDLERS.append(_HOOK)
-    small, large = _tick_reads(1_000), _tick_reads(20_000)
+    (small, small_steps), (large, large_steps) = _tick_reads(1_000), _tick_reads(20_000)
     ses, dynamodb = _mailing_calls()
     print(f"Automations: a tick read DynamoDB {small} times at 1,000 contracts, {large} at 20,000")
+    print(
+        f"Automations: its {DUE} steps made {small_steps} DynamoDB calls at 1,000 contracts, "
+        f"{large_steps} at 20,000, from the step to its email settled"
+    )
     return [
         Figure(
             name="render_resolve_per_second",
@@ -59,6 +64,13 @@ def run() -> list[Figure]:
         ),
         Figure(name="tick_read_calls_1k", value=small, target=None, better="lower", unit="calls"),
         Figure(name="tick_read_calls_20k", value=large, target=None, better="lower", unit="calls"),
+        Figure(
+            name="step_dynamodb_calls_per_step",
+            value=round(large_steps / DUE, 2),
+            target=None,
+            better="lower",
+            unit="calls",
+        ),
         Figure(
             name="mailing_ses_calls_per_recipient",
             value=round(ses / MAILING_SIZE, 3),
@@ -118,10 +130,21 @@ def _seed_contracts(account_id: str, client_id: str, count: int, with_installmen
     return ids
 
 
-def _tick_reads(portfolio: int) -> int:
+def _tick_reads(portfolio: int) -> tuple[int, int]:
+    """The tick's DynamoDB reads, then every DynamoDB call of the workers from the steps it queued to
+    their emails settled."""
     from chalicelib.handlers import dunning_tick
+    from chalicelib.local.outbox import sent_messages
+    from chalicelib.local.pumps import drain
 
-    with local_stage(), _quiet(), mock_aws(), fast_moto_transactions(), fast_moto_partition_queries():
+    with (
+        local_stage(),
+        _quiet(),
+        mock_aws(),
+        fast_moto_transactions(),
+        fast_moto_partition_queries(),
+        fast_moto_queues(),
+    ):
         _, account_id, client_id = _fresh_account()
         started = time.perf_counter()
         _seed_contracts(account_id, client_id, portfolio, with_installments=True)
@@ -130,16 +153,21 @@ def _tick_reads(portfolio: int) -> int:
         queued = dunning_tick.run(TICK)
         reads = _count(COUNTER.take(), "dynamodb", READS)
         ticked = time.perf_counter()
+        drain()
+        steps = _count(COUNTER.take(), "dynamodb")
+        calls = len([m for m in sent_messages(REGION) if m["kind"] == "unpaid_call"])
         wiring.reset()
+    stepped = time.perf_counter() - ticked
     print(
         f"Automations: {portfolio:,} contracts and installments seeded in {seeded - started:.1f} s, "
-        f"the tick ran in {ticked - seeded:.1f} s on moto"
+        f"the tick ran in {ticked - seeded:.1f} s on moto, its {DUE} steps in {stepped:.1f} s"
     )
-    if queued != DUE + 1:
+    if queued != DUE + 1 or calls != DUE:
         raise RuntimeError(
-            f"the tick queued {queued} messages, not the {DUE} steps due and the welcome email"
+            f"the tick queued {queued} messages and {calls} calls went out, "
+            f"not the {DUE} steps due and the welcome email"
         )
-    return reads
+    return reads, steps
 
 
 def _mailing_calls() -> tuple[int, int]:

@@ -25,6 +25,7 @@ from chalicelib.services.unsubscribe import UnsubscribeLinkMaker
 if TYPE_CHECKING:
     from chalicelib.adapters.dynamodb.deadlines import DynamoDeadlineRepository
     from chalicelib.adapters.dynamodb.dossiers import DynamoDossierRepository, DynamoProcedureRepository
+    from chalicelib.adapters.dynamodb.due_steps import DynamoDueSteps
     from chalicelib.adapters.dynamodb.dunning import DynamoDunningPolicyRepository
     from chalicelib.adapters.dynamodb.jobs import DynamoJobRepository
     from chalicelib.adapters.dynamodb.mailings import DynamoMailingRepository
@@ -170,6 +171,12 @@ class Container:
             queue=self.communications_queue,
             now=self.now(),
         )
+
+    @cached_property
+    def due_steps(self) -> DynamoDueSteps:
+        from chalicelib.adapters.dynamodb.due_steps import DynamoDueSteps
+
+        return DynamoDueSteps()
 
     @cached_property
     def deadlines(self) -> DynamoDeadlineRepository:

@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from chalicelib.domain.accounts import Account
+from chalicelib.domain.clock import iso
 from chalicelib.domain.communications import (
     Communication,
     Recipient,
@@ -53,6 +54,7 @@ from chalicelib.domain.ids import new_ulid
 from chalicelib.domain.plans import Feature
 from chalicelib.domain.procedures import MAIN, Automation, Target, Trigger
 from chalicelib.services.communications import RETRY_AFTER, DeliveryRequest
+from chalicelib.services.messages import message_fields, message_time
 from chalicelib.services.portal_links import MintedLink, mint_link
 from chalicelib.services.ports import AccountRepository, MessageQueue
 from chalicelib.services.procedures import ProcedureRepository, get_procedure
@@ -76,8 +78,6 @@ class DossierRepository(Protocol):
 
 
 class DeadlineRepository(Protocol):
-    def due(self, now: datetime, limit: int) -> list[tuple[str, str, str]]: ...
-
     def fire(
         self,
         account_id: str,
@@ -426,23 +426,53 @@ def get_dossier(account_id: str, dossier_id: str, ctx: Context) -> Dossier:
     return _load(account_id, dossier_id, ctx)[0]
 
 
-def fire_deadlines(deadlines: DeadlineRepository, ctx: Context, limit: int = 500) -> int:
-    """Run every `deadline_approaching` automation whose day has come: one email per role that still
-    misses a required document (per the automation's `to`), once per dossier and automation. Returns
-    how many emails were queued."""
-    queued = 0
-    for account_id, dossier_id, automation_id in deadlines.due(ctx.now, limit):
-        found = ctx.dossiers.get(account_id, dossier_id)
-        account = ctx.accounts.get(account_id)
-        emails: list[Communication] = []
-        if found is not None and account is not None:
-            emails = _deadline_emails(found[0], account, automation_id, ctx.now)
-        if deadlines.fire(
-            account_id, dossier_id, automation_id, [(e, ctx.now + RETRY_AFTER) for e in emails]
-        ):
-            ctx.queue.send_many(DeliveryRequest(e.account_id, e.id).to_message() for e in emails)
-            queued += len(emails)
-    return queued
+DEADLINE_MESSAGE = "deadline"
+
+
+@dataclass(frozen=True)
+class DeadlineRequest:
+    """What the tick queues for one `deadline_approaching` automation of a dossier whose day has come."""
+
+    account_id: str
+    dossier_id: str
+    automation_id: str
+    as_of: datetime
+
+    def to_message(self) -> dict[str, Any]:
+        return {
+            "type": DEADLINE_MESSAGE,
+            "account_id": self.account_id,
+            "dossier_id": self.dossier_id,
+            "automation_id": self.automation_id,
+            "as_of": iso(self.as_of),
+        }
+
+    @classmethod
+    def from_message(cls, body: dict[str, Any]) -> DeadlineRequest:
+        names = ("account_id", "dossier_id", "automation_id")
+        account_id, dossier_id, automation_id = message_fields(body, names, "deadline")
+        return cls(account_id, dossier_id, automation_id, message_time(body, "as_of", "deadline"))
+
+
+def fire_deadline(request: DeadlineRequest, deadlines: DeadlineRepository, ctx: Context) -> int:
+    """Run one `deadline_approaching` automation: one email per role that still misses a required
+    document (per the automation's `to`), once per dossier and automation however often the message
+    comes. Returns how many emails were queued."""
+    now = request.as_of
+    found = ctx.dossiers.get(request.account_id, request.dossier_id)
+    account = ctx.accounts.get(request.account_id)
+    emails: list[Communication] = []
+    if found is not None and account is not None:
+        emails = _deadline_emails(found[0], account, request.automation_id, now)
+    if not deadlines.fire(
+        request.account_id,
+        request.dossier_id,
+        request.automation_id,
+        [(e, now + RETRY_AFTER) for e in emails],
+    ):
+        return 0
+    ctx.queue.send_many(DeliveryRequest(e.account_id, e.id).to_message() for e in emails)
+    return len(emails)
 
 
 def _deadline_emails(

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from chalicelib.domain.accounts import Account
+from chalicelib.domain.clock import iso
 from chalicelib.domain.communications import (
     Communication,
     CommunicationKind,
@@ -25,7 +26,7 @@ from chalicelib.domain.dunning import (
     unpaid_step_to_send,
     validate_policy,
 )
-from chalicelib.domain.errors import AccountNotFound, NotFound, StaleVersion
+from chalicelib.domain.errors import AccountNotFound, InvalidInput, NotFound, StaleVersion
 from chalicelib.domain.formatting import french_amount, french_date
 from chalicelib.domain.ids import new_ulid
 from chalicelib.domain.installments import (
@@ -40,6 +41,7 @@ from chalicelib.domain.installments import (
 from chalicelib.domain.partners import Deal, RecordKind
 from chalicelib.domain.templates import validate_template
 from chalicelib.services.communications import RETRY_AFTER, DeliveryRequest
+from chalicelib.services.messages import message_fields, message_time
 from chalicelib.services.partners import recipients_of
 from chalicelib.services.ports import (
     AccountRepository,
@@ -79,8 +81,6 @@ def replace_policy(
 
 
 class ScheduledRepository(Protocol):
-    def due(self, now: datetime, limit: int) -> list[tuple[str, str, str, str]]: ...
-
     def get(
         self, account_id: str, contract_id: str, kind: str, thing_id: str
     ) -> tuple[Scheduled, int] | None: ...
@@ -253,23 +253,63 @@ def receive_expected_document(
     return received
 
 
-def run_due_steps(ctx: DunningContext, limit: int = 500) -> int:
-    """Send every installment and expected-document step whose moment has come (the tick); returns how
-    many emails were queued. A step another tick sent first is skipped (StaleVersion). Each step's email
-    is written with the step; their messages then go to SQS in batches of ten (one the tick could not
-    send is queued again by a later tick, at the email's retry time)."""
-    deliveries: list[DeliveryRequest] = []
-    # Each account's policy is read once per tick, however many of its steps are due.
-    policies: dict[str, DunningPolicy] = {}
-    for account_id, contract_id, kind, thing_id in ctx.scheduled.due(ctx.now, limit):
-        try:
-            delivery = _run_step(account_id, contract_id, kind, thing_id, ctx, policies)
-        except (StaleVersion, NotFound):
-            continue
-        if delivery is not None:
-            deliveries.append(delivery)
-    ctx.queue.send_many(d.to_message() for d in deliveries)
-    return len(deliveries)
+STEP_MESSAGE = "scheduled_step"
+
+
+@dataclass(frozen=True)
+class StepRequest:
+    """What the tick queues for one installment or expected-document step whose moment has come. The
+    worker decides and writes it as of `as_of`, the tick's time: the moment a step is sent is the time
+    of the tick that sent it, however long the message waited."""
+
+    account_id: str
+    contract_id: str
+    kind: str
+    """`INSTALLMENT` or `EXPECTED`."""
+    thing_id: str
+    as_of: datetime
+
+    def to_message(self) -> dict[str, Any]:
+        return {
+            "type": STEP_MESSAGE,
+            "account_id": self.account_id,
+            "contract_id": self.contract_id,
+            "kind": self.kind,
+            "thing_id": self.thing_id,
+            "as_of": iso(self.as_of),
+        }
+
+    @classmethod
+    def from_message(cls, body: dict[str, Any]) -> StepRequest:
+        names = ("account_id", "contract_id", "kind", "thing_id")
+        account_id, contract_id, kind, thing_id = message_fields(body, names, "scheduled step")
+        if kind not in ("INSTALLMENT", "EXPECTED"):
+            raise InvalidInput("A scheduled step message names an unknown kind.")
+        return cls(account_id, contract_id, kind, thing_id, message_time(body, "as_of", "scheduled step"))
+
+
+def run_step(
+    request: StepRequest, ctx: DunningContext, policies: dict[str, DunningPolicy] | None = None
+) -> bool:
+    """Decide and write one step as of the tick's time, with its email, then queue the email; False when
+    nothing was due any more (sent by another delivery of the same step, paid, received, ended).
+    `policies` caches each account's policy across the steps of one batch."""
+    ctx = replace(ctx, now=request.as_of)
+    try:
+        delivery = _run_step(
+            request.account_id,
+            request.contract_id,
+            request.kind,
+            request.thing_id,
+            ctx,
+            {} if policies is None else policies,
+        )
+    except (StaleVersion, NotFound):
+        return False
+    if delivery is None:
+        return False
+    ctx.queue.send(delivery.to_message())
+    return True
 
 
 def _run_step(

@@ -141,6 +141,24 @@ class PortalTokenRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ScheduledKey:
+    """One step whose moment has come, as the `due` index names it: a `deadline_approaching` automation
+    of a dossier (`DEADLINE`, parent the dossier) or an installment's or expected document's step
+    (`INSTALLMENT`, `EXPECTED`, parent the contract)."""
+
+    kind: str
+    account_id: str
+    parent_id: str
+    thing_id: str
+
+
+class DueSteps(Protocol):
+    def due(self, now: datetime, limit: int) -> list[ScheduledKey]:
+        """The `limit` oldest steps due at `now`, every kind at once, across every shard."""
+        ...
+
+
 class MessageQueue(Protocol):
     def send(self, body: dict[str, Any]) -> None: ...
 

@@ -126,10 +126,22 @@ def test_ses_throttling_returns_the_record_to_the_queue_and_the_retry_sends_it(
 def test_an_unreadable_message_fails_alone_and_the_rest_of_the_batch_is_delivered(
     client: RelaisTestClient, welcome_message: str
 ) -> None:
-    event = _sqs_event(["{not json", welcome_message, json.dumps({"account_id": "A"})])
+    garbled = [
+        "{not json",
+        json.dumps({"account_id": "A"}),
+        json.dumps({"type": "scheduled_step", "account_id": "A", "contract_id": "K"}),
+        json.dumps(
+            {"type": "scheduled_step", "account_id": "A", "contract_id": "K", "kind": "X", "thing_id": "I"}
+        ),
+        json.dumps(
+            {"type": "deadline", "account_id": "A", "dossier_id": "D", "automation_id": "T", "as_of": "hier"}
+        ),
+        json.dumps({"type": "carrier_pigeon"}),
+    ]
+    event = _sqs_event([welcome_message, *garbled])
     answer = client.lambda_.invoke("communications_worker", event).payload
     failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
-    assert failed == {event["Records"][0]["messageId"], event["Records"][2]["messageId"]}
+    assert failed == {record["messageId"] for record in event["Records"][1:]}
     assert len(outbox.sent_messages(REGION)) == 1
 
 

@@ -221,10 +221,10 @@ def test_ending_a_contract_by_patch_cancels_its_pending_steps_at_once(
     )
     _ok(admin.post(f"/contracts/{k['id']}/expected-documents", {"label": "Attestation d'emploi"}))
     far = datetime(2030, 1, 1, tzinfo=UTC)
-    assert {contract for _, contract, _, _ in aws.scheduled.due(far, 100)} == {k["id"]}
+    assert {step.parent_id for step in aws.due_steps.due(far, 100)} == {k["id"]}
     version = admin.get(f"/contracts/{k['id']}").body["version"]
     _ok(admin.patch(f"/contracts/{k['id']}", {"status": ended, "version": version}), 200)
-    assert aws.scheduled.due(far, 100) == []
+    assert aws.due_steps.due(far, 100) == []
     for day in ("2027-02-14", "2027-03-08", "2027-03-11"):
         _tick(admin, day)
     assert _steps() == []
@@ -370,30 +370,50 @@ def test_a_payment_in_another_currency_or_not_an_amount_is_refused(
     )
 
 
-def test_two_ticks_at_once_send_each_step_once(book: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    """The other tick, started at the same moment, writes the step first: this one loses the race
-    on the step's version and sends nothing."""
+def test_two_ticks_at_once_queue_each_step_twice_and_it_is_sent_once(book: dict[str, Any]) -> None:
     from datetime import UTC, datetime
 
-    from chalicelib.adapters.dynamodb.scheduled import DynamoScheduledRepository
     from chalicelib.handlers import dunning_tick
 
     admin, k = book["admin"], book["contract"]
     _installment(admin, k["id"], "2027-03-01")
     _ok(admin.post(f"/contracts/{k['id']}/expected-documents", {"label": "Relevé d'information"}))
     at = datetime(2027, 2, 14, 8, 0, tzinfo=UTC)
-    original = DynamoScheduledRepository.commit
-    other_tick: dict[str, int] = {}
-
-    def commit_after_the_other_tick(self: Any, *args: Any, **kwargs: Any) -> None:
-        if kwargs.get("communication") is not None and "queued" not in other_tick:
-            other_tick["queued"] = -1
-            other_tick["queued"] = dunning_tick.run(at)
-        original(self, *args, **kwargs)
-
-    monkeypatch.setattr(DynamoScheduledRepository, "commit", commit_after_the_other_tick)
-    # The other tick sent both steps; this one lost the first on its version and found the second sent.
-    assert dunning_tick.run(at) == 0
-    assert other_tick["queued"] == 2
+    # Both ticks read the index before any step is written: each queues both steps.
+    assert [dunning_tick.run(at), dunning_tick.run(at)] == [2, 2]
     drain()
     assert sorted(kind for kind, _, _ in _steps()) == ["documents_reminder", "unpaid_call"]
+    _tick(admin, "2027-02-14")
+    assert len(_steps()) == 2
+
+
+def test_two_workers_on_one_step_at_once_send_it_once(
+    book: dict[str, Any], aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other worker, handed the same step at the same moment, writes it first: this one loses the
+    race on the step's version and sends nothing."""
+    from datetime import UTC, datetime
+
+    from chalicelib.adapters.dynamodb.scheduled import DynamoScheduledRepository
+    from chalicelib.services.dunning import StepRequest, run_step
+
+    admin, k = book["admin"], book["contract"]
+    installment = _installment(admin, k["id"], "2027-03-01")
+    account_id = next(step.account_id for step in aws.due_steps.due(datetime(2030, 1, 1, tzinfo=UTC), 10))
+    request = StepRequest(
+        account_id, k["id"], "INSTALLMENT", installment["id"], datetime(2027, 2, 14, 8, 0, tzinfo=UTC)
+    )
+    original = DynamoScheduledRepository.commit
+    other_worker: dict[str, bool] = {}
+
+    def commit_after_the_other_worker(self: Any, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("communication") is not None and "sent" not in other_worker:
+            other_worker["sent"] = False
+            other_worker["sent"] = run_step(request, aws.dunning_context())
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DynamoScheduledRepository, "commit", commit_after_the_other_worker)
+    assert run_step(request, aws.dunning_context()) is False
+    assert other_worker["sent"] is True
+    drain()
+    assert [kind for kind, _, _ in _steps()] == ["unpaid_call"]

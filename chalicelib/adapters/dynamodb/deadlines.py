@@ -1,6 +1,7 @@
 """Scheduled `deadline_approaching` automations: one item per dossier and automation on the sparse `due`
-index (`STEP#<shard>`), so the tick reads what is due, never the dossiers. Firing writes the emails and
-takes the item off the index in one transaction: two ticks at once, or a tick replayed, fire it once."""
+index (`STEP#<shard>`), so the tick reads what is due (`due_steps.py`), never the dossiers. Firing
+writes the emails and takes the item off the index in one transaction: two ticks at once, a tick
+replayed, or a message delivered twice fire it once."""
 
 from __future__ import annotations
 
@@ -37,20 +38,6 @@ def deadline_item(account_id: str, dossier_id: str, automation_id: str, at: date
 
 
 class DynamoDeadlineRepository:
-    def due(self, now: datetime, limit: int) -> list[tuple[str, str, str]]:
-        """(account, dossier, automation) of the `limit` oldest deadlines whose day has come, across every
-        shard: a backlog drains oldest first, whichever shard holds it."""
-        found: list[tuple[str, tuple[str, str, str]]] = []
-        upper = f"{iso(now)}#~"
-        for shard in range(DUE_SHARDS):
-            query = DeadlineItem.due_index.query(f"STEP#{shard}", DeadlineItem.due_sk <= upper, limit=limit)
-            for item in query:
-                if not item.sk.startswith("DEADLINE#"):
-                    continue  # another kind of scheduled step shares these partitions
-                account_id, _, dossier_id = item.pk.removeprefix("ACCOUNT#").partition("#DOSSIER#")
-                found.append((str(item.due_sk), (account_id, dossier_id, item.sk.removeprefix("DEADLINE#"))))
-        return [deadline for _, deadline in sorted(found)[:limit]]
-
     def fire(
         self,
         account_id: str,

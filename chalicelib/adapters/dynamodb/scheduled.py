@@ -126,20 +126,6 @@ def _item(account_id: str, thing: Scheduled, version: int, next_at: datetime | N
 
 
 class DynamoScheduledRepository:
-    def due(self, now: datetime, limit: int) -> list[tuple[str, str, str, str]]:
-        """(account, contract, `INSTALLMENT` or `EXPECTED`, id) of the `limit` oldest steps whose moment
-        has come, across every shard: a backlog drains oldest first, whichever shard holds it."""
-        found: list[tuple[str, tuple[str, str, str, str]]] = []
-        upper = f"{iso(now)}#~"
-        for shard in range(DUE_SHARDS):
-            query = ScheduledItem.due_index.query(f"STEP#{shard}", ScheduledItem.due_sk <= upper, limit=limit)
-            for item in query:
-                kind, _, thing_id = item.sk.partition("#")
-                if kind in ("INSTALLMENT", "EXPECTED") and "#CONTRACT#" in item.pk:
-                    account_id, _, contract_id = item.pk.removeprefix("ACCOUNT#").partition("#CONTRACT#")
-                    found.append((str(item.due_sk), (account_id, contract_id, kind, thing_id)))
-        return [step for _, step in sorted(found)[:limit]]
-
     def get(
         self, account_id: str, contract_id: str, kind: str, thing_id: str
     ) -> tuple[Scheduled, int] | None:
