@@ -398,6 +398,13 @@ def test_the_portal_is_worked_with_the_keyboard_alone_in_reading_order(
     payslips = page.locator("#documents > li").filter(has_text="Bulletins de salaire")
     expect(payslips.locator(".badge")).to_have_text("En cours de vérification")
 
+    # He downloads what he sent: a short-lived presigned GET on the bucket, the very bytes.
+    with page.expect_request(lambda request: request.url.startswith(stack.moto_url)) as fetched:
+        payslips.get_by_role("button", name="Télécharger paie.pdf").click()
+    with urllib.request.urlopen(fetched.value.url, timeout=10) as response:
+        assert response.read() == PDF
+    page.goto(link.split("#")[0])
+
     finish = page.get_by_role("button", name="J'ai terminé")
     expect(finish).to_be_enabled()
     finish.focus()
