@@ -228,8 +228,8 @@ DEFAULT_TEMPLATES: dict[CommunicationKind, TemplateSource] = {
             _PREMIUM
             + ", échue le {{ installment.due_date }}, reste impayée trente jours après la mise en demeure.",
             "Conformément à l'article L113-3 du Code des assurances, les garanties du contrat sont "
-            "suspendues. Elles reprendront effet le lendemain à midi du paiement de la prime. À défaut de "
-            "paiement, le contrat pourra être résilié dix jours après la présente suspension.",
+            "suspendues. Elles reprendront effet à midi le lendemain du jour où la prime aura été payée. "
+            "À défaut de paiement, le contrat pourra être résilié dix jours après la présente suspension.",
             _LEGAL_FOOTER,
             _SIGN_OFF,
         ),
