@@ -7,10 +7,13 @@ outcomes move the counts later, with their own settle (`DynamoCommunicationRepos
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamodb.cursors import check_cursor
@@ -45,6 +48,17 @@ def _audience(raw: dict[str, object]) -> Audience:
 
 def _optional(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def _while_draft(write: Callable[[Condition], object]) -> bool:
+    """Make a write conditioned on the mailing being a draft; False when it is a draft no more."""
+    try:
+        write(MailingItem.state == "draft")
+    except (UpdateError, DeleteError) as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
 
 
 def _list_partition(account_id: str) -> str:
@@ -110,47 +124,25 @@ class DynamoMailingRepository:
 
     def replace_draft(self, mailing: Mailing) -> bool:
         """Write a draft's name, template and audience; False when it is a draft no more."""
-        try:
-            MailingItem(mailing_pk(mailing.account_id, mailing.id), "MAILING").update(
-                actions=[
-                    MailingItem.name.set(mailing.name),
-                    MailingItem.template.set(
-                        {"subject": mailing.template.subject, "body": mailing.template.body}
-                    ),
-                    MailingItem.audience.set(_audience_raw(mailing.audience)),
-                ],
-                condition=MailingItem.state == "draft",
-            )
-        except UpdateError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        item = MailingItem(mailing_pk(mailing.account_id, mailing.id), "MAILING")
+        template = {"subject": mailing.template.subject, "body": mailing.template.body}
+        actions: list[Action] = [
+            MailingItem.name.set(mailing.name),
+            MailingItem.template.set(template),
+            MailingItem.audience.set(_audience_raw(mailing.audience)),
+        ]
+        return _while_draft(lambda draft: item.update(actions=actions, condition=draft))
 
     def delete_draft(self, account_id: str, mailing_id: str) -> bool:
         """Delete a draft (it has no page nor email yet); False when it is a draft no more."""
-        try:
-            MailingItem(mailing_pk(account_id, mailing_id), "MAILING").delete(
-                condition=MailingItem.state == "draft"
-            )
-        except DeleteError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        item = MailingItem(mailing_pk(account_id, mailing_id), "MAILING")
+        return _while_draft(lambda draft: item.delete(condition=draft))
 
     def start_sending(self, account_id: str, mailing_id: str, at: datetime) -> bool:
         """Draft → sending, once; False when it was not a draft any more (sent already, or a race lost)."""
-        try:
-            MailingItem(mailing_pk(account_id, mailing_id), "MAILING").update(
-                actions=[MailingItem.state.set("sending"), MailingItem.send_requested_at.set(at)],
-                condition=MailingItem.state == "draft",
-            )
-        except UpdateError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        item = MailingItem(mailing_pk(account_id, mailing_id), "MAILING")
+        actions: list[Action] = [MailingItem.state.set("sending"), MailingItem.send_requested_at.set(at)]
+        return _while_draft(lambda draft: item.update(actions=actions, condition=draft))
 
     def undo_sending(self, account_id: str, mailing_id: str) -> None:
         """Back to draft when its first page could not be queued, so that sending it again works."""
