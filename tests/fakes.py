@@ -80,11 +80,14 @@ class FakeCommunicationRepository:
     def statuses(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], CommunicationStatus]:
         return {key: self.communications[key].status for key in keys if key in self.communications}
 
-    def release(self, account_id: str, communication_id: str) -> None:
+    def release(self, account_id: str, communication_id: str, delivered_to: tuple[str, ...] = ()) -> None:
         key = (account_id, communication_id)
         current = self.communications[key]
         if current.status is CommunicationStatus.SENDING:
-            self.communications[key] = replace(current, status=CommunicationStatus.QUEUED)
+            delivered = delivered_to or current.delivered_to
+            self.communications[key] = replace(
+                current, status=CommunicationStatus.QUEUED, delivered_to=delivered
+            )
 
     def settle(self, communication: Communication, expected: CommunicationStatus | None = None) -> bool:
         key = (communication.account_id, communication.id)

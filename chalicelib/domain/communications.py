@@ -108,6 +108,9 @@ class Communication:
     party_ids: dict[str, str] = field(default_factory=dict)
     """For a mailing's emails: the record id of each party written to (`client`, `apporteur`), so that each
     addressee gets a copy with his own unsubscribe link."""
+    delivered_to: tuple[str, ...] = ()
+    """For a mailing's emails: the addresses whose own copy SES already accepted, when a throttled send
+    gave its claim back halfway; the retry writes only to the others."""
 
     @property
     def deliverable_to(self) -> tuple[Recipient, ...]:
@@ -117,7 +120,7 @@ class Communication:
     def deliverable_cc(self) -> tuple[Recipient, ...]:
         return tuple(r for r in self.cc if r.email)
 
-    def sent(self, subject: str, provider_message_id: str, at: datetime) -> Communication:
+    def sent(self, subject: str, provider_message_id: str | None, at: datetime) -> Communication:
         return replace(
             self,
             status=CommunicationStatus.SENT,

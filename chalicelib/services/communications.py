@@ -138,25 +138,41 @@ def deliver(
         if communication.mailing_id and unsubscribe_links is not None
         else [email]
     )
+    delivered = list(communication.delivered_to)
     message_ids: list[str] = []
-    try:
-        for copy in copies:
+    refusals: list[str] = []
+    for copy in copies:
+        address = _envelope_address(copy)
+        if address is not None and address in delivered:
+            continue  # accepted by SES before a throttle gave the claim back
+        try:
             message_ids.append(mailer.send(copy))
-    except MailRejected as exc:
-        if not message_ids:
-            reason = f"refused by the mail provider: {exc}"
-            return _settle(repository, communication.failed(reason), log_keys, reason)
-        logger.warning("a copy of a mailing was refused by SES", extra={**log_keys, "reason": str(exc)})
-    except MailerThrottled:
-        if not message_ids:
-            repository.release(communication.account_id, communication.id)
+        except MailRejected as exc:
+            # One addressee refused (a malformed address): the others still get their copy.
+            refusals.append(str(exc))
+            logger.warning("a copy was refused by the mail provider", extra={**log_keys, "reason": str(exc)})
+            continue
+        except MailerThrottled:
+            # The retry writes only to those who have no copy yet: nobody is dropped, nobody gets two.
+            repository.release(communication.account_id, communication.id, tuple(delivered))
             raise
-        # Some addressees have their copy: sending again would write to them twice.
-        logger.warning("a copy of a mailing was throttled and not sent", extra=log_keys)
-    sent = communication.sent(rendered.subject, message_ids[0], now)
+        if address is not None:
+            delivered.append(address)
+    if not message_ids and not communication.delivered_to:
+        reason = f"refused by the mail provider: {refusals[0]}"
+        return _settle(repository, communication.failed(reason), log_keys, reason)
+    provider_id = message_ids[0] if message_ids else communication.provider_message_id
+    sent = communication.sent(rendered.subject, provider_id, now)
     repository.settle(sent, expected=CommunicationStatus.SENDING)
     logger.info("communication sent", extra=log_keys)
     return CommunicationStatus.SENT
+
+
+def _envelope_address(email: OutgoingEmail) -> str | None:
+    """The one address a mailing's copy is sent to (None for an email sent to all at once)."""
+    if email.envelope is None or len(email.envelope) != 1:
+        return None
+    return normalize_address(str(email.envelope[0].email))
 
 
 def _settle(

@@ -88,8 +88,9 @@ class CommunicationRepository(Protocol):
         """The status of each (account, communication) in one read per hundred; unknown ones left out."""
         ...
 
-    def release(self, account_id: str, communication_id: str) -> None:
-        """Give a claim back unsent (`sending` → `queued`), so that the next try need not wait."""
+    def release(self, account_id: str, communication_id: str, delivered_to: tuple[str, ...] = ()) -> None:
+        """Give a claim back (`sending` → `queued`), so that the next try need not wait; `delivered_to`
+        names the addresses whose copy was already accepted, which the next try leaves out."""
         ...
 
     def accept(

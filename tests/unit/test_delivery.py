@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -176,3 +177,88 @@ def test_a_communication_with_its_own_template_is_rendered_from_it_not_from_the_
     deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, FakeSuppressionList(), NOW)
     [email] = mailer.sent
     assert (email.subject, email.text) == ("Ouverture de Cabinet Martin", "Bienvenue chez nous.\n")
+
+
+class _Unsubscribe:
+    def link_for(self, account_id: str, party: str, party_id: str) -> str:
+        return f"https://relais.test/unsubscribe?token={party}-{party_id}"
+
+
+class _PickyMailer:
+    """Throttles once, or refuses, the copies sent to the addresses it is told."""
+
+    def __init__(self, throttle_once: set[str] = frozenset(), refuse: set[str] = frozenset()) -> None:
+        self.throttle_once, self.refuse = set(throttle_once), set(refuse)
+        self.sent: list[str] = []
+
+    def send(self, email: Any) -> str:
+        from chalicelib.services.ports import MailRejected
+
+        [addressee] = email.envelope
+        if addressee.email in self.throttle_once:
+            self.throttle_once.discard(addressee.email)
+            raise MailerThrottled("TooManyRequestsException")
+        if addressee.email in self.refuse:
+            raise MailRejected("MessageRejected: address malformed")
+        self.sent.append(str(addressee.email))
+        return f"ses-{len(self.sent)}"
+
+
+def _mailing_email() -> Communication:
+    return Communication(
+        id="cm_mailing",
+        account_id="A1",
+        kind=CommunicationKind.MAILING,
+        sender_name="Cabinet Martin",
+        reply_to=None,
+        to=(Recipient("Jean Dupont", "jean@dupont.fr", "client"),),
+        cc=(Recipient("Cabinet Bernard", "b@bernard.fr", "apporteur"),),
+        created_at=NOW,
+        variables={"account.name": "Cabinet Martin", "client.name": "Jean Dupont"},
+        template=TemplateSource(subject="Offre", body="Bonjour {{ client.name }}"),
+        mailing_id="ml_1",
+        party_ids={"client": "C1", "apporteur": "B1"},
+    )
+
+
+def _deliver_mailing(communications: FakeCommunicationRepository, mailer: Any) -> CommunicationStatus | None:
+    return deliver(
+        DeliveryRequest("A1", "cm_mailing"),
+        communications,
+        mailer,
+        FakeSuppressionList(),
+        NOW,
+        unsubscribe_links=_Unsubscribe(),
+    )
+
+
+def test_a_mailing_throttled_after_one_copy_is_finished_by_the_retry_and_nobody_gets_two() -> None:
+    communications = FakeCommunicationRepository()
+    queue_communication(_mailing_email(), communications, FakeQueue(), NOW)
+    mailer = _PickyMailer(throttle_once={"b@bernard.fr"})
+    with pytest.raises(MailerThrottled):
+        _deliver_mailing(communications, mailer)
+    waiting = communications.get("A1", "cm_mailing")
+    assert waiting is not None
+    assert (waiting.status, waiting.delivered_to) == (CommunicationStatus.QUEUED, ("jean@dupont.fr",))
+    assert _deliver_mailing(communications, mailer) is CommunicationStatus.SENT
+    assert mailer.sent == ["jean@dupont.fr", "b@bernard.fr"]
+    assert _deliver_mailing(communications, mailer) is None
+    assert mailer.sent == ["jean@dupont.fr", "b@bernard.fr"]
+
+
+def test_a_copy_refused_by_ses_does_not_keep_the_other_addressee_from_his() -> None:
+    communications = FakeCommunicationRepository()
+    queue_communication(_mailing_email(), communications, FakeQueue(), NOW)
+    mailer = _PickyMailer(refuse={"jean@dupont.fr"})
+    assert _deliver_mailing(communications, mailer) is CommunicationStatus.SENT
+    assert mailer.sent == ["b@bernard.fr"]
+
+    communications = FakeCommunicationRepository()
+    queue_communication(_mailing_email(), communications, FakeQueue(), NOW)
+    refused_by_all = _PickyMailer(refuse={"jean@dupont.fr", "b@bernard.fr"})
+    assert _deliver_mailing(communications, refused_by_all) is CommunicationStatus.FAILED
+    failed = communications.get("A1", "cm_mailing")
+    assert failed is not None
+    assert failed.status_reason is not None
+    assert failed.status_reason.startswith("refused by the mail provider")

@@ -123,6 +123,7 @@ class CommunicationItem(_TableModel):
     portal_participant = UnicodeAttribute(null=True)
     mailing_id = UnicodeAttribute(null=True)
     party_ids = JSONAttribute(null=True)
+    delivered_to = JSONAttribute(null=True)
     claimed_at = UTCDateTimeAttribute(null=True)
     due_pk = UnicodeAttribute(null=True, attr_name="DUEPK")
     due_sk = UnicodeAttribute(null=True, attr_name="DUESK")

@@ -182,6 +182,7 @@ def _communication_from(item: CommunicationItem, account_id: str) -> Communicati
         portal_participant=item.portal_participant,
         mailing_id=item.mailing_id,
         party_ids=dict(item.party_ids or {}),
+        delivered_to=tuple(item.delivered_to or ()),
     )
 
 
@@ -363,15 +364,19 @@ class DynamoCommunicationRepository:
             found[(item.pk.split("#")[1], item.sk.removeprefix("COMM#"))] = CommunicationStatus(item.status)
         return found
 
-    def release(self, account_id: str, communication_id: str) -> None:
-        """Give a claim back (SES throttled us before accepting anything): the next try may send at once."""
+    def release(self, account_id: str, communication_id: str, delivered_to: tuple[str, ...] = ()) -> None:
+        """Give a claim back (SES throttled us): the next try may send at once, to the addresses not in
+        `delivered_to` (those whose copy SES accepted before it throttled)."""
         item = CommunicationItem(*communication_key(account_id, communication_id))
+        actions: list[Any] = [
+            CommunicationItem.status.set(CommunicationStatus.QUEUED.value),
+            CommunicationItem.claimed_at.remove(),
+        ]
+        if delivered_to:
+            actions.append(CommunicationItem.delivered_to.set(list(delivered_to)))
         try:
             item.update(
-                actions=[
-                    CommunicationItem.status.set(CommunicationStatus.QUEUED.value),
-                    CommunicationItem.claimed_at.remove(),
-                ],
+                actions=actions,
                 condition=CommunicationItem.status == CommunicationStatus.SENDING.value,
             )
         except UpdateError as exc:
