@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -187,7 +188,7 @@ class _Unsubscribe:
 class _PickyMailer:
     """Throttles once, or refuses, the copies sent to the addresses it is told."""
 
-    def __init__(self, throttle_once: set[str] = frozenset(), refuse: set[str] = frozenset()) -> None:
+    def __init__(self, throttle_once: Collection[str] = (), refuse: Collection[str] = ()) -> None:
         self.throttle_once, self.refuse = set(throttle_once), set(refuse)
         self.sent: list[str] = []
 
