@@ -45,13 +45,13 @@ from chalicelib.services.messages import message_fields, message_time
 from chalicelib.services.partners import recipients_of
 from chalicelib.services.ports import (
     AccountRepository,
+    Cursor,
     DunningPolicyRepository,
     MessageQueue,
     PartnerRepository,
 )
 
 Scheduled = Installment | ExpectedDocument
-Cursor = dict[str, Any]
 
 
 def get_policy(
