@@ -11,7 +11,7 @@ from chalice.app import Response
 from pydantic import Field, StrictBool, StrictInt, StrictStr
 
 from chalicelib.api.authorizers import staff_authorizer
-from chalicelib.api.pagination import page, page_params, query_param, refuse_unknown_params
+from chalicelib.api.pagination import page, page_params, query_param
 from chalicelib.api.requests import (
     DisplayName,
     EmailAddress,
@@ -279,7 +279,6 @@ def create_procedure() -> Response:
 @collection.route("/procedures", methods=["GET"], authorizer=staff_authorizer)
 def list_procedures() -> dict[str, Any]:
     account_id = _account()
-    refuse_unknown_params(collection.current_request, {"limit", "cursor"})
     limit, cursor = page_params(collection.current_request)
     found, position = container().procedures.list_procedures(account_id, limit, cursor)
     return page([procedure_view(p) for p in found], position)
@@ -429,8 +428,7 @@ def create_dossier() -> Response:
 def list_dossiers() -> dict[str, Any]:
     account_id = _account()
     request = collection.current_request
-    refuse_unknown_params(request, {"limit", "cursor", "status", "procedure_id"})
-    limit, cursor = page_params(request)
+    limit, cursor = page_params(request, frozenset({"status", "procedure_id"}))
     status = query_param(request, "status")
     if status is not None and status not in {s.value for s in DossierStatus}:
         raise InvalidInput(

@@ -10,7 +10,7 @@ from chalice.app import Response
 from pydantic import Field, StrictInt, StrictStr, field_validator
 
 from chalicelib.api.authorizers import staff_authorizer
-from chalicelib.api.pagination import page, page_params, refuse_unknown_params
+from chalicelib.api.pagination import page, page_params
 from chalicelib.api.requests import StrictBody, parse_body, staff_principal
 from chalicelib.api.routing import ApiBlueprint
 from chalicelib.domain.clock import iso
@@ -212,7 +212,6 @@ def add_installment(contract_id: str) -> Response:
 def list_installments(contract_id: str) -> dict[str, Any]:
     account_id = _staff_account()
     request = dunning.current_request
-    refuse_unknown_params(request, {"limit", "cursor"})
     limit, cursor = page_params(request)
     found, position = service.list_installments(
         account_id, contract_id, limit, cursor, container().dunning_context()
@@ -270,7 +269,6 @@ def add_expected_document(contract_id: str) -> Response:
 def list_expected_documents(contract_id: str) -> dict[str, Any]:
     account_id = _staff_account()
     request = dunning.current_request
-    refuse_unknown_params(request, {"limit", "cursor"})
     limit, cursor = page_params(request)
     found, position = service.list_expected_documents(
         account_id, contract_id, limit, cursor, container().dunning_context()

@@ -31,7 +31,9 @@ def refuse_unknown_params(request: Request, allowed: set[str]) -> None:
         )
 
 
-def page_params(request: Request) -> tuple[int, dict[str, Any] | None]:
+def page_params(request: Request, filters: frozenset[str] = frozenset()) -> tuple[int, dict[str, Any] | None]:
+    """`limit` and `cursor` of a list whose other query parameters may only be `filters`."""
+    refuse_unknown_params(request, {"limit", "cursor", *filters})
     raw_limit, raw_cursor = query_param(request, "limit"), query_param(request, "cursor")
     limit = DEFAULT_LIMIT
     if raw_limit is not None:

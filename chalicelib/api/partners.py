@@ -249,7 +249,6 @@ def _create_party(collection: str) -> Response:
 
 def _list(kind: RecordKind) -> dict[str, Any]:
     account_id = _account()
-    refuse_unknown_params(partners.current_request, {"limit", "cursor"})
     limit, cursor = page_params(partners.current_request)
     records, position = container().partners.list_records(account_id, kind, limit, cursor)
     return page([record_view(r) for r in records], position)
@@ -330,11 +329,9 @@ def _deal_routes(collection: str) -> None:
 
     def listing() -> dict[str, Any]:
         account_id = _account()
-        refuse_unknown_params(
-            partners.current_request,
-            {"limit", "cursor", "communication_rule", "apporteur_id", "client_id", "status"},
+        limit, cursor = page_params(
+            partners.current_request, frozenset({"communication_rule", "apporteur_id", "client_id", "status"})
         )
-        limit, cursor = page_params(partners.current_request)
         filters = _deal_filters(kind)
         deals, position = container().partners.filter_deals(account_id, kind, filters, limit, cursor)
         return page([record_view(d) for d in deals], position)
@@ -479,7 +476,6 @@ def send_email(client_id: str) -> Response:
 @partners.route("/clients/{client_id}/communications", methods=["GET"], authorizer=staff_authorizer)
 def client_communications(client_id: str) -> dict[str, Any]:
     account_id = _account()
-    refuse_unknown_params(partners.current_request, {"limit", "cursor"})
     limit, cursor = page_params(partners.current_request)
     services = container()
     service.get_record(account_id, RecordKind.CLIENT, client_id, services.partners)
