@@ -128,6 +128,26 @@ def _scheduled(
     return found
 
 
+def _installment_of(
+    account_id: str, contract_id: str, installment_id: str, ctx: DunningContext
+) -> tuple[Deal, Installment, int]:
+    """The contract (404 unless the account's) and one of its installments (404 unless it has it)."""
+    contract = _contract(account_id, contract_id, ctx)
+    installment, version = _scheduled(account_id, contract_id, "INSTALLMENT", installment_id, ctx)
+    assert isinstance(installment, Installment)
+    return contract, installment, version
+
+
+def _expected_of(
+    account_id: str, contract_id: str, document_id: str, ctx: DunningContext
+) -> tuple[ExpectedDocument, int]:
+    """One expected document of the account's contract (404 otherwise)."""
+    _contract(account_id, contract_id, ctx)
+    document, version = _scheduled(account_id, contract_id, "EXPECTED", document_id, ctx)
+    assert isinstance(document, ExpectedDocument)
+    return document, version
+
+
 def _at(step: DueStep | None) -> datetime | None:
     return None if step is None else start_of_day(step.due_on)
 
@@ -162,9 +182,7 @@ def list_installments(
 def get_installment(
     account_id: str, contract_id: str, installment_id: str, ctx: DunningContext
 ) -> tuple[Installment, DueStep | None]:
-    contract = _contract(account_id, contract_id, ctx)
-    installment, _ = _scheduled(account_id, contract_id, "INSTALLMENT", installment_id, ctx)
-    assert isinstance(installment, Installment)
+    contract, installment, _ = _installment_of(account_id, contract_id, installment_id, ctx)
     policy = get_policy(account_id, ctx.policies, ctx.accounts)
     return installment, _installment_step(installment, contract, policy)
 
@@ -185,10 +203,7 @@ def list_expected_documents(
 def get_expected_document(
     account_id: str, contract_id: str, document_id: str, ctx: DunningContext
 ) -> ExpectedDocument:
-    _contract(account_id, contract_id, ctx)
-    document, _ = _scheduled(account_id, contract_id, "EXPECTED", document_id, ctx)
-    assert isinstance(document, ExpectedDocument)
-    return document
+    return _expected_of(account_id, contract_id, document_id, ctx)[0]
 
 
 def pay_installment(
@@ -202,9 +217,7 @@ def pay_installment(
 ) -> tuple[Installment, Deal, DueStep | None]:
     """Record a payment; a full one stops the installment's dunning, and a suspended contract whose due
     installments are all paid is active again, its cover resuming at noon (Paris) the next day."""
-    contract = _contract(account_id, contract_id, ctx)
-    installment, version = _scheduled(account_id, contract_id, "INSTALLMENT", installment_id, ctx)
-    assert isinstance(installment, Installment)
+    contract, installment, version = _installment_of(account_id, contract_id, installment_id, ctx)
     paid = installment.pay(paid_on, amount, currency)
     policy = get_policy(account_id, ctx.policies, ctx.accounts)
     others = [i for i in ctx.scheduled.installments_of(account_id, contract_id) if i.id != paid.id]
@@ -244,9 +257,7 @@ def add_expected_document(
 def receive_expected_document(
     account_id: str, contract_id: str, document_id: str, ctx: DunningContext
 ) -> ExpectedDocument:
-    _contract(account_id, contract_id, ctx)
-    document, version = _scheduled(account_id, contract_id, "EXPECTED", document_id, ctx)
-    assert isinstance(document, ExpectedDocument)
+    document, version = _expected_of(account_id, contract_id, document_id, ctx)
     received = document.received()
     if received != document:
         ctx.scheduled.commit(account_id, received, version, None)
