@@ -369,6 +369,9 @@ def test_the_portal_is_worked_with_the_keyboard_alone_in_reading_order(
     link, _ = _guarantor_link(stack, rental, "LOC-2027-CLAVIER")
     context = browser.new_context(viewport={"width": 360, "height": 780}, locale="fr-FR")
     page = context.new_page()
+    # Playwright turns file-chooser interception on when a listener first exists, asynchronously: on
+    # from the start, a chooser opened by a key press is always caught (otherwise Chromium may cancel it).
+    page.on("filechooser", lambda _: None)
     page.goto(link)
     expect(page.get_by_role("heading", name="Dossier LOC-2027-CLAVIER")).to_be_visible()
     page.locator("body").focus()
