@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from botocore.exceptions import ClientError
 
-from chalicelib.domain.files import SNIFF_BYTES
+from chalicelib.domain.files import SNIFF_BYTES, StoredObject
 
 UPLOAD_SECONDS = 900
 DOWNLOAD_SECONDS = 300
@@ -40,8 +41,8 @@ class S3Documents:
             now + timedelta(seconds=UPLOAD_SECONDS),
         )
 
-    def head(self, key: str) -> tuple[int, bytes] | None:
-        """(size, first bytes) of an object, or None when it is not there."""
+    def head(self, key: str) -> StoredObject | None:
+        """Size, first bytes and version of an object, or None when it is not there."""
         try:
             answer = self._client.get_object(Bucket=self._bucket, Key=key, Range=f"bytes=0-{SNIFF_BYTES - 1}")
         except ClientError as exc:
@@ -50,17 +51,24 @@ class S3Documents:
             raise
         total = str(answer.get("ContentRange", "")).rpartition("/")[2]
         size = int(total) if total.isdigit() else int(answer.get("ContentLength", 0))
-        return size, bytes(answer["Body"].read())
+        version = answer.get("VersionId")
+        return StoredObject(size, bytes(answer["Body"].read()), str(version) if version else None)
 
-    def presigned_get(self, key: str, filename: str) -> str:
+    def presigned_get(self, key: str, filename: str, version: str | None) -> str:
+        """A short-lived link to the object's `version` (the one checked), saved under `filename`."""
+        params = {
+            "Bucket": self._bucket,
+            "Key": key,
+            "ResponseContentDisposition": content_disposition(filename),
+        }
+        if version:
+            params["VersionId"] = version
         return str(
-            self._client.generate_presigned_url(
-                "get_object",
-                Params={
-                    "Bucket": self._bucket,
-                    "Key": key,
-                    "ResponseContentDisposition": f'attachment; filename="{filename}"',
-                },
-                ExpiresIn=DOWNLOAD_SECONDS,
-            )
+            self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=DOWNLOAD_SECONDS)
         )
+
+
+def content_disposition(filename: str) -> str:
+    """`attachment` with the name as RFC 6266 says: an ASCII fallback, and the exact name in UTF-8."""
+    fallback = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else "_" for c in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"

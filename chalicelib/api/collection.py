@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import date
 from typing import Annotated, Any
 
-from chalice.app import Response
+from chalice.app import Request, Response
 from pydantic import Field, StrictBool, StrictInt, StrictStr
 
 from chalicelib.api.authorizers import staff_authorizer
+from chalicelib.api.idempotency import replays_with_fresh_link
 from chalicelib.api.pagination import page, page_params, query_param
 from chalicelib.api.requests import (
     DisplayName,
@@ -30,6 +32,7 @@ from chalicelib.domain.errors import FieldIssue, InvalidInput
 from chalicelib.domain.procedures import (
     ACCEPTED_TYPES,
     DEFAULT_TYPES,
+    MAIN,
     MAX_SIZE_MB,
     Access,
     Automation,
@@ -208,8 +211,12 @@ def file_view(u: Upload) -> dict[str, Any]:
     }
 
 
-def document_view(dossier: Dossier, d: DossierDocument, with_files: bool = True) -> dict[str, Any]:
+def document_view(
+    dossier: Dossier, d: DossierDocument, files: Iterable[Upload] | None = None
+) -> dict[str, Any]:
+    """A document with `files` (every file of it, as staff see it, when None)."""
     role = dossier.role(d.requirement.role_id)
+    shown = dossier.uploads_of(d.id) if files is None else files
     return {
         "id": d.id,
         "label": d.requirement.label,
@@ -221,7 +228,7 @@ def document_view(dossier: Dossier, d: DossierDocument, with_files: bool = True)
         "accepted_types": list(d.requirement.accepted_types),
         "max_size_mb": d.requirement.max_size_mb,
         "review": {"comment": d.review.comment, "at": iso(d.review.at)} if d.review else None,
-        "files": [file_view(u) for u in dossier.uploads_of(d.id) if u.uploaded_at] if with_files else [],
+        "files": [file_view(u) for u in shown if u.uploaded_at],
     }
 
 
@@ -424,6 +431,12 @@ def create_dossier() -> Response:
     )
 
 
+@replays_with_fresh_link("/dossiers")
+def _recipient_link(request: Request, answer: dict[str, Any]) -> str | None:
+    account_id = staff_principal(request).require_account()
+    return dossier_service.fresh_link(account_id, str(answer["id"]), MAIN, context())
+
+
 @collection.route("/dossiers", methods=["GET"], authorizer=staff_authorizer)
 def list_dossiers() -> dict[str, Any]:
     account_id = _account()
@@ -458,6 +471,13 @@ def invite_contributor(dossier_id: str) -> Response:
         "portal_link": invited.portal_link,
     }
     return Response(answer, status_code=201)
+
+
+@replays_with_fresh_link("/dossiers/{dossier_id}/contributors")
+def _contributor_link(request: Request, answer: dict[str, Any]) -> str | None:
+    account_id = staff_principal(request).require_account()
+    dossier_id = str((request.uri_params or {})["dossier_id"])
+    return dossier_service.fresh_link(account_id, dossier_id, str(answer["id"]), context())
 
 
 @collection.route(

@@ -6,6 +6,9 @@ hash travels with it: the same key with another body within 24 hours answers 409
 Only successful answers are kept; a refusal or a failure is forgotten, so the client may correct and retry
 with the same key. The Powertools idempotency utility does the bookkeeping (in progress, completed,
 expiry) in the shared table, on sharded partitions; it is imported only when a request carries the header.
+
+A kept answer holds no secret: a `portal_link` (a live bearer secret) is blanked before the answer is
+stored, and a replay carries a new link minted by the route's relinker (the first one keeps working).
 """
 
 from __future__ import annotations
@@ -20,10 +23,26 @@ from chalice.app import Request, Response
 from chalicelib.errors import error_response
 from chalicelib.wiring import container
 
+SECRET_FIELD = "portal_link"
 HEADER = "idempotency-key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 KEEP_SECONDS = 24 * 3600
 _VALID_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+Relinker = Callable[[Request, dict[str, Any]], "str | None"]
+"""Mints a new portal link for a replayed answer (None when the participant has left since)."""
+_relinkers: dict[str, Relinker] = {}
+
+
+def replays_with_fresh_link(resource_path: str) -> Callable[[Relinker], Relinker]:
+    """Register how a route that answers a `portal_link` mints a new one for a replay."""
+
+    def register(relinker: Relinker) -> Relinker:
+        _relinkers[resource_path] = relinker
+        return relinker
+
+    return register
 
 
 class _NotKept(Exception):
@@ -61,14 +80,17 @@ def answer_once(request: Request, get_response: Callable[[Request], Response]) -
             "The Idempotency-Key header must be 1 to 255 visible ASCII characters.",
             [{"field": "Idempotency-Key", "issue": "must be 1 to 255 visible ASCII characters"}],
         )
-    ran: list[bool] = []
+    first: list[Response] = []
 
     def run(fingerprint: dict[str, str]) -> dict[str, Any]:
-        ran.append(True)
         response = get_response(request)
         if not 200 <= response.status_code < 300:
             raise _NotKept(response)
-        return {"status": response.status_code, "body": response.body, "headers": dict(response.headers)}
+        first.append(response)
+        body = response.body
+        if isinstance(body, dict) and body.get(SECRET_FIELD):
+            body = {**body, SECRET_FIELD: None}
+        return {"status": response.status_code, "body": body, "headers": dict(response.headers)}
 
     config = IdempotencyConfig(
         event_key_jmespath="scope",
@@ -97,7 +119,16 @@ def answer_once(request: Request, get_response: Callable[[Request], Response]) -
         return error_response(
             409, "conflict", "A request with this Idempotency-Key is still being processed; retry shortly."
         )
+    if first:
+        return first[0]
+    return _replay(request, kept)
+
+
+def _replay(request: Request, kept: dict[str, Any]) -> Response:
     headers: dict[str, str | list[str]] = {str(k): v for k, v in kept["headers"].items()}
-    if not ran:
-        headers[REPLAYED_HEADER] = "true"
-    return Response(body=kept["body"], status_code=int(kept["status"]), headers=headers)
+    headers[REPLAYED_HEADER] = "true"
+    body = kept["body"]
+    relinker = _relinkers.get(str((request.context or {}).get("resourcePath")))
+    if isinstance(body, dict) and SECRET_FIELD in body and relinker is not None:
+        body = {**body, SECRET_FIELD: relinker(request, body)}
+    return Response(body=body, status_code=int(kept["status"]), headers=headers)

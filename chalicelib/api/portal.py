@@ -14,7 +14,7 @@ from chalicelib.api.collection import context, document_view, role_view
 from chalicelib.api.requests import DisplayName, EmailAddress, StrictBody, parse_body, portal_principal
 from chalicelib.api.routing import ApiBlueprint
 from chalicelib.domain.clock import iso
-from chalicelib.domain.dossiers import Dossier, visible_document, visible_documents
+from chalicelib.domain.dossiers import Dossier, Visibility, files_seen_by, visible_document, visible_documents
 from chalicelib.domain.errors import FieldIssue, InvalidInput
 from chalicelib.domain.identity import PortalPrincipal
 from chalicelib.domain.procedures import MAIN
@@ -40,10 +40,21 @@ def _principal() -> PortalPrincipal:
     return portal_principal(portal.current_request)
 
 
-def portal_documents(dossier: Dossier, role_id: str) -> list[dict[str, Any]]:
+def portal_document(dossier: Dossier, visibility: Visibility, participant_id: str) -> dict[str, Any]:
+    """A document as one participant sees it: the files he sent himself, and the review's comment
+    only on his own role's documents (of the others' he sees the status alone)."""
+    document = visibility.document
+    files = files_seen_by(dossier, document.id, participant_id) if visibility.with_files else ()
+    view = document_view(dossier, document, files)
+    if not visibility.mine and view["review"] is not None:
+        view["review"] = None
+    return {**view, "mine": visibility.mine}
+
+
+def portal_documents(dossier: Dossier, principal: PortalPrincipal) -> list[dict[str, Any]]:
     return [
-        {**document_view(dossier, v.document, with_files=v.with_files), "mine": v.mine}
-        for v in visible_documents(dossier, role_id)
+        portal_document(dossier, v, principal.participant_id)
+        for v in visible_documents(dossier, principal.role_id)
     ]
 
 
@@ -71,7 +82,7 @@ def portal_view(dossier: Dossier, principal: PortalPrincipal) -> dict[str, Any]:
         },
         "roles": [{"id": r["id"], "name": r["name"]} for r in invitable],
         "finished": role_id in dossier.finished_roles,
-        "documents": portal_documents(dossier, role_id),
+        "documents": portal_documents(dossier, principal),
     }
 
 
@@ -120,7 +131,7 @@ def complete_upload(document_id: str, upload_id: str) -> dict[str, Any]:
             [FieldIssue("file", upload.reason)],
         )
     visibility = visible_document(dossier, principal.role_id, document_id)
-    return {**document_view(dossier, visibility.document), "mine": True}
+    return portal_document(dossier, visibility, principal.participant_id)
 
 
 @portal.route(

@@ -11,6 +11,7 @@ comment kept. The dossier is `completed` when every required document is approve
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -32,10 +33,22 @@ class DossierStatus(StrEnum):
 
 
 MAX_FILES_PER_DOCUMENT = 20
-"""Files one document keeps until it is approved: enough for every honest retry, and a bound on the
-dossier's one item, which a client sending uploads in a loop would otherwise outgrow."""
-STALE_UPLOAD = timedelta(days=1)
-"""An upload started this long ago and never completed will not arrive (its presigned POST lived
+"""Files one document takes for one review (pending or accepted since its last rejection): enough for
+every honest retry, and a bound on the dossier's one item, which a client sending uploads in a loop would
+otherwise outgrow. Files a rejection sent back, and files the content check refused, no longer count."""
+MAX_PENDING_PER_PARTICIPANT = 3
+"""Uploads one participant may have started and not completed on one document at once."""
+MAX_REFUSED_KEPT = 5
+"""Uploads refused by the content check that a document keeps on record (the newest); older ones are
+dropped when another upload starts, so that a client looping on a wrong file cannot fill the dossier."""
+PARTICIPANT_UPLOAD_BYTES = 40_000
+"""What one participant's uploads may take of the dossier's item (as stored, JSON-escaped), so that
+the other participants and the staff's reviews always keep room in its 400 KB."""
+MAX_FILENAME_BYTES = 255
+"""A file name at most, in UTF-8 bytes (what file systems allow): 255 Latin letters, fewer accented
+letters or emoji."""
+STALE_UPLOAD = timedelta(hours=1)
+"""An upload started this long ago and never completed will not arrive (its presigned POST lived 15
 minutes): it no longer counts, and the next upload of its document drops it."""
 
 
@@ -78,6 +91,38 @@ class Upload:
     created_at: datetime
     reason: str | None = None
     uploaded_at: datetime | None = None
+    uploaded_by: str | None = None
+    """The participant who sent it (`main` or a contributor's id); None for files recorded before
+    Relais kept it, which only staff see."""
+    version: str | None = None
+    """The S3 version of the object whose bytes were checked: the only one ever served."""
+    round: int = 0
+    """How many times its document had been rejected when it was started: a later rejection sends it
+    back with the rest, and it no longer counts toward the next review."""
+
+    def footprint(self) -> int:
+        """About what this upload takes of the dossier's stored JSON (non-ASCII is escaped there)."""
+        variable = (self.filename, self.content_type, self.reason or "", self.key)
+        return 400 + sum(_escaped_length(text) for text in variable)
+
+
+def _escaped_length(text: str) -> int:
+    return sum(1 if ord(c) < 0x80 else 6 if ord(c) < 0x10000 else 12 for c in text)
+
+
+def check_filename(filename: str) -> None:
+    """A name a person gave a file: printable, no path, not over MAX_FILENAME_BYTES."""
+    issue = None
+    if not filename.strip():
+        issue = "must not be blank"
+    elif len(filename.encode()) > MAX_FILENAME_BYTES:
+        issue = (
+            f"must be at most {MAX_FILENAME_BYTES} bytes in UTF-8 (fewer characters when accented or emoji)"
+        )
+    elif any(unicodedata.category(c) in ("Cc", "Zl", "Zp") or c == "/" for c in filename):
+        issue = "must not contain line breaks, control characters or /"
+    if issue:
+        raise InvalidInput("This file name cannot be accepted.", [FieldIssue("filename", issue)])
 
 
 @dataclass(frozen=True)
@@ -85,6 +130,7 @@ class DossierDocument:
     requirement: DocumentRequirement
     status: DocumentStatus = DocumentStatus.MISSING
     review: Review | None = None
+    rejections: int = 0
 
     @property
     def id(self) -> str:
@@ -191,21 +237,34 @@ class Dossier:
         return tuple(u for u in self.uploads if u.document_id == document_id)
 
     def with_upload(self, upload: Upload, now: datetime) -> Dossier:
-        """The dossier with one more upload started, its document's stale ones dropped; 409 once the
-        document holds MAX_FILES_PER_DOCUMENT files."""
-
-        def stale(u: Upload) -> bool:
-            return (
-                u.document_id == upload.document_id
-                and u.status is UploadStatus.PENDING
-                and now - u.created_at > STALE_UPLOAD
-            )
-
-        kept = tuple(u for u in self.uploads if not stale(u))
-        if sum(1 for u in kept if u.document_id == upload.document_id) >= MAX_FILES_PER_DOCUMENT:
+        """The dossier with one more upload started by `upload.uploaded_by`. Stale uploads are dropped,
+        and the document's oldest refused ones beyond MAX_REFUSED_KEPT; 409 when the document already
+        takes MAX_FILES_PER_DOCUMENT files for its review, when the participant has
+        MAX_PENDING_PER_PARTICIPANT uploads under way on it, or when his files would take more than his
+        share of the dossier (PARTICIPANT_UPLOAD_BYTES)."""
+        document = self.document(upload.document_id)
+        kept = _without_refused_beyond_limit(
+            tuple(u for u in self.uploads if not _stale(u, now)), upload.document_id
+        )
+        of_document = [u for u in kept if u.document_id == upload.document_id]
+        if sum(1 for u in of_document if counts_for_review(document, u)) >= MAX_FILES_PER_DOCUMENT:
             raise Conflict(
                 f"This document already holds {MAX_FILES_PER_DOCUMENT} files: "
                 "wait for the review, or ask your manager to reject or approve it."
+            )
+        mine = [u for u in kept if u.uploaded_by == upload.uploaded_by]
+        pending = [
+            u for u in mine if u.document_id == upload.document_id and u.status is UploadStatus.PENDING
+        ]
+        if len(pending) >= MAX_PENDING_PER_PARTICIPANT:
+            raise Conflict(
+                f"{MAX_PENDING_PER_PARTICIPANT} files of this document are already being sent: "
+                "let them finish, then send the next one."
+            )
+        if sum(u.footprint() for u in mine) + upload.footprint() > PARTICIPANT_UPLOAD_BYTES:
+            raise Conflict(
+                "You have sent as many files as this dossier can keep for you: "
+                "ask your manager to review them."
             )
         return replace(self, uploads=(*kept, upload))
 
@@ -218,13 +277,24 @@ class Dossier:
         if document.status is DocumentStatus.APPROVED:
             raise Conflict("This document is already approved.")
         if approve:
+            if not any(
+                u.status is UploadStatus.ACCEPTED and counts_for_review(document, u) for u in self.uploads
+            ):
+                raise Conflict(
+                    "This document holds no accepted file to approve: wait for a file that passes the checks."
+                )
             changed = replace(document, status=DocumentStatus.APPROVED, review=Review(comment, now))
         else:
             if not comment:
                 raise InvalidInput(
                     "Say why the document is refused.", [FieldIssue("comment", "is required to reject")]
                 )
-            changed = replace(document, status=DocumentStatus.MISSING, review=Review(comment, now))
+            changed = replace(
+                document,
+                status=DocumentStatus.MISSING,
+                review=Review(comment, now),
+                rejections=document.rejections + 1,
+            )
         documents = tuple(changed if d.id == document_id else d for d in self.documents)
         dossier = replace(self, documents=documents)
         if all(d.status is DocumentStatus.APPROVED for d in documents if d.requirement.required):
@@ -239,6 +309,26 @@ class Dossier:
             and d.requirement.required
             and d.status is DocumentStatus.MISSING
         )
+
+
+def _stale(upload: Upload, now: datetime) -> bool:
+    return upload.status is UploadStatus.PENDING and now - upload.created_at > STALE_UPLOAD
+
+
+def _without_refused_beyond_limit(uploads: tuple[Upload, ...], document_id: str) -> tuple[Upload, ...]:
+    refused = [u.id for u in uploads if u.document_id == document_id and u.status is UploadStatus.REJECTED]
+    dropped = set(refused[:-MAX_REFUSED_KEPT]) if len(refused) > MAX_REFUSED_KEPT else set()
+    return tuple(u for u in uploads if u.id not in dropped)
+
+
+def counts_for_review(document: DossierDocument, upload: Upload) -> bool:
+    """Whether an upload is one of the document's files for its coming review: under way or accepted,
+    and sent since the document's last rejection (a rejected document starts afresh)."""
+    return (
+        upload.document_id == document.id
+        and upload.status is not UploadStatus.REJECTED
+        and upload.round == document.rejections
+    )
 
 
 @dataclass(frozen=True)
@@ -264,6 +354,12 @@ def visible_documents(dossier: Dossier, role_id: str) -> list[Visibility]:
         elif role_id == MAIN or permissions.sees_shared_files:
             seen.append(Visibility(document, False, False))
     return seen
+
+
+def files_seen_by(dossier: Dossier, document_id: str, participant_id: str) -> tuple[Upload, ...]:
+    """The files of a document that a participant sees: those he sent himself. A contributor who
+    replaces another in the same role sees none of his predecessor's (staff see them all)."""
+    return tuple(u for u in dossier.uploads_of(document_id) if u.uploaded_by == participant_id)
 
 
 def visible_document(dossier: Dossier, role_id: str, document_id: str) -> Visibility:

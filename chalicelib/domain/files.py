@@ -3,7 +3,20 @@ so a renamed executable is rejected with a reason, never taken for a PDF."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 SNIFF_BYTES = 16
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """What the check of an upload reads of its object: its size, its first bytes, and the version
+    those bytes belong to (so that only this version is ever served)."""
+
+    size: int
+    head: bytes
+    version: str | None
+
 
 _SIGNATURES: dict[str, tuple[bytes, ...]] = {
     "application/pdf": (b"%PDF-",),

@@ -111,7 +111,10 @@ def _queue(clients: Callable[[str], Any], props: dict[str, Any], ctx: _Context) 
 
 def _bucket(clients: Callable[[str], Any], props: dict[str, Any], ctx: _Context) -> dict[str, str]:
     name = props["BucketName"]
-    clients("s3").create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": ctx.region})
+    s3 = clients("s3")
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": ctx.region})
+    if "VersioningConfiguration" in props:
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration=props["VersioningConfiguration"])
     return {"Ref": name, "Arn": f"arn:aws:s3:::{name}"}
 
 

@@ -32,7 +32,9 @@ from chalicelib.domain.dossiers import (
     Person,
     Upload,
     UploadStatus,
+    check_filename,
     check_upload,
+    files_seen_by,
     uploadable_document,
     visible_document,
 )
@@ -47,7 +49,7 @@ from chalicelib.domain.errors import (
     StaleVersion,
     Unauthenticated,
 )
-from chalicelib.domain.files import mismatch
+from chalicelib.domain.files import StoredObject, mismatch
 from chalicelib.domain.formatting import french_date
 from chalicelib.domain.identity import PortalPrincipal
 from chalicelib.domain.ids import new_ulid
@@ -92,9 +94,9 @@ class Documents(Protocol):
         self, key: str, content_type: str, max_bytes: int, now: datetime
     ) -> tuple[str, dict[str, str], datetime]: ...
 
-    def head(self, key: str) -> tuple[int, bytes] | None: ...
+    def head(self, key: str) -> StoredObject | None: ...
 
-    def presigned_get(self, key: str, filename: str) -> str: ...
+    def presigned_get(self, key: str, filename: str, version: str | None) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -362,6 +364,34 @@ def invite_contributor(
     return Invited(contributor, link.link, bool(change.emails))
 
 
+def fresh_link(account_id: str, dossier_id: str, participant_id: str, ctx: Context) -> str | None:
+    """A new portal link for a participant whose link was shown once and never kept (an answer replayed
+    for an `Idempotency-Key`): None when the participant has left the dossier since."""
+    minted: list[MintedLink] = []
+
+    def apply(dossier: Dossier, tokens: dict[str, list[str]]) -> Change:
+        minted.clear()
+        if not dossier.admits(participant_id, dossier.generation_of(participant_id)):
+            return Change(dossier)
+        _, _, role_id = dossier.participant_name(participant_id)
+        generation = dossier.generation_of(participant_id)
+        link = mint_link(
+            ctx.portal_url,
+            account_id,
+            dossier_id,
+            role_id,
+            participant_id,
+            ctx.token_days,
+            ctx.now,
+            generation,
+        )
+        minted.append(link)
+        return Change(dossier, minted=[link])
+
+    _mutate(account_id, dossier_id, ctx, apply)
+    return minted[0].link if minted else None
+
+
 def remove_contributor(account_id: str, dossier_id: str, contributor_id: str, ctx: Context) -> None:
     """Every link of the contributor dies with it."""
 
@@ -532,11 +562,24 @@ def start_upload(
     ctx: Context,
 ) -> StartedUpload:
     dossier = portal_dossier(principal, ctx)
-    requirement = uploadable_document(dossier, principal.role_id, document_id).requirement
+    document = uploadable_document(dossier, principal.role_id, document_id)
+    requirement = document.requirement
+    check_filename(filename)
     check_upload(requirement, content_type, size)
     upload_id = new_ulid()
     key = f"accounts/{principal.account_id}/dossiers/{dossier.id}/documents/{document_id}/{upload_id}"
-    upload = Upload(upload_id, document_id, filename, content_type, size, key, UploadStatus.PENDING, ctx.now)
+    upload = Upload(
+        upload_id,
+        document_id,
+        filename,
+        content_type,
+        size,
+        key,
+        UploadStatus.PENDING,
+        ctx.now,
+        uploaded_by=principal.participant_id,
+        round=document.rejections,
+    )
     url, fields, expires_at = documents.presigned_post(
         key, content_type, requirement.max_size_mb * 1024 * 1024, ctx.now
     )
@@ -577,16 +620,16 @@ def complete_upload(
             "The file has not arrived: upload it first, then complete.",
             [FieldIssue("upload_id", "no file uploaded yet")],
         )
-    size, head = found
-    reason = mismatch(upload.content_type, head)
-    if reason is None and size > dossier.document(document_id).requirement.max_size_mb * 1024 * 1024:
+    reason = mismatch(upload.content_type, found.head)
+    if reason is None and found.size > dossier.document(document_id).requirement.max_size_mb * 1024 * 1024:
         reason = "the file is larger than the document allows"
     settled = replace(
         upload,
         status=UploadStatus.REJECTED if reason else UploadStatus.ACCEPTED,
         reason=reason,
-        size=size,
+        size=found.size,
         uploaded_at=ctx.now,
+        version=found.version,
     )
 
     def apply(current: Dossier, tokens: dict[str, list[str]]) -> Change:
@@ -611,15 +654,15 @@ def complete_upload(
 def download_url(
     principal: PortalPrincipal, document_id: str, file_id: str, documents: Documents, ctx: Context
 ) -> str:
+    """A short-lived link to a file the participant sent himself, in the version its check accepted
+    (bytes written later under the same key are never served)."""
     dossier = portal_dossier(principal, ctx)
     visibility = visible_document(dossier, principal.role_id, document_id)
-    upload = next(
-        (u for u in dossier.uploads_of(document_id) if u.id == file_id and u.status is UploadStatus.ACCEPTED),
-        None,
-    )
-    if not visibility.with_files or upload is None:
+    mine = files_seen_by(dossier, document_id, principal.participant_id) if visibility.with_files else ()
+    upload = next((u for u in mine if u.id == file_id and u.status is UploadStatus.ACCEPTED), None)
+    if upload is None:
         raise NotFound("No such file.")
-    return documents.presigned_get(upload.key, upload.filename)
+    return documents.presigned_get(upload.key, upload.filename, upload.version)
 
 
 def finish(principal: PortalPrincipal, ctx: Context) -> Dossier:

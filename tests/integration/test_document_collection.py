@@ -235,11 +235,16 @@ def test_each_role_sees_only_its_documents_as_in_the_worked_example(
 
 
 def _upload(
-    api: Api, aws: Any, doc_id: str, data: bytes, content_type: str = "application/pdf"
+    api: Api,
+    aws: Any,
+    doc_id: str,
+    data: bytes,
+    content_type: str = "application/pdf",
+    filename: str = "fichier.pdf",
 ) -> tuple[Any, str]:
     started = api.post(
         f"/portal/documents/{doc_id}/uploads",
-        {"filename": "fichier.pdf", "content_type": content_type, "size": len(data)},
+        {"filename": filename, "content_type": content_type, "size": len(data)},
     )
     assert started.status == 201, started.body
     fields = started.body["fields"]
@@ -334,30 +339,62 @@ def test_upload_limits_are_the_documents(
     assert field in [d["field"] for d in answer.body["error"]["details"]]
 
 
-def test_a_document_keeps_twenty_files_and_abandoned_uploads_stop_counting_the_next_day(
+def test_a_document_takes_twenty_files_for_a_review_and_abandoned_uploads_stop_counting(
+    rental: dict[str, Any], anonymous: Api, aws: Any
+) -> None:
+    from chalicelib.domain.dossiers import MAX_FILES_PER_DOCUMENT, MAX_PENDING_PER_PARTICIPANT
+
+    locataire = _portal(anonymous, rental["dossier"]["portal_link"])
+    doc = rental["docs"]["identite"]["id"]
+    body = {"filename": "cni.pdf", "content_type": "application/pdf", "size": 1000}
+    for _ in range(MAX_FILES_PER_DOCUMENT - MAX_PENDING_PER_PARTICIPANT):
+        assert _upload(locataire, aws, doc, PDF)[0].status == 200
+    for _ in range(MAX_PENDING_PER_PARTICIPANT):
+        assert locataire.post(f"/portal/documents/{doc}/uploads", body).status == 201
+    full = locataire.post(f"/portal/documents/{doc}/uploads", body)
+    assert (full.status, full.body["error"]["code"]) == (409, "conflict")
+    assert "20 files" in full.body["error"]["message"]
+    # Another document of the dossier is not held back.
+    other = rental["docs"]["salaires"]["id"]
+    garant = _portal(anonymous, rental["garant_c"]["portal_link"])
+    assert garant.post(f"/portal/documents/{other}/uploads", body).status == 201
+    # An hour later the uploads never sent are dropped; the completed files stay.
+    later = aws.now() + timedelta(hours=2)
+    aws.clock = lambda: later
+    assert locataire.post(f"/portal/documents/{doc}/uploads", body).status == 201
+    files = next(d for d in locataire.get("/portal").body["documents"] if d["id"] == doc)["files"]
+    assert len(files) == MAX_FILES_PER_DOCUMENT - MAX_PENDING_PER_PARTICIPANT
+
+
+def test_a_participant_has_at_most_three_uploads_under_way_on_one_document(
+    rental: dict[str, Any], anonymous: Api
+) -> None:
+    locataire = _portal(anonymous, rental["dossier"]["portal_link"])
+    doc = rental["docs"]["identite"]["id"]
+    body = {"filename": "cni.pdf", "content_type": "application/pdf", "size": 1000}
+    answers = [locataire.post(f"/portal/documents/{doc}/uploads", body) for _ in range(4)]
+    assert [a.status for a in answers] == [201, 201, 201, 409]
+    assert "being sent" in answers[3].body["error"]["message"]
+
+
+def test_a_rejected_document_takes_new_files_though_it_already_held_twenty(
     rental: dict[str, Any], anonymous: Api, aws: Any
 ) -> None:
     from chalicelib.domain.dossiers import MAX_FILES_PER_DOCUMENT
 
     locataire = _portal(anonymous, rental["dossier"]["portal_link"])
+    staff, did = rental["staff"], rental["dossier"]["id"]
     doc = rental["docs"]["identite"]["id"]
+    for _ in range(MAX_FILES_PER_DOCUMENT):
+        assert _upload(locataire, aws, doc, PDF)[0].status == 200
     body = {"filename": "cni.pdf", "content_type": "application/pdf", "size": 1000}
-    for _ in range(MAX_FILES_PER_DOCUMENT - 1):
-        assert locataire.post(f"/portal/documents/{doc}/uploads", body).status == 201
-    completed, _ = _upload(locataire, aws, doc, PDF)
-    assert completed.status == 200
-    full = locataire.post(f"/portal/documents/{doc}/uploads", body)
-    assert (full.status, full.body["error"]["code"]) == (409, "conflict")
-    # Another document of the dossier is not held back.
-    other = rental["docs"]["salaires"]["id"]
-    garant = _portal(anonymous, rental["garant_c"]["portal_link"])
-    assert garant.post(f"/portal/documents/{other}/uploads", body).status == 201
-    # The next day the uploads never sent are dropped; the completed file stays.
-    later = aws.now() + timedelta(days=2)
-    aws.clock = lambda: later
-    assert locataire.post(f"/portal/documents/{doc}/uploads", body).status == 201
-    files = next(d for d in locataire.get("/portal").body["documents"] if d["id"] == doc)["files"]
-    assert len(files) == 1
+    assert locataire.post(f"/portal/documents/{doc}/uploads", body).status == 409
+    review = {"decision": "reject", "comment": "Recto seulement"}
+    assert staff.post(f"/dossiers/{did}/documents/{doc}/review", review).status == 200
+    again, _ = _upload(locataire, aws, doc, PDF)
+    assert (again.status, again.body["status"]) == (200, "pending_review")
+    approved = staff.post(f"/dossiers/{did}/documents/{doc}/review", {"decision": "approve"})
+    assert (approved.status, approved.body["status"]) == (200, "approved")
 
 
 def test_a_procedure_that_would_outgrow_its_storage_is_refused_with_409_not_a_500(
@@ -838,3 +875,146 @@ def test_a_disabled_automation_sends_nothing_and_an_unknown_variable_is_refused_
     assert invited["notified"] is False
     drain()
     assert [m for m in sent_messages(REGION) if m["to"] == ["marc@exemple.fr"]] == []
+
+
+def test_a_replacement_contributor_sees_none_of_the_files_his_predecessor_sent(
+    rental: dict[str, Any], anonymous: Api, aws: Any
+) -> None:
+    staff, did = rental["staff"], rental["dossier"]["id"]
+    paul = _portal(anonymous, rental["garant_c"]["portal_link"])
+    salaires = rental["docs"]["salaires"]["id"]
+    sent, paul_file = _upload(paul, aws, salaires, PDF, filename="bulletin-paul.pdf")
+    assert sent.status == 200
+    assert staff.call("DELETE", f"/dossiers/{did}/contributors/{rental['garant_c']['id']}").status == 204
+    invited = staff.post(
+        f"/dossiers/{did}/contributors",
+        {"role_id": rental["garant"]["id"], "name": "Marie Garant", "email": "marie@exemple.fr"},
+    )
+    marie = _portal(anonymous, _ok(invited)["portal_link"])
+    seen = next(d for d in marie.get("/portal").body["documents"] if d["id"] == salaires)
+    assert seen["files"] == []
+    assert marie.get(f"/portal/documents/{salaires}/files/{paul_file}").status == 404
+    staff_view = next(d for d in staff.get(f"/dossiers/{did}").body["documents"] if d["id"] == salaires)
+    assert [f["filename"] for f in staff_view["files"]] == ["bulletin-paul.pdf"]
+    # Marie's own file is hers to see and download.
+    _, marie_file = _upload(marie, aws, salaires, PDF, filename="bulletin-marie.pdf")
+    seen = next(d for d in marie.get("/portal").body["documents"] if d["id"] == salaires)
+    assert [f["filename"] for f in seen["files"]] == ["bulletin-marie.pdf"]
+    assert marie.get(f"/portal/documents/{salaires}/files/{marie_file}").status == 302
+
+
+def test_bytes_posted_again_under_an_upload_key_after_its_check_are_never_served(
+    rental: dict[str, Any], anonymous: Api, aws: Any
+) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    locataire = _portal(anonymous, rental["dossier"]["portal_link"])
+    doc = rental["docs"]["identite"]["id"]
+    started = locataire.post(
+        f"/portal/documents/{doc}/uploads",
+        {"filename": "cni.pdf", "content_type": "application/pdf", "size": len(PDF)},
+    ).body
+    s3, bucket, key = aws.client("s3"), aws.settings.documents_bucket, started["fields"]["key"]
+    s3.put_object(Bucket=bucket, Key=key, Body=PDF, ContentType="application/pdf")
+    assert locataire.post(f"/portal/documents/{doc}/uploads/{started['upload_id']}/complete").status == 200
+    # The same presigned form, still valid, writes other bytes under the key.
+    s3.put_object(Bucket=bucket, Key=key, Body=EXE, ContentType="application/pdf")
+    location = locataire.get(f"/portal/documents/{doc}/files/{started['upload_id']}").headers["Location"]
+    version = parse_qs(urlsplit(location).query)["versionId"][0]
+    assert s3.get_object(Bucket=bucket, Key=key, VersionId=version)["Body"].read() == PDF
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == EXE
+
+
+def test_a_file_name_is_bounded_in_bytes_and_refuses_line_breaks(
+    rental: dict[str, Any], anonymous: Api
+) -> None:
+    locataire = _portal(anonymous, rental["dossier"]["portal_link"])
+    doc = rental["docs"]["identite"]["id"]
+
+    def start(filename: str) -> Any:
+        body = {"filename": filename, "content_type": "application/pdf", "size": 100}
+        return locataire.post(f"/portal/documents/{doc}/uploads", body)
+
+    too_long = start("😀" * 64 + ".pdf")
+    assert too_long.status == 400
+    assert too_long.body["error"]["details"][0]["field"] == "filename"
+    assert start("a\r\nX-Injected: 1.pdf").status == 400
+    assert start("😀" * 62 + ".pdf").status == 201
+    assert start('Relevé "définitif" d’impôts.pdf').status == 201
+
+
+def test_one_participant_flooding_uploads_leaves_room_for_the_others_and_the_staff(
+    rental: dict[str, Any], anonymous: Api, aws: Any
+) -> None:
+    staff, pid, garant_role = rental["staff"], rental["pid"], rental["garant"]["id"]
+    extra = [
+        _ok(
+            staff.post(f"/procedures/{pid}/documents", {"label": f"Justificatif {n}", "role_id": garant_role})
+        )
+        for n in range(4)
+    ]
+    dossier = _ok(
+        staff.post(
+            "/dossiers", {"procedure_id": pid, "recipient": {"name": "Léa", "email": "lea@exemple.fr"}}
+        )
+    )
+    did = dossier["id"]
+    invited = staff.post(
+        f"/dossiers/{did}/contributors", {"role_id": garant_role, "name": "Paul", "email": "paul@exemple.fr"}
+    )
+    garant = _portal(anonymous, _ok(invited)["portal_link"])
+    docs = [rental["docs"]["salaires"]["id"], rental["docs"]["impots"]["id"], *(d["id"] for d in extra)]
+    name = "🧾" * 255
+    answers = []
+    for attempt in range(110):
+        body = {"filename": name, "content_type": "application/pdf", "size": len(PDF)}
+        started = garant.post(f"/portal/documents/{docs[attempt % len(docs)]}/uploads", body)
+        if started.status == 400:
+            name = "🧾" * 62 + ".pdf"
+            continue
+        answers.append(started.status)
+    assert set(answers) == {201, 409}
+    locataire = _portal(anonymous, dossier["portal_link"])
+    for _ in range(5):
+        assert _upload(locataire, aws, rental["docs"]["identite"]["id"], PDF)[0].status == 200
+    coloc = staff.post(
+        f"/dossiers/{did}/contributors",
+        {"role_id": rental["coloc"]["id"], "name": "Zoé", "email": "zoe@exemple.fr"},
+    )
+    assert coloc.status == 201
+    review = {"decision": "reject", "comment": "Illisible"}
+    assert staff.post(f"/dossiers/{did}/documents/{docs[0]}/review", review).status == 200
+    assert staff.post(f"/dossiers/{did}/contributors/{coloc.body['id']}/invitation").status == 202
+
+
+def test_the_main_recipient_sees_another_roles_refusal_without_its_comment(
+    rental: dict[str, Any], anonymous: Api, aws: Any
+) -> None:
+    staff, did = rental["staff"], rental["dossier"]["id"]
+    garant = _portal(anonymous, rental["garant_c"]["portal_link"])
+    salaires = rental["docs"]["salaires"]["id"]
+    _upload(garant, aws, salaires, PDF)
+    comment = "Le bulletin de mars manque, et le salaire net est de 1 850 €"
+    assert (
+        staff.post(f"/dossiers/{did}/documents/{salaires}/review", {"decision": "reject", "comment": comment})
+    ).status == 200
+    locataire = _portal(anonymous, rental["dossier"]["portal_link"])
+    seen_by_main = next(d for d in locataire.get("/portal").body["documents"] if d["id"] == salaires)
+    assert (seen_by_main["status"], seen_by_main["review"], seen_by_main["files"]) == ("missing", None, [])
+    seen_by_garant = next(d for d in garant.get("/portal").body["documents"] if d["id"] == salaires)
+    assert seen_by_garant["review"]["comment"] == comment
+
+
+def test_a_document_whose_only_file_was_refused_by_the_check_cannot_be_approved(
+    rental: dict[str, Any], anonymous: Api, aws: Any
+) -> None:
+    staff, did = rental["staff"], rental["dossier"]["id"]
+    locataire = _portal(anonymous, rental["dossier"]["portal_link"])
+    doc = rental["docs"]["identite"]["id"]
+    approve = {"decision": "approve"}
+    assert staff.post(f"/dossiers/{did}/documents/{doc}/review", approve).status == 409
+    assert _upload(locataire, aws, doc, EXE)[0].status == 400
+    refused = staff.post(f"/dossiers/{did}/documents/{doc}/review", approve)
+    assert (refused.status, refused.body["error"]["code"]) == (409, "conflict")
+    assert _upload(locataire, aws, doc, PDF)[0].status == 200
+    assert staff.post(f"/dossiers/{did}/documents/{doc}/review", approve).status == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -96,3 +97,40 @@ def test_idempotency_records_are_spread_over_sharded_partitions(platform: Api, a
     # Deliveries are claimed on the communications themselves, spread over 16 partitions per account.
     welcomes = {item["PK"]["S"] for item in items if item["SK"]["S"].startswith("COMM#")}
     assert len(welcomes) > 1
+
+
+def _everything_stored(aws: Any) -> str:
+    table = aws.client("dynamodb")
+    return json.dumps(table.scan(TableName=aws.settings.table_name)["Items"])
+
+
+def test_a_replayed_dossier_or_invitation_carries_a_fresh_link_and_no_secret_is_ever_stored(
+    platform: Api, anonymous: Api, aws: Any
+) -> None:
+    account = platform.post("/admin/accounts", {**NEW_ACCOUNT, "plan": "platinum"}).body
+    staff = platform.as_(token("manager", account["id"]))
+    procedure = staff.post("/procedures", {"name": "Location"}).body
+    role = staff.post(f"/procedures/{procedure['id']}/roles", {"name": "Garant"}).body
+    body = {"procedure_id": procedure["id"], "recipient": {"name": "Léa", "email": "lea@exemple.fr"}}
+    first = staff.post("/dossiers", body, headers={"Idempotency-Key": "dossier-1"})
+    again = staff.post("/dossiers", body, headers={"Idempotency-Key": "dossier-1"})
+    assert (first.status, again.status, again.headers.get("Idempotent-Replayed")) == (201, 201, "true")
+    assert again.body["id"] == first.body["id"]
+    did = first.body["id"]
+    invitation = {"role_id": role["id"], "name": "Paul", "email": "paul@exemple.fr"}
+    invited = staff.post(f"/dossiers/{did}/contributors", invitation, headers={"Idempotency-Key": "inv-1"})
+    reinvited = staff.post(f"/dossiers/{did}/contributors", invitation, headers={"Idempotency-Key": "inv-1"})
+    assert (invited.status, reinvited.status) == (201, 201)
+    assert reinvited.body["id"] == invited.body["id"]
+    links = [a.body["portal_link"] for a in (first, again, invited, reinvited)]
+    assert len(set(links)) == 4
+    stored = _everything_stored(aws)
+    assert "#token=" not in stored
+    for link in links:
+        secret = link.split("#token=")[1]
+        assert secret not in stored
+        assert anonymous.as_(secret).get("/portal").status == 200
+    # A participant who left in between gets no link on the replay.
+    assert staff.call("DELETE", f"/dossiers/{did}/contributors/{invited.body['id']}").status == 204
+    late = staff.post(f"/dossiers/{did}/contributors", invitation, headers={"Idempotency-Key": "inv-1"})
+    assert (late.status, late.body["portal_link"]) == (201, None)

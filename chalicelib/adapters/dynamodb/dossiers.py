@@ -185,6 +185,7 @@ def _dossier_body(dossier: Dossier) -> dict[str, Any]:
                 "id": d.id,
                 "status": d.status.value,
                 "review": {"comment": d.review.comment, "at": iso(d.review.at)} if d.review else None,
+                "rejections": d.rejections,
             }
             for d in dossier.documents
         ],
@@ -210,6 +211,9 @@ def _dossier_body(dossier: Dossier) -> dict[str, Any]:
                 "created_at": iso(u.created_at),
                 "reason": u.reason,
                 "uploaded_at": iso(u.uploaded_at) if u.uploaded_at else None,
+                "uploaded_by": u.uploaded_by,
+                "version": u.version,
+                "round": u.round,
             }
             for u in dossier.uploads
         ],
@@ -238,6 +242,7 @@ def _dossier_from(item: DossierItem) -> Dossier:
                 requirements[d["id"]],
                 DocumentStatus(d["status"]),
                 Review(d["review"]["comment"], parse_iso(d["review"]["at"])) if d.get("review") else None,
+                int(d.get("rejections", 0)),
             )
             for d in body["documents"]
         ),
@@ -257,6 +262,9 @@ def _dossier_from(item: DossierItem) -> Dossier:
                 parse_iso(u["created_at"]),
                 u.get("reason"),
                 parse_iso(u["uploaded_at"]) if u.get("uploaded_at") else None,
+                u.get("uploaded_by"),
+                u.get("version"),
+                int(u.get("round", 0)),
             )
             for u in body["uploads"]
         ),
