@@ -1,0 +1,115 @@
+"""Who the broker is in law, and where letters go: the legal identity every client email and the
+registered letter must carry (legal name, ORIAS registration, RCS, address, mediator), the insurer for
+whose account a notice is sent, and French postal addresses laid out for a window envelope.
+
+Validation returns every issue at once, each naming its field as the API spells it, so a 400 says all that
+is wrong in one answer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from chalicelib.domain.errors import FieldIssue, InvalidInput
+
+MAX_ADDRESS_LINES = 4
+MAX_LINE_CHARS = 38
+"""La Poste's norm for an address line (NF Z10-011): 38 characters, so that it fits the envelope window."""
+ORIAS_REGISTER_URL = "www.orias.fr"
+_ORIAS = re.compile(r"^\d{8}$")
+_FRENCH_POSTAL_CODE = re.compile(r"^\d{5}$")
+
+
+@dataclass(frozen=True)
+class PostalAddress:
+    lines: tuple[str, ...]
+    postal_code: str
+    city: str
+    country: str = "FR"
+
+    def envelope_lines(self, name: str) -> tuple[str, ...]:
+        """The block printed in the envelope window: name, street lines, then "CODE VILLE" in capitals."""
+        return (name, *self.lines, f"{self.postal_code} {self.city.upper()}")
+
+
+@dataclass(frozen=True)
+class Mediator:
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class BrokerIdentity:
+    legal_name: str
+    orias_number: str
+    address: PostalAddress
+    rcs: str | None = None
+    phone: str | None = None
+    mediator: Mediator | None = None
+    payment_instructions: str | None = None
+
+    def mentions(self, with_mediator: bool = False) -> tuple[str, ...]:
+        """The legal mentions a client email or a letter ends with (art. R521-2 and L521-2 Code des
+        assurances): legal name, ORIAS number with where to check it, RCS, address; the mediator on
+        dunning notices."""
+        address = ", ".join((*self.address.lines, f"{self.address.postal_code} {self.address.city}"))
+        lines = [
+            self.legal_name,
+            f"Intermédiaire en assurance immatriculé à l’ORIAS sous le n°\u00a0{self.orias_number}"
+            f" ({ORIAS_REGISTER_URL})",
+        ]
+        if self.rcs:
+            lines.append(f"RCS {self.rcs}")
+        lines.append(address)
+        if self.phone:
+            lines.append(f"Tél. {self.phone}")
+        if with_mediator and self.mediator:
+            lines.append(f"Médiateur : {self.mediator.name} ({self.mediator.url})")
+        return tuple(lines)
+
+
+@dataclass(frozen=True)
+class Insurer:
+    name: str
+    address: PostalAddress | None = None
+
+
+def postal_address_issues(address: PostalAddress, field: str) -> list[FieldIssue]:
+    issues = []
+    if not 1 <= len(address.lines) <= MAX_ADDRESS_LINES:
+        issues.append(FieldIssue(f"{field}.lines", f"must hold 1 to {MAX_ADDRESS_LINES} lines"))
+    for index, line in enumerate(address.lines):
+        if not line.strip():
+            issues.append(FieldIssue(f"{field}.lines[{index}]", "must not be blank"))
+        elif len(line) > MAX_LINE_CHARS:
+            issues.append(
+                FieldIssue(f"{field}.lines[{index}]", f"must be at most {MAX_LINE_CHARS} characters")
+            )
+    if address.country != "FR":
+        issues.append(FieldIssue(f"{field}.country", "must be FR: letters are sent to France only"))
+    elif not _FRENCH_POSTAL_CODE.match(address.postal_code):
+        issues.append(FieldIssue(f"{field}.postal_code", "must be a French postal code of 5 digits"))
+    if not address.city.strip():
+        issues.append(FieldIssue(f"{field}.city", "must not be blank"))
+    elif len(address.city) > MAX_LINE_CHARS - 6:
+        issues.append(FieldIssue(f"{field}.city", f"must be at most {MAX_LINE_CHARS - 6} characters"))
+    return issues
+
+
+def check_postal_address(address: PostalAddress, field: str) -> None:
+    issues = postal_address_issues(address, field)
+    if issues:
+        raise InvalidInput("This postal address cannot be used for a letter.", issues)
+
+
+def check_identity(identity: BrokerIdentity) -> None:
+    issues = postal_address_issues(identity.address, "address")
+    if not identity.legal_name.strip():
+        issues.append(FieldIssue("legal_name", "must not be blank"))
+    if not _ORIAS.match(identity.orias_number):
+        issues.append(FieldIssue("orias_number", "must be the 8 digits of the ORIAS registration"))
+    if identity.mediator is not None and not identity.mediator.url.startswith(("https://", "http://")):
+        issues.append(FieldIssue("mediator.url", "must be an http(s) address"))
+    if issues:
+        raise InvalidInput("This legal identity is incomplete or wrong.", issues)
