@@ -65,7 +65,7 @@ class BrokerIdentity:
         if self.phone:
             lines.append(f"Tél. {self.phone}")
         if with_mediator and self.mediator:
-            lines.append(f"Médiateur : {self.mediator.name} ({self.mediator.url})")
+            lines.append(f"Médiateur\u00a0: {self.mediator.name} ({self.mediator.url})")
         return tuple(lines)
 
 
