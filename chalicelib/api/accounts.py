@@ -9,6 +9,7 @@ from chalice.app import Response
 from pydantic import Field, StrictBool, StrictStr
 
 from chalicelib.api.authorizers import staff_authorizer
+from chalicelib.api.legal import LegalPatch, legal_view
 from chalicelib.api.requests import (
     DisplayName,
     EmailAddress,
@@ -20,6 +21,7 @@ from chalicelib.api.requests import (
 from chalicelib.api.routing import ApiBlueprint
 from chalicelib.domain.accounts import Account
 from chalicelib.domain.clock import iso
+from chalicelib.domain.legal import RegisteredMailChannel
 from chalicelib.domain.plans import Plan, Trial
 from chalicelib.services import accounts as service
 from chalicelib.wiring import container
@@ -41,8 +43,11 @@ class ChangePlanBody(PatchBody):
     boosters: list[Booster] | None = Field(default=None, max_length=10)
 
 
-class SettingsBody(StrictBody):
-    partner_communications_enabled: StrictBool
+class SettingsBody(PatchBody):
+    """Every setting is optional: the ones sent change (null is refused)."""
+
+    partner_communications_enabled: StrictBool | None = None
+    registered_mail_channel: RegisteredMailChannel | None = None
 
 
 class StartTrialBody(StrictBody):
@@ -60,7 +65,11 @@ def account_view(account: Account, now: datetime) -> dict[str, Any]:
         "plan": account.plan.value,
         "boosters": sorted(account.boosters),
         "sender_email": account.sender_email,
-        "settings": {"partner_communications_enabled": account.partner_communications_enabled},
+        "settings": {
+            "partner_communications_enabled": account.partner_communications_enabled,
+            "registered_mail_channel": account.registered_mail_channel.value,
+        },
+        "legal": legal_view(account.legal),
         "trials": {
             feature: {"started_at": iso(t.started_at), "ends_at": iso(t.ends_at)}
             for feature, t in account.trials.items()
@@ -112,10 +121,19 @@ def change_settings() -> dict[str, Any]:
     body = parse_body(accounts.current_request, SettingsBody)
     services = container()
     now = services.now()
-    account = service.set_partner_communications(
-        account_id, body.partner_communications_enabled, services.accounts, now
+    account = service.set_settings(
+        account_id, body.partner_communications_enabled, body.registered_mail_channel, services.accounts, now
     )
     return account_view(account, now)
+
+
+@accounts.route("/account/legal", methods=["PATCH"], authorizer=staff_authorizer)
+def change_legal_identity() -> dict[str, Any]:
+    account_id = staff_principal(accounts.current_request).require_account(admin_only=True)
+    body = parse_body(accounts.current_request, LegalPatch)
+    services = container()
+    account = service.set_legal_identity(account_id, body.changes(), services.accounts)
+    return account_view(account, services.now())
 
 
 @accounts.route("/account/trials", methods=["POST"], authorizer=staff_authorizer)

@@ -11,6 +11,7 @@ from chalice.app import Response
 from pydantic import AfterValidator, Field, StrictInt, StrictStr
 
 from chalicelib.api.authorizers import staff_authorizer
+from chalicelib.api.legal import InsurerBody, PostalAddressBody, address_view, insurer_view
 from chalicelib.api.pagination import page, page_params, query_param, refuse_unknown_params
 from chalicelib.api.requests import (
     DisplayName,
@@ -25,6 +26,7 @@ from chalicelib.api.routing import ApiBlueprint
 from chalicelib.domain.clock import iso
 from chalicelib.domain.communications import Communication, CommunicationKind, Recipient, TemplateSource
 from chalicelib.domain.errors import FieldIssue, InvalidInput, NotFound
+from chalicelib.domain.legal import Insurer
 from chalicelib.domain.partners import (
     CONTRACT_STATUSES,
     PROJECT_STATUSES,
@@ -82,21 +84,26 @@ class ApporteurPatch(PatchBody):
 
 class ClientBody(ApporteurBody):
     preferred_apporteur_id: RecordId | None = None
+    postal_address: PostalAddressBody | None = None
 
 
 class ClientPatch(ApporteurPatch):
-    nullable = frozenset({"email", "preferred_apporteur_id"})
+    nullable = frozenset({"email", "preferred_apporteur_id", "postal_address"})
     preferred_apporteur_id: RecordId | None = None
+    postal_address: PostalAddressBody | None = None
 
 
 class ProductBody(StrictBody):
     name: DisplayName
     commissioning: CommissioningBody | None = None
+    insurer: InsurerBody | None = None
 
 
 class ProductPatch(PatchBody):
+    nullable = frozenset({"insurer"})
     name: DisplayName | None = None
     commissioning: CommissioningBody | None = None
+    insurer: InsurerBody | None = None
     version: StrictInt | None = None
 
 
@@ -156,7 +163,10 @@ def commissioning_view(block: Commissioning, with_source: bool = False) -> dict[
     return view
 
 
-def record_view(record: Apporteur | Client | Product | Deal) -> dict[str, Any]:
+def record_view(
+    record: Apporteur | Client | Product | Deal, insurers: dict[str, Insurer] | None = None
+) -> dict[str, Any]:
+    """A record as the API shows it; a deal shows the insurer of its product (from `insurers`)."""
     view: dict[str, Any] = {"id": record.id}
     if isinstance(record, Deal):
         view |= {
@@ -167,6 +177,7 @@ def record_view(record: Apporteur | Client | Product | Deal) -> dict[str, Any]:
             "commissioning": commissioning_view(record.commissioning, with_source=True),
             "status": record.status,
         }
+        view["insurer"] = insurer_view((insurers or {}).get(record.product_id or ""))
         if record.kind is RecordKind.CONTRACT:
             view["dunning_stage"] = record.dunning_stage
             view["cover_resumes_at"] = iso(record.cover_resumes_at) if record.cover_resumes_at else None
@@ -176,6 +187,9 @@ def record_view(record: Apporteur | Client | Product | Deal) -> dict[str, Any]:
             view["email"] = record.email
         if isinstance(record, Client):
             view["preferred_apporteur_id"] = record.preferred_apporteur_id
+            view["postal_address"] = address_view(record.postal_address)
+        if isinstance(record, Product):
+            view["insurer"] = insurer_view(record.insurer)
         view["commissioning"] = commissioning_view(record.commissioning)
     return view | {"created_at": iso(record.created_at), "version": record.version}
 
@@ -213,6 +227,10 @@ def _changes(body: PatchBody) -> dict[str, Any]:
     changes = sent_fields(body, exclude=frozenset({"version"}))
     if "commissioning" in changes:
         changes["commissioning"] = body.commissioning.block()  # type: ignore[attr-defined]
+    if isinstance(changes.get("postal_address"), PostalAddressBody):
+        changes["postal_address"] = changes["postal_address"].address()
+    if isinstance(changes.get("insurer"), InsurerBody):
+        changes["insurer"] = changes["insurer"].insurer()
     return changes
 
 
@@ -239,11 +257,20 @@ def _create_party(collection: str) -> Response:
     if kind is RecordKind.APPORTEUR:
         record = service.create_apporteur(account_id, body.name, body.email, block, services.partners, _now())
     elif kind is RecordKind.CLIENT:
+        address = body.postal_address.address() if body.postal_address else None
         record = service.create_client(
-            account_id, body.name, body.email, body.preferred_apporteur_id, block, services.partners, _now()
+            account_id,
+            body.name,
+            body.email,
+            body.preferred_apporteur_id,
+            block,
+            address,
+            services.partners,
+            _now(),
         )
     else:
-        record = service.create_product(account_id, body.name, block, services.partners, _now())
+        insurer = body.insurer.insurer() if body.insurer else None
+        record = service.create_product(account_id, body.name, block, insurer, services.partners, _now())
     return Response(record_view(record), status_code=201)
 
 
@@ -255,7 +282,14 @@ def _list(kind: RecordKind) -> dict[str, Any]:
 
 
 def _get(kind: RecordKind, record_id: str) -> dict[str, Any]:
-    return record_view(service.get_record(_account(), kind, record_id, container().partners))
+    account_id = _account()
+    record = service.get_record(account_id, kind, record_id, container().partners)
+    return _deal_views(account_id, [record])[0] if isinstance(record, Deal) else record_view(record)
+
+
+def _deal_views(account_id: str, deals: list[Deal]) -> list[dict[str, Any]]:
+    insurers = service.insurers_of(account_id, deals, container().partners)
+    return [record_view(deal, insurers) for deal in deals]
 
 
 def _patch_party(collection: str, record_id: str) -> dict[str, Any]:
@@ -325,7 +359,7 @@ def _deal_routes(collection: str) -> None:
             status=body.status,
         )
         deal = service.create_deal(account_id, kind, new, container().partners, _now())
-        return Response(record_view(deal), status_code=201)
+        return Response(_deal_views(account_id, [deal])[0], status_code=201)
 
     def listing() -> dict[str, Any]:
         account_id = _account()
@@ -334,7 +368,7 @@ def _deal_routes(collection: str) -> None:
         )
         filters = _deal_filters(kind)
         deals, position = container().partners.filter_deals(account_id, kind, filters, limit, cursor)
-        return page([record_view(d) for d in deals], position)
+        return page(_deal_views(account_id, deals), position)
 
     def read(**path: str) -> dict[str, Any]:
         return _get(kind, _only(path))
@@ -353,7 +387,7 @@ def _deal_routes(collection: str) -> None:
             _now(),
             services.scheduled,
         )
-        return record_view(deal)
+        return _deal_views(account_id, [deal])[0]
 
     def bulk_update() -> Response:
         account_id = _account()

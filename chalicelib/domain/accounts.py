@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from chalicelib.domain.legal import BrokerIdentity, RegisteredMailChannel
 from chalicelib.domain.plans import Entitlements, Feature, FeatureAccess, Plan, Trial
 
 
@@ -19,6 +20,8 @@ class Account:
     partner_communications_enabled: bool = False
     trials: dict[str, Trial] = field(default_factory=dict)
     version: int = 0
+    legal: BrokerIdentity | None = None
+    registered_mail_channel: RegisteredMailChannel = RegisteredMailChannel.MANUAL
 
     @property
     def entitlements(self) -> Entitlements:

@@ -9,7 +9,9 @@ is wrong in one answer.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+from enum import StrEnum
+from typing import Any
 
 from chalicelib.domain.errors import FieldIssue, InvalidInput
 
@@ -19,6 +21,14 @@ MAX_LINE_CHARS = 38
 ORIAS_REGISTER_URL = "www.orias.fr"
 _ORIAS = re.compile(r"^\d{8}$")
 _FRENCH_POSTAL_CODE = re.compile(r"^\d{5}$")
+
+
+class RegisteredMailChannel(StrEnum):
+    """How the formal notice's registered letter leaves: staff post it (`manual`), or an online
+    registered-letter service does (`provider`)."""
+
+    MANUAL = "manual"
+    PROVIDER = "provider"
 
 
 @dataclass(frozen=True)
@@ -113,3 +123,27 @@ def check_identity(identity: BrokerIdentity) -> None:
         issues.append(FieldIssue("mediator.url", "must be an http(s) address"))
     if issues:
         raise InvalidInput("This legal identity is incomplete or wrong.", issues)
+
+
+_REQUIRED = ("legal_name", "orias_number", "address")
+
+
+def identity_with(current: BrokerIdentity | None, changes: dict[str, Any]) -> BrokerIdentity:
+    """The identity once `changes` (field → value, None removing an optional field) apply to `current`;
+    400 naming each required field still missing, and each field the law or La Poste would refuse."""
+    known = {f.name for f in fields(BrokerIdentity)}
+    unknown = set(changes) - known
+    if unknown:
+        raise ValueError(f"not fields of an identity: {sorted(unknown)}")
+    if current is not None:
+        identity = replace(current, **changes)
+    else:
+        missing = [name for name in _REQUIRED if changes.get(name) is None]
+        if missing:
+            raise InvalidInput(
+                "The legal identity needs a legal name, an ORIAS number and an address.",
+                [FieldIssue(name, "is required") for name in missing],
+            )
+        identity = BrokerIdentity(**changes)
+    check_identity(identity)
+    return identity

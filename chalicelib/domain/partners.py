@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
 from chalicelib.domain.errors import FieldIssue, InvalidInput
+from chalicelib.domain.legal import Insurer, PostalAddress
 from chalicelib.domain.recipients import CommunicationRule, Party, RuleHolder
 
 RULE_NONE = "none"
@@ -97,6 +98,8 @@ class Client:
     commissioning: Commissioning
     created_at: datetime
     version: int = 0
+    postal_address: PostalAddress | None = None
+    """Where the formal notice's registered letter goes; without it the letter is blocked."""
 
     @property
     def party(self) -> Party:
@@ -115,6 +118,8 @@ class Product:
     commissioning: Commissioning
     created_at: datetime
     version: int = 0
+    insurer: Insurer | None = None
+    """For whose account the broker sells it: named by the formal notice and the termination."""
 
 
 @dataclass(frozen=True)

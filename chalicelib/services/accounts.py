@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from chalicelib.domain.accounts import Account
 from chalicelib.domain.communications import Communication, CommunicationKind, Recipient, communication_id
 from chalicelib.domain.errors import AccountNotFound
 from chalicelib.domain.ids import new_ulid
+from chalicelib.domain.legal import RegisteredMailChannel, identity_with
 from chalicelib.domain.plans import Plan, Trial
 from chalicelib.services.communications import RETRY_AFTER, DeliveryRequest
 from chalicelib.services.ports import AccountRepository, MessageQueue
@@ -68,11 +70,27 @@ def change_plan(
     return account if changed == account else accounts.save(changed)
 
 
-def set_partner_communications(
-    account_id: str, enabled: bool, accounts: AccountRepository, now: datetime
-) -> Account:
+def set_legal_identity(account_id: str, changes: dict[str, Any], accounts: AccountRepository) -> Account:
+    """Apply a PATCH of the broker's legal identity; a concurrent change answers 409 (stale version)."""
     account = get_account(account_id, accounts)
-    changed = account.with_partner_communications(enabled, now)
+    changed = replace(account, legal=identity_with(account.legal, changes))
+    return account if changed == account else accounts.save(changed)
+
+
+def set_settings(
+    account_id: str,
+    partner_communications_enabled: bool | None,
+    registered_mail_channel: RegisteredMailChannel | None,
+    accounts: AccountRepository,
+    now: datetime,
+) -> Account:
+    """Change the settings sent, each optional; the partner switch needs its feature (402)."""
+    account = get_account(account_id, accounts)
+    changed = account
+    if partner_communications_enabled is not None:
+        changed = changed.with_partner_communications(partner_communications_enabled, now)
+    if registered_mail_channel is not None:
+        changed = replace(changed, registered_mail_channel=registered_mail_channel)
     return account if changed == account else accounts.save(changed)
 
 

@@ -15,6 +15,7 @@ from chalicelib.domain.communications import (
 )
 from chalicelib.domain.errors import AccountNotFound, FieldIssue, InvalidInput, NotFound, StaleVersion
 from chalicelib.domain.ids import new_ulid
+from chalicelib.domain.legal import Insurer, PostalAddress, check_postal_address
 from chalicelib.domain.partners import (
     DEFAULT_STATUS,
     Apporteur,
@@ -69,9 +70,40 @@ def create_apporteur(
 
 
 def create_product(
-    account_id: str, name: str, block: Commissioning | None, partners: PartnerRepository, now: datetime
+    account_id: str,
+    name: str,
+    block: Commissioning | None,
+    insurer: Insurer | None,
+    partners: PartnerRepository,
+    now: datetime,
 ) -> Product:
-    return partners.add(Product(new_ulid(), account_id, name, block or Commissioning(), now))
+    _check_insurer(insurer)
+    return partners.add(Product(new_ulid(), account_id, name, block or Commissioning(), now, insurer=insurer))
+
+
+READ_BATCH = 100
+"""Items one DynamoDB transactional read takes."""
+
+
+def _check_insurer(insurer: Insurer | None) -> None:
+    if insurer is not None and insurer.address is not None:
+        check_postal_address(insurer.address, "insurer.address")
+
+
+def insurers_of(account_id: str, deals: list[Deal], partners: PartnerRepository) -> dict[str, Insurer]:
+    """The insurer of each deal's product, by product id: one read per 100 products of a page of deals
+    (a page names few products; none is read when no deal has one)."""
+    product_ids = sorted({d.product_id for d in deals if d.product_id})
+    insurers: dict[str, Insurer] = {}
+    for start in range(0, len(product_ids), READ_BATCH):
+        keys = [(RecordKind.PRODUCT, pid) for pid in product_ids[start : start + READ_BATCH]]
+        _, records = partners.get_many(account_id, keys)
+        insurers |= {
+            record.id: record.insurer
+            for record in records.values()
+            if isinstance(record, Product) and record.insurer is not None
+        }
+    return insurers
 
 
 def create_client(
@@ -80,6 +112,7 @@ def create_client(
     email: str | None,
     preferred_apporteur_id: str | None,
     block: Commissioning | None,
+    postal_address: PostalAddress | None,
     partners: PartnerRepository,
     now: datetime,
 ) -> Client:
@@ -88,8 +121,17 @@ def create_client(
         and partners.get(account_id, RecordKind.APPORTEUR, preferred_apporteur_id) is None
     ):
         raise _unknown("preferred_apporteur_id", RecordKind.APPORTEUR)
+    if postal_address is not None:
+        check_postal_address(postal_address, "postal_address")
     client = Client(
-        new_ulid(), account_id, name, email, preferred_apporteur_id, block or Commissioning(), now
+        new_ulid(),
+        account_id,
+        name,
+        email,
+        preferred_apporteur_id,
+        block or Commissioning(),
+        now,
+        postal_address=postal_address,
     )
     return partners.add(client)
 
@@ -110,6 +152,9 @@ def update_party(
     preferred = changes.get("preferred_apporteur_id")
     if preferred and partners.get(account_id, RecordKind.APPORTEUR, preferred) is None:
         raise _unknown("preferred_apporteur_id", RecordKind.APPORTEUR)
+    if changes.get("postal_address") is not None:
+        check_postal_address(changes["postal_address"], "postal_address")
+    _check_insurer(changes.get("insurer"))
     changed = replace(record, **changes)
     return record if changed == record else partners.save(changed, now)
 

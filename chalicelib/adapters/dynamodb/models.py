@@ -98,6 +98,8 @@ class AccountItem(_TableModel):
     trials = JSONAttribute(default=dict)
     created_at = UTCDateTimeAttribute()
     version = VersionAttribute()
+    legal = JSONAttribute(null=True)
+    registered_mail_channel = UnicodeAttribute(null=True)
 
 
 class CommunicationItem(_TableModel):
@@ -151,6 +153,8 @@ class PartnerItem(_TableModel):
     status = UnicodeAttribute(null=True)
     dunning_stage = UnicodeAttribute(null=True)
     cover_resumes_at = UTCDateTimeAttribute(null=True)
+    insurer = JSONAttribute(null=True)
+    postal_address = JSONAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute(null=True)
     version = VersionAttribute()

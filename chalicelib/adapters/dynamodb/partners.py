@@ -20,6 +20,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.transactions import TransactGet
 
 from chalicelib.adapters.dynamodb.cursors import check_cursor
+from chalicelib.adapters.dynamodb.legal import address_from, address_json, insurer_from, insurer_json
 from chalicelib.adapters.dynamodb.models import AccountItem, PartnerItem, transactions
 from chalicelib.adapters.dynamodb.repositories import DynamoAccountRepository
 from chalicelib.domain.accounts import Account
@@ -82,7 +83,10 @@ def _to_item(record: Record) -> PartnerItem:
         item.name = record.name
     if isinstance(record, Apporteur | Client):
         item.email = record.email
+    if isinstance(record, Product):
+        item.insurer = insurer_json(record.insurer)
     if isinstance(record, Client):
+        item.postal_address = address_json(record.postal_address)
         item.preferred_apporteur_id = record.preferred_apporteur_id
         rule = block.communication_rule.value if record.preferred_apporteur_id else RULE_NONE
         item.gsi1_pk, item.gsi1_sk = _index_key(record.account_id, kind, "RULE", rule), record.id
@@ -132,9 +136,18 @@ def _from_item(item: PartnerItem) -> Record:
             block,
             item.created_at,
             version,
+            address_from(item.postal_address),
         )
     if kind is RecordKind.PRODUCT:
-        return Product(item.record_id, account_id, str(item.name), block, item.created_at, version)
+        return Product(
+            item.record_id,
+            account_id,
+            str(item.name),
+            block,
+            item.created_at,
+            version,
+            insurer_from(item.insurer),
+        )
     return Deal(
         id=item.record_id,
         account_id=account_id,

@@ -11,6 +11,7 @@ from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, Upda
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamodb.cursors import check_cursor
+from chalicelib.adapters.dynamodb.legal import identity_from, identity_json
 from chalicelib.adapters.dynamodb.models import (
     DUE_SHARDS,
     AccountItem,
@@ -32,6 +33,7 @@ from chalicelib.domain.communications import (
 )
 from chalicelib.domain.errors import Conflict, StaleVersion
 from chalicelib.domain.identity import PortalPrincipal
+from chalicelib.domain.legal import RegisteredMailChannel
 from chalicelib.domain.plans import Plan, Trial
 from chalicelib.services.ports import DeliveryInFlight
 
@@ -117,6 +119,8 @@ class DynamoAccountRepository:
                 for feature, t in account.trials.items()
             },
             created_at=account.created_at,
+            legal=identity_json(account.legal),
+            registered_mail_channel=account.registered_mail_channel.value,
         )
         if account.version:
             item.version = account.version
@@ -138,6 +142,10 @@ class DynamoAccountRepository:
                 for feature, t in trials.items()
             },
             version=int(item.version or 0),
+            legal=identity_from(item.legal),
+            registered_mail_channel=RegisteredMailChannel(
+                item.registered_mail_channel or RegisteredMailChannel.MANUAL
+            ),
         )
 
 
