@@ -133,6 +133,11 @@ class Communication:
     def skipped(self, reason: str) -> Communication:
         return replace(self, status=CommunicationStatus.SKIPPED, status_reason=reason)
 
+    def without_parties(self, parties: tuple[str, ...]) -> Communication:
+        """Name in `skipped_parties` the parties left out when sending (their address is suppressed)."""
+        added = tuple(p for p in dict.fromkeys(parties) if p not in self.skipped_parties)
+        return replace(self, skipped_parties=self.skipped_parties + added) if added else self
+
     def failed(self, reason: str) -> Communication:
         return replace(self, status=CommunicationStatus.FAILED, status_reason=reason)
 

@@ -204,3 +204,13 @@ def test_a_retry_backlog_drains_oldest_first_whatever_shard_holds_it(store: tupl
         communications.add(_communication(comm_id), retry_at=NOW - timedelta(minutes=60 - n))
     oldest = communications.due_for_retry(NOW, limit=3)
     assert oldest == [("01ACCOUNT", "cm_0"), ("01ACCOUNT", "cm_1"), ("01ACCOUNT", "cm_2")]
+
+
+def test_a_settled_outcome_keeps_the_parties_left_out_when_sending(store: tuple[Any, Any]) -> None:
+    _, communications = store
+    communications.add(_communication(), retry_at=NOW)
+    claimed = communications.claim("01ACCOUNT", "cm_1", NOW, timedelta(minutes=15))
+    skipped = claimed.without_parties(("account",)).skipped("every recipient is on the suppression list")
+    assert communications.settle(skipped, expected=CommunicationStatus.SENDING) is True
+    read = communications.get("01ACCOUNT", "cm_1")
+    assert (read.status, read.skipped_parties) == (CommunicationStatus.SKIPPED, ("account",))

@@ -263,3 +263,46 @@ def test_a_copy_refused_by_ses_does_not_keep_the_other_addressee_from_his() -> N
     assert failed is not None
     assert failed.status_reason is not None
     assert failed.status_reason.startswith("refused by the mail provider")
+
+
+def _formal_notice() -> Communication:
+    return Communication(
+        id="cm_notice",
+        account_id="A1",
+        kind=CommunicationKind.FORMAL_NOTICE,
+        sender_name="Cabinet Martin",
+        reply_to=None,
+        to=(Recipient("Jean Dupont", "jean@dupont.fr", "client"),),
+        cc=(Recipient("Cabinet Bernard", "b@bernard.fr", "apporteur"),),
+        created_at=NOW,
+        variables={"account.name": "Cabinet Martin", "client.name": "Jean Dupont"},
+    )
+
+
+def test_a_formal_notice_to_a_suppressed_client_is_skipped_never_sent_to_the_apporteur_alone() -> None:
+    communications, mailer = FakeCommunicationRepository(), FakeMailer()
+    queue_communication(_formal_notice(), communications, FakeQueue(), NOW)
+    status = deliver(
+        DeliveryRequest("A1", "cm_notice"), communications, mailer, FakeSuppressionList("jean@dupont.fr"), NOW
+    )
+    assert status is CommunicationStatus.SKIPPED
+    assert mailer.sent == []
+    skipped = communications.get("A1", "cm_notice")
+    assert skipped is not None
+    assert skipped.skipped_parties == ("client",)
+    assert "suppression list" in (skipped.status_reason or "")
+
+
+def test_a_reminder_to_a_suppressed_client_goes_to_the_apporteur_and_names_the_client_as_skipped() -> None:
+    communications, mailer = FakeCommunicationRepository(), FakeMailer()
+    reminder = replace(_formal_notice(), kind=CommunicationKind.UNPAID_REMINDER)
+    queue_communication(reminder, communications, FakeQueue(), NOW)
+    status = deliver(
+        DeliveryRequest("A1", "cm_notice"), communications, mailer, FakeSuppressionList("jean@dupont.fr"), NOW
+    )
+    assert status is CommunicationStatus.SENT
+    [email] = mailer.sent
+    assert ([r.email for r in email.to], email.cc) == (["b@bernard.fr"], ())
+    sent = communications.get("A1", "cm_notice")
+    assert sent is not None
+    assert sent.skipped_parties == ("client",)

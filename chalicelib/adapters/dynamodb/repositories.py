@@ -349,6 +349,8 @@ class DynamoCommunicationRepository:
         actions += [attr.set(value) if value is not None else attr.remove() for attr, value in optional]
         if communication.sent_at is not None:
             actions.append(CommunicationItem.sent_at.set(communication.sent_at))
+        if communication.skipped_parties:
+            actions.append(CommunicationItem.skipped_parties.set(list(communication.skipped_parties)))
         condition = CommunicationItem.pk.exists()
         if expected is not None:
             condition = condition & (CommunicationItem.status == expected.value)
