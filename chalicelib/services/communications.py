@@ -25,7 +25,9 @@ from chalicelib.observability import logger
 from chalicelib.services.ports import (
     CommunicationRepository,
     Mailer,
+    MailerOutcomeUnknown,
     MailerThrottled,
+    MailerUnavailable,
     MailRejected,
     MessageQueue,
     OutgoingEmail,
@@ -90,8 +92,10 @@ def deliver(
     it claimed or settled and sends nothing. Addresses on the account's suppression list (a permanent
     bounce, a complaint) are left out and their parties named in `skipped_parties`; when they were the
     whole To, a remaining Cc takes it, except for a legal notice whose client is suppressed; when nobody
-    remains the communication is `skipped`. A throttled send releases the claim and propagates
-    MailerThrottled: the message returns to the queue and is tried again later.
+    remains the communication is `skipped`. A throttled send, or SES refusing the whole account, releases
+    the claim and propagates: the message returns to the queue and is tried again later. A server error of
+    SES (it may have accepted the email) keeps the claim: SES's Send event settles the email if it did,
+    else the retry after the claim's lease sends it. Only a refusal of the address itself fails it.
     Returns the final status, or None when there was nothing to do.
     """
     communication = repository.claim(request.account_id, request.communication_id, now, CLAIM_LEASE)
@@ -149,9 +153,21 @@ def deliver(
             refusals.append(str(exc))
             logger.warning("a copy was refused by the mail provider", extra={**log_keys, "reason": str(exc)})
             continue
-        except MailerThrottled:
-            # The retry writes only to those who have no copy yet: nobody is dropped, nobody gets two.
+        except (MailerThrottled, MailerUnavailable) as exc:
+            # Nothing was sent: the retry writes only to those who have no copy yet.
             repository.release(communication.account_id, communication.id, tuple(delivered))
+            if isinstance(exc, MailerUnavailable):
+                logger.error(
+                    "SES refuses to send for the account: the email stays queued until it is fixed",
+                    extra={**log_keys, "ses_error": str(exc)},
+                )
+            raise
+        except MailerOutcomeUnknown as exc:
+            # SES may have accepted this copy: the claim stays until its Send event or its lease.
+            logger.warning(
+                "SES failed without saying whether it accepted the email: the claim is kept",
+                extra={**log_keys, "ses_error": str(exc)},
+            )
             raise
         if address is not None:
             delivered.append(address)

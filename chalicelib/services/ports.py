@@ -191,7 +191,9 @@ class OutgoingEmail:
 class Mailer(Protocol):
     def send(self, email: OutgoingEmail) -> str:
         """Send one email and return the provider's message id.
-        Raises MailerThrottled for a retryable refusal, MailRejected for a final one."""
+        Raises MailerThrottled when asked to slow down, MailerUnavailable when the account may not send,
+        MailerOutcomeUnknown when the provider failed without saying whether it accepted the message,
+        and MailRejected for a final refusal of this message or addressee."""
         ...
 
 
@@ -203,5 +205,17 @@ class MailerThrottled(Exception):
     """The provider asked us to slow down: try the same message again later."""
 
 
+class MailerUnavailable(Exception):
+    """The provider refuses to send anything for the account now (sending paused, account suspended,
+    configuration set or permission missing): the sender's problem, not the address's. Nothing was sent;
+    the email stays queued and is tried again once someone has fixed the account."""
+
+
+class MailerOutcomeUnknown(Exception):
+    """The provider failed on its side (a 5xx): it may have accepted the message or not. The claim is
+    kept: the provider's Send event settles the email if it did, else the claim's lease lapses and a
+    retry sends it, so a retry never risks a second copy."""
+
+
 class MailRejected(Exception):
-    """The provider refused this message for good (bad address, unverified sender...)."""
+    """The provider refused this message, or this addressee, for good (a malformed or refused address)."""

@@ -25,7 +25,12 @@ from chalicelib.services.communications import (
     queue_communication,
     requeue_forgotten,
 )
-from chalicelib.services.ports import MailerThrottled
+from chalicelib.services.ports import (
+    DeliveryInFlight,
+    MailerOutcomeUnknown,
+    MailerThrottled,
+    MailerUnavailable,
+)
 from tests.fakes import (
     FakeAccountRepository,
     FakeCommunicationRepository,
@@ -306,3 +311,74 @@ def test_a_reminder_to_a_suppressed_client_goes_to_the_apporteur_and_names_the_c
     sent = communications.get("A1", "cm_notice")
     assert sent is not None
     assert sent.skipped_parties == ("client",)
+
+
+class _FailingMailer:
+    """Raises `error` for the next `times` sends, then sends."""
+
+    def __init__(self, error: Exception, times: int = 1) -> None:
+        self.error, self.times = error, times
+        self.sent: list[Any] = []
+
+    def send(self, email: Any) -> str:
+        if self.times > 0:
+            self.times -= 1
+            raise self.error
+        self.sent.append(email)
+        return f"ses-{len(self.sent)}"
+
+
+def _deliver_welcome(communications: FakeCommunicationRepository, mailer: Any, at: datetime = NOW) -> Any:
+    return deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, FakeSuppressionList(), at)
+
+
+def test_ses_pausing_the_accounts_sending_keeps_the_email_queued_and_logs_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    communications = FakeCommunicationRepository()
+    mailer = _FailingMailer(MailerUnavailable("SendingPausedException"))
+    queue_communication(_welcome(), communications, FakeQueue(), NOW)
+    with pytest.raises(MailerUnavailable):
+        _deliver_welcome(communications, mailer)
+    waiting = communications.get("A1", "cm_welcome")
+    assert waiting is not None
+    assert waiting.status is CommunicationStatus.QUEUED
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "SES refuses to send for the account: the email stays queued until it is fixed"
+    ]
+    assert _deliver_welcome(communications, mailer) is CommunicationStatus.SENT
+    assert len(mailer.sent) == 1
+
+
+def test_a_server_error_of_ses_keeps_the_claim_so_that_no_retry_sends_a_second_copy() -> None:
+    from chalicelib.services.communications import CLAIM_LEASE
+
+    communications = FakeCommunicationRepository()
+    mailer = _FailingMailer(MailerOutcomeUnknown("InternalFailure"))
+    queue_communication(_welcome(), communications, FakeQueue(), NOW)
+    with pytest.raises(MailerOutcomeUnknown):
+        _deliver_welcome(communications, mailer)
+    held = communications.get("A1", "cm_welcome")
+    assert held is not None
+    assert held.status is CommunicationStatus.SENDING
+    # SES may have accepted it: while its Send event may still come, a retry sends nothing.
+    with pytest.raises(DeliveryInFlight):
+        _deliver_welcome(communications, mailer, NOW + timedelta(minutes=6))
+    assert mailer.sent == []
+    # It did accept it: the Send event settles it, and nothing is ever sent again.
+    assert communications.accept("A1", "cm_welcome", None, "ses-9", "Bienvenue", NOW) is True
+    assert _deliver_welcome(communications, mailer, NOW + CLAIM_LEASE + timedelta(minutes=1)) is None
+    assert mailer.sent == []
+
+
+def test_a_server_error_after_which_no_send_event_came_is_sent_once_when_the_claim_lapses() -> None:
+    from chalicelib.services.communications import CLAIM_LEASE
+
+    communications = FakeCommunicationRepository()
+    mailer = _FailingMailer(MailerOutcomeUnknown("ServiceUnavailable"))
+    queue_communication(_welcome(), communications, FakeQueue(), NOW)
+    with pytest.raises(MailerOutcomeUnknown):
+        _deliver_welcome(communications, mailer)
+    later = NOW + CLAIM_LEASE + timedelta(minutes=1)
+    assert _deliver_welcome(communications, mailer, later) is CommunicationStatus.SENT
+    assert len(mailer.sent) == 1
