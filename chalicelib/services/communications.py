@@ -135,9 +135,7 @@ def deliver(
         mailing_id=communication.mailing_id,
     )
     copies = (
-        _mailing_copies(communication, email, unsubscribe_links)
-        if communication.mailing_id and unsubscribe_links is not None
-        else [email]
+        _mailing_copies(communication, email, unsubscribe_links) if communication.sent_by_copy else [email]
     )
     delivered = list(communication.delivered_to)
     message_ids: list[str] = []
@@ -208,14 +206,15 @@ def _nobody_reason(communication: Communication) -> str:
 
 
 def _mailing_copies(
-    communication: Communication, email: OutgoingEmail, unsubscribe_links: UnsubscribeLinks
+    communication: Communication, email: OutgoingEmail, unsubscribe_links: UnsubscribeLinks | None
 ) -> list[OutgoingEmail]:
     """One copy per addressee, each with his own unsubscribe link (RFC 8058 headers and a footer): an
-    apporteur in Cc who unsubscribes leaves his own mailings, not his client's."""
+    apporteur in Cc who unsubscribes leaves his own mailings, not his client's. Each copy is accepted,
+    recorded and retried on its own (`delivered_to`)."""
     copies = []
     for addressee in (*email.to, *email.cc):
         party_id = communication.party_ids.get(addressee.party)
-        if party_id is None:
+        if party_id is None or unsubscribe_links is None:
             copies.append(replace(email, envelope=(addressee,)))
             continue
         link = unsubscribe_links.link_for(communication.account_id, addressee.party, party_id)

@@ -90,7 +90,15 @@ class CommunicationRepository(Protocol):
 
     def release(self, account_id: str, communication_id: str, delivered_to: tuple[str, ...] = ()) -> None:
         """Give a claim back (`sending` → `queued`), so that the next try need not wait; `delivered_to`
-        names the addresses whose copy was already accepted, which the next try leaves out."""
+        names the addresses whose copy was already accepted (added to those recorded), which the next try
+        leaves out."""
+        ...
+
+    def record_delivered(
+        self, account_id: str, communication_id: str, addresses: tuple[str, ...]
+    ) -> Communication | None:
+        """SES accepted the copies sent to `addresses` (normalized) of a communication still `sending`:
+        add them to its `delivered_to` and return it as it now stands; None when it is no longer sending."""
         ...
 
     def accept(

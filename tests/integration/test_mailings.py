@@ -464,3 +464,71 @@ def test_a_mailing_body_that_multiplies_its_size_is_refused_when_saved(book: dic
     [issue] = answer.body["error"]["details"]
     assert issue["field"] == "body"
     assert "262144 characters" in issue["issue"]
+
+
+def test_a_copy_is_neither_lost_nor_sent_twice_when_the_worker_dies_between_two_copies(
+    book: dict[str, Any], aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from chalicelib.adapters.ses import SesMailer
+    from chalicelib.handlers import dunning_tick
+    from chalicelib.services.communications import CLAIM_LEASE
+
+    original = SesMailer.send
+
+    def die_before_the_apporteurs_copy(self: SesMailer, email: Any) -> str:
+        if email.envelope[0].email == "b@bernard.fr":
+            raise ConnectionError("the Lambda died between the two copies")
+        return original(self, email)
+
+    monkeypatch.setattr(SesMailer, "send", die_before_the_apporteurs_copy)
+    staff = book["staff"]
+    mailing_id = _mailing(staff, {"entity": "contracts", "filters": {"ids": [book["HAB"]["id"]]}})
+    assert staff.post(f"/mailings/{mailing_id}/send").status == 202
+    drain()
+    # Jean's copy went out and its Send event was handled: it settles Jean's copy, not the whole email.
+    assert [e["delivered_to"][0] for e in _emails()] == ["Jean Dupont <jean@dupont.fr>"]
+    waiting = staff.get(f"/mailings/{mailing_id}").body
+    assert (waiting["status"], waiting["sent"]) == ("sending", 0)
+    monkeypatch.undo()
+    later = aws.now() + CLAIM_LEASE + timedelta(minutes=1)
+    aws.clock = lambda: later
+    dunning_tick.run(later)
+    drain()
+    # The retry sends only the copy SES had not accepted.
+    assert [e["delivered_to"][0] for e in _emails()] == [
+        "Jean Dupont <jean@dupont.fr>",
+        "Cabinet Bernard <b@bernard.fr>",
+    ]
+    done = staff.get(f"/mailings/{mailing_id}").body
+    assert (done["status"], done["total"], done["sent"], done["failed"]) == ("sent", 1, 1, 0)
+
+
+def test_a_worker_dying_after_every_copy_went_out_is_settled_by_the_send_events_and_counted_once(
+    book: dict[str, Any], aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from chalicelib.adapters.dynamodb.repositories import DynamoCommunicationRepository
+    from chalicelib.handlers import dunning_tick
+    from chalicelib.services.communications import CLAIM_LEASE
+
+    def die(self: Any, communication: Any, expected: Any = None) -> bool:
+        raise ConnectionError("the Lambda died after SES accepted both copies")
+
+    monkeypatch.setattr(DynamoCommunicationRepository, "settle", die)
+    staff = book["staff"]
+    mailing_id = _mailing(staff, {"entity": "contracts", "filters": {"ids": [book["HAB"]["id"]]}})
+    assert staff.post(f"/mailings/{mailing_id}/send").status == 202
+    drain()
+    monkeypatch.undo()
+    assert len(_emails()) == 2
+    done = staff.get(f"/mailings/{mailing_id}").body
+    assert (done["status"], done["total"], done["sent"]) == ("sent", 1, 1)
+    later = aws.now() + CLAIM_LEASE + timedelta(minutes=1)
+    aws.clock = lambda: later
+    dunning_tick.run(later)
+    drain()
+    assert len(_emails()) == 2
+    assert staff.get(f"/mailings/{mailing_id}").body["sent"] == 1
