@@ -84,7 +84,7 @@ class FakeCommunicationRepository:
         key = (account_id, communication_id)
         current = self.communications[key]
         if current.status is CommunicationStatus.SENDING:
-            delivered = delivered_to or current.delivered_to
+            delivered = tuple(sorted({*current.delivered_to, *delivered_to}))
             self.communications[key] = replace(
                 current, status=CommunicationStatus.QUEUED, delivered_to=delivered
             )
@@ -96,6 +96,17 @@ class FakeCommunicationRepository:
         self.communications[key] = communication
         self.retry_at.pop(key, None)
         return True
+
+    def record_delivered(
+        self, account_id: str, communication_id: str, addresses: tuple[str, ...]
+    ) -> Communication | None:
+        key = (account_id, communication_id)
+        current = self.communications.get(key)
+        if current is None or current.status is not CommunicationStatus.SENDING:
+            return None
+        delivered = tuple(sorted({*current.delivered_to, *addresses}))
+        self.communications[key] = replace(current, delivered_to=delivered)
+        return self.communications[key]
 
     def accept(
         self,

@@ -3,6 +3,12 @@
 Emails go out as raw MIME so that the text and HTML parts, the Cc, the Reply-To and Relais' own headers
 (`X-Relais-Kind`, `X-Relais-Communication`) travel exactly as built; the same headers let the local outbox
 and the SES event handler tie a message back to its communication.
+
+SES's refusals fall in four kinds, and only one of them is the address's fault: throttling (try again),
+a refusal of the account itself (sending paused, account suspended, configuration set or permission
+missing: try again once fixed), a server error (SES may have accepted the message: the claim must stay),
+and a refusal of the message or its addressee (final). An error code SES adds later is treated as the
+account's problem: the email waits, and the logged error says why, instead of failing for good.
 """
 
 from __future__ import annotations
@@ -15,10 +21,18 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.domain.communications import Recipient
-from chalicelib.services.ports import MailerThrottled, MailRejected, OutgoingEmail
+from chalicelib.services.ports import (
+    MailerOutcomeUnknown,
+    MailerThrottled,
+    MailerUnavailable,
+    MailRejected,
+    OutgoingEmail,
+)
 
-_RETRYABLE = {"TooManyRequestsException", "ThrottlingException", "LimitExceededException", "Throttling"}
+_THROTTLED = {"TooManyRequestsException", "ThrottlingException", "LimitExceededException", "Throttling"}
 _SERVER_SIDE = {"InternalFailure", "ServiceUnavailable", "InternalServerError"}
+_MESSAGE_REFUSED = {"MessageRejected", "BadRequestException", "InvalidParameterValue"}
+"""The refusals of this message or of its addressee (a malformed or refused address): the only final ones."""
 
 
 def _address(recipient: Recipient) -> str:
@@ -77,8 +91,18 @@ class SesMailer:
         try:
             answer = self._client.send_email(**request)
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in _RETRYABLE or code in _SERVER_SIDE:
-                raise MailerThrottled(code) from exc
-            raise MailRejected(code or "rejected") from exc
+            raise _refusal(exc) from exc
         return str(answer["MessageId"])
+
+
+def _refusal(error: ClientError) -> Exception:
+    """The Mailer port's exception for one SES error."""
+    code = str(error.response.get("Error", {}).get("Code", ""))
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    if code in _THROTTLED:
+        return MailerThrottled(code)
+    if code in _SERVER_SIDE or status >= 500:
+        return MailerOutcomeUnknown(code or str(status))
+    if code in _MESSAGE_REFUSED:
+        return MailRejected(code)
+    return MailerUnavailable(code or str(status))

@@ -109,8 +109,8 @@ class Communication:
     """For a mailing's emails: the record id of each party written to (`client`, `apporteur`), so that each
     addressee gets a copy with his own unsubscribe link."""
     delivered_to: tuple[str, ...] = ()
-    """For a mailing's emails: the addresses whose own copy SES already accepted, when a throttled send
-    gave its claim back halfway; the retry writes only to the others."""
+    """For a mailing's emails: the (normalized) addresses whose own copy SES already accepted, recorded
+    when a send gave its claim back halfway, or by each copy's Send event; a retry writes to the others."""
 
     @property
     def deliverable_to(self) -> tuple[Recipient, ...]:
@@ -119,6 +119,18 @@ class Communication:
     @property
     def deliverable_cc(self) -> tuple[Recipient, ...]:
         return tuple(r for r in self.cc if r.email)
+
+    @property
+    def sent_by_copy(self) -> bool:
+        """A mailing's email goes as one copy per addressee (each with his own unsubscribe link), and each
+        copy is settled on its own; any other email is one message to all."""
+        return self.mailing_id is not None
+
+    @property
+    def copies_waiting(self) -> tuple[str, ...]:
+        """The addresses of a mailing's email whose copy SES has not accepted yet."""
+        addresses = (normalize_address(str(r.email)) for r in (*self.deliverable_to, *self.deliverable_cc))
+        return tuple(a for a in dict.fromkeys(addresses) if a not in self.delivered_to)
 
     def sent(self, subject: str, provider_message_id: str | None, at: datetime) -> Communication:
         return replace(
@@ -132,6 +144,11 @@ class Communication:
 
     def skipped(self, reason: str) -> Communication:
         return replace(self, status=CommunicationStatus.SKIPPED, status_reason=reason)
+
+    def without_parties(self, parties: tuple[str, ...]) -> Communication:
+        """Name in `skipped_parties` the parties left out when sending (their address is suppressed)."""
+        added = tuple(p for p in dict.fromkeys(parties) if p not in self.skipped_parties)
+        return replace(self, skipped_parties=self.skipped_parties + added) if added else self
 
     def failed(self, reason: str) -> Communication:
         return replace(self, status=CommunicationStatus.FAILED, status_reason=reason)
@@ -148,6 +165,14 @@ FINAL_STATUSES = frozenset(
     {CommunicationStatus.SENT, CommunicationStatus.FAILED, CommunicationStatus.SKIPPED}
 )
 """The outcomes a mailing counts (a later bounce or complaint does not move its counts)."""
+
+
+def normalize_address(address: str) -> str:
+    """Suppression is by mailbox: `Léa <LEA@Martin.fr>` and `lea@martin.fr` are the same address."""
+    address = address.strip()
+    if "<" in address and address.endswith(">"):
+        address = address[address.rindex("<") + 1 : -1]
+    return address.strip().lower()
 
 
 def communication_id(account_id: str, subject_entity: str, step: str) -> str:

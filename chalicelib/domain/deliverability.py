@@ -16,6 +16,7 @@ from typing import Any
 
 from chalicelib.domain.clock import parse_iso
 from chalicelib.domain.communications import CommunicationStatus
+from chalicelib.domain.communications import normalize_address as normalize_address  # callers import it here
 from chalicelib.domain.errors import InvalidInput
 
 
@@ -46,14 +47,6 @@ class DeliveryFeedback:
     def suppresses(self) -> bool:
         """Complaints and permanent bounces stop every later email to the address; transient bounces don't."""
         return self.kind is FeedbackKind.COMPLAINT or self.permanent
-
-
-def normalize_address(address: str) -> str:
-    """Suppression is by mailbox: `Léa <LEA@Martin.fr>` and `lea@martin.fr` are the same address."""
-    address = address.strip()
-    if "<" in address and address.endswith(">"):
-        address = address[address.rindex("<") + 1 : -1]
-    return address.strip().lower()
 
 
 def _unwrap(body: dict[str, Any]) -> dict[str, Any]:
@@ -120,6 +113,8 @@ class Acceptance:
     provider_message_id: str
     subject: str | None
     at: datetime | None
+    addresses: tuple[str, ...] = ()
+    """Who this message went to (normalized): one addressee for a copy of a mailing's email."""
 
 
 def parse_acceptance(body: dict[str, Any]) -> Acceptance | None:
@@ -134,6 +129,12 @@ def parse_acceptance(body: dict[str, Any]) -> Acceptance | None:
         return None
     headers = mail.get("commonHeaders") or {}
     at = mail.get("timestamp")
+    destination = mail.get("destination")
+    addresses = (
+        tuple(dict.fromkeys(normalize_address(str(a)) for a in destination))
+        if isinstance(destination, list)
+        else ()
+    )
     return Acceptance(
         account_id=account_id,
         communication_id=communication_id,
@@ -141,4 +142,5 @@ def parse_acceptance(body: dict[str, Any]) -> Acceptance | None:
         provider_message_id=str(message_id),
         subject=str(headers["subject"]) if isinstance(headers, dict) and headers.get("subject") else None,
         at=parse_iso(str(at)) if at else None,
+        addresses=addresses,
     )

@@ -8,14 +8,18 @@ Only the nine governed kinds follow the rules, and only when the account switch 
 includes the feature; legal notices always keep the client in To (the rules can only add the apporteur in
 Cc). A party without an email is left out and named in `skipped_parties`; when the To is left empty, the
 remaining party takes it; when nobody remains the email is skipped. Worked cases: EXAMPLES.md.
+`reachable` applies the account's suppression list to that outcome when the email is sent, by the same
+rules: a suppressed client of a legal notice leaves nobody, never the apporteur alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 
 from chalicelib.domain.communications import GOVERNED_KINDS, CommunicationKind, Recipient
+from chalicelib.domain.deliverability import normalize_address
 
 
 class CommunicationRule(StrEnum):
@@ -135,3 +139,36 @@ def _finish(
     if not to and cc:
         to, cc = cc, ()
     return Resolution(to=to, cc=cc, rule=rule, decided_by=decided_by, skipped_parties=skipped, notes=notes)
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Who an email can still be sent to once the suppressed addresses are left out, and the parties
+    they belonged to."""
+
+    to: tuple[Recipient, ...]
+    cc: tuple[Recipient, ...]
+    suppressed_parties: tuple[str, ...]
+
+
+def reachable(
+    kind: CommunicationKind,
+    to: tuple[Recipient, ...],
+    cc: tuple[Recipient, ...],
+    suppressed: Collection[str],
+) -> Reach:
+    """To and Cc without the addresses on the suppression list (normalized ones, as the list holds them).
+
+    A remaining Cc takes an emptied To, except for a legal notice: it is the client's by law, so when the
+    client cannot be written to it is sent to nobody, as when he has no email (`resolve_recipients`)."""
+
+    def kept(recipient: Recipient) -> bool:
+        return not recipient.email or normalize_address(recipient.email) not in suppressed
+
+    left = tuple(r.party for r in (*to, *cc) if not kept(r))
+    if kind in LEGAL_NOTICES and any(r.party == "client" and not kept(r) for r in to):
+        return Reach((), (), left)
+    kept_to, kept_cc = tuple(r for r in to if kept(r)), tuple(r for r in cc if kept(r))
+    if not kept_to:
+        kept_to, kept_cc = kept_cc, ()
+    return Reach(kept_to, kept_cc, left)

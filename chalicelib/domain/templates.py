@@ -8,12 +8,18 @@ nothing reaches Python objects even before the sandbox would stop it. At render 
 offers but that has no value in this email renders empty; anything else still fails (StrictUndefined).
 The body is written once, as HTML or as plain paragraphs: it is rendered with autoescape (a client's name
 can never inject markup) and the text part is derived from that HTML.
+
+Size: `replace` is the one construct that can make the output larger than the template and its values
+(`replace("", "XXXXXXXXXX")` multiplies by 11 each time). A template that could render more than
+MAX_RENDERED_LENGTH characters is refused when saved; at render time `replace` and the output itself are
+held to the same cap, so a template saved before the cap fails its own email instead of filling memory.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from html.parser import HTMLParser
@@ -24,6 +30,7 @@ from chalicelib.domain.errors import FieldIssue, InvalidInput
 
 if TYPE_CHECKING:
     from jinja2 import Template
+    from jinja2.nodes import EvalContext, Node
     from jinja2.sandbox import SandboxedEnvironment
 
 __all__ = [
@@ -89,6 +96,13 @@ ALLOWED_FILTERS = frozenset(
 
 MAX_TEMPLATE_LENGTH = 20_000
 MAX_SUBJECT_LENGTH = 500
+MAX_RENDERED_LENGTH = 256 * 1024
+"""The most characters a rendered subject or body may hold."""
+LONGEST_VALUE = 2_000
+"""The longest value a variable can hold (a document's review comment): what a template's size is checked
+against when it is saved."""
+_CASE_GROWTH = 3
+"""Changing case can lengthen a character up to three times (`"ﬃ".upper()` is `"FFI"`)."""
 
 _GREETING = "Bonjour{% if recipient.name %} {{ recipient.name }}{% endif %},"
 _ABOUT_CLIENT = "{% if recipient.party == 'apporteur' %} de votre client {{ client.name }}{% endif %}"
@@ -278,10 +292,40 @@ _WHITESPACE = re.compile(r"\s+")
 def _environment(autoescape: bool) -> SandboxedEnvironment:
     """Jinja2 is imported here, not at module level: only the routes that save templates and the worker
     pay for it."""
-    from jinja2 import StrictUndefined
+    from jinja2 import StrictUndefined, pass_eval_context
     from jinja2.sandbox import SandboxedEnvironment
 
-    return SandboxedEnvironment(autoescape=autoescape, undefined=StrictUndefined, keep_trailing_newline=False)
+    environment = SandboxedEnvironment(
+        autoescape=autoescape, undefined=StrictUndefined, keep_trailing_newline=False
+    )
+    environment.filters["replace"] = pass_eval_context(_bounded_replace)
+    return environment
+
+
+_growth_left: ContextVar[list[int]] = ContextVar("_growth_left")
+"""What `replace` may still add to the text in the render under way (one budget per render)."""
+
+
+def _bounded_replace(eval_ctx: EvalContext, s: Any, old: Any, new: Any, count: int | None = None) -> str:
+    """Jinja2's `replace`, refused before it builds a string past the cap, or when the replacements of
+    one render together add more than the cap (many capped pieces joined in one expression)."""
+    from jinja2.filters import do_replace
+
+    text, old_text, new_text = str(s), str(old), str(new)
+    occurrences = len(text) + 1 if not old_text else text.count(old_text)
+    if isinstance(count, int) and count >= 0:
+        occurrences = min(occurrences, count)
+    growth = occurrences * (len(new_text) - len(old_text))
+    left = _growth_left.get(None)
+    if len(text) + growth > MAX_RENDERED_LENGTH or (left is not None and growth > left[0]):
+        raise TemplateError(_too_large())
+    if left is not None and growth > 0:
+        left[0] -= growth
+    return str(do_replace(eval_ctx, s, old, new, count))
+
+
+def _too_large() -> str:
+    return f"renders more than {MAX_RENDERED_LENGTH} characters"
 
 
 @lru_cache(maxsize=512)
@@ -345,6 +389,75 @@ def _template_issues(source: str, offered: frozenset[str]) -> Iterator[str]:
         if issue not in seen:
             seen.add(issue)
             yield issue
+    if seen:
+        return
+    if _size_bound(tree) > MAX_RENDERED_LENGTH:
+        yield (
+            f"may render more than {MAX_RENDERED_LENGTH} characters: "
+            "each `replace` that inserts text multiplies what it is given"
+        )
+        return
+    try:
+        _render_part(True, source, _nest(dict.fromkeys(offered, "Exemple")))
+    except TemplateError as exc:
+        yield f"cannot be rendered: {exc}"
+
+
+def _size_bound(node: Node) -> int:
+    """The most characters `node` can render, every variable holding LONGEST_VALUE characters (before
+    HTML escaping). Capped just past MAX_RENDERED_LENGTH: beyond it, only "too large" matters."""
+    from jinja2 import nodes
+
+    def total(children: Sequence[Node]) -> int:
+        return sum(_size_bound(child) for child in children)
+
+    if isinstance(node, nodes.TemplateData):
+        bound = len(node.data)
+    elif isinstance(node, nodes.Const):
+        bound = len(str(node.value))
+    elif isinstance(node, nodes.Getattr | nodes.Name):
+        bound = LONGEST_VALUE
+    elif isinstance(node, nodes.Template):
+        bound = total(node.body)
+    elif isinstance(node, nodes.Output | nodes.Concat):
+        bound = total(node.nodes)
+    elif isinstance(node, nodes.If):
+        branches = [node.body, *(branch.body for branch in node.elif_), node.else_]
+        bound = max(total(branch) for branch in branches)
+    elif isinstance(node, nodes.CondExpr):
+        bound = max(_size_bound(node.expr1), _size_bound(node.expr2) if node.expr2 is not None else 0)
+    elif isinstance(node, nodes.And | nodes.Or):
+        bound = max(_size_bound(node.left), _size_bound(node.right))
+    elif isinstance(node, nodes.Filter):
+        bound = _filter_bound(node)
+    else:
+        bound = len("False")  # a comparison, a test or a negation prints True or False
+    return min(bound, MAX_RENDERED_LENGTH + 1)
+
+
+def _filter_bound(node: Any) -> int:
+    """What one whitelisted filter can make of its input, given the bounds of its arguments."""
+    from jinja2 import nodes
+
+    given = _size_bound(node.node)
+    arguments = {**dict(enumerate(node.args)), **{kw.key: kw.value for kw in node.kwargs}}
+    if node.name == "replace":
+        old, new = arguments.get(0, arguments.get("old")), arguments.get(1, arguments.get("new"))
+        count = arguments.get(2, arguments.get("count"))
+        old_length = len(str(old.value)) if isinstance(old, nodes.Const) else 0
+        occurrences = given // old_length if old_length else given + 1
+        if isinstance(count, nodes.Const) and isinstance(count.value, int) and count.value >= 0:
+            occurrences = min(occurrences, count.value)
+        return given + occurrences * (_size_bound(new) if new is not None else 0)
+    if node.name in {"default", "d"}:
+        fallback = arguments.get(0, arguments.get("default_value"))
+        return max(given, _size_bound(fallback) if fallback is not None else 0)
+    if node.name == "truncate":
+        end = arguments.get(2, arguments.get("end"))
+        return given + (_size_bound(end) if end is not None else len("..."))
+    if node.name in {"upper", "lower", "title", "capitalize"}:
+        return given * _CASE_GROWTH
+    return given  # trim, striptags
 
 
 def _dotted(node: Any) -> str | None:
@@ -435,19 +548,40 @@ def _html_to_text(html: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 
+def _render_part(autoescape: bool, source: str, context: dict[str, dict[str, str]]) -> str:
+    """One subject or body, stopped as soon as it passes MAX_RENDERED_LENGTH characters.
+
+    A whitelisted filter given arguments it cannot take (`truncate('court')`), or a comparison of text
+    with a number, raises Python's own TypeError, ValueError or AssertionError: templates run no other
+    code, so these become a TemplateError naming the cause, which fails that email alone."""
+    from jinja2 import TemplateError as JinjaTemplateError
+
+    budget = _growth_left.set([MAX_RENDERED_LENGTH])
+    parts: list[str] = []
+    size = 0
+    try:
+        for chunk in _compiled(autoescape, source).generate(context):
+            size += len(chunk)
+            if size > MAX_RENDERED_LENGTH:
+                raise TemplateError(_too_large())
+            parts.append(chunk)
+    except JinjaTemplateError as exc:
+        raise TemplateError(str(exc)) from exc
+    except (TypeError, ValueError, AssertionError) as exc:
+        raise TemplateError(f"a filter or a comparison cannot take these values ({exc})") from exc
+    finally:
+        _growth_left.reset(budget)
+    return "".join(parts)
+
+
 def render(
     template: TemplateSource, variables: dict[str, str], offered: frozenset[str] = frozenset()
 ) -> RenderedEmail:
     """Render subject, text and HTML. A variable in `offered` without a value renders empty; any other
     missing one fails. Subjects are folded to one line: a header never holds a newline."""
-    from jinja2 import TemplateError as JinjaTemplateError
-
     context = _nest({**dict.fromkeys(offered, ""), **variables})
-    try:
-        subject = _compiled(False, template.subject).render(context)
-        html = _paragraphs_to_html(_compiled(True, template.body).render(context))
-    except JinjaTemplateError as exc:
-        raise TemplateError(str(exc)) from exc
+    subject = _render_part(False, template.subject, context)
+    html = _paragraphs_to_html(_render_part(True, template.body, context))
     return RenderedEmail(subject=_WHITESPACE.sub(" ", subject).strip(), text=_html_to_text(html), html=html)
 
 

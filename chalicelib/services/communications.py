@@ -11,9 +11,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from chalicelib.domain.communications import Communication, CommunicationStatus, Recipient
+from chalicelib.domain.communications import Communication, CommunicationStatus
 from chalicelib.domain.deliverability import normalize_address
 from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.recipients import LEGAL_NOTICES, Reach, reachable
 from chalicelib.domain.templates import (
     UNSUBSCRIBE_SENTENCE,
     TemplateError,
@@ -24,7 +25,9 @@ from chalicelib.observability import logger
 from chalicelib.services.ports import (
     CommunicationRepository,
     Mailer,
+    MailerOutcomeUnknown,
     MailerThrottled,
+    MailerUnavailable,
     MailRejected,
     MessageQueue,
     OutgoingEmail,
@@ -87,9 +90,12 @@ def deliver(
 
     The communication is claimed first (one conditional write that reads it): a duplicate message finds
     it claimed or settled and sends nothing. Addresses on the account's suppression list (a permanent
-    bounce, a complaint) are left out; when they were the whole To, a remaining Cc takes it; when nobody
-    remains the communication is `skipped`. A throttled send releases the claim and propagates
-    MailerThrottled: the message returns to the queue and is tried again later.
+    bounce, a complaint) are left out and their parties named in `skipped_parties`; when they were the
+    whole To, a remaining Cc takes it, except for a legal notice whose client is suppressed; when nobody
+    remains the communication is `skipped`. A throttled send, or SES refusing the whole account, releases
+    the claim and propagates: the message returns to the queue and is tried again later. A server error of
+    SES (it may have accepted the email) keeps the claim: SES's Send event settles the email if it did,
+    else the retry after the claim's lease sends it. Only a refusal of the address itself fails it.
     Returns the final status, or None when there was nothing to do.
     """
     communication = repository.claim(request.account_id, request.communication_id, now, CLAIM_LEASE)
@@ -100,15 +106,11 @@ def deliver(
         # The fan-out left the suppressed addresses out a moment ago, page by page: no lookup per email.
         to, cc = communication.deliverable_to, communication.deliverable_cc
     else:
-        to, cc = _reachable(communication, suppressions)
+        reach = _reachable(communication, suppressions)
+        to, cc = reach.to, reach.cc
+        communication = communication.without_parties(reach.suppressed_parties)
     if not to:
-        everyone_suppressed = bool(communication.deliverable_to or communication.deliverable_cc)
-        reason = (
-            "every recipient is on the suppression list (bounced or complained)"
-            if everyone_suppressed
-            else "no recipient has an email address"
-        )
-        return _settle(repository, communication.skipped(reason), log_keys, reason)
+        return _settle(repository, communication.skipped(_nobody_reason(communication)), log_keys)
     variables = communication.variables
     if communication.portal_participant and links is not None:
         # A fresh link per email, minted now: no secret ever waits in the table.
@@ -117,8 +119,7 @@ def deliver(
     try:
         rendered = render_kind(communication.kind, variables, communication.template)
     except (KeyError, TemplateError) as exc:
-        reason = f"template could not be rendered: {exc}"
-        return _settle(repository, communication.failed(reason), log_keys, reason)
+        return _settle(repository, communication.failed(f"template could not be rendered: {exc}"), log_keys)
     email = OutgoingEmail(
         account_id=communication.account_id,
         communication_id=communication.id,
@@ -134,9 +135,7 @@ def deliver(
         mailing_id=communication.mailing_id,
     )
     copies = (
-        _mailing_copies(communication, email, unsubscribe_links)
-        if communication.mailing_id and unsubscribe_links is not None
-        else [email]
+        _mailing_copies(communication, email, unsubscribe_links) if communication.sent_by_copy else [email]
     )
     delivered = list(communication.delivered_to)
     message_ids: list[str] = []
@@ -152,15 +151,27 @@ def deliver(
             refusals.append(str(exc))
             logger.warning("a copy was refused by the mail provider", extra={**log_keys, "reason": str(exc)})
             continue
-        except MailerThrottled:
-            # The retry writes only to those who have no copy yet: nobody is dropped, nobody gets two.
+        except (MailerThrottled, MailerUnavailable) as exc:
+            # Nothing was sent: the retry writes only to those who have no copy yet.
             repository.release(communication.account_id, communication.id, tuple(delivered))
+            if isinstance(exc, MailerUnavailable):
+                logger.error(
+                    "SES refuses to send for the account: the email stays queued until it is fixed",
+                    extra={**log_keys, "ses_error": str(exc)},
+                )
+            raise
+        except MailerOutcomeUnknown as exc:
+            # SES may have accepted this copy: the claim stays until its Send event or its lease.
+            logger.warning(
+                "SES failed without saying whether it accepted the email: the claim is kept",
+                extra={**log_keys, "ses_error": str(exc)},
+            )
             raise
         if address is not None:
             delivered.append(address)
     if not message_ids and not communication.delivered_to:
         reason = f"refused by the mail provider: {refusals[0]}"
-        return _settle(repository, communication.failed(reason), log_keys, reason)
+        return _settle(repository, communication.failed(reason), log_keys)
     provider_id = message_ids[0] if message_ids else communication.provider_message_id
     sent = communication.sent(rendered.subject, provider_id, now)
     repository.settle(sent, expected=CommunicationStatus.SENDING)
@@ -176,22 +187,34 @@ def _envelope_address(email: OutgoingEmail) -> str | None:
 
 
 def _settle(
-    repository: CommunicationRepository, outcome: Communication, log_keys: dict[str, str], reason: str
+    repository: CommunicationRepository, outcome: Communication, log_keys: dict[str, str]
 ) -> CommunicationStatus:
     repository.settle(outcome, expected=CommunicationStatus.SENDING)
-    logger.info(f"communication {outcome.status.value}", extra={**log_keys, "reason": reason})
+    logger.info(f"communication {outcome.status.value}", extra={**log_keys, "reason": outcome.status_reason})
     return outcome.status
 
 
+def _nobody_reason(communication: Communication) -> str:
+    if not (communication.deliverable_to or communication.deliverable_cc):
+        return "no recipient has an email address"
+    if communication.kind in LEGAL_NOTICES and "client" in communication.skipped_parties:
+        return (
+            "the client's address is on the suppression list (bounced or complained); "
+            "a legal notice is never sent to the apporteur alone"
+        )
+    return "every recipient is on the suppression list (bounced or complained)"
+
+
 def _mailing_copies(
-    communication: Communication, email: OutgoingEmail, unsubscribe_links: UnsubscribeLinks
+    communication: Communication, email: OutgoingEmail, unsubscribe_links: UnsubscribeLinks | None
 ) -> list[OutgoingEmail]:
     """One copy per addressee, each with his own unsubscribe link (RFC 8058 headers and a footer): an
-    apporteur in Cc who unsubscribes leaves his own mailings, not his client's."""
+    apporteur in Cc who unsubscribes leaves his own mailings, not his client's. Each copy is accepted,
+    recorded and retried on its own (`delivered_to`)."""
     copies = []
     for addressee in (*email.to, *email.cc):
         party_id = communication.party_ids.get(addressee.party)
-        if party_id is None:
+        if party_id is None or unsubscribe_links is None:
             copies.append(replace(email, envelope=(addressee,)))
             continue
         link = unsubscribe_links.link_for(communication.account_id, addressee.party, party_id)
@@ -210,19 +233,17 @@ def _mailing_copies(
     return copies
 
 
-def _reachable(
-    communication: Communication, suppressions: SuppressionList
-) -> tuple[tuple[Recipient, ...], tuple[Recipient, ...]]:
-    """To and Cc without the suppressed addresses (one lookup for all of them)."""
+def _reachable(communication: Communication, suppressions: SuppressionList) -> Reach:
+    """Who the email can still reach, by the partner rules, after one lookup of the suppression list."""
     candidates = (*communication.deliverable_to, *communication.deliverable_cc)
-    if not candidates:
-        return (), ()
-    blocked = suppressions.suppressed(
-        communication.account_id, [normalize_address(str(r.email)) for r in candidates]
+    blocked = (
+        suppressions.suppressed(
+            communication.account_id, [normalize_address(str(r.email)) for r in candidates]
+        )
+        if candidates
+        else set()
     )
-    to = tuple(r for r in communication.deliverable_to if normalize_address(str(r.email)) not in blocked)
-    cc = tuple(r for r in communication.deliverable_cc if normalize_address(str(r.email)) not in blocked)
-    return (to, cc) if to else (cc, ())
+    return reachable(communication.kind, communication.deliverable_to, communication.deliverable_cc, blocked)
 
 
 def requeue_forgotten(

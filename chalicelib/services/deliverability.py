@@ -37,7 +37,18 @@ def record_feedback(
 
 def record_acceptance(acceptance: Acceptance, communications: CommunicationRepository, now: datetime) -> bool:
     """SES accepted an email: settle it `sent` if its worker died before recording the outcome, so that
-    the retry of its message does not send it again. Usually the worker was first, and nothing changes."""
+    the retry of its message does not send it again. Usually the worker was first, and nothing changes.
+
+    A mailing's email goes as one copy per addressee, and each copy's Send event settles that copy only:
+    its address joins `delivered_to`, and the email is `sent` (and counted) once every copy is accepted.
+    Until then a retry, after the claim's lease, sends only the copies still waiting. False when the
+    email was not settled by this event."""
+    if acceptance.mailing_id and acceptance.addresses:
+        current = communications.record_delivered(
+            acceptance.account_id, acceptance.communication_id, acceptance.addresses
+        )
+        if current is None or current.copies_waiting:
+            return False
     settled = communications.accept(
         acceptance.account_id,
         acceptance.communication_id,

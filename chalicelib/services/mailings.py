@@ -39,7 +39,7 @@ from chalicelib.domain.mailings import (
 from chalicelib.domain.partners import RULE_NONE, Apporteur, Client, Deal, DealFilters, RecordKind
 from chalicelib.domain.plans import Feature
 from chalicelib.domain.recipients import Resolution, resolve_recipients
-from chalicelib.domain.templates import RenderedEmail, render, validate_template
+from chalicelib.domain.templates import RenderedEmail, TemplateError, render, validate_template
 from chalicelib.observability import logger
 from chalicelib.services.communications import RETRY_AFTER, DeliveryRequest
 from chalicelib.services.ports import (
@@ -270,7 +270,10 @@ def preview_mailing(
     entity = addressed[0]
     resolution, _ = _opted_out(account_id, [entity], unsubscriptions, suppressions)[0]
     variables = _variables(account, mailing.audience.entity, entity, resolution)
-    rendered = render(mailing.template, variables, mailing.audience.template_variables)
+    try:
+        rendered = render(mailing.template, variables, mailing.audience.template_variables)
+    except TemplateError as exc:
+        raise InvalidInput(f"The mailing's template cannot be rendered: {exc}.") from exc
     return Preview(resolution, rendered)
 
 
@@ -482,6 +485,15 @@ def _variables(
     return variables
 
 
+def _subject(mailing: Mailing, variables: dict[str, str]) -> str | None:
+    """The subject the history shows from the start; None when the template cannot be rendered, which
+    the worker then records as that email's failure, with the reason, without stopping the page."""
+    try:
+        return render(mailing.template, variables, mailing.audience.template_variables).subject
+    except TemplateError:
+        return None
+
+
 def _communication(
     account: Account, mailing: Mailing, entity: Addressed, resolution: Resolution, now: datetime
 ) -> Communication:
@@ -499,7 +511,7 @@ def _communication(
         cc=resolution.cc,
         created_at=now,
         variables=variables,
-        subject=render(mailing.template, variables, mailing.audience.template_variables).subject,
+        subject=_subject(mailing, variables),
         template=mailing.template,
         client_id=entity.client.id,
         contract_id=entity.deal.id if entity.deal and entity.deal.kind is RecordKind.CONTRACT else None,

@@ -90,7 +90,15 @@ class CommunicationRepository(Protocol):
 
     def release(self, account_id: str, communication_id: str, delivered_to: tuple[str, ...] = ()) -> None:
         """Give a claim back (`sending` → `queued`), so that the next try need not wait; `delivered_to`
-        names the addresses whose copy was already accepted, which the next try leaves out."""
+        names the addresses whose copy was already accepted (added to those recorded), which the next try
+        leaves out."""
+        ...
+
+    def record_delivered(
+        self, account_id: str, communication_id: str, addresses: tuple[str, ...]
+    ) -> Communication | None:
+        """SES accepted the copies sent to `addresses` (normalized) of a communication still `sending`:
+        add them to its `delivered_to` and return it as it now stands; None when it is no longer sending."""
         ...
 
     def accept(
@@ -191,7 +199,9 @@ class OutgoingEmail:
 class Mailer(Protocol):
     def send(self, email: OutgoingEmail) -> str:
         """Send one email and return the provider's message id.
-        Raises MailerThrottled for a retryable refusal, MailRejected for a final one."""
+        Raises MailerThrottled when asked to slow down, MailerUnavailable when the account may not send,
+        MailerOutcomeUnknown when the provider failed without saying whether it accepted the message,
+        and MailRejected for a final refusal of this message or addressee."""
         ...
 
 
@@ -203,5 +213,17 @@ class MailerThrottled(Exception):
     """The provider asked us to slow down: try the same message again later."""
 
 
+class MailerUnavailable(Exception):
+    """The provider refuses to send anything for the account now (sending paused, account suspended,
+    configuration set or permission missing): the sender's problem, not the address's. Nothing was sent;
+    the email stays queued and is tried again once someone has fixed the account."""
+
+
+class MailerOutcomeUnknown(Exception):
+    """The provider failed on its side (a 5xx): it may have accepted the message or not. The claim is
+    kept: the provider's Send event settles the email if it did, else the claim's lease lapses and a
+    retry sends it, so a retry never risks a second copy."""
+
+
 class MailRejected(Exception):
-    """The provider refused this message for good (bad address, unverified sender...)."""
+    """The provider refused this message, or this addressee, for good (a malformed or refused address)."""

@@ -204,3 +204,35 @@ def test_a_retry_backlog_drains_oldest_first_whatever_shard_holds_it(store: tupl
         communications.add(_communication(comm_id), retry_at=NOW - timedelta(minutes=60 - n))
     oldest = communications.due_for_retry(NOW, limit=3)
     assert oldest == [("01ACCOUNT", "cm_0"), ("01ACCOUNT", "cm_1"), ("01ACCOUNT", "cm_2")]
+
+
+def test_a_settled_outcome_keeps_the_parties_left_out_when_sending(store: tuple[Any, Any]) -> None:
+    _, communications = store
+    communications.add(_communication(), retry_at=NOW)
+    claimed = communications.claim("01ACCOUNT", "cm_1", NOW, timedelta(minutes=15))
+    skipped = claimed.without_parties(("account",)).skipped("every recipient is on the suppression list")
+    assert communications.settle(skipped, expected=CommunicationStatus.SENDING) is True
+    read = communications.get("01ACCOUNT", "cm_1")
+    assert (read.status, read.skipped_parties) == (CommunicationStatus.SKIPPED, ("account",))
+
+
+def test_accepted_copies_add_up_while_sending_and_a_release_keeps_them(store: tuple[Any, Any]) -> None:
+    _, communications = store
+    communications.add(_communication(), retry_at=NOW)
+    assert communications.record_delivered("01ACCOUNT", "cm_1", ("jean@dupont.fr",)) is None  # queued
+    lease = timedelta(minutes=15)
+    communications.claim("01ACCOUNT", "cm_1", NOW, lease)
+    first = communications.record_delivered("01ACCOUNT", "cm_1", ("jean@dupont.fr",))
+    assert first is not None
+    assert (first.status, first.delivered_to) == (CommunicationStatus.SENDING, ("jean@dupont.fr",))
+    again = communications.record_delivered("01ACCOUNT", "cm_1", ("jean@dupont.fr",))
+    assert again is not None
+    assert again.delivered_to == ("jean@dupont.fr",)
+    communications.release("01ACCOUNT", "cm_1", ("b@bernard.fr",))
+    released = communications.get("01ACCOUNT", "cm_1")
+    assert (released.status, released.delivered_to) == (
+        CommunicationStatus.QUEUED,
+        ("b@bernard.fr", "jean@dupont.fr"),
+    )
+    retaken = communications.claim("01ACCOUNT", "cm_1", NOW, lease)
+    assert retaken.delivered_to == ("b@bernard.fr", "jean@dupont.fr")

@@ -234,3 +234,65 @@ def test_a_crash_before_ses_accepted_anything_is_sent_once_after_the_claim_lapse
     stored = aws.communications.get(message["account_id"], message["communication_id"])
     assert stored is not None
     assert stored.status is CommunicationStatus.SENT
+
+
+class _RefusingSes:
+    """SES answering every send with one error, until told to let the real client through."""
+
+    def __init__(self, real: Any, code: str, status: int) -> None:
+        self.real, self.code, self.status = real, code, status
+        self.refusing = True
+
+    def send_email(self, **request: Any) -> Any:
+        if self.refusing:
+            raise ClientError(
+                {"Error": {"Code": self.code}, "ResponseMetadata": {"HTTPStatusCode": self.status}},
+                "SendEmail",
+            )
+        return self.real.send_email(**request)
+
+
+@pytest.mark.parametrize("code", ["SendingPausedException", "AccountSuspendedException", "NotFoundException"])
+def test_ses_refusing_the_whole_account_keeps_the_email_queued_and_it_goes_out_once_fixed(
+    client: RelaisTestClient, aws: Container, welcome_message: str, code: str
+) -> None:
+    ses = _RefusingSes(aws.client("sesv2"), code, 400)
+    aws.__dict__["mailer"] = SesMailer(ses, aws.settings.from_address)
+    message = json.loads(welcome_message)
+    assert len(_invoke(client, [welcome_message])["batchItemFailures"]) == 1
+    stored = aws.communications.get(message["account_id"], message["communication_id"])
+    assert stored is not None
+    assert (stored.status.value, stored.status_reason) == ("queued", None)
+    ses.refusing = False
+    assert _invoke(client, [welcome_message]) == {"batchItemFailures": []}
+    assert len(outbox.sent_messages(REGION)) == 1
+
+
+def test_a_server_error_of_ses_is_retried_without_a_second_copy(
+    client: RelaisTestClient, aws: Container, welcome_message: str
+) -> None:
+    class AcceptedThenFailed:
+        """SES accepts the message, then answers 500: the worker cannot know it went out."""
+
+        def __init__(self, real: Any) -> None:
+            self.real = real
+
+        def send_email(self, **request: Any) -> Any:
+            self.real.send_email(**request)
+            raise ClientError(
+                {"Error": {"Code": "InternalFailure"}, "ResponseMetadata": {"HTTPStatusCode": 500}},
+                "SendEmail",
+            )
+
+    real = aws.client("sesv2")
+    aws.__dict__["mailer"] = SesMailer(AcceptedThenFailed(real), aws.settings.from_address)
+    message = json.loads(welcome_message)
+    assert len(_invoke(client, [welcome_message])["batchItemFailures"]) == 1
+    assert len(outbox.sent_messages(REGION)) == 1
+    # The message comes back at once: the claim is held, nothing is sent while SES's Send event may come.
+    aws.__dict__["mailer"] = SesMailer(real, aws.settings.from_address)
+    assert len(_invoke(client, [welcome_message])["batchItemFailures"]) == 1
+    assert len(outbox.sent_messages(REGION)) == 1
+    stored = aws.communications.get(message["account_id"], message["communication_id"])
+    assert stored is not None
+    assert stored.status.value == "sending"

@@ -411,3 +411,124 @@ def test_a_draft_is_changed_or_deleted_until_it_is_sent_and_never_after(book: di
     assert staff.call("DELETE", f"/mailings/{draft}").status == 204
     assert staff.get(f"/mailings/{draft}").status == 404
     assert [m["id"] for m in staff.get("/mailings").body["items"]] == [mailing_id]
+
+
+def _store_template_saved_before_the_size_cap(account_id: str, mailing_id: str) -> None:
+    """Write straight to the table a body that no longer passes validation (each filter multiplies by 11)."""
+    from chalicelib.adapters.dynamodb.models import MailingItem
+    from chalicelib.adapters.dynamodb.repositories import mailing_pk
+
+    body = "Bonjour {{ client.name" + '|replace("", "XXXXXXXXXX")' * 5 + " }}"
+    MailingItem(mailing_pk(account_id, mailing_id), "MAILING").update(
+        actions=[MailingItem.template.set({"subject": "Offre {{ client.name }}", "body": body})]
+    )
+
+
+def test_a_mailing_whose_template_renders_too_large_fails_each_email_with_a_reason_and_the_rest_go_on(
+    book: dict[str, Any],
+) -> None:
+    staff = book["staff"]
+    mailing_id = _mailing(staff, {"entity": "contracts"})
+    _store_template_saved_before_the_size_cap(book["account_id"], mailing_id)
+    preview = staff.post(f"/mailings/{mailing_id}/preview", {"entity_id": book["HAB"]["id"]})
+    assert preview.status == 400, preview.body
+    assert "262144 characters" in preview.body["error"]["message"]
+    assert staff.post(f"/mailings/{mailing_id}/send").status == 202
+    drain()
+    done = staff.get(f"/mailings/{mailing_id}").body
+    assert (done["status"], done["total"], done["sent"], done["failed"], done["skipped"]) == (
+        "partially_failed",
+        3,
+        0,
+        2,
+        1,
+    )
+    assert _emails() == []
+    history = staff.get(f"/clients/{book['jean']['id']}/communications").body["items"]
+    assert {(h["status"], h["subject"]) for h in history} == {("failed", None)}
+    welcome = [m for m in sent_messages(REGION) if m["kind"] == "account_welcome"]
+    assert welcome, "the other emails of the account still went out"
+
+
+def test_a_mailing_body_that_multiplies_its_size_is_refused_when_saved(book: dict[str, Any]) -> None:
+    answer = book["staff"].post(
+        "/mailings",
+        {
+            "name": "Offre",
+            "subject": "Offre",
+            "body": "{{ client.name" + '|replace("", "XXXXXXXXXX")' * 6 + " }}",
+            "audience": {"entity": "clients"},
+        },
+    )
+    assert answer.status == 400
+    [issue] = answer.body["error"]["details"]
+    assert issue["field"] == "body"
+    assert "262144 characters" in issue["issue"]
+
+
+def test_a_copy_is_neither_lost_nor_sent_twice_when_the_worker_dies_between_two_copies(
+    book: dict[str, Any], aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from chalicelib.adapters.ses import SesMailer
+    from chalicelib.handlers import dunning_tick
+    from chalicelib.services.communications import CLAIM_LEASE
+
+    original = SesMailer.send
+
+    def die_before_the_apporteurs_copy(self: SesMailer, email: Any) -> str:
+        if email.envelope[0].email == "b@bernard.fr":
+            raise ConnectionError("the Lambda died between the two copies")
+        return original(self, email)
+
+    monkeypatch.setattr(SesMailer, "send", die_before_the_apporteurs_copy)
+    staff = book["staff"]
+    mailing_id = _mailing(staff, {"entity": "contracts", "filters": {"ids": [book["HAB"]["id"]]}})
+    assert staff.post(f"/mailings/{mailing_id}/send").status == 202
+    drain()
+    # Jean's copy went out and its Send event was handled: it settles Jean's copy, not the whole email.
+    assert [e["delivered_to"][0] for e in _emails()] == ["Jean Dupont <jean@dupont.fr>"]
+    waiting = staff.get(f"/mailings/{mailing_id}").body
+    assert (waiting["status"], waiting["sent"]) == ("sending", 0)
+    monkeypatch.undo()
+    later = aws.now() + CLAIM_LEASE + timedelta(minutes=1)
+    aws.clock = lambda: later
+    dunning_tick.run(later)
+    drain()
+    # The retry sends only the copy SES had not accepted.
+    assert [e["delivered_to"][0] for e in _emails()] == [
+        "Jean Dupont <jean@dupont.fr>",
+        "Cabinet Bernard <b@bernard.fr>",
+    ]
+    done = staff.get(f"/mailings/{mailing_id}").body
+    assert (done["status"], done["total"], done["sent"], done["failed"]) == ("sent", 1, 1, 0)
+
+
+def test_a_worker_dying_after_every_copy_went_out_is_settled_by_the_send_events_and_counted_once(
+    book: dict[str, Any], aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from chalicelib.adapters.dynamodb.repositories import DynamoCommunicationRepository
+    from chalicelib.handlers import dunning_tick
+    from chalicelib.services.communications import CLAIM_LEASE
+
+    def die(self: Any, communication: Any, expected: Any = None) -> bool:
+        raise ConnectionError("the Lambda died after SES accepted both copies")
+
+    monkeypatch.setattr(DynamoCommunicationRepository, "settle", die)
+    staff = book["staff"]
+    mailing_id = _mailing(staff, {"entity": "contracts", "filters": {"ids": [book["HAB"]["id"]]}})
+    assert staff.post(f"/mailings/{mailing_id}/send").status == 202
+    drain()
+    monkeypatch.undo()
+    assert len(_emails()) == 2
+    done = staff.get(f"/mailings/{mailing_id}").body
+    assert (done["status"], done["total"], done["sent"]) == ("sent", 1, 1)
+    later = aws.now() + CLAIM_LEASE + timedelta(minutes=1)
+    aws.clock = lambda: later
+    dunning_tick.run(later)
+    drain()
+    assert len(_emails()) == 2
+    assert staff.get(f"/mailings/{mailing_id}").body["sent"] == 1

@@ -9,10 +9,15 @@ from typing import Any
 import pytest
 
 from chalicelib.domain.communications import Communication, CommunicationKind, CommunicationStatus, Recipient
-from chalicelib.domain.deliverability import FeedbackKind, normalize_address, parse_feedback
+from chalicelib.domain.deliverability import (
+    FeedbackKind,
+    normalize_address,
+    parse_acceptance,
+    parse_feedback,
+)
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.services.communications import DeliveryRequest, deliver, queue_communication
-from chalicelib.services.deliverability import record_feedback
+from chalicelib.services.deliverability import record_acceptance, record_feedback
 from tests.fakes import FakeCommunicationRepository, FakeMailer, FakeQueue, FakeSuppressionList
 
 NOW = datetime(2027, 3, 11, 8, 0, tzinfo=UTC)
@@ -182,3 +187,79 @@ def test_a_suppressed_cc_is_left_out_and_the_to_still_receives_it() -> None:
     )
     [email] = mailer.sent
     assert (email.to, email.cc) == ((client,), ())
+
+
+def _send_event(to: str, message_id: str, mailing: bool = True) -> dict[str, Any]:
+    tags: dict[str, list[str]] = {"account": ["A1"], "communication": ["cm_m"], "kind": ["mailing"]}
+    if mailing:
+        tags["mailing"] = ["ml_1"]
+    mail = {"messageId": message_id, "destination": [to], "tags": tags, "timestamp": "2027-03-11T08:00:01Z"}
+    return {"eventType": "Send", "send": {}, "mail": mail}
+
+
+def _mailing_email_being_sent(communications: FakeCommunicationRepository) -> None:
+    from datetime import timedelta
+
+    email = Communication(
+        id="cm_m",
+        account_id="A1",
+        kind=CommunicationKind.MAILING,
+        sender_name="Cabinet Martin",
+        reply_to=None,
+        to=(Recipient("Jean Dupont", "Jean@Dupont.fr", "client"),),
+        cc=(Recipient("Cabinet Bernard", "b@bernard.fr", "apporteur"),),
+        created_at=NOW,
+        mailing_id="ml_1",
+    )
+    communications.add(email, retry_at=NOW)
+    communications.claim("A1", "cm_m", NOW, timedelta(minutes=15))
+
+
+def test_a_send_event_names_who_the_message_went_to() -> None:
+    acceptance = parse_acceptance(_send_event("Jean Dupont <Jean@Dupont.fr>", "ses-1"))
+    assert acceptance is not None
+    assert (acceptance.addresses, acceptance.mailing_id) == (("jean@dupont.fr",), "ml_1")
+
+
+def test_the_send_event_of_one_copy_settles_that_copy_and_the_last_one_settles_the_email() -> None:
+    communications = FakeCommunicationRepository()
+    _mailing_email_being_sent(communications)
+    first = parse_acceptance(_send_event("jean@dupont.fr", "ses-1"))
+    assert first is not None
+    assert record_acceptance(first, communications, NOW) is False
+    waiting = communications.get("A1", "cm_m")
+    assert (waiting.status, waiting.delivered_to, waiting.copies_waiting) == (
+        CommunicationStatus.SENDING,
+        ("jean@dupont.fr",),
+        ("b@bernard.fr",),
+    )
+    assert record_acceptance(first, communications, NOW) is False  # a replay changes nothing
+    last = parse_acceptance(_send_event("b@bernard.fr", "ses-2"))
+    assert last is not None
+    assert record_acceptance(last, communications, NOW) is True
+    assert communications.get("A1", "cm_m").status is CommunicationStatus.SENT
+    assert record_acceptance(last, communications, NOW) is False
+
+
+def test_the_send_event_of_an_email_sent_to_all_at_once_settles_it_whole() -> None:
+    from datetime import timedelta
+
+    communications = FakeCommunicationRepository()
+    communications.add(
+        Communication(
+            id="cm_m",
+            account_id="A1",
+            kind=CommunicationKind.MANUAL,
+            sender_name="Cabinet Martin",
+            reply_to=None,
+            to=(Recipient("Jean Dupont", "jean@dupont.fr", "client"),),
+            cc=(Recipient("Cabinet Bernard", "b@bernard.fr", "apporteur"),),
+            created_at=NOW,
+        ),
+        retry_at=NOW,
+    )
+    communications.claim("A1", "cm_m", NOW, timedelta(minutes=15))
+    acceptance = parse_acceptance(_send_event("jean@dupont.fr", "ses-1", mailing=False))
+    assert acceptance is not None
+    assert record_acceptance(acceptance, communications, NOW) is True
+    assert communications.get("A1", "cm_m").status is CommunicationStatus.SENT

@@ -25,7 +25,12 @@ from chalicelib.services.communications import (
     queue_communication,
     requeue_forgotten,
 )
-from chalicelib.services.ports import MailerThrottled
+from chalicelib.services.ports import (
+    DeliveryInFlight,
+    MailerOutcomeUnknown,
+    MailerThrottled,
+    MailerUnavailable,
+)
 from tests.fakes import (
     FakeAccountRepository,
     FakeCommunicationRepository,
@@ -263,3 +268,117 @@ def test_a_copy_refused_by_ses_does_not_keep_the_other_addressee_from_his() -> N
     assert failed is not None
     assert failed.status_reason is not None
     assert failed.status_reason.startswith("refused by the mail provider")
+
+
+def _formal_notice() -> Communication:
+    return Communication(
+        id="cm_notice",
+        account_id="A1",
+        kind=CommunicationKind.FORMAL_NOTICE,
+        sender_name="Cabinet Martin",
+        reply_to=None,
+        to=(Recipient("Jean Dupont", "jean@dupont.fr", "client"),),
+        cc=(Recipient("Cabinet Bernard", "b@bernard.fr", "apporteur"),),
+        created_at=NOW,
+        variables={"account.name": "Cabinet Martin", "client.name": "Jean Dupont"},
+    )
+
+
+def test_a_formal_notice_to_a_suppressed_client_is_skipped_never_sent_to_the_apporteur_alone() -> None:
+    communications, mailer = FakeCommunicationRepository(), FakeMailer()
+    queue_communication(_formal_notice(), communications, FakeQueue(), NOW)
+    status = deliver(
+        DeliveryRequest("A1", "cm_notice"), communications, mailer, FakeSuppressionList("jean@dupont.fr"), NOW
+    )
+    assert status is CommunicationStatus.SKIPPED
+    assert mailer.sent == []
+    skipped = communications.get("A1", "cm_notice")
+    assert skipped is not None
+    assert skipped.skipped_parties == ("client",)
+    assert "suppression list" in (skipped.status_reason or "")
+
+
+def test_a_reminder_to_a_suppressed_client_goes_to_the_apporteur_and_names_the_client_as_skipped() -> None:
+    communications, mailer = FakeCommunicationRepository(), FakeMailer()
+    reminder = replace(_formal_notice(), kind=CommunicationKind.UNPAID_REMINDER)
+    queue_communication(reminder, communications, FakeQueue(), NOW)
+    status = deliver(
+        DeliveryRequest("A1", "cm_notice"), communications, mailer, FakeSuppressionList("jean@dupont.fr"), NOW
+    )
+    assert status is CommunicationStatus.SENT
+    [email] = mailer.sent
+    assert ([r.email for r in email.to], email.cc) == (["b@bernard.fr"], ())
+    sent = communications.get("A1", "cm_notice")
+    assert sent is not None
+    assert sent.skipped_parties == ("client",)
+
+
+class _FailingMailer:
+    """Raises `error` for the next `times` sends, then sends."""
+
+    def __init__(self, error: Exception, times: int = 1) -> None:
+        self.error, self.times = error, times
+        self.sent: list[Any] = []
+
+    def send(self, email: Any) -> str:
+        if self.times > 0:
+            self.times -= 1
+            raise self.error
+        self.sent.append(email)
+        return f"ses-{len(self.sent)}"
+
+
+def _deliver_welcome(communications: FakeCommunicationRepository, mailer: Any, at: datetime = NOW) -> Any:
+    return deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, FakeSuppressionList(), at)
+
+
+def test_ses_pausing_the_accounts_sending_keeps_the_email_queued_and_logs_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    communications = FakeCommunicationRepository()
+    mailer = _FailingMailer(MailerUnavailable("SendingPausedException"))
+    queue_communication(_welcome(), communications, FakeQueue(), NOW)
+    with pytest.raises(MailerUnavailable):
+        _deliver_welcome(communications, mailer)
+    waiting = communications.get("A1", "cm_welcome")
+    assert waiting is not None
+    assert waiting.status is CommunicationStatus.QUEUED
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "SES refuses to send for the account: the email stays queued until it is fixed"
+    ]
+    assert _deliver_welcome(communications, mailer) is CommunicationStatus.SENT
+    assert len(mailer.sent) == 1
+
+
+def test_a_server_error_of_ses_keeps_the_claim_so_that_no_retry_sends_a_second_copy() -> None:
+    from chalicelib.services.communications import CLAIM_LEASE
+
+    communications = FakeCommunicationRepository()
+    mailer = _FailingMailer(MailerOutcomeUnknown("InternalFailure"))
+    queue_communication(_welcome(), communications, FakeQueue(), NOW)
+    with pytest.raises(MailerOutcomeUnknown):
+        _deliver_welcome(communications, mailer)
+    held = communications.get("A1", "cm_welcome")
+    assert held is not None
+    assert held.status is CommunicationStatus.SENDING
+    # SES may have accepted it: while its Send event may still come, a retry sends nothing.
+    with pytest.raises(DeliveryInFlight):
+        _deliver_welcome(communications, mailer, NOW + timedelta(minutes=6))
+    assert mailer.sent == []
+    # It did accept it: the Send event settles it, and nothing is ever sent again.
+    assert communications.accept("A1", "cm_welcome", None, "ses-9", "Bienvenue", NOW) is True
+    assert _deliver_welcome(communications, mailer, NOW + CLAIM_LEASE + timedelta(minutes=1)) is None
+    assert mailer.sent == []
+
+
+def test_a_server_error_after_which_no_send_event_came_is_sent_once_when_the_claim_lapses() -> None:
+    from chalicelib.services.communications import CLAIM_LEASE
+
+    communications = FakeCommunicationRepository()
+    mailer = _FailingMailer(MailerOutcomeUnknown("ServiceUnavailable"))
+    queue_communication(_welcome(), communications, FakeQueue(), NOW)
+    with pytest.raises(MailerOutcomeUnknown):
+        _deliver_welcome(communications, mailer)
+    later = NOW + CLAIM_LEASE + timedelta(minutes=1)
+    assert _deliver_welcome(communications, mailer, later) is CommunicationStatus.SENT
+    assert len(mailer.sent) == 1

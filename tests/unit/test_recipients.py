@@ -17,6 +17,7 @@ from chalicelib.domain.recipients import (
     DecidedBy,
     Party,
     RuleHolder,
+    reachable,
     resolve_recipients,
 )
 
@@ -325,3 +326,34 @@ def test_kinds_outside_the_nine_governed_ones_always_go_to_the_client(kind: K) -
         apporteur=A,
     )
     assert r.to == _to((CLIENT, "client"))
+
+
+def _notice_recipients() -> tuple[tuple[Recipient, ...], tuple[Recipient, ...]]:
+    return _to((CLIENT, "client")), _to((B, "apporteur"))
+
+
+@pytest.mark.parametrize("kind", sorted(LEGAL_NOTICES))
+def test_a_legal_notice_to_a_suppressed_client_reaches_nobody_not_the_apporteur_alone(
+    kind: CommunicationKind,
+) -> None:
+    to, cc = _notice_recipients()
+    reach = reachable(kind, to, cc, {"jean@dupont.fr"})
+    assert (reach.to, reach.cc, reach.suppressed_parties) == ((), (), ("client",))
+
+
+def test_a_legal_notice_whose_apporteur_is_suppressed_still_reaches_the_client() -> None:
+    to, cc = _notice_recipients()
+    reach = reachable(K.FORMAL_NOTICE, to, cc, {"b@bernard.fr"})
+    assert (reach.to, reach.cc, reach.suppressed_parties) == (to, (), ("apporteur",))
+
+
+def test_an_ordinary_email_to_a_suppressed_client_goes_to_the_apporteur_in_cc() -> None:
+    to, cc = _notice_recipients()
+    reach = reachable(K.UNPAID_REMINDER, to, cc, {"JEAN@dupont.fr".lower()})
+    assert (reach.to, reach.cc, reach.suppressed_parties) == (cc, (), ("client",))
+
+
+def test_suppression_matches_the_mailbox_whatever_its_case() -> None:
+    to = (Recipient("Jean Dupont", "Jean@Dupont.FR", "client"),)
+    reach = reachable(K.MANUAL, to, (), {"jean@dupont.fr"})
+    assert (reach.to, reach.suppressed_parties) == ((), ("client",))

@@ -11,7 +11,13 @@ from botocore.exceptions import ClientError
 
 from chalicelib.adapters.ses import SesMailer
 from chalicelib.domain.communications import Recipient
-from chalicelib.services.ports import MailerThrottled, MailRejected, OutgoingEmail
+from chalicelib.services.ports import (
+    MailerOutcomeUnknown,
+    MailerThrottled,
+    MailerUnavailable,
+    MailRejected,
+    OutgoingEmail,
+)
 
 EMAIL = OutgoingEmail(
     account_id="01ACCOUNT",
@@ -29,14 +35,21 @@ EMAIL = OutgoingEmail(
 
 
 class RecordingSes:
-    def __init__(self, error_code: str | None = None) -> None:
+    def __init__(self, error_code: str | None = None, http_status: int = 400) -> None:
         self.requests: list[dict[str, Any]] = []
         self.error_code = error_code
+        self.http_status = http_status
 
     def send_email(self, **request: Any) -> dict[str, str]:
         self.requests.append(request)
         if self.error_code:
-            raise ClientError({"Error": {"Code": self.error_code, "Message": "no"}}, "SendEmail")
+            raise ClientError(
+                {
+                    "Error": {"Code": self.error_code, "Message": "no"},
+                    "ResponseMetadata": {"HTTPStatusCode": self.http_status},
+                },
+                "SendEmail",
+            )
         return {"MessageId": "ses-123"}
 
 
@@ -77,9 +90,34 @@ def test_throttling_is_a_retry(code: str) -> None:
         SesMailer(RecordingSes(code), "notifications@relais.example").send(EMAIL)
 
 
-@pytest.mark.parametrize(
-    "code", ["MessageRejected", "MailFromDomainNotVerifiedException", "BadRequestException"]
-)
+@pytest.mark.parametrize("code", ["MessageRejected", "BadRequestException"])
 def test_a_refusal_of_the_message_itself_is_final(code: str) -> None:
     with pytest.raises(MailRejected):
         SesMailer(RecordingSes(code), "notifications@relais.example").send(EMAIL)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "SendingPausedException",
+        "AccountSuspendedException",
+        "MailFromDomainNotVerifiedException",
+        "NotFoundException",
+        "ConfigurationSetDoesNotExistException",
+        "AccessDeniedException",
+        "NotAuthorizedException",
+        "SomethingSesAddsNextYear",
+    ],
+)
+def test_a_refusal_of_the_sender_is_the_accounts_problem_not_the_addresss(code: str) -> None:
+    with pytest.raises(MailerUnavailable, match=code):
+        SesMailer(RecordingSes(code, http_status=403), "notifications@relais.example").send(EMAIL)
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [("InternalFailure", 500), ("ServiceUnavailable", 503), ("InternalServerError", 500), ("Odd", 502)],
+)
+def test_a_server_error_leaves_unknown_whether_ses_accepted_the_email(code: str, status: int) -> None:
+    with pytest.raises(MailerOutcomeUnknown):
+        SesMailer(RecordingSes(code, http_status=status), "notifications@relais.example").send(EMAIL)

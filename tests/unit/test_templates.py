@@ -233,3 +233,56 @@ def test_amounts_read_the_french_way(amount: str, currency: str, text: str) -> N
 
 def test_dates_read_day_month_year() -> None:
     assert french_date(date(2027, 3, 1)) == "01/03/2027"
+
+
+def _multiplied(times: int) -> str:
+    """`account.name` with every gap filled by ten X's, `times` over: each filter multiplies by 11."""
+    return "{{ account.name" + '|replace("", "XXXXXXXXXX")' * times + " }}"
+
+
+def test_a_template_whose_filters_multiply_its_size_is_refused_when_saved() -> None:
+    with pytest.raises(InvalidInput) as refusal:
+        validate_template(CommunicationKind.MAILING, TemplateSource(subject="Offre", body=_multiplied(6)))
+    [issue] = refusal.value.details
+    assert issue.field == "body"
+    assert "262144 characters" in issue.issue
+
+
+def test_a_subject_that_multiplies_its_size_is_refused_too() -> None:
+    with pytest.raises(InvalidInput) as refusal:
+        validate_template(
+            CommunicationKind.MANUAL,
+            TemplateSource(subject="{{ client.name" + '|replace("", client.name)' * 3 + " }}", body="ok"),
+        )
+    assert [d.field for d in refusal.value.details] == ["subject"]
+
+
+def test_ordinary_replacements_are_still_allowed() -> None:
+    template = TemplateSource(
+        subject="{{ contract.reference|replace('-', ' ') }}",
+        body="{{ client.name|replace('M.', 'Monsieur')|replace('Mme', 'Madame')|upper }}",
+    )
+    validate_template(CommunicationKind.MANUAL, template)
+    email = render_kind(
+        CommunicationKind.MANUAL, {"client.name": "Mme Durand", "contract.reference": "C-42"}, template
+    )
+    assert (email.subject, email.text) == ("C 42", "MADAME DURAND\n")
+
+
+def test_rendering_a_template_that_grows_past_the_cap_fails_instead_of_filling_memory() -> None:
+    """A template saved before the cap existed: the render stops, it does not build megabytes."""
+    template = TemplateSource(subject="Offre", body=_multiplied(5))
+    with pytest.raises(TemplateError, match="262144 characters"):
+        render(template, {"account.name": "Cabinet Martin & Fils"})
+
+
+def test_a_body_made_of_many_capped_pieces_is_stopped_at_the_cap_as_well() -> None:
+    piece = "{{ account.name" + '|replace("", "XXXXXXXXXX")' * 3 + " }}"
+    with pytest.raises(TemplateError, match="262144 characters"):
+        render(TemplateSource(subject="Offre", body=piece * 20), {"account.name": "Cabinet Martin & Fils"})
+
+
+def test_a_filter_given_arguments_it_cannot_take_fails_the_render_with_a_reason() -> None:
+    template = TemplateSource(subject="Offre", body="{{ client.name|truncate('court') }}")
+    with pytest.raises(TemplateError):
+        render(template, {"client.name": "Durand"})

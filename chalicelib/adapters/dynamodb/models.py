@@ -42,6 +42,7 @@ from pynamodb.attributes import (
     JSONAttribute,
     NumberAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
     UTCDateTimeAttribute,
     VersionAttribute,
 )
@@ -125,7 +126,8 @@ class CommunicationItem(_TableModel):
     portal_participant = UnicodeAttribute(null=True)
     mailing_id = UnicodeAttribute(null=True)
     party_ids = JSONAttribute(null=True)
-    delivered_to = JSONAttribute(null=True)
+    delivered_to = UnicodeSetAttribute(null=True, attr_name="delivered_copies")
+    """A string set, so that the worker and SES's Send events add accepted copies atomically."""
     claimed_at = UTCDateTimeAttribute(null=True)
     due_pk = UnicodeAttribute(null=True, attr_name="DUEPK")
     due_sk = UnicodeAttribute(null=True, attr_name="DUESK")

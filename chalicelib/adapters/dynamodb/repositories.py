@@ -190,7 +190,7 @@ def _communication_from(item: CommunicationItem, account_id: str) -> Communicati
         portal_participant=item.portal_participant,
         mailing_id=item.mailing_id,
         party_ids=dict(item.party_ids or {}),
-        delivered_to=tuple(item.delivered_to or ()),
+        delivered_to=tuple(sorted(item.delivered_to or ())),
     )
 
 
@@ -357,6 +357,8 @@ class DynamoCommunicationRepository:
         actions += [attr.set(value) if value is not None else attr.remove() for attr, value in optional]
         if communication.sent_at is not None:
             actions.append(CommunicationItem.sent_at.set(communication.sent_at))
+        if communication.skipped_parties:
+            actions.append(CommunicationItem.skipped_parties.set(list(communication.skipped_parties)))
         condition = CommunicationItem.pk.exists()
         if expected is not None:
             condition = condition & (CommunicationItem.status == expected.value)
@@ -381,7 +383,7 @@ class DynamoCommunicationRepository:
             CommunicationItem.claimed_at.remove(),
         ]
         if delivered_to:
-            actions.append(CommunicationItem.delivered_to.set(list(delivered_to)))
+            actions.append(CommunicationItem.delivered_to.add(set(delivered_to)))
         try:
             item.update(
                 actions=actions,
@@ -390,6 +392,24 @@ class DynamoCommunicationRepository:
         except UpdateError as exc:
             if not _condition_failed(exc):
                 raise
+
+    def record_delivered(
+        self, account_id: str, communication_id: str, addresses: tuple[str, ...]
+    ) -> Communication | None:
+        """Add the addresses whose copy SES accepted to a communication still `sending` (one ADD to a
+        string set, so concurrent Send events and replays all land) and return it as it now stands; None
+        when it is no longer sending."""
+        item = CommunicationItem(*communication_key(account_id, communication_id))
+        try:
+            item.update(
+                actions=[CommunicationItem.delivered_to.add(set(addresses))],
+                condition=CommunicationItem.status == CommunicationStatus.SENDING.value,
+            )
+        except UpdateError as exc:
+            if not _condition_failed(exc):
+                raise
+            return None
+        return _communication_from(item, account_id)
 
     def accept(
         self,
