@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from chalicelib.domain.communications import CommunicationKind
 from chalicelib.domain.dunning import (
+    DocumentsPolicy,
     DueStep,
     DunningStage,
     SentStep,
@@ -23,6 +24,7 @@ from chalicelib.domain.dunning import (
     UnpaidPolicy,
     cover_resumes_at,
     furthest_stage,
+    next_documents_step,
     next_unpaid_step,
     stage_after,
 )
@@ -186,6 +188,12 @@ class ExpectedDocument:
     due_date: date | None = None
     status: ExpectedStatus = ExpectedStatus.EXPECTED
     last_sent: SentStep | None = None
+
+    def next_step(self, policy: DocumentsPolicy) -> DueStep | None:
+        """The call or reminder the scheduler waits for; None once received."""
+        if self.status is not ExpectedStatus.EXPECTED:
+            return None
+        return next_documents_step(policy, self.created_on, self.last_sent)
 
     def received(self) -> ExpectedDocument:
         return replace(self, status=ExpectedStatus.RECEIVED)

@@ -140,12 +140,12 @@ def _installment_of(
 
 def _expected_of(
     account_id: str, contract_id: str, document_id: str, ctx: DunningContext
-) -> tuple[ExpectedDocument, int]:
-    """One expected document of the account's contract (404 otherwise)."""
-    _contract(account_id, contract_id, ctx)
+) -> tuple[Deal, ExpectedDocument, int]:
+    """The contract (404 unless the account's) and one of its expected documents (404 unless it has it)."""
+    contract = _contract(account_id, contract_id, ctx)
     document, version = _scheduled(account_id, contract_id, "EXPECTED", document_id, ctx)
     assert isinstance(document, ExpectedDocument)
-    return document, version
+    return contract, document, version
 
 
 def _at(step: DueStep | None) -> datetime | None:
@@ -193,17 +193,26 @@ def _installment_step(installment: Installment, contract: Deal, policy: DunningP
 
 def list_expected_documents(
     account_id: str, contract_id: str, limit: int, cursor: Cursor | None, ctx: DunningContext
-) -> tuple[list[ExpectedDocument], Cursor | None]:
-    """A contract's expected documents, oldest first."""
-    _contract(account_id, contract_id, ctx)
+) -> tuple[list[tuple[ExpectedDocument, DueStep | None]], Cursor | None]:
+    """A contract's expected documents, oldest first, each with the step that waits for it."""
+    contract = _contract(account_id, contract_id, ctx)
     found, position = ctx.scheduled.page_of(account_id, contract_id, "EXPECTED", limit, cursor)
-    return [d for d in found if isinstance(d, ExpectedDocument)], position
+    policy = get_policy(account_id, ctx.policies, ctx.accounts)
+    return [
+        (d, _expected_step(d, contract, policy)) for d in found if isinstance(d, ExpectedDocument)
+    ], position
 
 
 def get_expected_document(
     account_id: str, contract_id: str, document_id: str, ctx: DunningContext
-) -> ExpectedDocument:
-    return _expected_of(account_id, contract_id, document_id, ctx)[0]
+) -> tuple[ExpectedDocument, DueStep | None]:
+    contract, document, _ = _expected_of(account_id, contract_id, document_id, ctx)
+    policy = get_policy(account_id, ctx.policies, ctx.accounts)
+    return document, _expected_step(document, contract, policy)
+
+
+def _expected_step(document: ExpectedDocument, contract: Deal, policy: DunningPolicy) -> DueStep | None:
+    return document.next_step(policy.documents) if contract.status in _DUNNED else None
 
 
 def pay_installment(
@@ -244,20 +253,20 @@ def _contract_after(
 
 def add_expected_document(
     account_id: str, contract_id: str, label: str, due_date: date | None, ctx: DunningContext
-) -> ExpectedDocument:
+) -> tuple[ExpectedDocument, DueStep | None]:
     """Called at the first tick after its creation (due now), reminded per the policy until received."""
     contract = _contract(account_id, contract_id, ctx)
+    policy = get_policy(account_id, ctx.policies, ctx.accounts)
     document = ExpectedDocument(new_ulid(), contract.id, label, ctx.now.date(), due_date)
-    ctx.scheduled.commit(
-        account_id, document, 0, start_of_day(document.created_on) if contract.status in _DUNNED else None
-    )
-    return document
+    step = _expected_step(document, contract, policy)
+    ctx.scheduled.commit(account_id, document, 0, _at(step))
+    return document, step
 
 
 def receive_expected_document(
     account_id: str, contract_id: str, document_id: str, ctx: DunningContext
 ) -> ExpectedDocument:
-    document, version = _expected_of(account_id, contract_id, document_id, ctx)
+    _, document, version = _expected_of(account_id, contract_id, document_id, ctx)
     received = document.received()
     if received != document:
         ctx.scheduled.commit(account_id, received, version, None)

@@ -417,3 +417,31 @@ def test_two_workers_on_one_step_at_once_send_it_once(
     assert other_worker["sent"] is True
     drain()
     assert [kind for kind, _, _ in _steps()] == ["unpaid_call"]
+
+
+def test_an_expected_document_shows_the_step_that_waits_for_it_until_it_is_received(
+    book: dict[str, Any], aws: Any
+) -> None:
+    from datetime import UTC, datetime
+
+    admin, k = book["admin"], book["contract"]
+    aws.clock = lambda: datetime(2027, 1, 10, 9, 0, tzinfo=UTC)
+    doc = _ok(admin.post(f"/contracts/{k['id']}/expected-documents", {"label": "Attestation d'assurance"}))
+    assert doc["next_step"] == {"kind": "documents_call", "due_on": "2027-01-10"}
+    _tick(admin, "2027-01-10")
+    path = f"/contracts/{k['id']}/expected-documents/{doc['id']}"
+    assert _ok(admin.get(path), 200)["next_step"] == {"kind": "documents_reminder", "due_on": "2027-01-17"}
+    listed = _ok(admin.get(f"/contracts/{k['id']}/expected-documents"), 200)["items"]
+    assert [d["next_step"] for d in listed] == [{"kind": "documents_reminder", "due_on": "2027-01-17"}]
+    _tick(admin, "2027-01-17")
+    assert _ok(admin.get(path), 200)["next_step"] == {"kind": "documents_reminder", "due_on": "2027-01-24"}
+    assert _ok(admin.post(f"{path}/received"), 200)["next_step"] is None
+    assert _ok(admin.get(path), 200)["next_step"] is None
+
+
+def test_an_expected_document_of_a_cancelled_contract_has_no_step_waiting(book: dict[str, Any]) -> None:
+    admin, k = book["admin"], book["contract"]
+    doc = _ok(admin.post(f"/contracts/{k['id']}/expected-documents", {"label": "Attestation d'assurance"}))
+    _ok(admin.patch(f"/contracts/{k['id']}", {"status": "cancelled", "version": k["version"]}), 200)
+    path = f"/contracts/{k['id']}/expected-documents/{doc['id']}"
+    assert _ok(admin.get(path), 200)["next_step"] is None

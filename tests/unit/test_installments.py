@@ -123,3 +123,15 @@ def test_an_amount_that_is_not_money_is_refused_naming_the_field(
     with pytest.raises(InvalidInput) as refusal:
         parse_money(amount, currency, "amount")
     assert [d.field for d in refusal.value.details] == [field]
+
+
+def test_an_expected_document_waits_for_its_call_then_each_reminder_until_received() -> None:
+    from chalicelib.domain.dunning import DocumentsPolicy
+    from chalicelib.domain.installments import ExpectedDocument
+
+    policy = DocumentsPolicy()
+    document = ExpectedDocument(id="E1", contract_id="C1", label="Attestation", created_on=date(2027, 1, 10))
+    assert document.next_step(policy) == DueStep(Step(K.DOCUMENTS_CALL), date(2027, 1, 10))
+    called = document.step_sent(Step(K.DOCUMENTS_CALL), date(2027, 1, 10))
+    assert called.next_step(policy) == DueStep(Step(K.DOCUMENTS_REMINDER, 0), date(2027, 1, 17))
+    assert called.received().next_step(policy) is None
