@@ -20,6 +20,7 @@ from chalicelib.domain.communications import (
 from chalicelib.domain.dunning import (
     DueStep,
     DunningPolicy,
+    check_days,
     documents_step_to_send,
     next_documents_step,
     start_of_day,
@@ -155,6 +156,7 @@ def _at(step: DueStep | None) -> datetime | None:
 def add_installment(
     account_id: str, contract_id: str, due_date: date, amount: Money, label: str | None, ctx: DunningContext
 ) -> tuple[Installment, DueStep | None]:
+    check_days({"due_date": due_date})
     contract = _contract(account_id, contract_id, ctx)
     policy = get_policy(account_id, ctx.policies, ctx.accounts)
     installment = Installment(new_ulid(), contract.id, due_date, amount, label)
@@ -226,6 +228,7 @@ def pay_installment(
 ) -> tuple[Installment, Deal, DueStep | None]:
     """Record a payment; a full one stops the installment's dunning, and a suspended contract whose due
     installments are all paid is active again, its cover resuming at noon (Paris) the next day."""
+    check_days({"paid_at": paid_on})
     contract, installment, version = _installment_of(account_id, contract_id, installment_id, ctx)
     paid = installment.pay(paid_on, amount, currency)
     policy = get_policy(account_id, ctx.policies, ctx.accounts)
@@ -255,6 +258,7 @@ def add_expected_document(
     account_id: str, contract_id: str, label: str, due_date: date | None, ctx: DunningContext
 ) -> tuple[ExpectedDocument, DueStep | None]:
     """Called at the first tick after its creation (due now), reminded per the policy until received."""
+    check_days({"due_date": due_date})
     contract = _contract(account_id, contract_id, ctx)
     policy = get_policy(account_id, ctx.policies, ctx.accounts)
     document = ExpectedDocument(new_ulid(), contract.id, label, ctx.now.date(), due_date)

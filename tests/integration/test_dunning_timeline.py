@@ -445,3 +445,38 @@ def test_an_expected_document_of_a_cancelled_contract_has_no_step_waiting(book: 
     _ok(admin.patch(f"/contracts/{k['id']}", {"status": "cancelled", "version": k["version"]}), 200)
     path = f"/contracts/{k['id']}/expected-documents/{doc['id']}"
     assert _ok(admin.get(path), 200)["next_step"] is None
+
+
+@pytest.mark.parametrize("day", ["0001-01-03", "1999-12-31", "2101-01-01", "9999-12-30"])
+def test_a_date_outside_2000_to_2100_is_refused_on_an_installment_a_payment_or_an_expected_document(
+    book: dict[str, Any], day: str
+) -> None:
+    admin, k = book["admin"], book["contract"]
+    answers = {
+        "due_date": admin.post(
+            f"/contracts/{k['id']}/installments", {"due_date": day, "amount": {"amount": "84.20"}}
+        ),
+        "paid_at": admin.post(
+            f"/contracts/{k['id']}/installments/{_installment(admin, k['id'], '2027-03-01')['id']}/payments",
+            {"paid_at": day},
+        ),
+        "due_date ": admin.post(
+            f"/contracts/{k['id']}/expected-documents", {"label": "Attestation", "due_date": day}
+        ),
+    }
+    for field, answer in answers.items():
+        assert answer.status == 400, (field, answer.body)
+        assert answer.body["error"]["code"] == "validation_error"
+        assert [d["field"] for d in answer.body["error"]["details"]] == [field.strip()]
+    listed = _ok(admin.get(f"/contracts/{k['id']}/installments"), 200)["items"]
+    assert [(i["due_date"], i["paid_amount"]) for i in listed] == [("2027-03-01", "0.00")]
+
+
+@pytest.mark.parametrize("day", ["2000-01-01", "2100-12-31"])
+def test_the_first_and_last_days_of_the_range_are_accepted(book: dict[str, Any], day: str) -> None:
+    admin, k = book["admin"], book["contract"]
+    installment = _installment(admin, k["id"], day)
+    paid = _ok(
+        admin.post(f"/contracts/{k['id']}/installments/{installment['id']}/payments", {"paid_at": day}), 200
+    )
+    assert (paid["due_date"], paid["paid_on"]) == (day, day)
