@@ -24,7 +24,7 @@ from chalicelib.domain.dunning import (
     UnpaidPolicy,
 )
 from chalicelib.domain.errors import FieldIssue, InvalidInput
-from chalicelib.domain.installments import ExpectedDocument, Installment, parse_money
+from chalicelib.domain.installments import ExpectedDocument, Installment, Money, parse_money
 from chalicelib.services import dunning as service
 from chalicelib.wiring import container
 
@@ -174,6 +174,15 @@ def installment_view(installment: Installment, next_step: DueStep | None) -> dic
         "amount": installment.amount.as_json(),
         "label": installment.label,
         "paid_amount": f"{installment.paid_amount:.2f}",
+        "amount_due": installment.amount_due.as_json(),
+        "payments": [
+            {
+                "id": p.id,
+                "paid_at": p.paid_on.isoformat(),
+                "amount": Money(p.amount, installment.amount.currency).as_json(),
+            }
+            for p in installment.payments
+        ],
         "paid_on": installment.paid_on.isoformat() if installment.paid_on else None,
         "dunning_stage": installment.stage.value,
         "next_step": _step_view(next_step),

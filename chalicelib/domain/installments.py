@@ -29,6 +29,7 @@ from chalicelib.domain.dunning import (
     stage_after,
 )
 from chalicelib.domain.errors import Conflict, FieldIssue, InvalidInput
+from chalicelib.domain.ids import new_ulid
 
 MAX_AMOUNT = Decimal("100000000")
 CURRENCIES = frozenset({"EUR", "XPF", "CHF", "GBP", "USD"})
@@ -81,6 +82,7 @@ def parse_money(amount: object, currency: object, field: str) -> Money:
 
 @dataclass(frozen=True)
 class Payment:
+    id: str
     paid_on: date
     amount: Decimal
 
@@ -102,6 +104,11 @@ class Installment:
         return sum((p.amount for p in self.payments), Decimal(0))
 
     @property
+    def amount_due(self) -> Money:
+        """What remains to pay after the payments so far."""
+        return Money(self.amount.amount - self.paid_amount, self.amount.currency)
+
+    @property
     def stage(self) -> DunningStage:
         return stage_after(self.last_sent.step.kind) if self.last_sent else DunningStage.NONE
 
@@ -112,8 +119,9 @@ class Installment:
         return next_unpaid_step(policy, self.due_date, self.last_sent)
 
     def pay(self, paid_on: date, amount: Decimal | None, currency: str | None = None) -> Installment:
-        """Record a payment (the whole remaining amount when `amount` is None); paid once covered.
-        A payment named in another currency than the installment's is refused, never converted."""
+        """Record a payment (what remains due when `amount` is None); paid once nothing remains due.
+        A payment named in another currency than the installment's is refused, never converted, and so is
+        one above what remains due: an overpayment is a mistake to correct, not a credit to keep."""
         if self.status is not InstallmentStatus.DUE:
             raise Conflict(f"This installment is {self.status.value}: it takes no payment.")
         if currency is not None and currency != self.amount.currency:
@@ -125,8 +133,18 @@ class Installment:
                     )
                 ],
             )
-        remaining = self.amount.amount - self.paid_amount
-        payment = Payment(paid_on, remaining if amount is None else amount)
+        remaining = self.amount_due
+        if amount is not None and amount > remaining.amount:
+            raise InvalidInput(
+                "The payment is above what remains due on this installment.",
+                [
+                    FieldIssue(
+                        "amount",
+                        f"must be at most {remaining.amount:.2f} {remaining.currency}, what remains due",
+                    )
+                ],
+            )
+        payment = Payment(new_ulid(), paid_on, remaining.amount if amount is None else amount)
         paid = replace(self, payments=(*self.payments, payment))
         if paid.paid_amount >= self.amount.amount:
             return replace(paid, status=InstallmentStatus.PAID, paid_on=paid_on)

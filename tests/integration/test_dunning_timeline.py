@@ -480,3 +480,49 @@ def test_the_first_and_last_days_of_the_range_are_accepted(book: dict[str, Any],
         admin.post(f"/contracts/{k['id']}/installments/{installment['id']}/payments", {"paid_at": day}), 200
     )
     assert (paid["due_date"], paid["paid_on"]) == (day, day)
+
+
+def test_a_payment_above_what_remains_is_refused_and_the_installment_lists_its_payments(
+    book: dict[str, Any],
+) -> None:
+    admin, k = book["admin"], book["contract"]
+    installment = _installment(admin, k["id"], "2027-03-01")
+    path = f"/contracts/{k['id']}/installments/{installment['id']}"
+    assert (installment["payments"], installment["amount_due"]) == (
+        [],
+        {"amount": "84.20", "currency": "EUR"},
+    )
+    partial = _ok(admin.post(f"{path}/payments", {"paid_at": "2027-04-14", "amount": "40.00"}), 200)
+    assert partial["amount_due"] == {"amount": "44.20", "currency": "EUR"}
+
+    refused = admin.post(f"{path}/payments", {"paid_at": "2027-04-15", "amount": {"amount": "84.20"}})
+    assert refused.status == 400, refused.body
+    assert refused.body["error"]["code"] == "validation_error"
+    assert [d["field"] for d in refused.body["error"]["details"]] == ["amount"]
+    assert "44.20" in refused.body["error"]["details"][0]["issue"]
+    unchanged = _ok(admin.get(path), 200)
+    assert (unchanged["status"], unchanged["paid_amount"]) == ("due", "40.00")
+
+    rest = _ok(admin.post(f"{path}/payments", {"paid_at": "2027-04-16", "amount": "44.20"}), 200)
+    assert (rest["status"], rest["paid_amount"], rest["amount_due"]["amount"]) == ("paid", "84.20", "0.00")
+    shown = _ok(admin.get(path), 200)
+    payments = shown["payments"]
+    assert [(p["paid_at"], p["amount"]) for p in payments] == [
+        ("2027-04-14", {"amount": "40.00", "currency": "EUR"}),
+        ("2027-04-16", {"amount": "44.20", "currency": "EUR"}),
+    ]
+    assert len({p["id"] for p in payments}) == 2
+    listed = _ok(admin.get(f"/contracts/{k['id']}/installments"), 200)["items"]
+    assert listed[0]["payments"] == payments
+
+
+def test_a_payment_dated_in_2027_is_accepted_whatever_todays_date(book: dict[str, Any], aws: Any) -> None:
+    from datetime import UTC, datetime
+
+    admin, k = book["admin"], book["contract"]
+    aws.clock = lambda: datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    installment = _installment(admin, k["id"], "2027-03-01")
+    paid = admin.post(
+        f"/contracts/{k['id']}/installments/{installment['id']}/payments", {"paid_at": "2027-12-31"}
+    )
+    assert (paid.status, paid.body["status"]) == (200, "paid")
