@@ -92,6 +92,10 @@ class ScheduledRepository(Protocol):
 
     def installments_of(self, account_id: str, contract_id: str) -> list[Installment]: ...
 
+    def all_of(self, account_id: str, contract_id: str) -> list[tuple[Scheduled, int]]: ...
+
+    def cancel_pending(self, account_id: str, contract_id: str) -> int: ...
+
     def commit(
         self,
         account_id: str,
@@ -191,6 +195,47 @@ def get_installment(
 
 def _installment_step(installment: Installment, contract: Deal, policy: DunningPolicy) -> DueStep | None:
     return installment.next_step(policy.unpaid) if contract.status in _DUNNED else None
+
+
+def resume_pending(account_id: str, contract_id: str, ctx: DunningContext) -> int:
+    """A contract set back to `active` or `suspended` after it was terminated or cancelled: each unpaid
+    installment and awaited document takes back its next step, from where it stood (the steps already sent
+    stay sent). A step whose day passed meanwhile is due at once, and the tick sends only the latest of
+    those, as for any late step. Returns how many steps were put back."""
+    contract = _contract(account_id, contract_id, ctx)
+    if contract.status not in _DUNNED:
+        return 0
+    policy = get_policy(account_id, ctx.policies, ctx.accounts)
+    resumed = 0
+    for thing, version in ctx.scheduled.all_of(account_id, contract_id):
+        if isinstance(thing, Installment):
+            step = _installment_step(thing, contract, policy)
+        else:
+            step = _expected_step(thing, contract, policy)
+        if step is None:
+            continue
+        try:
+            ctx.scheduled.commit(account_id, thing, version, _at(step))
+        except StaleVersion:
+            # Moved on meanwhile (a payment, a receipt) by a writer that saw the contract active and
+            # scheduled what follows itself.
+            continue
+        resumed += 1
+    return resumed
+
+
+@dataclass(frozen=True)
+class ContractSteps:
+    """The pending steps of one account's contracts as staff change their status by PATCH: an ended
+    contract loses them, a contract set back from ended takes them back."""
+
+    ctx: DunningContext
+
+    def cancel_pending(self, account_id: str, contract_id: str) -> int:
+        return self.ctx.scheduled.cancel_pending(account_id, contract_id)
+
+    def resume_pending(self, account_id: str, contract_id: str) -> int:
+        return resume_pending(account_id, contract_id, self.ctx)
 
 
 def list_expected_documents(

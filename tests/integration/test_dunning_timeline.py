@@ -526,3 +526,55 @@ def test_a_payment_dated_in_2027_is_accepted_whatever_todays_date(book: dict[str
         f"/contracts/{k['id']}/installments/{installment['id']}/payments", {"paid_at": "2027-12-31"}
     )
     assert (paid.status, paid.body["status"]) == (200, "paid")
+
+
+def test_a_contract_cancelled_by_mistake_then_set_back_to_active_is_dunned_again_from_where_it_stood(
+    book: dict[str, Any], aws: Any
+) -> None:
+    from datetime import UTC, datetime
+
+    admin, k = book["admin"], book["contract"]
+    aws.clock = lambda: datetime(2027, 2, 1, 9, 0, tzinfo=UTC)
+    installment = _installment(admin, k["id"], "2027-03-01")
+    doc = _ok(admin.post(f"/contracts/{k['id']}/expected-documents", {"label": "Attestation d'emploi"}))
+    _tick(admin, "2027-02-14")
+    assert sorted(kind for kind, _, _ in _steps()) == ["documents_reminder", "unpaid_call"]
+
+    version = admin.get(f"/contracts/{k['id']}").body["version"]
+    cancelled = _ok(admin.patch(f"/contracts/{k['id']}", {"status": "cancelled", "version": version}), 200)
+    _tick(admin, "2027-03-08")
+    assert len(_steps()) == 2
+    _ok(admin.patch(f"/contracts/{k['id']}", {"status": "active", "version": cancelled["version"]}), 200)
+
+    shown = _ok(admin.get(f"/contracts/{k['id']}/installments/{installment['id']}"), 200)
+    assert shown["next_step"] == {"kind": "unpaid_reminder", "due_on": "2027-03-08"}
+    far = datetime(2030, 1, 1, tzinfo=UTC)
+    assert sorted(step.thing_id for step in aws.due_steps.due(far, 100)) == sorted(
+        [installment["id"], doc["id"]]
+    )
+    _tick(admin, "2027-03-11")
+    # The reminder's day passed while the contract was cancelled: the next tick sends the latest step due,
+    # and the document's second reminder.
+    assert sorted(kind for kind, _, _ in _steps()[2:]) == ["documents_reminder", "formal_notice"]
+    assert admin.get(f"/contracts/{k['id']}").body["dunning_stage"] == "formal_notice"
+
+
+def test_a_terminated_contract_set_back_to_active_resumes_what_was_not_over(book: dict[str, Any]) -> None:
+    admin, k = book["admin"], book["contract"]
+    paid = _installment(admin, k["id"], "2027-03-01")
+    _ok(
+        admin.post(f"/contracts/{k['id']}/installments/{paid['id']}/payments", {"paid_at": "2027-02-01"}), 200
+    )
+    later = _installment(admin, k["id"], "2027-06-01")
+    ended = _ok(admin.patch(f"/contracts/{k['id']}", {"status": "terminated", "version": k["version"]}), 200)
+    suspended = _ok(
+        admin.patch(f"/contracts/{k['id']}", {"status": "suspended", "version": ended["version"]}), 200
+    )
+    assert suspended["status"] == "suspended"
+    _tick(admin, "2027-05-17")
+    assert [kind for kind, _, _ in _steps()] == ["unpaid_call"]
+    listed = _ok(admin.get(f"/contracts/{k['id']}/installments"), 200)["items"]
+    assert [(i["id"], i["next_step"]) for i in listed] == [
+        (paid["id"], None),
+        (later["id"], {"kind": "unpaid_reminder", "due_on": "2027-06-08"}),
+    ]

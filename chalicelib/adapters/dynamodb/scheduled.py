@@ -159,6 +159,12 @@ class DynamoScheduledRepository:
             cancelled += 1
         return cancelled
 
+    def all_of(self, account_id: str, contract_id: str) -> list[tuple[Scheduled, int]]:
+        """Every installment and expected document of the contract, each at the version read: one Query of
+        its collection."""
+        query = ScheduledItem.query(_pk(account_id, contract_id))
+        return [(_from(item), int(item.version or 0)) for item in query]
+
     def page_of(
         self, account_id: str, contract_id: str, kind: str, limit: int, cursor: dict[str, Any] | None
     ) -> tuple[list[Scheduled], dict[str, Any] | None]:
