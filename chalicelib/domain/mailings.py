@@ -114,6 +114,9 @@ class Mailing:
     failed: int = 0
     skipped: int = 0
     fanned_out: bool = False
+    version: int = 1
+    """Of the draft: each edit moves it on, and an edit made at another version than the stored one is
+    refused (two people editing one draft must not lose a change silently)."""
 
     @property
     def status(self) -> MailingStatus:

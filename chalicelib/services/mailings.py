@@ -25,7 +25,14 @@ from chalicelib.domain.communications import (
     communication_id,
 )
 from chalicelib.domain.deliverability import normalize_address
-from chalicelib.domain.errors import AccountNotFound, Conflict, FieldIssue, InvalidInput, NotFound
+from chalicelib.domain.errors import (
+    AccountNotFound,
+    Conflict,
+    FieldIssue,
+    InvalidInput,
+    NotFound,
+    StaleVersion,
+)
 from chalicelib.domain.ids import new_ulid
 from chalicelib.domain.mailings import (
     PAGE_SIZE,
@@ -63,7 +70,7 @@ class MailingRepository(Protocol):
         self, account_id: str, limit: int, cursor: Cursor | None
     ) -> tuple[list[Mailing], Cursor | None]: ...
 
-    def replace_draft(self, mailing: Mailing) -> bool: ...
+    def replace_draft(self, mailing: Mailing, version: int) -> Mailing: ...
 
     def delete_draft(self, account_id: str, mailing_id: str) -> bool: ...
 
@@ -172,12 +179,16 @@ def edit_draft(
     subject: str | None,
     body: str | None,
     audience: Audience | None,
+    version: int,
     mailings: MailingRepository,
 ) -> Mailing:
-    """Change a draft (what is not named stays); 409 once it is sent. The template is checked against
-    the audience it will have, so a contracts mailing turned to clients loses `contract.reference`."""
+    """Change a draft read at `version` (what is not named stays); 409 once it is sent, or when another
+    edit moved it on since it was read. The template is checked against the audience it will have, so a
+    contracts mailing turned to clients loses `contract.reference`."""
     mailing = get_mailing(account_id, mailing_id, mailings)
     _still_draft(mailing)
+    if version != mailing.version:
+        raise StaleVersion()
     changed = replace(
         mailing,
         name=mailing.name if name is None else name,
@@ -190,9 +201,7 @@ def edit_draft(
     changed.audience.check()
     offered = changed.audience.template_variables
     validate_template(CommunicationKind.MAILING, changed.template, offered=offered)
-    if not mailings.replace_draft(changed):
-        raise Conflict("This mailing is being sent; only a draft can be changed.")
-    return changed
+    return mailings.replace_draft(changed, version)
 
 
 def delete_draft(account_id: str, mailing_id: str, mailings: MailingRepository) -> None:

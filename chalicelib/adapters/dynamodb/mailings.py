@@ -8,6 +8,7 @@ outcomes move the counts later, with their own settle (`DynamoCommunicationRepos
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from chalicelib.adapters.dynamodb.cursors import check_cursor
 from chalicelib.adapters.dynamodb.models import CommunicationItem, MailingItem, condition_failed, transactions
 from chalicelib.adapters.dynamodb.repositories import communication_item, mailing_pk
 from chalicelib.domain.communications import Communication, TemplateSource
+from chalicelib.domain.errors import Conflict, StaleVersion
 from chalicelib.domain.mailings import Audience, AudienceEntity, Mailing, PageOutcome
 
 
@@ -81,6 +83,7 @@ def _mailing_from(item: MailingItem, account_id: str, mailing_id: str) -> Mailin
         failed=int(item.failed or 0),
         skipped=int(item.skipped or 0),
         fanned_out=bool(item.fanned_out),
+        version=int(item.draft_version or 0),
     )
 
 
@@ -98,6 +101,7 @@ class DynamoMailingRepository:
             failed=0,
             skipped=0,
             fanned_out=False,
+            draft_version=mailing.version,
             created_at=mailing.created_at,
             gsi1_pk=_list_partition(mailing.account_id),
             gsi1_sk=mailing.id,
@@ -122,16 +126,31 @@ class DynamoMailingRepository:
         found = [_mailing_from(item, account_id, str(item.gsi1_sk)) for item in query]
         return found, query.last_evaluated_key
 
-    def replace_draft(self, mailing: Mailing) -> bool:
-        """Write a draft's name, template and audience; False when it is a draft no more."""
+    def replace_draft(self, mailing: Mailing, version: int) -> Mailing:
+        """Write a draft's name, template and audience if it is still the draft read at `version`, moving
+        its version on; Conflict when it is a draft no more, StaleVersion when another edit came first."""
         item = MailingItem(mailing_pk(mailing.account_id, mailing.id), "MAILING")
         template = {"subject": mailing.template.subject, "body": mailing.template.body}
         actions: list[Action] = [
             MailingItem.name.set(mailing.name),
             MailingItem.template.set(template),
             MailingItem.audience.set(_audience_raw(mailing.audience)),
+            MailingItem.draft_version.set(version + 1),
         ]
-        return _while_draft(lambda draft: item.update(actions=actions, condition=draft))
+        # Drafts written before they had a version are at version 0.
+        at_version = (
+            MailingItem.draft_version == version if version else MailingItem.draft_version.does_not_exist()
+        )
+        try:
+            item.update(actions=actions, condition=(MailingItem.state == "draft") & at_version)
+        except UpdateError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            current = self.get(mailing.account_id, mailing.id)
+            if current is None or current.sending:
+                raise Conflict("This mailing is being sent; only a draft can be changed.") from exc
+            raise StaleVersion() from exc
+        return replace(mailing, version=version + 1)
 
     def delete_draft(self, account_id: str, mailing_id: str) -> bool:
         """Delete a draft (it has no page nor email yet); False when it is a draft no more."""

@@ -200,6 +200,9 @@ class MailingItem(_TableModel):
     fanned_out = BooleanAttribute(null=True)
     created_at = UTCDateTimeAttribute(null=True)
     send_requested_at = UTCDateTimeAttribute(null=True)
+    draft_version = NumberAttribute(null=True)
+    """Not a VersionAttribute: the fan-out and the emails' outcomes ADD to the counts concurrently, and only
+    edits of the draft take (and move) its version."""
     gsi1_pk = UnicodeAttribute(null=True, attr_name="GSI1PK")
     gsi1_sk = UnicodeAttribute(null=True, attr_name="GSI1SK")
     by_account = _filter_index(1, "Mailing")()
