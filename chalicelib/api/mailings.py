@@ -84,6 +84,7 @@ def mailing_view(mailing: Mailing) -> dict[str, Any]:
         "sent": mailing.sent,
         "failed": mailing.failed,
         "skipped": mailing.skipped,
+        "incomplete": mailing.incomplete,
         "created_at": iso(mailing.created_at),
         "send_requested_at": iso(mailing.send_requested_at) if mailing.send_requested_at else None,
         "version": mailing.version,

@@ -453,3 +453,66 @@ def test_an_edit_that_loses_the_race_after_reading_the_draft_is_refused_by_the_s
     with pytest.raises(StaleVersion):
         aws.mailings.replace_draft(replace(read, name="La seconde"), read.version)
     assert staff.get(f"/mailings/{mailing_id}").body["name"] == "La première"
+
+
+def _lose_bulk_messages(aws: Any) -> None:
+    """What SQS does to a message that failed until its queue gave up on it (moved to the DLQ)."""
+    sqs, url = aws.client("sqs"), aws.bulk_queue.url
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_a_mailing_whose_page_failed_for_good_is_resumed_by_the_tick_and_ends_sent(
+    book: dict[str, Any], aws: Any
+) -> None:
+    from datetime import timedelta
+
+    from chalicelib.handlers import dunning_tick
+
+    staff = book["staff"]
+    mailing_id = _mailing(staff, {"entity": "contracts"})
+    assert staff.post(f"/mailings/{mailing_id}/send").status == 202
+    _lose_bulk_messages(aws)
+    drain()
+    assert staff.get(f"/mailings/{mailing_id}").body["status"] == "sending"
+    assert dunning_tick.run(aws.now() + timedelta(minutes=10)) == 0
+    later = aws.now() + timedelta(minutes=16)
+    assert [dunning_tick.run(later), dunning_tick.run(later)] == [1, 1]
+    drain()
+    done = staff.get(f"/mailings/{mailing_id}").body
+    assert done["status"] == "sent"
+    assert done["total"] == done["sent"] + done["failed"] + done["skipped"] == len(_emails()) > 0
+    assert dunning_tick.run(aws.now() + timedelta(days=1)) == 0
+
+
+def test_a_mailing_whose_page_fails_at_every_attempt_ends_partially_failed(
+    book: dict[str, Any], aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from chalicelib.domain.jobs import MAX_RESUMES
+    from chalicelib.handlers import dunning_tick
+    from chalicelib.services import mailings
+
+    def failing(*args: Any, **kwargs: Any) -> bool:
+        raise RuntimeError("this page fails every time")
+
+    monkeypatch.setattr(mailings, "fan_out_page", failing)
+    staff = book["staff"]
+    mailing_id = _mailing(staff, {"entity": "contracts"})
+    assert staff.post(f"/mailings/{mailing_id}/send").status == 202
+    for stall in range(1, MAX_RESUMES + 3):
+        drain()
+        dunning_tick.run(aws.now() + stall * timedelta(minutes=16))
+    drain()
+    done = staff.get(f"/mailings/{mailing_id}").body
+    assert (done["status"], done["total"], done["sent"], done["failed"], done["skipped"]) == (
+        "partially_failed",
+        0,
+        0,
+        0,
+        0,
+    )
+    assert done["incomplete"] is True
+    assert dunning_tick.run(aws.now() + timedelta(days=1)) == 0
