@@ -24,7 +24,7 @@ from chalicelib.domain.dunning import (
     UnpaidPolicy,
 )
 from chalicelib.domain.errors import FieldIssue, InvalidInput
-from chalicelib.domain.installments import ExpectedDocument, Installment, parse_money
+from chalicelib.domain.installments import ExpectedDocument, Installment, Money, parse_money
 from chalicelib.services import dunning as service
 from chalicelib.wiring import container
 
@@ -174,15 +174,26 @@ def installment_view(installment: Installment, next_step: DueStep | None) -> dic
         "amount": installment.amount.as_json(),
         "label": installment.label,
         "paid_amount": f"{installment.paid_amount:.2f}",
+        "amount_due": installment.amount_due.as_json(),
+        "payments": [
+            {
+                "id": p.id,
+                "paid_at": p.paid_on.isoformat(),
+                "amount": Money(p.amount, installment.amount.currency).as_json(),
+            }
+            for p in installment.payments
+        ],
         "paid_on": installment.paid_on.isoformat() if installment.paid_on else None,
         "dunning_stage": installment.stage.value,
-        "next_step": {"kind": next_step.step.kind.value, "due_on": next_step.due_on.isoformat()}
-        if next_step
-        else None,
+        "next_step": _step_view(next_step),
     }
 
 
-def expected_view(document: ExpectedDocument) -> dict[str, Any]:
+def _step_view(step: DueStep | None) -> dict[str, str] | None:
+    return {"kind": step.step.kind.value, "due_on": step.due_on.isoformat()} if step else None
+
+
+def expected_view(document: ExpectedDocument, next_step: DueStep | None) -> dict[str, Any]:
     return {
         "id": document.id,
         "contract_id": document.contract_id,
@@ -190,6 +201,7 @@ def expected_view(document: ExpectedDocument) -> dict[str, Any]:
         "due_date": document.due_date.isoformat() if document.due_date else None,
         "status": document.status.value,
         "last_sent": document.last_sent.step.kind.value if document.last_sent else None,
+        "next_step": _step_view(next_step),
     }
 
 
@@ -259,10 +271,10 @@ def pay_installment(contract_id: str, installment_id: str) -> dict[str, Any]:
 def add_expected_document(contract_id: str) -> Response:
     account_id = _staff_account()
     body = parse_body(dunning.current_request, ExpectedDocumentBody)
-    document = service.add_expected_document(
+    document, step = service.add_expected_document(
         account_id, contract_id, body.label, body.due_date, container().dunning_context()
     )
-    return Response(expected_view(document), status_code=201)
+    return Response(expected_view(document, step), status_code=201)
 
 
 @dunning.route("/contracts/{contract_id}/expected-documents", methods=["GET"], authorizer=staff_authorizer)
@@ -273,18 +285,17 @@ def list_expected_documents(contract_id: str) -> dict[str, Any]:
     found, position = service.list_expected_documents(
         account_id, contract_id, limit, cursor, container().dunning_context()
     )
-    return page([expected_view(d) for d in found], position)
+    return page([expected_view(d, step) for d, step in found], position)
 
 
 @dunning.route(
     "/contracts/{contract_id}/expected-documents/{document_id}", methods=["GET"], authorizer=staff_authorizer
 )
 def get_expected_document(contract_id: str, document_id: str) -> dict[str, Any]:
-    return expected_view(
-        service.get_expected_document(
-            _staff_account(), contract_id, document_id, container().dunning_context()
-        )
+    document, step = service.get_expected_document(
+        _staff_account(), contract_id, document_id, container().dunning_context()
     )
+    return expected_view(document, step)
 
 
 @dunning.route(
@@ -297,4 +308,4 @@ def receive_expected_document(contract_id: str, document_id: str) -> dict[str, A
     document = service.receive_expected_document(
         account_id, contract_id, document_id, container().dunning_context()
     )
-    return expected_view(document)
+    return expected_view(document, None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from chalice.app import Response
-from pydantic import Field, StrictStr
+from pydantic import Field, StrictInt, StrictStr
 
 from chalicelib.api.authorizers import staff_authorizer
 from chalicelib.api.pagination import page, page_params
@@ -48,8 +48,9 @@ class MailingBody(StrictBody):
 
 
 class MailingPatch(StrictBody):
-    """What a draft changes; `audience`, when sent, replaces the whole audience."""
+    """What a draft changes, at the `version` read; `audience`, when sent, replaces the whole audience."""
 
+    version: StrictInt
     name: Annotated[StrictStr, Field(min_length=1, max_length=200)] | None = None
     subject: StrictStr | None = Field(default=None, max_length=500)
     body: StrictStr | None = Field(default=None, max_length=20_000)
@@ -83,8 +84,10 @@ def mailing_view(mailing: Mailing) -> dict[str, Any]:
         "sent": mailing.sent,
         "failed": mailing.failed,
         "skipped": mailing.skipped,
+        "incomplete": mailing.incomplete,
         "created_at": iso(mailing.created_at),
         "send_requested_at": iso(mailing.send_requested_at) if mailing.send_requested_at else None,
+        "version": mailing.version,
     }
 
 
@@ -145,6 +148,7 @@ def edit_mailing(mailing_id: str) -> dict[str, Any]:
         body.subject,
         body.body,
         _audience(body.audience) if body.audience is not None else None,
+        body.version,
         container().mailings,
     )
     return mailing_view(mailing)

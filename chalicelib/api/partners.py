@@ -45,6 +45,7 @@ from chalicelib.domain.partners import (
 from chalicelib.domain.recipients import CommunicationRule
 from chalicelib.services import bulk
 from chalicelib.services import partners as service
+from chalicelib.services.dunning import ContractSteps
 from chalicelib.wiring import container
 
 partners = ApiBlueprint(__name__)
@@ -385,7 +386,7 @@ def _deal_routes(collection: str) -> None:
             body.version,
             services.partners,
             _now(),
-            services.scheduled,
+            ContractSteps(services.dunning_context()),
         )
         return _deal_views(account_id, [deal])[0]
 

@@ -28,6 +28,11 @@ LEGAL_TERMINATION_DAYS = 10
 MAX_DAYS = 365
 MAX_REMINDERS = 10
 PARIS = ZoneInfo("Europe/Paris")
+EARLIEST_DAY = date(2000, 1, 1)
+LATEST_DAY = date(2100, 12, 31)
+"""The days an installment, a payment or an expected document may name. A timeline counts up to a few years
+from its due date, so these bounds keep every step a real date (Python's end at 0001 and 9999); a date out of
+them is a typing error, never a premium."""
 
 DUNNING_KINDS: tuple[CommunicationKind, ...] = (
     K.UNPAID_CALL,
@@ -141,6 +146,18 @@ def _reminder_issues(name: str, days: tuple[int, ...], below: int) -> list[Field
             limit = "formal_notice_days" if name.startswith("unpaid") else f"{MAX_DAYS + 1} days"
             issues.append(FieldIssue(f"{name}.{index}", f"must be below {limit}"))
     return issues
+
+
+def check_days(days: dict[str, date | None]) -> None:
+    """Refuse every day (by its field's name) outside EARLIEST_DAY..LATEST_DAY, all at once; None is absent.
+    Days are not compared with today: staff record payments late, and the local stage moves time."""
+    issues = [
+        FieldIssue(field, f"must be between {EARLIEST_DAY.isoformat()} and {LATEST_DAY.isoformat()}")
+        for field, day in days.items()
+        if day is not None and not EARLIEST_DAY <= day <= LATEST_DAY
+    ]
+    if issues:
+        raise InvalidInput("This date is out of the range Relais accepts.", issues)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from chalicelib.domain.communications import CommunicationKind
 from chalicelib.domain.dunning import (
+    DocumentsPolicy,
     DueStep,
     DunningStage,
     SentStep,
@@ -23,10 +24,12 @@ from chalicelib.domain.dunning import (
     UnpaidPolicy,
     cover_resumes_at,
     furthest_stage,
+    next_documents_step,
     next_unpaid_step,
     stage_after,
 )
 from chalicelib.domain.errors import Conflict, FieldIssue, InvalidInput
+from chalicelib.domain.ids import new_ulid
 
 MAX_AMOUNT = Decimal("100000000")
 CURRENCIES = frozenset({"EUR", "XPF", "CHF", "GBP", "USD"})
@@ -79,6 +82,7 @@ def parse_money(amount: object, currency: object, field: str) -> Money:
 
 @dataclass(frozen=True)
 class Payment:
+    id: str
     paid_on: date
     amount: Decimal
 
@@ -100,6 +104,11 @@ class Installment:
         return sum((p.amount for p in self.payments), Decimal(0))
 
     @property
+    def amount_due(self) -> Money:
+        """What remains to pay after the payments so far."""
+        return Money(self.amount.amount - self.paid_amount, self.amount.currency)
+
+    @property
     def stage(self) -> DunningStage:
         return stage_after(self.last_sent.step.kind) if self.last_sent else DunningStage.NONE
 
@@ -110,8 +119,9 @@ class Installment:
         return next_unpaid_step(policy, self.due_date, self.last_sent)
 
     def pay(self, paid_on: date, amount: Decimal | None, currency: str | None = None) -> Installment:
-        """Record a payment (the whole remaining amount when `amount` is None); paid once covered.
-        A payment named in another currency than the installment's is refused, never converted."""
+        """Record a payment (what remains due when `amount` is None); paid once nothing remains due.
+        A payment named in another currency than the installment's is refused, never converted, and so is
+        one above what remains due: an overpayment is a mistake to correct, not a credit to keep."""
         if self.status is not InstallmentStatus.DUE:
             raise Conflict(f"This installment is {self.status.value}: it takes no payment.")
         if currency is not None and currency != self.amount.currency:
@@ -123,8 +133,18 @@ class Installment:
                     )
                 ],
             )
-        remaining = self.amount.amount - self.paid_amount
-        payment = Payment(paid_on, remaining if amount is None else amount)
+        remaining = self.amount_due
+        if amount is not None and amount > remaining.amount:
+            raise InvalidInput(
+                "The payment is above what remains due on this installment.",
+                [
+                    FieldIssue(
+                        "amount",
+                        f"must be at most {remaining.amount:.2f} {remaining.currency}, what remains due",
+                    )
+                ],
+            )
+        payment = Payment(new_ulid(), paid_on, remaining.amount if amount is None else amount)
         paid = replace(self, payments=(*self.payments, payment))
         if paid.paid_amount >= self.amount.amount:
             return replace(paid, status=InstallmentStatus.PAID, paid_on=paid_on)
@@ -186,6 +206,12 @@ class ExpectedDocument:
     due_date: date | None = None
     status: ExpectedStatus = ExpectedStatus.EXPECTED
     last_sent: SentStep | None = None
+
+    def next_step(self, policy: DocumentsPolicy) -> DueStep | None:
+        """The call or reminder the scheduler waits for; None once received."""
+        if self.status is not ExpectedStatus.EXPECTED:
+            return None
+        return next_documents_step(policy, self.created_on, self.last_sent)
 
     def received(self) -> ExpectedDocument:
         return replace(self, status=ExpectedStatus.RECEIVED)

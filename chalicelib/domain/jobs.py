@@ -7,11 +7,17 @@ so the job's status follows from how many chunks are done and how many ids faile
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 CHUNK_SIZE = 100
 MAX_IDS = 10_000
+STALLED_AFTER = timedelta(minutes=15)
+"""A bulk job or a mailing fan-out that has not moved on for this long is resumed by the tick: what remains of
+it is queued again (chunks and pages are idempotent, so work done twice is counted once)."""
+MAX_RESUMES = 5
+"""Resumes in a row without progress before the remaining work is given up and counted as failed: a chunk or
+page that fails every time must not keep a job or a mailing running for ever."""
 
 
 class JobStatus(StrEnum):
@@ -26,12 +32,14 @@ class FailureCode(StrEnum):
     NOT_FOUND = "not_found"
     NO_APPORTEUR = "no_apporteur"
     CONFLICT = "conflict"
+    NOT_PROCESSED = "not_processed"
 
 
 FAILURE_MESSAGES = {
     FailureCode.NOT_FOUND: "No such record in this account.",
     FailureCode.NO_APPORTEUR: "The rule only applies where an apporteur is set; this record has none.",
     FailureCode.CONFLICT: "The record kept changing while it was updated; it was left as it was.",
+    FailureCode.NOT_PROCESSED: "Its chunk failed at every attempt; the record may not have changed.",
 }
 
 

@@ -114,6 +114,11 @@ class Mailing:
     failed: int = 0
     skipped: int = 0
     fanned_out: bool = False
+    incomplete: bool = False
+    """The fan-out was given up: a page failed at every attempt, so part of the audience was never read."""
+    version: int = 1
+    """Of the draft: each edit moves it on, and an edit made at another version than the stored one is
+    refused (two people editing one draft must not lose a change silently)."""
 
     @property
     def status(self) -> MailingStatus:
@@ -121,7 +126,7 @@ class Mailing:
             return MailingStatus.DRAFT
         if not self.fanned_out or self.sent + self.failed + self.skipped < self.total:
             return MailingStatus.SENDING
-        return MailingStatus.PARTIALLY_FAILED if self.failed else MailingStatus.SENT
+        return MailingStatus.PARTIALLY_FAILED if self.failed or self.incomplete else MailingStatus.SENT
 
 
 @dataclass(frozen=True)

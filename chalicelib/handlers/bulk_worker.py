@@ -1,6 +1,7 @@
-"""SQS worker of the bulk queue: each message is one chunk of a bulk change, or one page of a mailing's
-fan-out. A chunk or page already recorded changes nothing twice (a redelivery); a failing one is
-reported in `batchItemFailures` and comes back alone."""
+"""SQS worker of the bulk queue: each message is one chunk of a bulk change, one page of a mailing's
+fan-out, or the tick's request to resume a job or mailing that stalled. A chunk or page already recorded
+changes nothing twice (a redelivery); a failing one is reported in `batchItemFailures` and comes back
+alone."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chalicelib.observability import logger
 from chalicelib.services import mailings
-from chalicelib.services.bulk import MESSAGE_TYPE, RuleChunk, apply_rule_chunk
+from chalicelib.services.bulk import (
+    MESSAGE_TYPE,
+    RESUME_MESSAGE,
+    ResumeRequest,
+    RuleChunk,
+    apply_rule_chunk,
+    resume_job,
+)
 from chalicelib.wiring import container
 
 
@@ -39,6 +47,12 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 services.bulk_queue,
                 services.now(),
             )
+        elif body.get("type") == RESUME_MESSAGE:
+            request = ResumeRequest.from_message(body)
+            if request.kind == "JOB":
+                resume_job(request, services.jobs, services.bulk_queue)
+            else:
+                mailings.resume_mailing(request, services.mailings, services.bulk_queue)
         else:
             logger.error("unknown message type on the bulk queue", extra={"type": body.get("type")})
             raise ValueError(f"unknown bulk message type {body.get('type')!r}")

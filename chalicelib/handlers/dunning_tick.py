@@ -2,7 +2,8 @@
 
 The outbox guarantee (communications still queued past their retry time are queued again), and one
 message per scheduled step (dossiers' `deadline_approaching` automations, installments' and expected
-documents' steps) for the communications worker: all read from the sparse sharded `due` index, so a
+documents' steps) for the communications worker, and one per bulk job or mailing that stalled for the bulk
+worker: all read from the sparse sharded `due` index, so a
 tick reads what is due, never the portfolio, and does no step's work itself.
 """
 
@@ -20,7 +21,9 @@ def run(as_of: datetime) -> int:
     """Queue what is due at `as_of`; returns how many messages were queued."""
     services = container()
     requeued = requeue_forgotten(services.communications, services.communications_queue, as_of)
-    return requeued + queue_due_steps(services.due_steps, services.communications_queue, as_of)
+    return requeued + queue_due_steps(
+        services.due_steps, services.communications_queue, services.bulk_queue, as_of
+    )
 
 
 def handle(event_time: str | None) -> int:

@@ -4,7 +4,8 @@ The request writes the job, then queues one message per chunk of ids (SQS batche
 applies a chunk: one read of its records, one conditional write per record that must change (a record
 edited meanwhile is read again, up to three times, then fails with `conflict`), and one transaction that
 counts the chunk. A chunk already counted is skipped whole, so a redelivered message changes and counts
-nothing twice.
+nothing twice. A chunk whose message failed for good (its queue gave up on it) is queued again when the tick
+finds the job stalled, so every job ends with every id counted.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from chalicelib.domain.clock import iso
 from chalicelib.domain.errors import FieldIssue, InvalidInput, PayloadTooLarge
 from chalicelib.domain.ids import new_ulid
-from chalicelib.domain.jobs import MAX_IDS, Failure, FailureCode, Job, chunked
+from chalicelib.domain.jobs import MAX_IDS, MAX_RESUMES, Failure, FailureCode, Job, chunked
 from chalicelib.domain.partners import Deal, RecordKind
 from chalicelib.domain.recipients import CommunicationRule
 from chalicelib.observability import logger
+from chalicelib.services.messages import message_fields, message_time
 from chalicelib.services.ports import MessageQueue
 
 CONFLICT_RETRIES = 3
@@ -26,7 +29,13 @@ MESSAGE_TYPE = "set_communication_rule"
 
 
 class JobRepository(Protocol):
-    def add(self, job: Job) -> None: ...
+    def add(self, job: Job, chunk_messages: list[dict[str, Any]]) -> None: ...
+
+    def claim_stalled(self, account_id: str, job_id: str, as_of: datetime) -> int | None: ...
+
+    def pending_chunks(self, account_id: str, job_id: str) -> list[dict[str, Any]]: ...
+
+    def leave_schedule(self, account_id: str, job_id: str) -> None: ...
 
     def get(self, account_id: str, job_id: str) -> Job | None: ...
 
@@ -102,11 +111,12 @@ def start_rule_change(
         chunks=len(chunks),
         created_at=now,
     )
-    jobs.add(job)
-    queue.send_many(
+    messages = [
         RuleChunk(account_id, job.id, number, kind, chunk_ids, rule).to_message()
         for number, chunk_ids in enumerate(chunks)
-    )
+    ]
+    jobs.add(job, messages)
+    queue.send_many(messages)
     return job
 
 
@@ -143,3 +153,63 @@ def _apply_one(chunk: RuleChunk, deal: Deal | None, deals: DealWriter, now: date
             return None
         deal = deals.deals(chunk.account_id, chunk.kind, [deal.id]).get(deal.id)
     return FailureCode.CONFLICT
+
+
+RESUME_MESSAGE = "resume_stalled"
+
+
+@dataclass(frozen=True)
+class ResumeRequest:
+    """What the tick queues on the bulk queue for a job (`JOB`) or a mailing (`MAILING`) that has not moved
+    on for STALLED_AFTER: the worker re-queues what remains of it, as of the tick's time."""
+
+    kind: str
+    account_id: str
+    thing_id: str
+    as_of: datetime
+
+    def to_message(self) -> dict[str, Any]:
+        return {
+            "type": RESUME_MESSAGE,
+            "kind": self.kind,
+            "account_id": self.account_id,
+            "thing_id": self.thing_id,
+            "as_of": iso(self.as_of),
+        }
+
+    @classmethod
+    def from_message(cls, body: dict[str, Any]) -> ResumeRequest:
+        kind, account_id, thing_id = message_fields(body, ("kind", "account_id", "thing_id"), "resume")
+        if kind not in ("JOB", "MAILING"):
+            raise InvalidInput("A resume message names an unknown kind.")
+        return cls(kind, account_id, thing_id, message_time(body, "as_of", "resume"))
+
+
+def resume_job(request: ResumeRequest, jobs: JobRepository, queue: MessageQueue) -> int:
+    """Queue again the chunks of a stalled job not counted yet; how many. A job done leaves the schedule; one
+    that stalled MAX_RESUMES times in a row without a chunk counted gives its remaining ids up as failed
+    (`not_processed`), so that it ends. Two resumes of one stall re-queue once (the claim)."""
+    account_id, job_id = request.account_id, request.thing_id
+    job = jobs.get(account_id, job_id)
+    if job is None:
+        return 0
+    if job.chunks_done >= job.chunks:
+        jobs.leave_schedule(account_id, job_id)
+        return 0
+    resumes = jobs.claim_stalled(account_id, job_id, request.as_of)
+    if resumes is None:
+        return 0
+    pending = jobs.pending_chunks(account_id, job_id)
+    if resumes > MAX_RESUMES:
+        for message in pending:
+            chunk = RuleChunk.from_message(message)
+            failures = [Failure(record_id, FailureCode.NOT_PROCESSED) for record_id in chunk.ids]
+            jobs.record_chunk(account_id, job_id, chunk.chunk, 0, failures, request.as_of)
+        jobs.leave_schedule(account_id, job_id)
+        logger.warning("bulk job given up", extra={"job_id": job_id, "chunks": len(pending)})
+        return 0
+    queue.send_many(pending)
+    logger.info(
+        "stalled bulk job resumed", extra={"job_id": job_id, "chunks": len(pending), "resume": resumes}
+    )
+    return len(pending)

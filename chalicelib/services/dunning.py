@@ -20,6 +20,7 @@ from chalicelib.domain.communications import (
 from chalicelib.domain.dunning import (
     DueStep,
     DunningPolicy,
+    check_days,
     documents_step_to_send,
     next_documents_step,
     start_of_day,
@@ -91,6 +92,10 @@ class ScheduledRepository(Protocol):
 
     def installments_of(self, account_id: str, contract_id: str) -> list[Installment]: ...
 
+    def all_of(self, account_id: str, contract_id: str) -> list[tuple[Scheduled, int]]: ...
+
+    def cancel_pending(self, account_id: str, contract_id: str) -> int: ...
+
     def commit(
         self,
         account_id: str,
@@ -140,12 +145,12 @@ def _installment_of(
 
 def _expected_of(
     account_id: str, contract_id: str, document_id: str, ctx: DunningContext
-) -> tuple[ExpectedDocument, int]:
-    """One expected document of the account's contract (404 otherwise)."""
-    _contract(account_id, contract_id, ctx)
+) -> tuple[Deal, ExpectedDocument, int]:
+    """The contract (404 unless the account's) and one of its expected documents (404 unless it has it)."""
+    contract = _contract(account_id, contract_id, ctx)
     document, version = _scheduled(account_id, contract_id, "EXPECTED", document_id, ctx)
     assert isinstance(document, ExpectedDocument)
-    return document, version
+    return contract, document, version
 
 
 def _at(step: DueStep | None) -> datetime | None:
@@ -155,6 +160,7 @@ def _at(step: DueStep | None) -> datetime | None:
 def add_installment(
     account_id: str, contract_id: str, due_date: date, amount: Money, label: str | None, ctx: DunningContext
 ) -> tuple[Installment, DueStep | None]:
+    check_days({"due_date": due_date})
     contract = _contract(account_id, contract_id, ctx)
     policy = get_policy(account_id, ctx.policies, ctx.accounts)
     installment = Installment(new_ulid(), contract.id, due_date, amount, label)
@@ -191,19 +197,69 @@ def _installment_step(installment: Installment, contract: Deal, policy: DunningP
     return installment.next_step(policy.unpaid) if contract.status in _DUNNED else None
 
 
+def resume_pending(account_id: str, contract_id: str, ctx: DunningContext) -> int:
+    """A contract set back to `active` or `suspended` after it was terminated or cancelled: each unpaid
+    installment and awaited document takes back its next step, from where it stood (the steps already sent
+    stay sent). A step whose day passed meanwhile is due at once, and the tick sends only the latest of
+    those, as for any late step. Returns how many steps were put back."""
+    contract = _contract(account_id, contract_id, ctx)
+    if contract.status not in _DUNNED:
+        return 0
+    policy = get_policy(account_id, ctx.policies, ctx.accounts)
+    resumed = 0
+    for thing, version in ctx.scheduled.all_of(account_id, contract_id):
+        if isinstance(thing, Installment):
+            step = _installment_step(thing, contract, policy)
+        else:
+            step = _expected_step(thing, contract, policy)
+        if step is None:
+            continue
+        try:
+            ctx.scheduled.commit(account_id, thing, version, _at(step))
+        except StaleVersion:
+            # Moved on meanwhile (a payment, a receipt) by a writer that saw the contract active and
+            # scheduled what follows itself.
+            continue
+        resumed += 1
+    return resumed
+
+
+@dataclass(frozen=True)
+class ContractSteps:
+    """The pending steps of one account's contracts as staff change their status by PATCH: an ended
+    contract loses them, a contract set back from ended takes them back."""
+
+    ctx: DunningContext
+
+    def cancel_pending(self, account_id: str, contract_id: str) -> int:
+        return self.ctx.scheduled.cancel_pending(account_id, contract_id)
+
+    def resume_pending(self, account_id: str, contract_id: str) -> int:
+        return resume_pending(account_id, contract_id, self.ctx)
+
+
 def list_expected_documents(
     account_id: str, contract_id: str, limit: int, cursor: Cursor | None, ctx: DunningContext
-) -> tuple[list[ExpectedDocument], Cursor | None]:
-    """A contract's expected documents, oldest first."""
-    _contract(account_id, contract_id, ctx)
+) -> tuple[list[tuple[ExpectedDocument, DueStep | None]], Cursor | None]:
+    """A contract's expected documents, oldest first, each with the step that waits for it."""
+    contract = _contract(account_id, contract_id, ctx)
     found, position = ctx.scheduled.page_of(account_id, contract_id, "EXPECTED", limit, cursor)
-    return [d for d in found if isinstance(d, ExpectedDocument)], position
+    policy = get_policy(account_id, ctx.policies, ctx.accounts)
+    return [
+        (d, _expected_step(d, contract, policy)) for d in found if isinstance(d, ExpectedDocument)
+    ], position
 
 
 def get_expected_document(
     account_id: str, contract_id: str, document_id: str, ctx: DunningContext
-) -> ExpectedDocument:
-    return _expected_of(account_id, contract_id, document_id, ctx)[0]
+) -> tuple[ExpectedDocument, DueStep | None]:
+    contract, document, _ = _expected_of(account_id, contract_id, document_id, ctx)
+    policy = get_policy(account_id, ctx.policies, ctx.accounts)
+    return document, _expected_step(document, contract, policy)
+
+
+def _expected_step(document: ExpectedDocument, contract: Deal, policy: DunningPolicy) -> DueStep | None:
+    return document.next_step(policy.documents) if contract.status in _DUNNED else None
 
 
 def pay_installment(
@@ -217,6 +273,7 @@ def pay_installment(
 ) -> tuple[Installment, Deal, DueStep | None]:
     """Record a payment; a full one stops the installment's dunning, and a suspended contract whose due
     installments are all paid is active again, its cover resuming at noon (Paris) the next day."""
+    check_days({"paid_at": paid_on})
     contract, installment, version = _installment_of(account_id, contract_id, installment_id, ctx)
     paid = installment.pay(paid_on, amount, currency)
     policy = get_policy(account_id, ctx.policies, ctx.accounts)
@@ -244,20 +301,21 @@ def _contract_after(
 
 def add_expected_document(
     account_id: str, contract_id: str, label: str, due_date: date | None, ctx: DunningContext
-) -> ExpectedDocument:
+) -> tuple[ExpectedDocument, DueStep | None]:
     """Called at the first tick after its creation (due now), reminded per the policy until received."""
+    check_days({"due_date": due_date})
     contract = _contract(account_id, contract_id, ctx)
+    policy = get_policy(account_id, ctx.policies, ctx.accounts)
     document = ExpectedDocument(new_ulid(), contract.id, label, ctx.now.date(), due_date)
-    ctx.scheduled.commit(
-        account_id, document, 0, start_of_day(document.created_on) if contract.status in _DUNNED else None
-    )
-    return document
+    step = _expected_step(document, contract, policy)
+    ctx.scheduled.commit(account_id, document, 0, _at(step))
+    return document, step
 
 
 def receive_expected_document(
     account_id: str, contract_id: str, document_id: str, ctx: DunningContext
 ) -> ExpectedDocument:
-    document, version = _expected_of(account_id, contract_id, document_id, ctx)
+    _, document, version = _expected_of(account_id, contract_id, document_id, ctx)
     received = document.received()
     if received != document:
         ctx.scheduled.commit(account_id, received, version, None)

@@ -6,7 +6,8 @@ BatchGetItem of the clients and apporteurs it names, one of the unsubscribed, on
 then one TransactWriteItems with the page's emails and counts. Then it queues the emails for the
 communications worker and the next page. A redelivered page writes nothing twice and queues again
 what it had queued (delivery is once per email), so a crash between the write and the queueing loses
-nothing; an email whose message was lost is queued again by the tick at its retry time.
+nothing; an email whose message was lost is queued again by the tick at its retry time, and a page whose
+message failed for good is queued again when the tick finds the mailing stalled.
 """
 
 from __future__ import annotations
@@ -25,8 +26,16 @@ from chalicelib.domain.communications import (
     communication_id,
 )
 from chalicelib.domain.deliverability import normalize_address
-from chalicelib.domain.errors import AccountNotFound, Conflict, FieldIssue, InvalidInput, NotFound
+from chalicelib.domain.errors import (
+    AccountNotFound,
+    Conflict,
+    FieldIssue,
+    InvalidInput,
+    NotFound,
+    StaleVersion,
+)
 from chalicelib.domain.ids import new_ulid
+from chalicelib.domain.jobs import MAX_RESUMES
 from chalicelib.domain.mailings import (
     PAGE_SIZE,
     Audience,
@@ -41,6 +50,7 @@ from chalicelib.domain.plans import Feature
 from chalicelib.domain.recipients import Resolution, resolve_recipients
 from chalicelib.domain.templates import RenderedEmail, TemplateError, render, validate_template
 from chalicelib.observability import logger
+from chalicelib.services.bulk import ResumeRequest
 from chalicelib.services.communications import RETRY_AFTER, DeliveryRequest
 from chalicelib.services.ports import (
     AccountRepository,
@@ -63,11 +73,13 @@ class MailingRepository(Protocol):
         self, account_id: str, limit: int, cursor: Cursor | None
     ) -> tuple[list[Mailing], Cursor | None]: ...
 
-    def replace_draft(self, mailing: Mailing) -> bool: ...
+    def replace_draft(self, mailing: Mailing, version: int) -> Mailing: ...
 
     def delete_draft(self, account_id: str, mailing_id: str) -> bool: ...
 
-    def start_sending(self, account_id: str, mailing_id: str, at: datetime) -> bool: ...
+    def start_sending(
+        self, account_id: str, mailing_id: str, at: datetime, first_page: dict[str, Any]
+    ) -> bool: ...
 
     def undo_sending(self, account_id: str, mailing_id: str) -> None: ...
 
@@ -78,9 +90,18 @@ class MailingRepository(Protocol):
         page: int,
         communications: list[Communication],
         outcome: PageOutcome,
-        last: bool,
+        next_page: dict[str, Any] | None,
         retry_at: datetime,
+        now: datetime,
     ) -> bool: ...
+
+    def claim_stalled(
+        self, account_id: str, mailing_id: str, as_of: datetime
+    ) -> tuple[int, dict[str, Any]] | None: ...
+
+    def give_up_fan_out(self, account_id: str, mailing_id: str) -> None: ...
+
+    def leave_schedule(self, account_id: str, mailing_id: str) -> None: ...
 
 
 class AudienceSource(Protocol):
@@ -172,12 +193,16 @@ def edit_draft(
     subject: str | None,
     body: str | None,
     audience: Audience | None,
+    version: int,
     mailings: MailingRepository,
 ) -> Mailing:
-    """Change a draft (what is not named stays); 409 once it is sent. The template is checked against
-    the audience it will have, so a contracts mailing turned to clients loses `contract.reference`."""
+    """Change a draft read at `version` (what is not named stays); 409 once it is sent, or when another
+    edit moved it on since it was read. The template is checked against the audience it will have, so a
+    contracts mailing turned to clients loses `contract.reference`."""
     mailing = get_mailing(account_id, mailing_id, mailings)
     _still_draft(mailing)
+    if version != mailing.version:
+        raise StaleVersion()
     changed = replace(
         mailing,
         name=mailing.name if name is None else name,
@@ -190,9 +215,7 @@ def edit_draft(
     changed.audience.check()
     offered = changed.audience.template_variables
     validate_template(CommunicationKind.MAILING, changed.template, offered=offered)
-    if not mailings.replace_draft(changed):
-        raise Conflict("This mailing is being sent; only a draft can be changed.")
-    return changed
+    return mailings.replace_draft(changed, version)
 
 
 def delete_draft(account_id: str, mailing_id: str, mailings: MailingRepository) -> None:
@@ -218,10 +241,11 @@ def send_mailing(
 ) -> Mailing:
     """Start the fan-out, once: 409 unless the mailing is a draft."""
     mailing = get_mailing(account_id, mailing_id, mailings)
-    if not mailings.start_sending(account_id, mailing_id, now):
+    first_page = MailingPage(account_id, mailing_id, 0).to_message()
+    if not mailings.start_sending(account_id, mailing_id, now, first_page):
         raise Conflict(f"This mailing is {mailing.status.value}; only a draft can be sent.")
     try:
-        queue.send(MailingPage(account_id, mailing_id, 0).to_message())
+        queue.send(first_page)
     except Exception:
         mailings.undo_sending(account_id, mailing_id)
         raise
@@ -310,18 +334,28 @@ def fan_out_page(
         communications.append(communication)
     # Records named in `ids` that the other filters exclude are not part of the audience.
     outcome = PageOutcome(entities=len(communications) + found.unknown, failed=found.unknown, skipped=skipped)
-    last = found.next_cursor is None
+    next_page = (
+        None
+        if found.next_cursor is None
+        else MailingPage(page.account_id, page.mailing_id, page.page + 1, found.next_cursor).to_message()
+    )
     written = mailings.record_page(
-        page.account_id, page.mailing_id, page.page, communications, outcome, last, now + RETRY_AFTER
+        page.account_id,
+        page.mailing_id,
+        page.page,
+        communications,
+        outcome,
+        next_page,
+        now + RETRY_AFTER,
+        now,
     )
     emails.send_many(
         DeliveryRequest(c.account_id, c.id).to_message()
         for c in communications
         if c.status is CommunicationStatus.QUEUED
     )
-    if not last:
-        next_page = MailingPage(page.account_id, page.mailing_id, page.page + 1, found.next_cursor)
-        bulk.send(next_page.to_message())
+    if next_page is not None:
+        bulk.send(next_page)
     logger.info(
         "mailing page fanned out",
         extra={
@@ -330,6 +364,36 @@ def fan_out_page(
             "entities": outcome.entities,
             "replayed": not written,
         },
+    )
+    return True
+
+
+def resume_mailing(request: ResumeRequest, mailings: MailingRepository, bulk: MessageQueue) -> bool:
+    """Queue again the next page of a fan-out that has not moved on for STALLED_AFTER (its message failed
+    for good, or was lost); False when there was nothing to resume. A mailing no longer fanning out leaves
+    the schedule; one that stalled MAX_RESUMES times in a row without a page written gives the rest of its
+    audience up (`incomplete`), so that it ends. Two resumes of one stall re-queue once (the claim)."""
+    account_id, mailing_id = request.account_id, request.thing_id
+    mailing = mailings.get(account_id, mailing_id)
+    if mailing is None:
+        return False
+    if not mailing.sending or mailing.fanned_out:
+        mailings.leave_schedule(account_id, mailing_id)
+        return False
+    claimed = mailings.claim_stalled(account_id, mailing_id, request.as_of)
+    if claimed is None:
+        return False
+    resumes, next_page = claimed
+    if resumes > MAX_RESUMES:
+        mailings.give_up_fan_out(account_id, mailing_id)
+        logger.warning(
+            "mailing fan-out given up", extra={"mailing_id": mailing_id, "page": next_page.get("page")}
+        )
+        return False
+    bulk.send(next_page)
+    logger.info(
+        "stalled mailing resumed",
+        extra={"mailing_id": mailing_id, "page": next_page.get("page"), "resume": resumes},
     )
     return True
 

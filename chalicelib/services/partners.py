@@ -224,7 +224,7 @@ def update_deal(
 ) -> Deal:
     """Change a deal at the version it was read (`commissioning` None: not sent); a new apporteur
     without a block prefills it again. A contract set `terminated` or `cancelled` loses its pending
-    dunning and document steps (`steps`) at once."""
+    dunning and document steps (`steps`) at once; one set back from those takes them back."""
     deal = get_record(account_id, kind, deal_id, partners)
     assert isinstance(deal, Deal)
     _check_version(version, deal.version)
@@ -245,8 +245,11 @@ def update_deal(
         return deal
     saved = partners.save(changed, now)
     assert isinstance(saved, Deal)
-    if steps is not None and saved.kind is RecordKind.CONTRACT and saved.status in ENDED_STATUSES:
-        steps.cancel_pending(account_id, saved.id)
+    if steps is not None and saved.kind is RecordKind.CONTRACT:
+        if saved.status in ENDED_STATUSES:
+            steps.cancel_pending(account_id, saved.id)
+        elif deal.status in ENDED_STATUSES:
+            steps.resume_pending(account_id, saved.id)
     return saved
 
 
@@ -255,6 +258,8 @@ ENDED_STATUSES = ("terminated", "cancelled")
 
 class PendingSteps(Protocol):
     def cancel_pending(self, account_id: str, contract_id: str) -> int: ...
+
+    def resume_pending(self, account_id: str, contract_id: str) -> int: ...
 
 
 @dataclass(frozen=True)

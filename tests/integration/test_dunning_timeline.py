@@ -417,3 +417,164 @@ def test_two_workers_on_one_step_at_once_send_it_once(
     assert other_worker["sent"] is True
     drain()
     assert [kind for kind, _, _ in _steps()] == ["unpaid_call"]
+
+
+def test_an_expected_document_shows_the_step_that_waits_for_it_until_it_is_received(
+    book: dict[str, Any], aws: Any
+) -> None:
+    from datetime import UTC, datetime
+
+    admin, k = book["admin"], book["contract"]
+    aws.clock = lambda: datetime(2027, 1, 10, 9, 0, tzinfo=UTC)
+    doc = _ok(admin.post(f"/contracts/{k['id']}/expected-documents", {"label": "Attestation d'assurance"}))
+    assert doc["next_step"] == {"kind": "documents_call", "due_on": "2027-01-10"}
+    _tick(admin, "2027-01-10")
+    path = f"/contracts/{k['id']}/expected-documents/{doc['id']}"
+    assert _ok(admin.get(path), 200)["next_step"] == {"kind": "documents_reminder", "due_on": "2027-01-17"}
+    listed = _ok(admin.get(f"/contracts/{k['id']}/expected-documents"), 200)["items"]
+    assert [d["next_step"] for d in listed] == [{"kind": "documents_reminder", "due_on": "2027-01-17"}]
+    _tick(admin, "2027-01-17")
+    assert _ok(admin.get(path), 200)["next_step"] == {"kind": "documents_reminder", "due_on": "2027-01-24"}
+    assert _ok(admin.post(f"{path}/received"), 200)["next_step"] is None
+    assert _ok(admin.get(path), 200)["next_step"] is None
+
+
+def test_an_expected_document_of_a_cancelled_contract_has_no_step_waiting(book: dict[str, Any]) -> None:
+    admin, k = book["admin"], book["contract"]
+    doc = _ok(admin.post(f"/contracts/{k['id']}/expected-documents", {"label": "Attestation d'assurance"}))
+    _ok(admin.patch(f"/contracts/{k['id']}", {"status": "cancelled", "version": k["version"]}), 200)
+    path = f"/contracts/{k['id']}/expected-documents/{doc['id']}"
+    assert _ok(admin.get(path), 200)["next_step"] is None
+
+
+@pytest.mark.parametrize("day", ["0001-01-03", "1999-12-31", "2101-01-01", "9999-12-30"])
+def test_a_date_outside_2000_to_2100_is_refused_on_an_installment_a_payment_or_an_expected_document(
+    book: dict[str, Any], day: str
+) -> None:
+    admin, k = book["admin"], book["contract"]
+    answers = {
+        "due_date": admin.post(
+            f"/contracts/{k['id']}/installments", {"due_date": day, "amount": {"amount": "84.20"}}
+        ),
+        "paid_at": admin.post(
+            f"/contracts/{k['id']}/installments/{_installment(admin, k['id'], '2027-03-01')['id']}/payments",
+            {"paid_at": day},
+        ),
+        "due_date ": admin.post(
+            f"/contracts/{k['id']}/expected-documents", {"label": "Attestation", "due_date": day}
+        ),
+    }
+    for field, answer in answers.items():
+        assert answer.status == 400, (field, answer.body)
+        assert answer.body["error"]["code"] == "validation_error"
+        assert [d["field"] for d in answer.body["error"]["details"]] == [field.strip()]
+    listed = _ok(admin.get(f"/contracts/{k['id']}/installments"), 200)["items"]
+    assert [(i["due_date"], i["paid_amount"]) for i in listed] == [("2027-03-01", "0.00")]
+
+
+@pytest.mark.parametrize("day", ["2000-01-01", "2100-12-31"])
+def test_the_first_and_last_days_of_the_range_are_accepted(book: dict[str, Any], day: str) -> None:
+    admin, k = book["admin"], book["contract"]
+    installment = _installment(admin, k["id"], day)
+    paid = _ok(
+        admin.post(f"/contracts/{k['id']}/installments/{installment['id']}/payments", {"paid_at": day}), 200
+    )
+    assert (paid["due_date"], paid["paid_on"]) == (day, day)
+
+
+def test_a_payment_above_what_remains_is_refused_and_the_installment_lists_its_payments(
+    book: dict[str, Any],
+) -> None:
+    admin, k = book["admin"], book["contract"]
+    installment = _installment(admin, k["id"], "2027-03-01")
+    path = f"/contracts/{k['id']}/installments/{installment['id']}"
+    assert (installment["payments"], installment["amount_due"]) == (
+        [],
+        {"amount": "84.20", "currency": "EUR"},
+    )
+    partial = _ok(admin.post(f"{path}/payments", {"paid_at": "2027-04-14", "amount": "40.00"}), 200)
+    assert partial["amount_due"] == {"amount": "44.20", "currency": "EUR"}
+
+    refused = admin.post(f"{path}/payments", {"paid_at": "2027-04-15", "amount": {"amount": "84.20"}})
+    assert refused.status == 400, refused.body
+    assert refused.body["error"]["code"] == "validation_error"
+    assert [d["field"] for d in refused.body["error"]["details"]] == ["amount"]
+    assert "44.20" in refused.body["error"]["details"][0]["issue"]
+    unchanged = _ok(admin.get(path), 200)
+    assert (unchanged["status"], unchanged["paid_amount"]) == ("due", "40.00")
+
+    rest = _ok(admin.post(f"{path}/payments", {"paid_at": "2027-04-16", "amount": "44.20"}), 200)
+    assert (rest["status"], rest["paid_amount"], rest["amount_due"]["amount"]) == ("paid", "84.20", "0.00")
+    shown = _ok(admin.get(path), 200)
+    payments = shown["payments"]
+    assert [(p["paid_at"], p["amount"]) for p in payments] == [
+        ("2027-04-14", {"amount": "40.00", "currency": "EUR"}),
+        ("2027-04-16", {"amount": "44.20", "currency": "EUR"}),
+    ]
+    assert len({p["id"] for p in payments}) == 2
+    listed = _ok(admin.get(f"/contracts/{k['id']}/installments"), 200)["items"]
+    assert listed[0]["payments"] == payments
+
+
+def test_a_payment_dated_in_2027_is_accepted_whatever_todays_date(book: dict[str, Any], aws: Any) -> None:
+    from datetime import UTC, datetime
+
+    admin, k = book["admin"], book["contract"]
+    aws.clock = lambda: datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    installment = _installment(admin, k["id"], "2027-03-01")
+    paid = admin.post(
+        f"/contracts/{k['id']}/installments/{installment['id']}/payments", {"paid_at": "2027-12-31"}
+    )
+    assert (paid.status, paid.body["status"]) == (200, "paid")
+
+
+def test_a_contract_cancelled_by_mistake_then_set_back_to_active_is_dunned_again_from_where_it_stood(
+    book: dict[str, Any], aws: Any
+) -> None:
+    from datetime import UTC, datetime
+
+    admin, k = book["admin"], book["contract"]
+    aws.clock = lambda: datetime(2027, 2, 1, 9, 0, tzinfo=UTC)
+    installment = _installment(admin, k["id"], "2027-03-01")
+    doc = _ok(admin.post(f"/contracts/{k['id']}/expected-documents", {"label": "Attestation d'emploi"}))
+    _tick(admin, "2027-02-14")
+    assert sorted(kind for kind, _, _ in _steps()) == ["documents_reminder", "unpaid_call"]
+
+    version = admin.get(f"/contracts/{k['id']}").body["version"]
+    cancelled = _ok(admin.patch(f"/contracts/{k['id']}", {"status": "cancelled", "version": version}), 200)
+    _tick(admin, "2027-03-08")
+    assert len(_steps()) == 2
+    _ok(admin.patch(f"/contracts/{k['id']}", {"status": "active", "version": cancelled["version"]}), 200)
+
+    shown = _ok(admin.get(f"/contracts/{k['id']}/installments/{installment['id']}"), 200)
+    assert shown["next_step"] == {"kind": "unpaid_reminder", "due_on": "2027-03-08"}
+    far = datetime(2030, 1, 1, tzinfo=UTC)
+    assert sorted(step.thing_id for step in aws.due_steps.due(far, 100)) == sorted(
+        [installment["id"], doc["id"]]
+    )
+    _tick(admin, "2027-03-11")
+    # The reminder's day passed while the contract was cancelled: the next tick sends the latest step due,
+    # and the document's second reminder.
+    assert sorted(kind for kind, _, _ in _steps()[2:]) == ["documents_reminder", "formal_notice"]
+    assert admin.get(f"/contracts/{k['id']}").body["dunning_stage"] == "formal_notice"
+
+
+def test_a_terminated_contract_set_back_to_active_resumes_what_was_not_over(book: dict[str, Any]) -> None:
+    admin, k = book["admin"], book["contract"]
+    paid = _installment(admin, k["id"], "2027-03-01")
+    _ok(
+        admin.post(f"/contracts/{k['id']}/installments/{paid['id']}/payments", {"paid_at": "2027-02-01"}), 200
+    )
+    later = _installment(admin, k["id"], "2027-06-01")
+    ended = _ok(admin.patch(f"/contracts/{k['id']}", {"status": "terminated", "version": k["version"]}), 200)
+    suspended = _ok(
+        admin.patch(f"/contracts/{k['id']}", {"status": "suspended", "version": ended["version"]}), 200
+    )
+    assert suspended["status"] == "suspended"
+    _tick(admin, "2027-05-17")
+    assert [kind for kind, _, _ in _steps()] == ["unpaid_call"]
+    listed = _ok(admin.get(f"/contracts/{k['id']}/installments"), 200)["items"]
+    assert [(i["id"], i["next_step"]) for i in listed] == [
+        (paid["id"], None),
+        (later["id"], {"kind": "unpaid_reminder", "due_on": "2027-06-08"}),
+    ]

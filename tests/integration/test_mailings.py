@@ -5,6 +5,7 @@ with unknown, suppressed, unsubscribed and email-less recipients, and tenant iso
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -378,26 +379,27 @@ def test_a_draft_is_changed_or_deleted_until_it_is_sent_and_never_after(book: di
     staff = book["staff"]
     mailing_id = _mailing(staff, {"entity": "contracts"})
     changed = staff.patch(
-        f"/mailings/{mailing_id}", {"name": "Offre auto", "subject": "Pour {{ client.name }}"}
+        f"/mailings/{mailing_id}", {"name": "Offre auto", "subject": "Pour {{ client.name }}", "version": 1}
     )
     assert changed.status == 200, changed.body
     assert (changed.body["name"], changed.body["subject"]) == ("Offre auto", "Pour {{ client.name }}")
     assert "{{ contract.reference }}" in changed.body["body"]
+    assert changed.body["version"] == 2
     # The template is checked against the audience it would have: clients have no contract.reference.
-    refused = staff.patch(f"/mailings/{mailing_id}", {"audience": {"entity": "clients"}})
+    refused = staff.patch(f"/mailings/{mailing_id}", {"audience": {"entity": "clients"}, "version": 2})
     assert refused.status == 400
     assert refused.body["error"]["details"][0]["field"] == "body"
     narrowed = staff.patch(
         f"/mailings/{mailing_id}",
-        {"audience": {"entity": "contracts", "filters": {"ids": [book["HAB"]["id"]]}}},
+        {"audience": {"entity": "contracts", "filters": {"ids": [book["HAB"]["id"]]}}, "version": 2},
     )
     assert narrowed.body["audience"] == {"entity": "contracts", "filters": {"ids": [book["HAB"]["id"]]}}
-    assert staff.patch(f"/mailings/{mailing_id}", {"colour": "red"}).status == 400
+    assert staff.patch(f"/mailings/{mailing_id}", {"colour": "red", "version": 3}).status == 400
     assert staff.get(f"/mailings/{mailing_id}").body["name"] == "Offre auto"
 
     assert staff.post(f"/mailings/{mailing_id}/send").status == 202
     for answer in (
-        staff.patch(f"/mailings/{mailing_id}", {"name": "Trop tard"}),
+        staff.patch(f"/mailings/{mailing_id}", {"name": "Trop tard", "version": 3}),
         staff.call("DELETE", f"/mailings/{mailing_id}"),
     ):
         assert (answer.status, answer.body["error"]["code"]) == (409, "conflict")
@@ -407,10 +409,113 @@ def test_a_draft_is_changed_or_deleted_until_it_is_sent_and_never_after(book: di
     draft = _mailing(staff, {"entity": "clients"})
     other, _ = open_account(book["platform"], "Cabinet Autre")
     assert other.call("DELETE", f"/mailings/{draft}").status == 404
-    assert other.patch(f"/mailings/{draft}", {"name": "X"}).status == 404
+    assert other.patch(f"/mailings/{draft}", {"name": "X", "version": 1}).status == 404
     assert staff.call("DELETE", f"/mailings/{draft}").status == 204
     assert staff.get(f"/mailings/{draft}").status == 404
     assert [m["id"] for m in staff.get("/mailings").body["items"]] == [mailing_id]
+
+
+def test_two_edits_of_one_draft_read_at_the_same_version_keep_the_first_and_refuse_the_second(
+    book: dict[str, Any],
+) -> None:
+    staff = book["staff"]
+    mailing_id = _mailing(staff, {"entity": "clients"})
+    read = staff.get(f"/mailings/{mailing_id}").body
+    assert (read["status"], read["version"]) == ("draft", 1)
+    first = staff.patch(f"/mailings/{mailing_id}", {"name": "Offre de printemps", "version": read["version"]})
+    assert (first.status, first.body["version"]) == (200, 2), first.body
+    second = staff.patch(
+        f"/mailings/{mailing_id}", {"subject": "Nouveau sujet, {{ client.name }}", "version": read["version"]}
+    )
+    assert (second.status, second.body["error"]["code"]) == (409, "conflict")
+    shown = staff.get(f"/mailings/{mailing_id}").body
+    assert (shown["name"], shown["subject"], shown["version"]) == (
+        "Offre de printemps",
+        "Du nouveau, {{ client.name }}",
+        2,
+    )
+    unversioned = staff.patch(f"/mailings/{mailing_id}", {"name": "Sans version"})
+    assert unversioned.status == 400
+    assert [d["field"] for d in unversioned.body["error"]["details"]] == ["version"]
+
+
+def test_an_edit_that_loses_the_race_after_reading_the_draft_is_refused_by_the_store(
+    book: dict[str, Any], aws: Any
+) -> None:
+    """Both edits read version 1; the other one writes first, between this one's read and its write."""
+    from chalicelib.domain.errors import StaleVersion
+
+    staff = book["staff"]
+    mailing_id = _mailing(staff, {"entity": "clients"})
+    account_id = staff.get("/account").body["id"]
+    read = aws.mailings.get(account_id, mailing_id)
+    assert staff.patch(f"/mailings/{mailing_id}", {"name": "La première", "version": 1}).status == 200
+    with pytest.raises(StaleVersion):
+        aws.mailings.replace_draft(replace(read, name="La seconde"), read.version)
+    assert staff.get(f"/mailings/{mailing_id}").body["name"] == "La première"
+
+
+def _lose_bulk_messages(aws: Any) -> None:
+    """What SQS does to a message that failed until its queue gave up on it (moved to the DLQ)."""
+    sqs, url = aws.client("sqs"), aws.bulk_queue.url
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_a_mailing_whose_page_failed_for_good_is_resumed_by_the_tick_and_ends_sent(
+    book: dict[str, Any], aws: Any
+) -> None:
+    from datetime import timedelta
+
+    from chalicelib.handlers import dunning_tick
+
+    staff = book["staff"]
+    mailing_id = _mailing(staff, {"entity": "contracts"})
+    assert staff.post(f"/mailings/{mailing_id}/send").status == 202
+    _lose_bulk_messages(aws)
+    drain()
+    assert staff.get(f"/mailings/{mailing_id}").body["status"] == "sending"
+    assert dunning_tick.run(aws.now() + timedelta(minutes=10)) == 0
+    later = aws.now() + timedelta(minutes=16)
+    assert [dunning_tick.run(later), dunning_tick.run(later)] == [1, 1]
+    drain()
+    done = staff.get(f"/mailings/{mailing_id}").body
+    assert done["status"] == "sent"
+    assert done["total"] == done["sent"] + done["failed"] + done["skipped"] == len(_emails()) > 0
+    assert dunning_tick.run(aws.now() + timedelta(days=1)) == 0
+
+
+def test_a_mailing_whose_page_fails_at_every_attempt_ends_partially_failed(
+    book: dict[str, Any], aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from chalicelib.domain.jobs import MAX_RESUMES
+    from chalicelib.handlers import dunning_tick
+    from chalicelib.services import mailings
+
+    def failing(*args: Any, **kwargs: Any) -> bool:
+        raise RuntimeError("this page fails every time")
+
+    monkeypatch.setattr(mailings, "fan_out_page", failing)
+    staff = book["staff"]
+    mailing_id = _mailing(staff, {"entity": "contracts"})
+    assert staff.post(f"/mailings/{mailing_id}/send").status == 202
+    for stall in range(1, MAX_RESUMES + 3):
+        drain()
+        dunning_tick.run(aws.now() + stall * timedelta(minutes=16))
+    drain()
+    done = staff.get(f"/mailings/{mailing_id}").body
+    assert (done["status"], done["total"], done["sent"], done["failed"], done["skipped"]) == (
+        "partially_failed",
+        0,
+        0,
+        0,
+        0,
+    )
+    assert done["incomplete"] is True
+    assert dunning_tick.run(aws.now() + timedelta(days=1)) == 0
 
 
 def _store_template_saved_before_the_size_cap(account_id: str, mailing_id: str) -> None:

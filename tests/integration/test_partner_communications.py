@@ -335,3 +335,66 @@ def test_another_accounts_job_is_not_found(book: dict[str, Any], platform: Api) 
     )
     other, _ = _open(platform)
     assert other.get(f"/jobs/{job_id}").status == 404
+
+
+def _lose_bulk_messages(aws: Any) -> None:
+    """What SQS does to a message that failed until its queue gave up on it (moved to the DLQ)."""
+    sqs, url = aws.client("sqs"), aws.bulk_queue.url
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_a_bulk_job_whose_chunk_failed_for_good_is_resumed_by_the_tick_and_ends_succeeded(
+    book: dict[str, Any], aws: Any
+) -> None:
+    from datetime import timedelta
+
+    from chalicelib.handlers import dunning_tick
+
+    staff, k = book["staff"], book["K"]
+    job_id = staff.post(
+        "/contracts/bulk-updates", {"ids": [k["id"]], "set": {"communication_rule": "apporteur"}}
+    ).body["job_id"]
+    _lose_bulk_messages(aws)
+    drain()
+    assert _job(staff, job_id)["status"] == "queued"
+    assert dunning_tick.run(aws.now() + timedelta(minutes=10)) == 0
+    # Fifteen minutes without a chunk counted: two ticks at once both hand it over, it is resumed once.
+    later = aws.now() + timedelta(minutes=16)
+    assert [dunning_tick.run(later), dunning_tick.run(later)] == [1, 1]
+    drain()
+    job = _job(staff, job_id)
+    assert (job["status"], job["total"], job["succeeded"], job["failed"]) == ("succeeded", 1, 1, 0)
+    assert staff.get(f"/contracts/{k['id']}").body["commissioning"]["communication_rule"] == "apporteur"
+    # Done, it leaves the schedule at the next tick that sees it, and no tick hands it over again.
+    dunning_tick.run(aws.now() + timedelta(hours=1))
+    drain()
+    assert dunning_tick.run(aws.now() + timedelta(days=1)) == 0
+
+
+def test_a_bulk_job_whose_chunk_fails_at_every_attempt_ends_with_its_ids_failed(
+    book: dict[str, Any], aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from chalicelib.domain.jobs import MAX_RESUMES
+    from chalicelib.handlers import bulk_worker, dunning_tick
+
+    def failing(*args: Any, **kwargs: Any) -> bool:
+        raise RuntimeError("this chunk fails every time")
+
+    monkeypatch.setattr(bulk_worker, "apply_rule_chunk", failing)
+    staff, k = book["staff"], book["K"]
+    job_id = staff.post(
+        "/contracts/bulk-updates", {"ids": [k["id"]], "set": {"communication_rule": "apporteur"}}
+    ).body["job_id"]
+    # Each delivery of the chunk fails (and stays invisible until its queue gives up on it).
+    for stall in range(1, MAX_RESUMES + 3):
+        drain()
+        dunning_tick.run(aws.now() + stall * timedelta(minutes=16))
+    drain()
+    job = _job(staff, job_id)
+    assert (job["status"], job["total"], job["succeeded"], job["failed"]) == ("failed", 1, 0, 1)
+    assert [(f["id"], f["code"]) for f in job["failures"]] == [(k["id"], "not_processed")]
+    assert dunning_tick.run(aws.now() + timedelta(days=1)) == 0

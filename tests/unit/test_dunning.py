@@ -183,3 +183,12 @@ def test_longer_delays_than_the_law_requires_are_allowed() -> None:
             documents=DocumentsPolicy(reminder_days=(3,)),
         )
     )
+
+
+def test_days_outside_2000_to_2100_are_refused_naming_each_field() -> None:
+    from chalicelib.domain.dunning import check_days
+
+    check_days({"due_date": date(2000, 1, 1), "paid_at": date(2100, 12, 31), "other": None})
+    with pytest.raises(InvalidInput) as refusal:
+        check_days({"due_date": date(1, 1, 3), "paid_at": date(9999, 12, 30)})
+    assert [d.field for d in refusal.value.details] == ["due_date", "paid_at"]

@@ -123,3 +123,29 @@ def test_an_amount_that_is_not_money_is_refused_naming_the_field(
     with pytest.raises(InvalidInput) as refusal:
         parse_money(amount, currency, "amount")
     assert [d.field for d in refusal.value.details] == [field]
+
+
+def test_an_expected_document_waits_for_its_call_then_each_reminder_until_received() -> None:
+    from chalicelib.domain.dunning import DocumentsPolicy
+    from chalicelib.domain.installments import ExpectedDocument
+
+    policy = DocumentsPolicy()
+    document = ExpectedDocument(id="E1", contract_id="C1", label="Attestation", created_on=date(2027, 1, 10))
+    assert document.next_step(policy) == DueStep(Step(K.DOCUMENTS_CALL), date(2027, 1, 10))
+    called = document.step_sent(Step(K.DOCUMENTS_CALL), date(2027, 1, 10))
+    assert called.next_step(policy) == DueStep(Step(K.DOCUMENTS_REMINDER, 0), date(2027, 1, 17))
+    assert called.received().next_step(policy) is None
+
+
+def test_a_payment_above_what_remains_due_is_refused_naming_the_amount() -> None:
+    partly = _installment().pay(date(2027, 4, 14), Decimal("40.00"))
+    assert partly.amount_due == Money(Decimal("44.20"))
+    with pytest.raises(InvalidInput) as refusal:
+        partly.pay(date(2027, 4, 15), Decimal("84.20"))
+    assert [d.field for d in refusal.value.details] == ["amount"]
+    assert partly.pay(date(2027, 4, 15), Decimal("44.20")).status is InstallmentStatus.PAID
+
+
+def test_each_payment_has_its_own_id() -> None:
+    twice = _installment().pay(date(2027, 4, 14), Decimal("40.00")).pay(date(2027, 4, 15), None)
+    assert len({p.id for p in twice.payments}) == 2

@@ -1,8 +1,9 @@
 """The tick's one read of the schedule: every step whose moment has come, from the sparse `due` index.
 
-Deadlines of dossiers and the steps of installments and expected documents share the `STEP#<shard>`
-partitions: one Query per shard reads them all (keys only), so no kind can starve another behind a
-limit, and the tick's reads grow with what is due, never with the portfolio.
+Deadlines of dossiers, the steps of installments and expected documents, and the bulk jobs and mailings
+that may stall share the `STEP#<shard>` partitions: one Query per shard reads them all (keys only), so no
+kind can starve another behind a limit, and the tick's reads grow with what is due, never with the
+portfolio.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ from chalicelib.adapters.dynamodb.models import DUE_SHARDS, ScheduledItem
 from chalicelib.domain.clock import iso
 from chalicelib.services.ports import ScheduledKey
 
-_PARENTS = {"DEADLINE": "#DOSSIER#", "INSTALLMENT": "#CONTRACT#", "EXPECTED": "#CONTRACT#"}
+_PARENTS = {
+    "DEADLINE": "#DOSSIER#",
+    "INSTALLMENT": "#CONTRACT#",
+    "EXPECTED": "#CONTRACT#",
+    "JOB": "#JOB#",
+    "MAILING": "#MAILING#",
+}
+"""The parent in each kind's PK. A bulk job (SK `JOB`) and a mailing (SK `MAILING`) are their own parent:
+their key names them with an empty `thing_id`."""
 
 
 class DynamoDueSteps:

@@ -1,16 +1,22 @@
 """Bulk jobs: the job item and its chunk items form one collection (`ACCOUNT#<a>#JOB#<id>`), so showing
 a job with every failure is one Query, and a chunk is counted by one TransactWriteItems that writes its
-item (only if absent) and adds its counts to the job: a redelivered chunk counts nothing twice."""
+item (only if absent) and adds its counts to the job: a redelivered chunk counts nothing twice.
+
+Until every chunk is counted the job sits on the `due` index at the moment it counts as stalled, which each
+chunk counted moves on; the planned chunks' messages wait in a collection of their own
+(`ACCOUNT#<a>#JOB#<id>#PLAN`), so a stalled job re-queues exactly the chunks not counted yet."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamodb.models import JobItem, condition_failed, transactions
-from chalicelib.domain.jobs import Failure, FailureCode, Job
+from chalicelib.adapters.dynamodb.stalls import claim_stalled, stall_pk, stall_sk
+from chalicelib.domain.jobs import STALLED_AFTER, Failure, FailureCode, Job
 
 KEEP_JOBS = timedelta(days=90)
 
@@ -19,10 +25,17 @@ def _pk(account_id: str, job_id: str) -> str:
     return f"ACCOUNT#{account_id}#JOB#{job_id}"
 
 
+def _plan_pk(account_id: str, job_id: str) -> str:
+    return f"{_pk(account_id, job_id)}#PLAN"
+
+
 class DynamoJobRepository:
-    def add(self, job: Job) -> None:
+    def add(self, job: Job, chunk_messages: list[dict[str, Any]]) -> None:
+        """Write the job, on the `due` index until it is done, and the message of each of its chunks."""
+        pk = _pk(job.account_id, job.id)
+        ttl = int((job.created_at + KEEP_JOBS).timestamp())
         JobItem(
-            _pk(job.account_id, job.id),
+            pk,
             "JOB",
             kind=job.kind,
             total=job.total,
@@ -31,8 +44,45 @@ class DynamoJobRepository:
             succeeded=0,
             failed=0,
             created_at=job.created_at,
-            ttl=int((job.created_at + KEEP_JOBS).timestamp()),
+            ttl=ttl,
+            due_pk=stall_pk(pk),
+            due_sk=stall_sk(job.created_at + STALLED_AFTER, pk),
         ).save(condition=JobItem.pk.does_not_exist())
+        with JobItem.batch_write() as batch:
+            for number, message in enumerate(chunk_messages):
+                plan = _plan_pk(job.account_id, job.id)
+                batch.save(JobItem(plan, f"CHUNK#{number:05d}", message=message, ttl=ttl))
+
+    def claim_stalled(self, account_id: str, job_id: str, as_of: datetime) -> int | None:
+        """Move a stalled job's moment on by STALLED_AFTER and count one resume; the resumes so far, or None
+        when it moved on (or finished) since the tick read it."""
+        item = JobItem(_pk(account_id, job_id), "JOB")
+        return int(item.resumes or 0) if claim_stalled(item, as_of, as_of + STALLED_AFTER) else None
+
+    def pending_chunks(self, account_id: str, job_id: str) -> list[dict[str, Any]]:
+        """The messages of the chunks not counted yet: one Query of the plan, one of the job's chunks."""
+        done = {
+            item.sk
+            for item in JobItem.query(
+                _pk(account_id, job_id), JobItem.sk.startswith("CHUNK#"), attributes_to_get=["SK"]
+            )
+        }
+        return [
+            dict(item.message or {})
+            for item in JobItem.query(_plan_pk(account_id, job_id))
+            if item.sk not in done
+        ]
+
+    def leave_schedule(self, account_id: str, job_id: str) -> None:
+        """Take a job whose every chunk is counted off the `due` index."""
+        try:
+            JobItem(_pk(account_id, job_id), "JOB").update(
+                actions=[JobItem.due_pk.remove(), JobItem.due_sk.remove()],
+                condition=JobItem.chunks_done >= JobItem.chunks,
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
 
     def chunk_done(self, account_id: str, job_id: str, chunk: int) -> bool:
         try:
@@ -63,6 +113,9 @@ class DynamoJobRepository:
                         JobItem.chunks_done.add(1),
                         JobItem.succeeded.add(succeeded),
                         JobItem.failed.add(len(failures)),
+                        # Progress: the job counts as stalled only if nothing moves it on again.
+                        JobItem.due_sk.set(stall_sk(at + STALLED_AFTER, _pk(account_id, job_id))),
+                        JobItem.resumes.set(0),
                     ],
                     condition=JobItem.pk.exists(),
                 )

@@ -8,6 +8,7 @@ outcomes move the counts later, with their own settle (`DynamoCommunicationRepos
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,10 @@ from pynamodb.transactions import TransactWrite
 from chalicelib.adapters.dynamodb.cursors import check_cursor
 from chalicelib.adapters.dynamodb.models import CommunicationItem, MailingItem, condition_failed, transactions
 from chalicelib.adapters.dynamodb.repositories import communication_item, mailing_pk
+from chalicelib.adapters.dynamodb.stalls import claim_stalled, stall_pk, stall_sk
 from chalicelib.domain.communications import Communication, TemplateSource
+from chalicelib.domain.errors import Conflict, StaleVersion
+from chalicelib.domain.jobs import STALLED_AFTER
 from chalicelib.domain.mailings import Audience, AudienceEntity, Mailing, PageOutcome
 
 
@@ -81,6 +85,8 @@ def _mailing_from(item: MailingItem, account_id: str, mailing_id: str) -> Mailin
         failed=int(item.failed or 0),
         skipped=int(item.skipped or 0),
         fanned_out=bool(item.fanned_out),
+        incomplete=bool(item.incomplete),
+        version=int(item.draft_version or 0),
     )
 
 
@@ -98,6 +104,7 @@ class DynamoMailingRepository:
             failed=0,
             skipped=0,
             fanned_out=False,
+            draft_version=mailing.version,
             created_at=mailing.created_at,
             gsi1_pk=_list_partition(mailing.account_id),
             gsi1_sk=mailing.id,
@@ -122,34 +129,100 @@ class DynamoMailingRepository:
         found = [_mailing_from(item, account_id, str(item.gsi1_sk)) for item in query]
         return found, query.last_evaluated_key
 
-    def replace_draft(self, mailing: Mailing) -> bool:
-        """Write a draft's name, template and audience; False when it is a draft no more."""
+    def replace_draft(self, mailing: Mailing, version: int) -> Mailing:
+        """Write a draft's name, template and audience if it is still the draft read at `version`, moving
+        its version on; Conflict when it is a draft no more, StaleVersion when another edit came first."""
         item = MailingItem(mailing_pk(mailing.account_id, mailing.id), "MAILING")
         template = {"subject": mailing.template.subject, "body": mailing.template.body}
         actions: list[Action] = [
             MailingItem.name.set(mailing.name),
             MailingItem.template.set(template),
             MailingItem.audience.set(_audience_raw(mailing.audience)),
+            MailingItem.draft_version.set(version + 1),
         ]
-        return _while_draft(lambda draft: item.update(actions=actions, condition=draft))
+        # Drafts written before they had a version are at version 0.
+        at_version = (
+            MailingItem.draft_version == version if version else MailingItem.draft_version.does_not_exist()
+        )
+        try:
+            item.update(actions=actions, condition=(MailingItem.state == "draft") & at_version)
+        except UpdateError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            current = self.get(mailing.account_id, mailing.id)
+            if current is None or current.sending:
+                raise Conflict("This mailing is being sent; only a draft can be changed.") from exc
+            raise StaleVersion() from exc
+        return replace(mailing, version=version + 1)
 
     def delete_draft(self, account_id: str, mailing_id: str) -> bool:
         """Delete a draft (it has no page nor email yet); False when it is a draft no more."""
         item = MailingItem(mailing_pk(account_id, mailing_id), "MAILING")
         return _while_draft(lambda draft: item.delete(condition=draft))
 
-    def start_sending(self, account_id: str, mailing_id: str, at: datetime) -> bool:
-        """Draft → sending, once; False when it was not a draft any more (sent already, or a race lost)."""
-        item = MailingItem(mailing_pk(account_id, mailing_id), "MAILING")
-        actions: list[Action] = [MailingItem.state.set("sending"), MailingItem.send_requested_at.set(at)]
+    def start_sending(
+        self, account_id: str, mailing_id: str, at: datetime, first_page: dict[str, Any]
+    ) -> bool:
+        """Draft → sending, once, on the `due` index until fanned out (`first_page` is re-queued if nothing
+        moves it on); False when it was not a draft any more (sent already, or a race lost)."""
+        pk = mailing_pk(account_id, mailing_id)
+        actions: list[Action] = [
+            MailingItem.state.set("sending"),
+            MailingItem.send_requested_at.set(at),
+            MailingItem.resume_message.set(first_page),
+            MailingItem.due_pk.set(stall_pk(pk)),
+            MailingItem.due_sk.set(stall_sk(at + STALLED_AFTER, pk)),
+        ]
+        item = MailingItem(pk, "MAILING")
         return _while_draft(lambda draft: item.update(actions=actions, condition=draft))
 
     def undo_sending(self, account_id: str, mailing_id: str) -> None:
         """Back to draft when its first page could not be queued, so that sending it again works."""
         MailingItem(mailing_pk(account_id, mailing_id), "MAILING").update(
-            actions=[MailingItem.state.set("draft"), MailingItem.send_requested_at.remove()],
+            actions=[
+                MailingItem.state.set("draft"),
+                MailingItem.send_requested_at.remove(),
+                MailingItem.resume_message.remove(),
+                MailingItem.due_pk.remove(),
+                MailingItem.due_sk.remove(),
+            ],
             condition=(MailingItem.state == "sending") & (MailingItem.total == 0),
         )
+
+    def claim_stalled(
+        self, account_id: str, mailing_id: str, as_of: datetime
+    ) -> tuple[int, dict[str, Any]] | None:
+        """Move a stalled fan-out's moment on by STALLED_AFTER and count one resume: the resumes so far and
+        the message of the page to fan out next, or None when it moved on since the tick read it."""
+        item = MailingItem(mailing_pk(account_id, mailing_id), "MAILING")
+        if not claim_stalled(item, as_of, as_of + STALLED_AFTER) or not item.resume_message:
+            return None
+        return int(item.resumes or 0), dict(item.resume_message)
+
+    def give_up_fan_out(self, account_id: str, mailing_id: str) -> None:
+        """End a fan-out whose next page failed at every attempt: what it counted stays, the mailing is
+        `incomplete` (so `partially_failed` once its emails are settled) and leaves the schedule."""
+        MailingItem(mailing_pk(account_id, mailing_id), "MAILING").update(
+            actions=[
+                MailingItem.fanned_out.set(True),
+                MailingItem.incomplete.set(True),
+                MailingItem.resume_message.remove(),
+                MailingItem.due_pk.remove(),
+                MailingItem.due_sk.remove(),
+            ],
+            condition=MailingItem.state == "sending",
+        )
+
+    def leave_schedule(self, account_id: str, mailing_id: str) -> None:
+        """Take a mailing that is not fanning out (any more) off the `due` index."""
+        try:
+            MailingItem(mailing_pk(account_id, mailing_id), "MAILING").update(
+                actions=[MailingItem.due_pk.remove(), MailingItem.due_sk.remove()],
+                condition=(MailingItem.fanned_out == True) | (MailingItem.state != "sending"),  # noqa: E712
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
 
     def record_page(
         self,
@@ -158,18 +231,32 @@ class DynamoMailingRepository:
         page: int,
         communications: list[Communication],
         outcome: PageOutcome,
-        last: bool,
+        next_page: dict[str, Any] | None,
         retry_at: datetime,
+        now: datetime,
     ) -> bool:
-        """Write a page's emails and counts once; False when this page had been written already."""
+        """Write a page's emails and counts once, with the page to fan out next (None: this was the last, and
+        the mailing leaves the schedule); False when this page had been written already."""
         pk = mailing_pk(account_id, mailing_id)
         counts: list[Any] = [
             MailingItem.total.add(outcome.entities),
             MailingItem.failed.add(outcome.failed),
             MailingItem.skipped.add(outcome.skipped),
         ]
-        if last:
-            counts.append(MailingItem.fanned_out.set(True))
+        if next_page is None:
+            counts += [
+                MailingItem.fanned_out.set(True),
+                MailingItem.resume_message.remove(),
+                MailingItem.due_pk.remove(),
+                MailingItem.due_sk.remove(),
+            ]
+        else:
+            # Progress: the fan-out counts as stalled only if nothing moves it on again.
+            counts += [
+                MailingItem.resume_message.set(next_page),
+                MailingItem.due_sk.set(stall_sk(now + STALLED_AFTER, pk)),
+                MailingItem.resumes.set(0),
+            ]
         page_item = MailingItem(pk, f"PAGE#{page:06d}", total=outcome.entities, created_at=retry_at)
         try:
             with TransactWrite(connection=transactions()) as transaction:

@@ -9,8 +9,10 @@ Key design (every key but the portal token's starts with the account, so no quer
 | dunning policy    | ACCOUNT#<account_id>      | DUNNING_POLICY     |                                     |
 | suppressed address| ACCOUNT#<account_id>      | SUPPRESSED#<email> |                                     |
 | partner record    | ACCOUNT#<account_id>      | <KIND>#<id>        | (apporteur, client, product, deal)  |
-| bulk job          | ACCOUNT#<a>#JOB#<job_id>  | JOB, CHUNK#<n>     |                                     |
-| mailing           | ACCOUNT#<a>#MAILING#<id>  | MAILING, PAGE#<n>  | GSI1 ACCOUNT#<a>#MAILINGS / <id>    |
+| bulk job          | ACCOUNT#<a>#JOB#<job_id>  | JOB, CHUNK#<n>     | until done: STEP#<shard> / <at>#..  |
+| its planned chunks| ACCOUNT#<a>#JOB#<id>#PLAN | CHUNK#<n>          |                                     |
+| mailing           | ACCOUNT#<a>#MAILING#<id>  | MAILING, PAGE#<n>  | GSI1 ACCOUNT#<a>#MAILINGS / <id>;   |
+|                   |                           |                    | while fanning out: STEP#<shard>     |
 | procedure         | ACCOUNT#<account_id>      | PROCEDURE#<id>     |                                     |
 | dossier           | ACCOUNT#<a>#DOSSIER#<id>  | DOSSIER            | GSI1 ACCOUNT#<a>#DOSSIERS / <id>    |
 | dossier deadline  | ACCOUNT#<a>#DOSSIER#<id>  | DEADLINE#<auto_id> | until fired: STEP#<shard> / <at>#.. |
@@ -26,7 +28,8 @@ GSI3 `ACCOUNT#<a>#<E>#CLIENT#<id>` (and `ACCOUNT#<a>#COMMS#CLIENT#<id>` / `<crea
 client's communication history), GSI4 `ACCOUNT#<a>#<E>#STATUS#<status>`.
 
 The `due` GSI holds only items with a pending step and is sharded (`DUE#0`..`DUE#7` for communications
-waiting on their retry, `STEP#0`..`STEP#7` for scheduled steps) so that no single
+waiting on their retry, `STEP#0`..`STEP#7` for scheduled steps, and for the bulk jobs and mailings still
+running, at the moment they count as stalled if nothing moves them on before) so that no single
 partition takes every schedule; the tick queries each shard for what is due, never the portfolio.
 Communications are spread over 16 partitions per account (`<shard>` from a hash of the id): a mailing of
 100,000 emails claims and settles each one without making one hot partition.
@@ -185,8 +188,14 @@ class JobItem(_TableModel):
     succeeded = NumberAttribute(null=True)
     failed = NumberAttribute(null=True)
     failures = JSONAttribute(null=True)
+    message = JSONAttribute(null=True)
+    """Of a planned chunk (PK `…#JOB#<id>#PLAN`, SK `CHUNK#<n>`): the chunk's queue message, re-queued when
+    the job stalls before that chunk is counted."""
+    resumes = NumberAttribute(null=True)
     created_at = UTCDateTimeAttribute(null=True)
     ttl = NumberAttribute(null=True)
+    due_pk = UnicodeAttribute(null=True, attr_name="DUEPK")
+    due_sk = UnicodeAttribute(null=True, attr_name="DUESK")
 
 
 class MailingItem(_TableModel):
@@ -206,6 +215,15 @@ class MailingItem(_TableModel):
     fanned_out = BooleanAttribute(null=True)
     created_at = UTCDateTimeAttribute(null=True)
     send_requested_at = UTCDateTimeAttribute(null=True)
+    resume_message = JSONAttribute(null=True)
+    """While sending: the queue message of the next page to fan out, re-queued if the mailing stalls."""
+    resumes = NumberAttribute(null=True)
+    incomplete = BooleanAttribute(null=True)
+    due_pk = UnicodeAttribute(null=True, attr_name="DUEPK")
+    due_sk = UnicodeAttribute(null=True, attr_name="DUESK")
+    draft_version = NumberAttribute(null=True)
+    """Not a VersionAttribute: the fan-out and the emails' outcomes ADD to the counts concurrently, and only
+    edits of the draft take (and move) its version."""
     gsi1_pk = UnicodeAttribute(null=True, attr_name="GSI1PK")
     gsi1_sk = UnicodeAttribute(null=True, attr_name="GSI1SK")
     by_account = _filter_index(1, "Mailing")()

@@ -71,7 +71,10 @@ def _body(thing: Scheduled) -> dict[str, Any]:
             "currency": thing.amount.currency,
             "label": thing.label,
             "status": thing.status.value,
-            "payments": [{"paid_on": p.paid_on.isoformat(), "amount": str(p.amount)} for p in thing.payments],
+            "payments": [
+                {"id": p.id, "paid_on": p.paid_on.isoformat(), "amount": str(p.amount)}
+                for p in thing.payments
+            ],
             "last_sent": _raw_sent(thing.last_sent),
             "paid_on": thing.paid_on.isoformat() if thing.paid_on else None,
         }
@@ -97,7 +100,11 @@ def _from(item: ScheduledItem) -> Scheduled:
             label=body.get("label"),
             status=InstallmentStatus(body["status"]),
             payments=tuple(
-                Payment(date.fromisoformat(p["paid_on"]), Decimal(p["amount"])) for p in body["payments"]
+                # Payments recorded before they had ids get a stable one from their place.
+                Payment(
+                    p.get("id") or f"{thing_id}-{n}", date.fromisoformat(p["paid_on"]), Decimal(p["amount"])
+                )
+                for n, p in enumerate(body["payments"])
             ),
             last_sent=_sent(body.get("last_sent")),
             paid_on=date.fromisoformat(body["paid_on"]) if body.get("paid_on") else None,
@@ -151,6 +158,12 @@ class DynamoScheduledRepository:
                 continue
             cancelled += 1
         return cancelled
+
+    def all_of(self, account_id: str, contract_id: str) -> list[tuple[Scheduled, int]]:
+        """Every installment and expected document of the contract, each at the version read: one Query of
+        its collection."""
+        query = ScheduledItem.query(_pk(account_id, contract_id))
+        return [(_from(item), int(item.version or 0)) for item in query]
 
     def page_of(
         self, account_id: str, contract_id: str, kind: str, limit: int, cursor: dict[str, Any] | None
