@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import functools
 import io
+import unicodedata
 from datetime import datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -85,6 +86,11 @@ class _LetterPdf(FPDF):
         super().__init__(orientation="portrait", unit="mm", format="A4")
         self.mentions = MENTION_SEPARATOR.join(mentions)
         self.numbered = numbered
+
+    def normalize_text(self, text: str) -> str:
+        """Composed (NFC) before fpdf2 measures or draws it: an accent typed as a combining character
+        prints on its letter, with the precomposed glyph that the fonts carry (fpdf2 does not shape text)."""
+        return super().normalize_text(unicodedata.normalize("NFC", text))
 
     def footer(self) -> None:
         self.set_font(FONT, "", FOOTER_FONT_SIZE)
@@ -234,6 +240,7 @@ def _wrapped(pdf: FPDF, text: str, width: float) -> list[str] | None:
     Each character is measured once: fpdf2's `get_string_width` costs as much for one character as for a
     word, and without text shaping a word is exactly as wide as its characters."""
     room = width - 2 * pdf.c_margin
+    text = pdf.normalize_text(text)
     char_widths: dict[str, float] = {}
 
     def measured(word: str) -> float:

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import unicodedata
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, cast
@@ -162,6 +163,12 @@ def test_a_name_with_letters_the_previous_letter_did_not_use_prints_them() -> No
     render_formal_notice(example_letter())
     text = _text(render_formal_notice(example_letter(client_name="M. Łukasz Wąsowski-Ğüneş")))
     assert "M. Łukasz Wąsowski-Ğüneş" in text
+
+
+def test_an_accent_typed_as_a_combining_character_prints_on_its_letter() -> None:
+    decomposed = unicodedata.normalize("NFD", "Mme Hélène Nguyễn")
+    text = _text(render_formal_notice(example_letter(client_name=decomposed)))
+    assert "Mme Hélène Nguyễn" in text
 
 
 def test_a_letter_weighs_at_most_60_kb(letter_pdf: bytes) -> None:
