@@ -18,6 +18,7 @@ import io
 import unicodedata
 from datetime import datetime, time
 from pathlib import Path
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from fontTools.ttLib import TTFont
@@ -151,8 +152,8 @@ def _parsed_fonts() -> dict[str, TTFFont]:
     reader = FPDF()
     for style, path in FONT_FILES.items():
         reader.add_font(FONT, style, path)
-    fonts = {style: reader.fonts[f"{FONT.lower()}{style}"] for style in FONT_FILES}
-    return {style: font for style, font in fonts.items() if isinstance(font, TTFFont)}
+    # A TrueType file always gives a TTFFont; the registry's type also admits the 14 built-in PDF fonts.
+    return {style: cast(TTFFont, reader.fonts[f"{FONT.lower()}{style}"]) for style in FONT_FILES}
 
 
 @functools.cache
