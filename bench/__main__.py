@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench import aws_calls, cold_import, collection, dunning, partners
+from bench import aws_calls, cold_import, collection, dunning, letters, partners
 from bench.figures import RESULTS, Figure, table, write_results
 
 BENCHES: tuple[Callable[[], list[Figure]], ...] = (
@@ -15,6 +15,7 @@ BENCHES: tuple[Callable[[], list[Figure]], ...] = (
     collection.run,
     partners.run,
     dunning.run,
+    letters.run,
     cold_import.run,
 )
 

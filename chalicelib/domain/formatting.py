@@ -29,3 +29,26 @@ def french_amount(amount: Decimal, currency: str = "EUR") -> str:
         units = units[:-3]
     number = f"{sign}{NARROW_NO_BREAK_SPACE.join(groups)},{decimals}"
     return f"{number}{NO_BREAK_SPACE}{_CURRENCY_SIGNS.get(currency, currency)}"
+
+
+_MONTHS = (
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+)
+
+
+def french_long_date(day: date) -> str:
+    """The date a letter is written on, in words: `1er mars 2027`, `12 mars 2027` (the first of a month is
+    an ordinal in French)."""
+    number = "1er" if day.day == 1 else str(day.day)
+    return f"{number}{NO_BREAK_SPACE}{_MONTHS[day.month - 1]} {day.year}"
