@@ -14,7 +14,8 @@ What this adapter relies on (base URL `https://api.maileva.com/registered_mail/v
 `https://api.sandbox.maileva.net/registered_mail/v4`):
 - `POST {auth_url}/token`, form `grant_type=password, username, password, client_id, client_secret`
   (auth_url `https://connexion.maileva.com/auth/realms/services/protocol/openid-connect`) → `{access_token,
-  expires_in}`; every other call carries `Authorization: Bearer <access_token>`.
+  expires_in}`; every other call carries `Authorization: Bearer <access_token>`. The authentication
+  description marks `client_credentials` "non implémenté pour Maileva", hence the password grant.
 - `GET /sendings?start_index=&count=` (≤ 500) → `{sendings: [sending], paging}`: the sending whose
   `custom_id` is our letter id, if one exists. The v4 list offers no filter, so the account's sendings are
   paged through.

@@ -264,6 +264,14 @@ def test_a_timeout_a_server_error_a_throttle_or_a_malformed_answer_leaves_the_le
     assert all(sending.submissions == 0 for sending in stub.sendings.values())
 
 
+def test_a_refused_connection_raises_unavailable_at_the_step_it_stopped() -> None:
+    with MailevaStub() as gone:
+        pass  # the port is closed again: nothing listens there any more
+
+    with pytest.raises(RegisteredMailUnavailable, match=r"unavailable at step 'token' \(connection failed"):
+        adapter(gone).deposit(letter(), NOW)
+
+
 def test_a_letter_maileva_would_refuse_is_refused_before_any_call_with_a_distinct_message(
     stub: MailevaStub,
 ) -> None:
