@@ -84,6 +84,11 @@ def parse_body(request: Request, model: type[Body]) -> Body:
         raise InvalidInput(
             "The request body is not valid JSON.", [FieldIssue("body", "malformed JSON")]
         ) from exc
+    except RecursionError as exc:
+        # The standard parser recurses once per level: 200,000 `[` exhaust the stack, not the parser.
+        raise InvalidInput(
+            "The request body is nested too deeply to be read.", [FieldIssue("body", "nested too deeply")]
+        ) from exc
     if not isinstance(data, dict):
         raise InvalidInput(
             "The request body must be a JSON object.", [FieldIssue("body", "not a JSON object")]
