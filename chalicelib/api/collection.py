@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
 from typing import Annotated, Any
 
 from chalice.app import Response
@@ -13,6 +12,7 @@ from pydantic import Field, StrictBool, StrictInt, StrictStr
 from chalicelib.api.authorizers import staff_authorizer
 from chalicelib.api.pagination import page, page_params, query_param
 from chalicelib.api.requests import (
+    CalendarDate,
     DisplayName,
     EmailAddress,
     PatchBody,
@@ -118,7 +118,7 @@ class DossierBody(StrictBody):
     procedure_id: Label
     recipient: RecipientBody
     reference: DisplayName | None = None
-    due_date: date | None = None
+    due_date: CalendarDate | None = None
     notify: StrictBool = False
 
 
