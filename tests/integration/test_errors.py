@@ -121,8 +121,6 @@ def test_a_missing_setting_fails_loudly_naming_every_missing_variable() -> None:
     message = str(missing.value)
     for name in (
         "RELAIS_TABLE_NAME",
-        "RELAIS_FROM_ADDRESS",
-        "RELAIS_LINK_SECRET",
         "AWS_REGION",
         "RELAIS_JWT_ISSUER",
         "RELAIS_JWT_AUDIENCE",
