@@ -10,7 +10,7 @@ from pydantic import BeforeValidator, Field, StrictInt, StrictStr, field_validat
 
 from chalicelib.api.authorizers import staff_authorizer
 from chalicelib.api.pagination import page, page_params
-from chalicelib.api.requests import CalendarDate, StrictBody, parse_body, staff_principal
+from chalicelib.api.requests import CalendarDate, SentNotNull, StrictBody, parse_body, staff_principal
 from chalicelib.api.routing import ApiBlueprint
 from chalicelib.domain.clock import iso
 from chalicelib.domain.communications import CommunicationKind, TemplateSource
@@ -146,7 +146,8 @@ class InstallmentBody(StrictBody):
 
 class PaymentAmountBody(StrictBody):
     amount: StrictStr
-    currency: StrictStr | None = None
+    currency: Annotated[StrictStr | None, SentNotNull] = None
+    """Left out: the installment's currency."""
 
 
 class PaymentBody(StrictBody):

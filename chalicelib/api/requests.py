@@ -58,6 +58,16 @@ def _timestamp(value: Any) -> datetime:
         raise ValueError(TIMESTAMP_ISSUE) from exc
 
 
+def _refuse_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("must not be null")
+    return value
+
+
+SentNotNull = BeforeValidator(_refuse_null)
+"""For an optional field whose absence has a meaning (a default) but whose `null` has none:
+`Annotated[X | None, SentNotNull] = None` (a default is never validated, a sent null is)."""
+
 CalendarDate = Annotated[date, BeforeValidator(_calendar_date)]
 """A day, written `YYYY-MM-DD` and nothing else."""
 Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]

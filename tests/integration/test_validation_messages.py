@@ -140,3 +140,25 @@ def test_a_wrong_type_inside_a_payment_amount_is_refused(
         {"paid_at": "2027-03-02", "amount": {"amount": "10.00", "currency": 978}},
     )
     assert refused(answer) == [{"field": "amount.currency", "issue": "must be a string"}]
+
+
+def test_a_payment_amount_whose_currency_is_null_is_refused(
+    admin: Api, contract: dict[str, Any], installment: dict[str, Any]
+) -> None:
+    answer = admin.post(
+        f"/contracts/{contract['id']}/installments/{installment['id']}/payments",
+        {"paid_at": "2027-03-02", "amount": {"amount": "10.00", "currency": None}},
+    )
+    assert refused(answer) == [{"field": "amount.currency", "issue": "must not be null"}]
+
+
+@pytest.mark.parametrize(
+    ("time", "issue"),
+    [
+        (None, "must not be null"),
+        (1_800_000_000, "must be a date and time with its offset, such as 2027-03-11T08:00:00Z"),
+        ("2027-03-11T08:00:00", "must be a date and time with its offset, such as 2027-03-11T08:00:00Z"),
+    ],
+)
+def test_the_local_tick_refuses_a_time_that_is_not_a_moment(admin: Api, time: Any, issue: str) -> None:
+    assert refused(admin.post("/_local/tick", {"time": time})) == [{"field": "time", "issue": issue}]
