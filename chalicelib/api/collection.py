@@ -51,6 +51,7 @@ Description = Annotated[StrictStr, Field(max_length=2000)]
 
 
 class ProcedureBody(StrictBody):
+    nullable = frozenset({"description"})
     name: DisplayName
     description: Description | None = None
     main_role_name: DisplayName | None = None
@@ -80,6 +81,7 @@ class RolePatch(PatchBody):
 
 
 class DocumentBody(StrictBody):
+    nullable = frozenset({"description"})
     label: Label
     description: Description | None = None
     required: StrictBool = True
@@ -115,6 +117,7 @@ class RecipientBody(StrictBody):
 
 
 class DossierBody(StrictBody):
+    nullable = frozenset({"due_date"})
     procedure_id: Label
     recipient: RecipientBody
     reference: DisplayName | None = None

@@ -10,7 +10,7 @@ from pydantic import BeforeValidator, Field, StrictInt, StrictStr, field_validat
 
 from chalicelib.api.authorizers import staff_authorizer
 from chalicelib.api.pagination import page, page_params
-from chalicelib.api.requests import CalendarDate, SentNotNull, StrictBody, parse_body, staff_principal
+from chalicelib.api.requests import CalendarDate, StrictBody, parse_body, staff_principal
 from chalicelib.api.routing import ApiBlueprint
 from chalicelib.domain.clock import iso
 from chalicelib.domain.communications import CommunicationKind, TemplateSource
@@ -139,6 +139,7 @@ MONEY_ISSUE = 'must be money, an object such as {"amount": "84.20", "currency": 
 
 
 class InstallmentBody(StrictBody):
+    nullable = frozenset({"label"})
     due_date: CalendarDate
     amount: Annotated[MoneyBody, BeforeValidator(_money_object)]
     label: Annotated[StrictStr, Field(max_length=200)] | None = None
@@ -146,7 +147,7 @@ class InstallmentBody(StrictBody):
 
 class PaymentAmountBody(StrictBody):
     amount: StrictStr
-    currency: Annotated[StrictStr | None, SentNotNull] = None
+    currency: StrictStr | None = None
     """Left out: the installment's currency."""
 
 
@@ -170,6 +171,7 @@ class PaymentBody(StrictBody):
 
 
 class ExpectedDocumentBody(StrictBody):
+    nullable = frozenset({"due_date"})
     label: Annotated[StrictStr, Field(min_length=1, max_length=200)]
     due_date: CalendarDate | None = None
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from chalice.app import Response
 
-from chalicelib.api.requests import SentNotNull, StrictBody, Timestamp, parse_body
+from chalicelib.api.requests import StrictBody, Timestamp, parse_body
 from chalicelib.api.routing import ApiBlueprint
 from chalicelib.wiring import container
 
@@ -14,7 +14,7 @@ local = ApiBlueprint(__name__)
 
 
 class TickBody(StrictBody):
-    time: Annotated[Timestamp | None, SentNotNull] = None
+    time: Timestamp | None = None
     """Left out: now."""
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import re
 from datetime import date, datetime
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar, get_args
 
 from chalice.app import Request
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from chalicelib.domain.errors import FieldIssue, InvalidInput, Unauthenticated
 from chalicelib.domain.identity import PortalPrincipal, Role, StaffPrincipal
@@ -58,16 +58,6 @@ def _timestamp(value: Any) -> datetime:
         raise ValueError(TIMESTAMP_ISSUE) from exc
 
 
-def _refuse_null(value: Any) -> Any:
-    if value is None:
-        raise ValueError("must not be null")
-    return value
-
-
-SentNotNull = BeforeValidator(_refuse_null)
-"""For an optional field whose absence has a meaning (a default) but whose `null` has none:
-`Annotated[X | None, SentNotNull] = None` (a default is never validated, a sent null is)."""
-
 CalendarDate = Annotated[date, BeforeValidator(_calendar_date)]
 """A day, written `YYYY-MM-DD` and nothing else."""
 Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
@@ -75,32 +65,47 @@ Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
 
 
 class StrictBody(BaseModel):
-    """Unknown fields are refused: a typo must not pass silently as 'nothing to change'.
-    Lax mode lets JSON strings fill enums; booleans are declared StrictBool where 1 or "yes" must fail."""
+    """Unknown fields are refused: a typo must not pass silently as 'nothing to change'. An optional
+    field may be left out, but a field that is sent may not be null, except the ones named in
+    `nullable` (as openapi.yaml marks them), where null means "none". Lax mode lets JSON strings fill
+    enums; booleans are declared StrictBool where 1 or "yes" must fail."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    nullable: ClassVar[frozenset[str]] = frozenset()
 
 
 class PatchBody(StrictBody):
-    """A partial update: every field may be left out, but a field that is sent may not be null, except
-    the optional ones named in `nullable`, where null removes the value."""
+    """A partial update: every field may be left out; null, where `nullable` allows it, removes the value."""
 
-    nullable: ClassVar[frozenset[str]] = frozenset()
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nulls(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            nulls = [
-                key
-                for key, value in data.items()
-                if value is None and key in cls.model_fields and key not in cls.nullable
-            ]
-            if nulls:
-                raise InvalidInput(
-                    "The request is invalid.", [FieldIssue(name, "must not be null") for name in nulls]
-                )
-        return data
+def _model_in(annotation: Any) -> type[StrictBody] | None:
+    """The body model a field holds (through `X | None` and `Annotated[...]`), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, StrictBody):
+        return annotation
+    for argument in get_args(annotation):
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None
+
+
+def _sent_nulls(model: type[StrictBody], data: Any, prefix: str = "") -> list[FieldIssue]:
+    """Every null sent where the model does not allow one, named by its full path."""
+    if not isinstance(data, dict):
+        return []
+    issues = []
+    for name, value in data.items():
+        field = model.model_fields.get(name)
+        if field is None:
+            continue
+        if value is None:
+            if name not in model.nullable:
+                issues.append(FieldIssue(f"{prefix}{name}", "must not be null"))
+            continue
+        nested = _model_in(field.annotation)
+        if nested is not None:
+            issues += _sent_nulls(nested, value, f"{prefix}{name}.")
+    return issues
 
 
 Body = TypeVar("Body", bound=BaseModel)
@@ -186,6 +191,9 @@ def parse_body(request: Request, model: type[Body]) -> Body:
         raise InvalidInput(
             "The request body must be a JSON object.", [FieldIssue("body", "not a JSON object")]
         )
+    nulls = _sent_nulls(model, data) if issubclass(model, StrictBody) else []
+    if nulls:
+        raise InvalidInput("The request is invalid.", nulls)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -72,14 +72,21 @@ def test_a_due_date_must_be_a_date_and_nothing_else(
     assert refused(answer) == [{"field": "due_date", "issue": "must be a date written YYYY-MM-DD"}]
 
 
-@pytest.mark.parametrize("written", [1_800_000_000, "2027-04-15T00:00:00+02:00", None])
+@pytest.mark.parametrize(
+    ("written", "issue"),
+    [
+        (1_800_000_000, "must be a date written YYYY-MM-DD"),
+        ("2027-04-15T00:00:00+02:00", "must be a date written YYYY-MM-DD"),
+        (None, "must not be null"),
+    ],
+)
 def test_a_payment_date_must_be_a_date_and_nothing_else(
-    admin: Api, contract: dict[str, Any], installment: dict[str, Any], written: Any
+    admin: Api, contract: dict[str, Any], installment: dict[str, Any], written: Any, issue: str
 ) -> None:
     answer = admin.post(
         f"/contracts/{contract['id']}/installments/{installment['id']}/payments", {"paid_at": written}
     )
-    assert refused(answer) == [{"field": "paid_at", "issue": "must be a date written YYYY-MM-DD"}]
+    assert refused(answer) == [{"field": "paid_at", "issue": issue}]
 
 
 def test_an_expected_document_and_a_dossier_take_dates_only(admin: Api, contract: dict[str, Any]) -> None:
@@ -162,3 +169,44 @@ def test_a_payment_amount_whose_currency_is_null_is_refused(
 )
 def test_the_local_tick_refuses_a_time_that_is_not_a_moment(admin: Api, time: Any, issue: str) -> None:
     assert refused(admin.post("/_local/tick", {"time": time})) == [{"field": "time", "issue": issue}]
+
+
+def test_an_empty_cursor_is_refused_like_any_cursor_the_api_did_not_give(admin: Api) -> None:
+    assert refused(admin.get("/clients?cursor=")) == [
+        {"field": "cursor", "issue": "not a cursor of this API"}
+    ]
+
+
+def test_a_contract_sent_with_a_null_status_is_refused(admin: Api) -> None:
+    client = admin.post("/clients", {"name": "Jean Dupont"}).body
+    answer = admin.post("/contracts", {"client_id": client["id"], "reference": "HAB-9", "status": None})
+    assert refused(answer) == [{"field": "status", "issue": "must not be null"}]
+
+
+def test_a_null_nested_where_none_is_allowed_is_named_by_its_full_path(admin: Api) -> None:
+    answer = admin.post(
+        "/mailings",
+        {
+            "name": "Voeux",
+            "subject": "Bonne année",
+            "body": "Bonjour",
+            "audience": {"entity": "clients", "filters": {"ids": None}},
+        },
+    )
+    assert refused(answer) == [{"field": "audience.filters.ids", "issue": "must not be null"}]
+
+
+def test_null_is_accepted_where_the_contract_allows_it(admin: Api) -> None:
+    answer = admin.post(
+        "/apporteurs", {"name": "Ouest", "email": None, "commissioning": {"commission_rate": None}}
+    )
+    assert answer.status == 201, answer.body
+
+
+def test_a_mailing_draft_patched_with_a_null_audience_is_refused(admin: Api) -> None:
+    mailing = admin.post(
+        "/mailings",
+        {"name": "Voeux", "subject": "Bonne année", "body": "Bonjour", "audience": {"entity": "clients"}},
+    ).body
+    answer = admin.patch(f"/mailings/{mailing['id']}", {"audience": None})
+    assert refused(answer) == [{"field": "audience", "issue": "must not be null"}]
