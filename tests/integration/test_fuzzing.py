@@ -78,7 +78,8 @@ def _fuzz(stack: LocalStack, token: str | None, include: str, examples: int, rep
     ]
     if token:
         command += ["--header", f"Authorization: Bearer {token}"]
-    ran = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    # From the test's own directory: schemathesis keeps a cache of its findings where it runs.
+    ran = subprocess.run(command, cwd=report, capture_output=True, text=True, timeout=300, check=False)
     reports = list(report.glob("*.xml"))
     assert reports, ran.stdout + ran.stderr
     assert "API Operations:" in ran.stdout, ran.stdout
