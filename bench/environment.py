@@ -24,7 +24,13 @@ def local_stage_environment() -> dict[str, str]:
 
 def deployed_stage_environment() -> dict[str, str]:
     """What a Lambda of the prod stage imports the app with: no local-only routes."""
-    return {**local_stage_environment(), "RELAIS_STAGE": "prod"}
+    return {
+        **local_stage_environment(),
+        "RELAIS_STAGE": "prod",
+        # A deployed stage refuses the local stage's short secrets (chalicelib/config.py).
+        "RELAIS_LINK_SECRET": "bench-link-secret-" + "x" * 32,
+        "RELAIS_JWT_SECRET": "bench-jwt-secret-" + "x" * 32,
+    }
 
 
 @contextmanager

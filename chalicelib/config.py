@@ -23,13 +23,18 @@ class ConfigurationError(RuntimeError):
     pass
 
 
+MIN_SECRET_BYTES = 32
+"""A signing secret shorter than the HMAC-SHA256 output can be brute-forced offline from one signed link."""
+
+
 @dataclass(frozen=True)
 class Settings:
     stage: str
     region: str
     table_name: str
     communications_queue: str
-    from_address: str
+    from_address: str | None
+    """Only the functions that send email have it (`sender_address()`)."""
     portal_url: str | None
     """An explicit portal page; by default the API's own `/p` (`portal_page_url`)."""
     api_url: str | None
@@ -41,18 +46,43 @@ class Settings:
     jwt_issuer: str | None
     jwt_audience: str | None
     ses_configuration_set: str | None
-    link_secret: str
+    link_secret: str | None
+    """Signs the links that need no login (unsubscribe); rotating it voids every link already sent.
+    Only the functions that sign or read such links have it (`signing_secret()`)."""
     documents_bucket: str
     """Set by the merge template in AWS (its name holds the AWS account id) and by the local stack."""
-    """Signs the links that need no login (unsubscribe); rotating it voids every link already sent."""
+
+    def sender_address(self) -> str:
+        return _required(self.from_address, "RELAIS_FROM_ADDRESS", "this function sends email")
+
+    def signing_secret(self) -> str:
+        return _required(self.link_secret, "RELAIS_LINK_SECRET", "this function signs or reads links")
+
+
+def _required(value: str | None, name: str, why: str) -> str:
+    if not value:
+        raise ConfigurationError(f"Missing environment variables: {name} ({why})")
+    return value
 
 
 _REQUIRED = (
     "RELAIS_STAGE",
     "RELAIS_TABLE_NAME",
-    "RELAIS_FROM_ADDRESS",
-    "RELAIS_LINK_SECRET",
 )
+"""Every function reads these; the others are required by the functions that use them, at first use,
+so that each function's environment holds exactly what its code reads (infra/resources.yaml)."""
+
+
+def _deployed_issues(environ: Mapping[str, str]) -> list[str]:
+    """What a deployed stage must never run with, checked when its settings are first read."""
+    issues = []
+    for name in ("RELAIS_LINK_SECRET", "RELAIS_JWT_SECRET"):
+        secret = environ.get(name) or ""
+        if secret and len(secret.encode()) < MIN_SECRET_BYTES:
+            issues.append(f"{name} must be at least {MIN_SECRET_BYTES} bytes long")
+    if (environ.get("RELAIS_JWKS_URL") or "").startswith("http://"):
+        issues.append("RELAIS_JWKS_URL must be an https:// address")
+    return issues
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -65,6 +95,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         missing += [n for n in ("RELAIS_JWT_ISSUER", "RELAIS_JWT_AUDIENCE") if not environ.get(n)]
     if missing:
         raise ConfigurationError(f"Missing environment variables: {', '.join(missing)}")
+    issues = _deployed_issues(environ) if environ["RELAIS_STAGE"] != "local" else []
+    if issues:
+        raise ConfigurationError("Unsafe settings for a deployed stage: " + "; ".join(issues))
     try:
         token_days = int(environ.get("RELAIS_PORTAL_TOKEN_DAYS", "30"))
     except ValueError as exc:
@@ -74,7 +107,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         region=str(region),
         table_name=environ["RELAIS_TABLE_NAME"],
         communications_queue=COMMUNICATIONS_QUEUE,
-        from_address=environ["RELAIS_FROM_ADDRESS"],
+        from_address=environ.get("RELAIS_FROM_ADDRESS") or None,
         portal_url=environ.get("RELAIS_PORTAL_URL") or None,
         api_url=(environ.get("RELAIS_API_URL") or "").rstrip("/") or None,
         portal_token_days=token_days,
@@ -83,7 +116,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         jwt_issuer=environ.get("RELAIS_JWT_ISSUER") or None,
         jwt_audience=environ.get("RELAIS_JWT_AUDIENCE") or None,
         ses_configuration_set=environ.get("RELAIS_SES_CONFIGURATION_SET") or None,
-        link_secret=environ["RELAIS_LINK_SECRET"],
+        link_secret=environ.get("RELAIS_LINK_SECRET") or None,
         documents_bucket=environ.get("RELAIS_DOCUMENTS_BUCKET")
         or f"relais-documents-{environ.get('RELAIS_AWS_ACCOUNT_ID', 'local')}",
     )

@@ -194,7 +194,7 @@ class Container:
     def unsubscribe_links(self) -> UnsubscribeLinkMaker:
         if not self.settings.api_url:
             raise ConfigurationError("Set RELAIS_API_URL: mailings carry unsubscribe links to the API")
-        return UnsubscribeLinkMaker(self.settings.api_url, self.settings.link_secret)
+        return UnsubscribeLinkMaker(self.settings.api_url, self.settings.signing_secret())
 
     @cached_property
     def mailings(self) -> DynamoMailingRepository:
@@ -219,7 +219,7 @@ class Container:
         from chalicelib.adapters.ses import SesMailer
 
         mailer = SesMailer(
-            self.client("sesv2"), self.settings.from_address, self.settings.ses_configuration_set
+            self.client("sesv2"), self.settings.sender_address(), self.settings.ses_configuration_set
         )
         if self.settings.stage != "local":
             return mailer

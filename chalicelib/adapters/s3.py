@@ -4,8 +4,9 @@ first bytes of an object for sniffing. Objects live under the account's prefix, 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from botocore.exceptions import ClientError
 
@@ -19,6 +20,15 @@ class S3Documents:
     def __init__(self, client: Any, bucket: str) -> None:
         self._client = client
         self._bucket = bucket
+
+    @cached_property
+    def upload_origin(self) -> str:
+        """Where browsers send presigned uploads (`scheme://host`), for the portal page's connect-src:
+        asked of the signer itself (no call to AWS), so it is exactly the bucket's host in every region
+        and the embedded moto locally."""
+        url = self._client.generate_presigned_post(Bucket=self._bucket, Key="accounts/", ExpiresIn=60)["url"]
+        parts = urlsplit(str(url))
+        return f"{parts.scheme}://{parts.netloc}"
 
     def presigned_post(
         self, key: str, content_type: str, max_bytes: int, now: datetime

@@ -3,7 +3,9 @@
 They only authenticate: the policy allows every route, and each route checks the role itself so that a
 refusal comes back in the API.md error shape (a 403 decided by API Gateway would not). A refused token
 raises `Unauthorized`, which is how a Lambda authorizer tells API Gateway to answer 401. The portal one is
-not cached by API Gateway (`ttl_seconds=0`), so a revoked or rotated link dies at once.
+not cached by API Gateway (`ttl_seconds=0`), so a revoked or rotated link dies at once; a staff decision
+is cached one minute at most (Chalice's default is five), so a disabled user or a changed role takes
+effect within a minute while a page's burst of calls still costs one verification.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ class Unauthorized(Exception):
         super().__init__("Unauthorized")
 
 
-@authorizers.authorizer()
+STAFF_DECISION_SECONDS = 60
+
+
+@authorizers.authorizer(ttl_seconds=STAFF_DECISION_SECONDS)
 def staff_authorizer(auth_request: AuthRequest) -> AuthResponse:
     try:
         principal = container().staff_tokens.verify(bearer_token(auth_request.token or ""))

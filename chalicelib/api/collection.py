@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import date
 from typing import Annotated, Any
 
 from chalice.app import Request, Response
@@ -15,6 +14,7 @@ from chalicelib.api.authorizers import staff_authorizer
 from chalicelib.api.idempotency import replays_with_fresh_link
 from chalicelib.api.pagination import page, page_params, query_param
 from chalicelib.api.requests import (
+    CalendarDate,
     DisplayName,
     EmailAddress,
     PatchBody,
@@ -54,6 +54,7 @@ Description = Annotated[StrictStr, Field(max_length=2000)]
 
 
 class ProcedureBody(StrictBody):
+    nullable = frozenset({"description"})
     name: DisplayName
     description: Description | None = None
     main_role_name: DisplayName | None = None
@@ -83,6 +84,7 @@ class RolePatch(PatchBody):
 
 
 class DocumentBody(StrictBody):
+    nullable = frozenset({"description"})
     label: Label
     description: Description | None = None
     required: StrictBool = True
@@ -118,10 +120,11 @@ class RecipientBody(StrictBody):
 
 
 class DossierBody(StrictBody):
+    nullable = frozenset({"due_date"})
     procedure_id: Label
     recipient: RecipientBody
     reference: DisplayName | None = None
-    due_date: date | None = None
+    due_date: CalendarDate | None = None
     notify: StrictBool = False
 
 

@@ -3,15 +3,14 @@ and their payments, and expected documents of contracts."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from chalice.app import Response
-from pydantic import Field, StrictInt, StrictStr, field_validator
+from pydantic import BeforeValidator, Field, StrictInt, StrictStr, field_validator
 
 from chalicelib.api.authorizers import staff_authorizer
 from chalicelib.api.pagination import page, page_params
-from chalicelib.api.requests import StrictBody, parse_body, staff_principal
+from chalicelib.api.requests import CalendarDate, StrictBody, parse_body, staff_principal
 from chalicelib.api.routing import ApiBlueprint
 from chalicelib.domain.clock import iso
 from chalicelib.domain.communications import CommunicationKind, TemplateSource
@@ -130,22 +129,33 @@ class MoneyBody(StrictBody):
     currency: StrictStr = "EUR"
 
 
+def _money_object(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise ValueError(MONEY_ISSUE)
+    return value
+
+
+MONEY_ISSUE = 'must be money, an object such as {"amount": "84.20", "currency": "EUR"}'
+
+
 class InstallmentBody(StrictBody):
-    due_date: date
-    amount: MoneyBody
+    nullable = frozenset({"label"})
+    due_date: CalendarDate
+    amount: Annotated[MoneyBody, BeforeValidator(_money_object)]
     label: Annotated[StrictStr, Field(max_length=200)] | None = None
 
 
 class PaymentAmountBody(StrictBody):
     amount: StrictStr
     currency: StrictStr | None = None
+    """Left out: the installment's currency."""
 
 
 class PaymentBody(StrictBody):
     """`amount` is money like everywhere (`{amount, currency}`), or its bare decimal string, in the
     installment's currency; left out, the payment covers what remains due."""
 
-    paid_at: date
+    paid_at: CalendarDate
     amount: PaymentAmountBody | None = None
 
     @field_validator("amount", mode="before")
@@ -161,8 +171,9 @@ class PaymentBody(StrictBody):
 
 
 class ExpectedDocumentBody(StrictBody):
+    nullable = frozenset({"due_date"})
     label: Annotated[StrictStr, Field(min_length=1, max_length=200)]
-    due_date: date | None = None
+    due_date: CalendarDate | None = None
 
 
 def installment_view(installment: Installment, next_step: DueStep | None) -> dict[str, Any]:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from chalice.app import Response
-from pydantic import AwareDatetime
 
-from chalicelib.api.requests import StrictBody, parse_body
+from chalicelib.api.requests import StrictBody, Timestamp, parse_body
 from chalicelib.api.routing import ApiBlueprint
 from chalicelib.wiring import container
 
@@ -15,7 +14,8 @@ local = ApiBlueprint(__name__)
 
 
 class TickBody(StrictBody):
-    time: AwareDatetime | None = None
+    time: Timestamp | None = None
+    """Left out: now."""
 
 
 @local.route("/_local/outbox", methods=["GET"])

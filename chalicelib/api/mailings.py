@@ -11,7 +11,7 @@ from pydantic import Field, StrictInt, StrictStr
 from chalicelib.api.authorizers import staff_authorizer
 from chalicelib.api.pagination import page, page_params
 from chalicelib.api.partners import recipients_view
-from chalicelib.api.requests import StrictBody, parse_body, staff_principal
+from chalicelib.api.requests import PatchBody, StrictBody, parse_body, staff_principal
 from chalicelib.api.routing import ApiBlueprint
 from chalicelib.domain.clock import iso
 from chalicelib.domain.communications import TemplateSource
@@ -47,7 +47,7 @@ class MailingBody(StrictBody):
     audience: AudienceBody
 
 
-class MailingPatch(StrictBody):
+class MailingPatch(PatchBody):
     """What a draft changes, at the `version` read; `audience`, when sent, replaces the whole audience."""
 
     version: StrictInt

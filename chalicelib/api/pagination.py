@@ -43,7 +43,7 @@ def page_params(request: Request, filters: frozenset[str] = frozenset()) -> tupl
                 [FieldIssue("limit", f"must be a whole number from 1 to {MAX_LIMIT}")],
             )
         limit = int(raw_limit)
-    return limit, decode_cursor(raw_cursor) if raw_cursor else None
+    return limit, decode_cursor(raw_cursor) if raw_cursor is not None else None
 
 
 def decode_cursor(text: str) -> dict[str, Any]:

@@ -62,6 +62,7 @@ def _rate(value: str | None) -> str | None:
 
 
 class CommissioningBody(StrictBody):
+    nullable = frozenset({"commission_rate"})
     commission_rate: Annotated[StrictStr | None, AfterValidator(_rate)] = None
     communication_rule: CommunicationRule = CommunicationRule.CLIENT
 
@@ -70,6 +71,7 @@ class CommissioningBody(StrictBody):
 
 
 class ApporteurBody(StrictBody):
+    nullable = frozenset({"email"})
     name: DisplayName
     email: EmailAddress | None = None
     commissioning: CommissioningBody | None = None
@@ -84,6 +86,7 @@ class ApporteurPatch(PatchBody):
 
 
 class ClientBody(ApporteurBody):
+    nullable = frozenset({"email", "preferred_apporteur_id"})
     preferred_apporteur_id: RecordId | None = None
     postal_address: PostalAddressBody | None = None
 
@@ -109,6 +112,7 @@ class ProductPatch(PatchBody):
 
 
 class ContractBody(StrictBody):
+    nullable = frozenset({"product_id", "apporteur_id"})
     client_id: RecordId
     reference: DisplayName
     product_id: RecordId | None = None
@@ -146,6 +150,7 @@ class BulkBody(StrictBody):
 
 
 class ManualEmailBody(StrictBody):
+    nullable = frozenset({"contract_id"})
     subject: StrictStr = Field(max_length=500)
     body: StrictStr = Field(max_length=20_000)
     contract_id: RecordId | None = None

@@ -2,13 +2,13 @@
 the link in an invitation email opens a working page on any stage. No login: the page reads the link's
 secret from the URL fragment, which browsers never send, and calls `/portal` with it.
 
-The Content-Security-Policy allows nothing but this page's own files and calls to this API and to S3
-(the presigned upload): an injected script or a rogue stylesheet has nowhere to run or to report to.
+The Content-Security-Policy allows nothing but this page's own files and calls to this API and to the
+documents bucket's own host (the presigned upload): an injected script or a rogue stylesheet has nowhere
+to run or to report to, not even another bucket.
 """
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from chalice.app import Response
 
 from chalicelib.api.routing import ApiBlueprint
 from chalicelib.domain.errors import NotFound
+from chalicelib.wiring import container
 
 portal_page = ApiBlueprint(__name__)
 
@@ -32,12 +33,6 @@ def _asset(name: str) -> str:
     return (ASSETS / name).read_text(encoding="utf-8")
 
 
-def _upload_origins() -> str:
-    """Where the browser may send the presigned POST: S3 in AWS, the embedded moto locally."""
-    endpoint = os.environ.get("AWS_ENDPOINT_URL")
-    return endpoint.rstrip("/") if endpoint else "https://*.amazonaws.com"
-
-
 def _headers(name: str) -> dict[str, str | list[str]]:
     headers: dict[str, str | list[str]] = {
         "Content-Type": CONTENT_TYPES[name],
@@ -49,7 +44,7 @@ def _headers(name: str) -> dict[str, str | list[str]]:
         headers["X-Frame-Options"] = "DENY"
         headers["Content-Security-Policy"] = (
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            f"connect-src 'self' {_upload_origins()}; form-action 'self'; base-uri 'none'; "
+            f"connect-src 'self' {container().documents.upload_origin}; form-action 'self'; base-uri 'none'; "
             "frame-ancestors 'none'"
         )
     else:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, ClassVar, TypeVar
+import re
+from datetime import date, datetime
+from typing import Annotated, Any, ClassVar, TypeVar, get_args
 
 from chalice.app import Request
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from chalicelib.domain.errors import FieldIssue, InvalidInput, Unauthenticated
 from chalicelib.domain.identity import PortalPrincipal, Role, StaffPrincipal
@@ -29,34 +31,81 @@ def _check(issue_of: Any) -> Any:
 EmailAddress = Annotated[str, AfterValidator(_check(email_issue))]
 DisplayName = Annotated[str, AfterValidator(_check(name_issue))]
 
+DATE_ISSUE = "must be a date written YYYY-MM-DD"
+TIMESTAMP_ISSUE = "must be a date and time with its offset, such as 2027-03-11T08:00:00Z"
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})")
+
+
+def _calendar_date(value: Any) -> date:
+    """Pydantic's lax dates also take a midnight timestamp or a number of seconds; API.md says
+    `YYYY-MM-DD`, and a date that arrives as anything else is more likely a mistake than a date."""
+    if not isinstance(value, str) or not _DATE.fullmatch(value):
+        raise ValueError(DATE_ISSUE)
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"{DATE_ISSUE}, and be a day of the calendar") from exc
+
+
+def _timestamp(value: Any) -> datetime:
+    """ISO 8601 with its offset (`Z` or `±hh:mm`), never a bare number of seconds."""
+    if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value):
+        raise ValueError(TIMESTAMP_ISSUE)
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(TIMESTAMP_ISSUE) from exc
+
+
+CalendarDate = Annotated[date, BeforeValidator(_calendar_date)]
+"""A day, written `YYYY-MM-DD` and nothing else."""
+Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
+"""A moment, ISO 8601 with its offset."""
+
 
 class StrictBody(BaseModel):
-    """Unknown fields are refused: a typo must not pass silently as 'nothing to change'.
-    Lax mode lets JSON strings fill enums; booleans are declared StrictBool where 1 or "yes" must fail."""
+    """Unknown fields are refused: a typo must not pass silently as 'nothing to change'. An optional
+    field may be left out, but a field that is sent may not be null, except the ones named in
+    `nullable` (as openapi.yaml marks them), where null means "none". Lax mode lets JSON strings fill
+    enums; booleans are declared StrictBool where 1 or "yes" must fail."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    nullable: ClassVar[frozenset[str]] = frozenset()
 
 
 class PatchBody(StrictBody):
-    """A partial update: every field may be left out, but a field that is sent may not be null, except
-    the optional ones named in `nullable`, where null removes the value."""
+    """A partial update: every field may be left out; null, where `nullable` allows it, removes the value."""
 
-    nullable: ClassVar[frozenset[str]] = frozenset()
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nulls(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            nulls = [
-                key
-                for key, value in data.items()
-                if value is None and key in cls.model_fields and key not in cls.nullable
-            ]
-            if nulls:
-                raise InvalidInput(
-                    "The request is invalid.", [FieldIssue(name, "must not be null") for name in nulls]
-                )
-        return data
+def _model_in(annotation: Any) -> type[StrictBody] | None:
+    """The body model a field holds (through `X | None` and `Annotated[...]`), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, StrictBody):
+        return annotation
+    for argument in get_args(annotation):
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None
+
+
+def _sent_nulls(model: type[StrictBody], data: Any, prefix: str = "") -> list[FieldIssue]:
+    """Every null sent where the model does not allow one, named by its full path."""
+    if not isinstance(data, dict):
+        return []
+    issues = []
+    for name, value in data.items():
+        field = model.model_fields.get(name)
+        if field is None:
+            continue
+        if value is None:
+            if name not in model.nullable:
+                issues.append(FieldIssue(f"{prefix}{name}", "must not be null"))
+            continue
+        nested = _model_in(field.annotation)
+        if nested is not None:
+            issues += _sent_nulls(nested, value, f"{prefix}{name}.")
+    return issues
 
 
 Body = TypeVar("Body", bound=BaseModel)
@@ -64,16 +113,65 @@ Body = TypeVar("Body", bound=BaseModel)
 _ISSUES = {
     "missing": "is required",
     "extra_forbidden": "is not a known field",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "dict_type": "must be an object",
+    "string_type": "must be a string",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "decimal_type": "must be a decimal number",
+    "decimal_parsing": "must be a decimal number",
+    "list_type": "must be a list",
+    "tuple_type": "must be a list",
+    "set_type": "must be a list",
+    "frozen_set_type": "must be a list",
+    "date_type": DATE_ISSUE,
+    "date_parsing": DATE_ISSUE,
+    "date_from_datetime_parsing": DATE_ISSUE,
+    "date_from_datetime_inexact": DATE_ISSUE,
+    "datetime_type": TIMESTAMP_ISSUE,
+    "datetime_parsing": TIMESTAMP_ISSUE,
+    "datetime_from_date_parsing": TIMESTAMP_ISSUE,
+    "timezone_aware": TIMESTAMP_ISSUE,
+    "string_pattern_mismatch": "is not written in the expected form",
+    "url_type": "must be a URL",
+    "url_parsing": "must be a URL",
+    "url_scheme": "must be a URL",
+    "recursion_loop": "is nested too deeply",
+}
+"""Pydantic's wording names its own types ("instance of MoneyBody"): each kind of error gets ours."""
+
+_BOUNDED_ISSUES = {
+    "string_too_short": ("must be at least {min_length} character{s} long", "min_length"),
+    "string_too_long": ("must be at most {max_length} character{s} long", "max_length"),
+    "too_short": ("must hold at least {min_length} item{s}", "min_length"),
+    "too_long": ("must hold at most {max_length} item{s}", "max_length"),
+    "greater_than": ("must be greater than {gt}", "gt"),
+    "greater_than_equal": ("must be {ge} or more", "ge"),
+    "less_than": ("must be less than {lt}", "lt"),
+    "less_than_equal": ("must be {le} or less", "le"),
+    "enum": ("must be one of {expected}", "expected"),
+    "literal_error": ("must be one of {expected}", "expected"),
 }
 
 
 def _issue(error: Any) -> FieldIssue:
     field = ".".join(str(part) for part in error["loc"]) or "body"
-    if error["type"] in _ISSUES:
-        return FieldIssue(field, _ISSUES[error["type"]])
-    if error["type"] == "value_error":
-        return FieldIssue(field, str(error["ctx"]["error"]))
-    return FieldIssue(field, str(error["msg"]))
+    kind, context = error["type"], error.get("ctx") or {}
+    if kind in _ISSUES:
+        return FieldIssue(field, _ISSUES[kind])
+    if kind in ("value_error", "assertion_error") and "error" in context:
+        return FieldIssue(field, str(context["error"]))
+    if kind in _BOUNDED_ISSUES:
+        template, bound = _BOUNDED_ISSUES[kind]
+        plural = "" if str(context.get(bound)) == "1" else "s"
+        return FieldIssue(field, template.format(s=plural, **context))
+    return FieldIssue(field, "is not valid here")
 
 
 def parse_body(request: Request, model: type[Body]) -> Body:
@@ -84,10 +182,18 @@ def parse_body(request: Request, model: type[Body]) -> Body:
         raise InvalidInput(
             "The request body is not valid JSON.", [FieldIssue("body", "malformed JSON")]
         ) from exc
+    except RecursionError as exc:
+        # The standard parser recurses once per level: 200,000 `[` exhaust the stack, not the parser.
+        raise InvalidInput(
+            "The request body is nested too deeply to be read.", [FieldIssue("body", "nested too deeply")]
+        ) from exc
     if not isinstance(data, dict):
         raise InvalidInput(
             "The request body must be a JSON object.", [FieldIssue("body", "not a JSON object")]
         )
+    nulls = _sent_nulls(model, data) if issubclass(model, StrictBody) else []
+    if nulls:
+        raise InvalidInput("The request is invalid.", nulls)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -82,7 +82,7 @@ def _invalid_link(request: Request, refusal: InvalidInput) -> Response:
 def confirm_page() -> Response:
     request = unsubscribe.current_request
     try:
-        read_unsubscribe_token(container().settings.link_secret, _token(request))
+        read_unsubscribe_token(container().settings.signing_secret(), _token(request))
     except InvalidInput as refusal:
         return _invalid_link(request, refusal)
     return _page(
@@ -111,7 +111,7 @@ def one_click() -> Response:
     services = container()
     try:
         service.unsubscribe(
-            _token(request), services.settings.link_secret, services.unsubscriptions, services.now()
+            _token(request), services.settings.signing_secret(), services.unsubscriptions, services.now()
         )
     except InvalidInput as refusal:
         return _invalid_link(request, refusal)

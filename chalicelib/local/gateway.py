@@ -24,10 +24,12 @@ from chalicelib.api.authorizers import Unauthorized
 from chalicelib.errors import error_body
 
 
-def gateway_response(status: int, code: str, message: str) -> dict[str, Any]:
+def gateway_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     return {
         "statusCode": status,
-        "headers": {"Content-Type": "application/json"},
+        "headers": {"Content-Type": "application/json", **(headers or {})},
         "multiValueHeaders": {},
         "body": json.dumps(error_body(code, message)),
     }
@@ -50,10 +52,33 @@ class RelaisLocalGateway(LocalGateway):
         except ForbiddenError:
             return gateway_response(403, "forbidden", "This token may not call this route.")
 
+    def refuse_method(self, method: str, path: str) -> Any:
+        """A method no route has (TRACE, CONNECT, WebDAV's…): 405 with `Allow`, or 404 off every route."""
+        try:
+            matched = self._routes.match_route(path)
+        except ValueError:
+            return gateway_response(404, "not_found", "No such route.")
+        allowed = ", ".join(sorted(self._app_object.routes[matched.route]))
+        return gateway_response(
+            405, "method_not_allowed", f"{method} is not allowed here.", {"Allow": allowed}
+        )
+
 
 class RelaisRequestHandler(ChaliceRequestHandler):
     def __init__(
         self, request: Any, client_address: Any, server: Any, app_object: Chalice, config: Config
     ) -> None:
-        self.local_gateway = RelaisLocalGateway(app_object, config)
+        self.local_gateway: RelaisLocalGateway = RelaisLocalGateway(app_object, config)
         super(ChaliceRequestHandler, self).__init__(request, client_address, server)
+
+    def __getattr__(self, name: str) -> Any:
+        # http.server answers a method without a `do_<METHOD>` with its own 501 HTML page; every method
+        # that no route has is answered 405 in the API's error shape instead, as for a known one.
+        if name.startswith("do_"):
+            return self._refuse_method
+        raise AttributeError(name)
+
+    def _refuse_method(self) -> None:
+        self._parse_payload()
+        response = self.local_gateway.refuse_method(self.command, self.path)
+        self._send_http_response(response["statusCode"], dict(response["headers"]), response["body"])

@@ -24,6 +24,7 @@ DEPLOYED_ONLY = {
     "AWS::SES::ConfigurationSetEventDestination",
     "AWS::Events::Rule",
     "AWS::SQS::QueuePolicy",
+    "AWS::IAM::Policy",
 }
 
 

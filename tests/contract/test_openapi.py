@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -230,3 +231,58 @@ def test_every_request_body_refuses_unknown_fields(
         if schema.get("additionalProperties") is not False:
             open_bodies.append(show([operation]))
     assert not open_bodies, f"request bodies without additionalProperties: false: {', '.join(open_bodies)}"
+
+
+def _schemas_in(node: Any, where: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    if isinstance(node, dict):
+        yield where, node
+        for key, value in node.items():
+            yield from _schemas_in(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _schemas_in(value, f"{where}/{index}")
+
+
+def test_every_nullable_enum_lists_null_so_generated_clients_accept_it(spec: dict[str, Any]) -> None:
+    missing = [
+        where
+        for where, node in _schemas_in(spec)
+        if node.get("nullable") is True and "enum" in node and None not in node["enum"]
+    ]
+    assert not missing, f"nullable enums without null: {', '.join(missing)}"
+
+
+def test_every_post_that_takes_an_idempotency_key_documents_its_409(
+    described: dict[Operation, dict[str, Any]],
+) -> None:
+    key = {"$ref": "#/components/parameters/IdempotencyKey"}
+    lacking = [
+        show([operation])
+        for operation, body in sorted(described.items())
+        if key in body.get("parameters", []) and "409" not in body.get("responses", {})
+    ]
+    assert not lacking, f"reused Idempotency-Key answers 409, undocumented on: {', '.join(lacking)}"
+
+
+def test_every_id_in_a_path_and_the_cursor_have_a_documented_form(
+    spec: dict[str, Any], described: dict[Operation, dict[str, Any]], served: dict[Operation, Any]
+) -> None:
+    loose = []
+    for path, item in spec["paths"].items():
+        for method, body in item.items():
+            if method not in HTTP_METHODS:
+                continue
+            for parameter in [*item.get("parameters", []), *body.get("parameters", [])]:
+                parameter = resolve(spec, parameter)
+                schema = parameter.get("schema", {})
+                constrained = schema.get("pattern") and schema.get("maxLength")
+                is_id = parameter["in"] == "path" and "enum" not in schema
+                if (is_id or parameter["name"] == "cursor") and not constrained:
+                    loose.append(f"{method.upper()} {path} {parameter['name']}")
+    assert not loose, "parameters without pattern and maxLength: " + ", ".join(sorted(set(loose)))
+
+
+def test_the_description_promises_no_route_that_is_served_already(spec: dict[str, Any]) -> None:
+    text = yaml.safe_dump(spec)
+    assert "not served yet" not in text
+    assert "26-character" not in text

@@ -111,7 +111,7 @@ class _ThrottledOnce:
 def test_ses_throttling_returns_the_record_to_the_queue_and_the_retry_sends_it(
     client: RelaisTestClient, aws: Container, welcome_message: str
 ) -> None:
-    aws.__dict__["mailer"] = SesMailer(_ThrottledOnce(aws.client("sesv2")), aws.settings.from_address)
+    aws.__dict__["mailer"] = SesMailer(_ThrottledOnce(aws.client("sesv2")), aws.settings.sender_address())
     event = _sqs_event([welcome_message])
     answer = client.lambda_.invoke("communications_worker", event).payload
     assert answer == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.error
 import urllib.request
@@ -149,3 +150,14 @@ def test_a_full_document_collection_flows_from_procedure_to_approval_over_http(s
         {"decision": "approve"},
     )
     assert (status, reviewed["status"], reviewed["dossier_status"]) == (200, "approved", "completed")
+
+
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "PROPFIND"])
+def test_a_method_no_route_has_is_refused_with_405_in_the_error_shape(stack: LocalStack, method: str) -> None:
+    request = urllib.request.Request(f"{stack.api_url}/account", method=method)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=5)
+    assert refused.value.code == 405
+    assert refused.value.headers["Content-Type"] == "application/json"
+    assert json.loads(refused.value.read())["error"]["code"] == "method_not_allowed"
+    assert "GET" in refused.value.headers["Allow"]

@@ -330,7 +330,7 @@ def test_a_throttled_mailing_email_is_retried_never_dropped_and_counted_once(
                 raise ClientError({"Error": {"Code": "TooManyRequestsException"}}, "SendEmail")
             return real.send_email(**request)
 
-    aws.__dict__["mailer"] = SesMailer(ThrottledOnce(), aws.settings.from_address)
+    aws.__dict__["mailer"] = SesMailer(ThrottledOnce(), aws.settings.sender_address())
     staff = book["staff"]
     mailing_id = _mailing(staff, {"entity": "contracts", "filters": {"ids": [book["AUTO"]["id"]]}})
     assert staff.post(f"/mailings/{mailing_id}/send").status == 202

@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +125,281 @@ def test_ses_sends_bounces_and_complaints_reach_the_ses_events_worker_which_repo
     rule = resources["EmailFeedbackRule"]["Properties"]
     assert rule["EventPattern"]["source"] == ["aws.ses"]
     assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["SesEventsQueue", "Arn"]}
+
+
+PARAMETERS = {
+    "LinkSecret": "a-deployed-link-secret-of-at-least-32-bytes",
+    "StaffTokenSecret": "a-deployed-staff-token-secret-of-32-bytes-or-more",
+    "StaffJwksUrl": "",
+    "StaffJwtIssuer": "",
+    "StaffJwtAudience": "",
+}
+"""What an operator gives `aws cloudformation deploy --parameter-overrides` (the secrets have no default)."""
+PHYSICAL = {"DocumentsBucket": "relais-documents-123456789012", "RestAPI": "abc123"}
+PSEUDO = {"AWS::Region": "eu-west-3", "AWS::URLSuffix": "amazonaws.com", "AWS::AccountId": "123456789012"}
+LAMBDA_RUNTIME = {
+    "AWS_REGION": "eu-west-3",
+    "AWS_DEFAULT_REGION": "eu-west-3",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+}
+"""What Lambda itself puts into every function's environment."""
+
+
+def _value(template: dict[str, Any], node: Any) -> str:
+    """A variable's value once CloudFormation has resolved it (parameters, resources, pseudo-parameters)."""
+    if isinstance(node, str):
+        return node
+    if "Ref" in node:
+        name = node["Ref"]
+        if name in template.get("Parameters", {}):
+            return PARAMETERS.get(name, str(template["Parameters"][name].get("Default", "")))
+        return PHYSICAL[name]
+    text = str(node["Fn::Sub"])
+    for name, value in {**PSEUDO, **PHYSICAL}.items():
+        text = text.replace("${" + name + "}", value)
+    assert "${" not in text, text
+    return text
+
+
+def packaged_environment(template: dict[str, Any], function: str) -> dict[str, str]:
+    properties = template["Resources"][function]["Properties"]
+    variables = properties.get("Environment", {}).get("Variables", {})
+    return {**LAMBDA_RUNTIME, **{name: _value(template, node) for name, node in variables.items()}}
+
+
+@pytest.fixture
+def as_packaged(
+    template: dict[str, Any], monkeypatch: pytest.MonkeyPatch, aws: Any
+) -> Iterator[Callable[[str], None]]:
+    """Switch the process to exactly one packaged function's environment (the adapters are rebuilt)."""
+    from chalicelib import wiring
+
+    original = dict(os.environ)
+
+    def switch(function: str) -> None:
+        for name in list(os.environ):
+            if name.startswith(("RELAIS_", "POWERTOOLS_", "AWS_")):
+                monkeypatch.delenv(name)
+        for name, value in packaged_environment(template, function).items():
+            monkeypatch.setenv(name, value)
+        wiring.reset()
+
+    yield switch
+    os.environ.clear()
+    os.environ.update(original)
+    wiring.reset()
+
+
+def _context(function: str) -> Any:
+    from chalice.local import LambdaContext
+
+    return LambdaContext(function, 512, max_runtime_ms=60_000)
+
+
+def _api_event(method: str, path: str, authorizer: dict[str, str], body: Any = None) -> dict[str, Any]:
+    return {
+        "resource": path.split("?")[0],
+        "path": path.split("?")[0],
+        "httpMethod": method,
+        "headers": {"Host": "abc123.execute-api.eu-west-3.amazonaws.com", "Content-Type": "application/json"},
+        "multiValueHeaders": {},
+        "queryStringParameters": dict([path.split("?")[1].split("=")]) if "?" in path else None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": path.split("?")[0],
+            "httpMethod": method,
+            "stage": "api",
+            "requestId": f"request-{method}-{path}",
+            "authorizer": authorizer,
+        },
+        "body": json.dumps(body) if body is not None else None,
+        "isBase64Encoded": False,
+    }
+
+
+def _sqs_event(queue: str, aws: Any) -> dict[str, Any]:
+    sqs = aws.client("sqs")
+    url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    assert received, f"nothing was queued on {queue}"
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:eu-west-3:123456789012:{queue}",
+                "awsRegion": "eu-west-3",
+            }
+            for message in received
+        ]
+    }
+
+
+def _scheduled_event(detail_type: str, source: str, detail: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": "event-1",
+        "detail-type": detail_type,
+        "source": source,
+        "account": "123456789012",
+        "time": "2027-03-11T08:00:00Z",
+        "region": "eu-west-3",
+        "resources": [],
+        "detail": detail,
+    }
+
+
+def test_every_handler_runs_with_exactly_the_environment_of_the_packaged_template(
+    as_packaged: Callable[[str], None], aws: Any
+) -> None:
+    import app
+    from chalicelib.api.authorizers import Unauthorized, portal_authorizer, staff_authorizer
+    from chalicelib.local.stack import mint_token
+
+    platform = {"principalId": "root", "role": "platform_admin", "account_id": ""}
+    as_packaged("APIHandler")
+    created = app.app(
+        _api_event(
+            "POST",
+            "/admin/accounts",
+            platform,
+            {
+                "name": "Cabinet Martin",
+                "plan": "premium",
+                "sender_email": "contact@martin.fr",
+            },
+        ),
+        _context("api_handler"),
+    )
+    assert created["statusCode"] == 201, created["body"]
+    account_id = json.loads(created["body"])["id"]
+    admin = {"principalId": "admin", "role": "admin", "account_id": account_id}
+    bulk = app.app(
+        _api_event(
+            "POST",
+            "/contracts/bulk-updates",
+            admin,
+            {"ids": ["nope"], "set": {"communication_rule": "client"}},
+        ),
+        _context("api_handler"),
+    )
+    assert bulk["statusCode"] == 202, bulk["body"]
+    unsubscribe = app.app(_api_event("GET", "/unsubscribe?token=forged", {}), _context("api_handler"))
+    assert unsubscribe["statusCode"] == 400, unsubscribe["body"]
+
+    as_packaged("StaffAuthorizer")
+    staff_token = mint_token(PARAMETERS["StaffTokenSecret"], "admin", "admin", account_id, timedelta(hours=1))
+    allowed = staff_authorizer(
+        {"type": "TOKEN", "authorizationToken": f"Bearer {staff_token}", "methodArn": METHOD_ARN},
+        _context("staff_authorizer"),
+    )
+    assert allowed["context"]["account_id"] == account_id
+
+    as_packaged("PortalAuthorizer")
+    with pytest.raises(Unauthorized):
+        portal_authorizer(
+            {"type": "TOKEN", "authorizationToken": "Bearer not-a-link", "methodArn": METHOD_ARN},
+            _context("portal_authorizer"),
+        )
+
+    as_packaged("CommunicationsWorker")
+    sent = app.communications_worker(
+        _sqs_event("relais-communications", aws), _context("communications_worker")
+    )
+    assert sent == {"batchItemFailures": []}
+
+    as_packaged("BulkWorker")
+    applied = app.bulk_worker(_sqs_event("relais-bulk", aws), _context("bulk_worker"))
+    assert applied == {"batchItemFailures": []}
+
+    as_packaged("DunningTick")
+    ticked = app.dunning_tick(_scheduled_event("Scheduled Event", "aws.events", {}), _context("dunning_tick"))
+    assert ticked == {"queued": 0}
+
+    as_packaged("SesEvents")
+    ses_record = {
+        "messageId": "m-1",
+        "receiptHandle": "r",
+        "body": json.dumps(
+            _scheduled_event("Email Bounced", "aws.ses", {"eventType": "Bounce", "mail": {"tags": {}}})
+        ),
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:eu-west-3:123456789012:relais-ses-events",
+        "awsRegion": "eu-west-3",
+    }
+    assert app.ses_events({"Records": [ses_record]}, _context("ses_events")) == {"batchItemFailures": []}
+
+    as_packaged("UploadEvents")
+    key = f"accounts/{account_id}/dossiers/d-1/documents/doc-1/upload-1"
+    upload = _scheduled_event(
+        "Object Created", "aws.s3", {"bucket": {"name": PHYSICAL["DocumentsBucket"]}, "object": {"key": key}}
+    )
+    assert app.upload_events(upload, _context("upload_events")) == "refused"
+
+
+METHOD_ARN = "arn:aws:execute-api:eu-west-3:123456789012:abc123/api/GET/account"
+EVERYWHERE = {"RELAIS_STAGE", "RELAIS_TABLE_NAME", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
+READS = {
+    "APIHandler": {"RELAIS_PORTAL_TOKEN_DAYS", "RELAIS_DOCUMENTS_BUCKET", "RELAIS_LINK_SECRET"},
+    "StaffAuthorizer": {"RELAIS_JWT_SECRET", "RELAIS_JWKS_URL", "RELAIS_JWT_ISSUER", "RELAIS_JWT_AUDIENCE"},
+    "PortalAuthorizer": set(),
+    "CommunicationsWorker": {
+        "RELAIS_FROM_ADDRESS",
+        "RELAIS_SES_CONFIGURATION_SET",
+        "RELAIS_PORTAL_TOKEN_DAYS",
+        "RELAIS_API_URL",
+        "RELAIS_LINK_SECRET",
+    },
+    "BulkWorker": set(),
+    "DunningTick": set(),
+    "SesEvents": set(),
+    "UploadEvents": {"RELAIS_DOCUMENTS_BUCKET", "RELAIS_API_URL", "RELAIS_PORTAL_TOKEN_DAYS"},
+}
+"""What each function's code reads beyond what all of them read (wiring.py and the handler it runs)."""
+
+
+def test_each_packaged_function_gets_exactly_the_variables_its_code_reads(template: dict[str, Any]) -> None:
+    functions = {k for k, v in template["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
+    assert functions == set(READS)
+    for function, reads in READS.items():
+        given = set(packaged_environment(template, function)) - set(LAMBDA_RUNTIME)
+        assert given == EVERYWHERE | reads, function
+
+
+def test_the_sender_address_of_the_worker_is_the_ses_identity_the_template_verifies(
+    template: dict[str, Any],
+) -> None:
+    variables = template["Resources"]["CommunicationsWorker"]["Properties"]["Environment"]["Variables"]
+    assert variables["RELAIS_FROM_ADDRESS"] == {"Ref": "SenderAddress"}
+    assert template["Resources"]["SenderIdentity"]["Properties"]["EmailIdentity"] == {"Ref": "SenderAddress"}
+
+
+def test_the_link_secret_is_a_parameter_of_at_least_32_characters_never_echoed(
+    template: dict[str, Any],
+) -> None:
+    parameter = template["Parameters"]["LinkSecret"]
+    assert parameter["NoEcho"] is True
+    assert parameter["MinLength"] >= 32
+    assert "Default" not in parameter
+
+
+def test_api_gateway_caches_a_staff_authorization_for_at_most_a_minute_and_a_portal_one_never(
+    template: dict[str, Any],
+) -> None:
+    swagger = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    authorizers = swagger["securityDefinitions"]
+    ttl = {
+        name: a["x-amazon-apigateway-authorizer"]["authorizerResultTtlInSeconds"]
+        for name, a in authorizers.items()
+    }
+    assert 0 < ttl["staff_authorizer"] <= 60
+    assert ttl["portal_authorizer"] == 0
