@@ -42,6 +42,7 @@ class MediatorBody(StrictBody):
 
 
 class InsurerBody(StrictBody):
+    nullable = frozenset({"address"})
     name: DisplayName
     address: PostalAddressBody | None = None
 

@@ -86,7 +86,7 @@ class ApporteurPatch(PatchBody):
 
 
 class ClientBody(ApporteurBody):
-    nullable = frozenset({"email", "preferred_apporteur_id"})
+    nullable = frozenset({"email", "preferred_apporteur_id", "postal_address"})
     preferred_apporteur_id: RecordId | None = None
     postal_address: PostalAddressBody | None = None
 
@@ -98,6 +98,7 @@ class ClientPatch(ApporteurPatch):
 
 
 class ProductBody(StrictBody):
+    nullable = frozenset({"insurer"})
     name: DisplayName
     commissioning: CommissioningBody | None = None
     insurer: InsurerBody | None = None

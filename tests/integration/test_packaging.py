@@ -321,7 +321,8 @@ def test_every_handler_runs_with_exactly_the_environment_of_the_packaged_templat
 
     as_packaged("DunningTick")
     ticked = app.dunning_tick(_scheduled_event("Scheduled Event", "aws.events", {}), _context("dunning_tick"))
-    assert ticked == {"queued": 0}
+    # The bulk job above ended; its last stall check is due by 2027 and leaves the index once made.
+    assert ticked == {"queued": 1}
 
     as_packaged("SesEvents")
     ses_record = {
