@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from chalicelib.services.registered_mail import (
+from chalicelib.services.ports import (
     LetterToSend,
     LetterTracking,
     LetterTrackingStatus,
