@@ -24,6 +24,35 @@ class ConfigurationError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class MailevaSettings:
+    base_url: str
+    auth_url: str
+    client_id: str
+    client_secret: str
+    username: str
+    password: str
+
+
+_MAILEVA = {
+    "base_url": "RELAIS_MAILEVA_BASE_URL",
+    "auth_url": "RELAIS_MAILEVA_AUTH_URL",
+    "client_id": "RELAIS_MAILEVA_CLIENT_ID",
+    "client_secret": "RELAIS_MAILEVA_CLIENT_SECRET",
+    "username": "RELAIS_MAILEVA_USERNAME",
+    "password": "RELAIS_MAILEVA_PASSWORD",
+}
+
+
+def _maileva(environ: Mapping[str, str]) -> tuple[MailevaSettings | None, list[str]]:
+    """All of RELAIS_MAILEVA_* or none: a half-configured provider fails at start, naming what is missing."""
+    given = {field: environ.get(name) or "" for field, name in _MAILEVA.items()}
+    if not any(given.values()):
+        return None, []
+    missing = [_MAILEVA[field] for field, value in given.items() if not value]
+    return (None, missing) if missing else (MailevaSettings(**given), [])
+
+
+@dataclass(frozen=True)
 class Settings:
     stage: str
     region: str
@@ -43,6 +72,8 @@ class Settings:
     ses_configuration_set: str | None
     link_secret: str
     documents_bucket: str
+    maileva: MailevaSettings | None
+    """The registered-letter provider of the `provider` channel in a deployed stage; None: not configured."""
     """Set by the merge template in AWS (its name holds the AWS account id) and by the local stack."""
     """Signs the links that need no login (unsubscribe); rotating it voids every link already sent."""
 
@@ -63,6 +94,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     jwks_url = environ.get("RELAIS_JWKS_URL") or None
     if jwks_url:
         missing += [n for n in ("RELAIS_JWT_ISSUER", "RELAIS_JWT_AUDIENCE") if not environ.get(n)]
+    maileva, missing_maileva = _maileva(environ)
+    missing += missing_maileva
     if missing:
         raise ConfigurationError(f"Missing environment variables: {', '.join(missing)}")
     try:
@@ -86,6 +119,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         link_secret=environ["RELAIS_LINK_SECRET"],
         documents_bucket=environ.get("RELAIS_DOCUMENTS_BUCKET")
         or f"relais-documents-{environ.get('RELAIS_AWS_ACCOUNT_ID', 'local')}",
+        maileva=maileva,
     )
 
 

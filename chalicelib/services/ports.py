@@ -260,6 +260,11 @@ class LetterToSend:
     recipient_name: str
     recipient_address: PostalAddress
     sender: BrokerIdentity
+    account_id: str = ""
+    contract_id: str = ""
+    installment_id: str = ""
+    document_key: str = ""
+    """Where Relais keeps the PDF (for the local stage's list of letters; a provider ignores these)."""
 
 
 @dataclass(frozen=True)
@@ -281,4 +286,16 @@ class RegisteredMail(Protocol):
 
     def track(self, provider_id: str, now: datetime) -> LetterTracking:
         """Where a letter handed over earlier stands now."""
+        ...
+
+
+class LetterStore(Protocol):
+    """Where prepared letters are kept: privately, encrypted at rest, under the account's prefix."""
+
+    def put_letter(self, key: str, pdf: bytes) -> None: ...
+
+    def get_letter(self, key: str) -> bytes: ...
+
+    def letter_url(self, key: str, filename: str) -> str:
+        """A short-lived link for staff to download the letter."""
         ...
