@@ -42,7 +42,13 @@ from chalicelib.domain.dunning import (
 from chalicelib.domain.errors import Conflict, FieldIssue, InvalidInput
 from chalicelib.domain.ids import new_ulid
 from chalicelib.domain.legal import RegisteredMailChannel
-from chalicelib.domain.legal_time import cover_resumes_at, first_day_after, paris_date, paris_moment
+from chalicelib.domain.legal_time import (
+    cover_resumes_at,
+    first_day_after,
+    paris_date,
+    paris_moment,
+    sending_moment,
+)
 
 K = CommunicationKind
 LETTER_RETRY = timedelta(hours=1)
@@ -210,7 +216,11 @@ class Installment:
             day = first_day_after(notice.sent_on, policy.suspension_days)
             return DueStep(Step(K.SUSPENSION_NOTICE, self.suspensions), day, effective_on=day)
         if notice.status is LetterStatus.BLOCKED or notice.channel is RegisteredMailChannel.PROVIDER:
-            at = notice.attempted_at + LETTER_RETRY
+            # Never at night: a letter that leaves may send its `formal_notice` email at once.
+            at = max(
+                notice.attempted_at + LETTER_RETRY,
+                sending_moment(paris_date(notice.attempted_at + LETTER_RETRY)),
+            )
             return DueStep(Step(TimelineStep.LETTER), paris_date(at), at=at)
         return None
 

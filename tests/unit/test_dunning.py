@@ -338,3 +338,11 @@ def test_days_outside_2000_to_2100_are_refused_naming_each_field() -> None:
     with pytest.raises(InvalidInput) as refusal:
         check_days({"due_date": date(1, 1, 3), "paid_at": date(9999, 12, 30)})
     assert [d.field for d in refusal.value.details] == ["due_date", "paid_at"]
+
+
+def test_a_letter_retried_in_the_night_waits_for_eight_in_paris() -> None:
+    night = paris("2027-03-13", 2)
+    provider = _installment().letter_prepared(_prepared(night, RegisteredMailChannel.PROVIDER))
+    step = provider.next_step(DEFAULT)
+    assert step is not None
+    assert step.moment == paris("2027-03-13", 8)
