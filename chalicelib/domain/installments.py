@@ -248,6 +248,11 @@ class Installment:
         if notice is None or notice.status is not LetterStatus.TO_SEND:
             state = "not prepared" if notice is None else notice.status.value
             raise Conflict(f"This installment's letter is {state}: only a letter to send can be recorded.")
+        if notice.provider_id is not None and by is not None:
+            # The provider holds it and will post it: a second, hand-posted letter would be one too many.
+            raise Conflict(
+                "This installment's letter was handed to the registered-mail provider, which posts it."
+            )
         issues = []
         if sent_on < notice.prepared_on:
             issues.append(

@@ -635,7 +635,7 @@ def _take_installment_step(
         moved = thing.termination_became_due(step.effective_on)
     elif kind is K.SUSPENSION_NOTICE:
         assert step.effective_on is not None
-        moved, caused = thing.suspended(step.effective_on), K.SUSPENSION_NOTICE
+        moved, caused = _tracked(thing, ctx).suspended(step.effective_on), K.SUSPENSION_NOTICE
         email = _step_email(account, contract, moved, step, policy, ctx)
     elif kind is K.TERMINATION_NOTICE:
         assert step.effective_on is not None
@@ -723,6 +723,23 @@ def _letter_step(
         account, contract, sent, DueStep(Step(K.FORMAL_NOTICE), tracking.sent_on), policy, ctx
     )
     return sent, email
+
+
+def _tracked(thing: Installment, ctx: DunningContext) -> Installment:
+    """A letter the provider posted, with where it stands now (`delivered`, `returned`): asked once, when
+    its suspension comes. Its sending, not its delivery, starts the period: no answer changes anything."""
+    notice = thing.formal_notice
+    if notice is None or notice.provider_id is None or ctx.registered_mail is None:
+        return thing
+    try:
+        tracking = ctx.registered_mail.track(notice.provider_id, ctx.now)
+    except RegisteredMailUnavailable:
+        return thing
+    status = {
+        LetterTrackingStatus.DELIVERED: LetterStatus.DELIVERED,
+        LetterTrackingStatus.RETURNED: LetterStatus.RETURNED,
+    }.get(tracking.status, notice.status)
+    return thing.letter_prepared(replace(notice, status=status))
 
 
 def _tried(thing: Installment, notice: FormalNotice, ctx: DunningContext, reason: str) -> Installment:

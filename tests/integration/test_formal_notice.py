@@ -527,8 +527,12 @@ def test_the_provider_channel_posts_the_letter_at_the_tick_and_a_failing_provide
     assert office.kinds() == ["unpaid_call", "unpaid_reminder", "formal_notice"][2:]
     office.tick(paris("2027-03-12", 11))
     assert len(office.letters()) == 1
+    from chalicelib.services.ports import LetterTrackingStatus
+
+    aws.registered_mail.settle(letter["id"], LetterTrackingStatus.DELIVERED)
     office.tick(paris("2027-04-12"))
     assert office.ok("GET", contract)["status"] == "suspended"
+    assert office.ok("GET", installment)["formal_notice"]["status"] == "delivered"
 
 
 def test_policies_saved_before_the_termination_setting_confirm_it(office: Office) -> None:

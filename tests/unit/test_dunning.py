@@ -346,3 +346,9 @@ def test_a_letter_retried_in_the_night_waits_for_eight_in_paris() -> None:
     step = provider.next_step(DEFAULT)
     assert step is not None
     assert step.moment == paris("2027-03-13", 8)
+
+
+def test_staff_cannot_record_a_letter_the_provider_already_holds() -> None:
+    held = replace(_prepared(paris("2027-03-12"), RegisteredMailChannel.PROVIDER), provider_id="maileva-1")
+    with pytest.raises(Conflict):
+        _installment().letter_prepared(held).letter_sent(date(2027, 3, 12), "1A1", by="staff")
