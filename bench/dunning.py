@@ -111,9 +111,9 @@ def _seed_contracts(account_id: str, client_id: str, count: int, with_installmen
     batches of 25 as the repositories would write them."""
     from chalicelib.adapters.dynamodb.models import PartnerItem, ScheduledItem
     from chalicelib.adapters.dynamodb.scheduled import _item
-    from chalicelib.domain.dunning import start_of_day
     from chalicelib.domain.ids import new_ulid
     from chalicelib.domain.installments import Installment, Money
+    from chalicelib.domain.legal_time import sending_moment
 
     ids = []
     with PartnerItem.batch_write() as contracts, ScheduledItem.batch_write() as installments:
@@ -126,7 +126,9 @@ def _seed_contracts(account_id: str, client_id: str, count: int, with_installmen
             # The call goes 15 days before the due date: due now for the first DUE, in months for the rest.
             due_date = TICK.date() + timedelta(days=15 if n < DUE else 200)
             installment = Installment(new_ulid(), contract_id, due_date, Money(Decimal("84.20")))
-            installments.save(_item(account_id, installment, 1, start_of_day(due_date - timedelta(days=15))))
+            installments.save(
+                _item(account_id, installment, 1, sending_moment(due_date - timedelta(days=15)))
+            )
     return ids
 
 

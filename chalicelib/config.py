@@ -28,6 +28,35 @@ MIN_SECRET_BYTES = 32
 
 
 @dataclass(frozen=True)
+class MailevaSettings:
+    base_url: str
+    auth_url: str
+    client_id: str
+    client_secret: str
+    username: str
+    password: str
+
+
+_MAILEVA = {
+    "base_url": "RELAIS_MAILEVA_BASE_URL",
+    "auth_url": "RELAIS_MAILEVA_AUTH_URL",
+    "client_id": "RELAIS_MAILEVA_CLIENT_ID",
+    "client_secret": "RELAIS_MAILEVA_CLIENT_SECRET",
+    "username": "RELAIS_MAILEVA_USERNAME",
+    "password": "RELAIS_MAILEVA_PASSWORD",
+}
+
+
+def _maileva(environ: Mapping[str, str]) -> tuple[MailevaSettings | None, list[str]]:
+    """All of RELAIS_MAILEVA_* or none: a half-configured provider fails at start, naming what is missing."""
+    given = {field: environ.get(name) or "" for field, name in _MAILEVA.items()}
+    if not any(given.values()):
+        return None, []
+    missing = [_MAILEVA[field] for field, value in given.items() if not value]
+    return (None, missing) if missing else (MailevaSettings(**given), [])
+
+
+@dataclass(frozen=True)
 class Settings:
     stage: str
     region: str
@@ -50,6 +79,8 @@ class Settings:
     """Signs the links that need no login (unsubscribe); rotating it voids every link already sent.
     Only the functions that sign or read such links have it (`signing_secret()`)."""
     documents_bucket: str
+    maileva: MailevaSettings | None
+    """The registered-letter provider of the `provider` channel in a deployed stage; None: not configured."""
     """Set by the merge template in AWS (its name holds the AWS account id) and by the local stack."""
 
     def sender_address(self) -> str:
@@ -93,6 +124,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     jwks_url = environ.get("RELAIS_JWKS_URL") or None
     if jwks_url:
         missing += [n for n in ("RELAIS_JWT_ISSUER", "RELAIS_JWT_AUDIENCE") if not environ.get(n)]
+    maileva, missing_maileva = _maileva(environ)
+    missing += missing_maileva
     if missing:
         raise ConfigurationError(f"Missing environment variables: {', '.join(missing)}")
     issues = _deployed_issues(environ) if environ["RELAIS_STAGE"] != "local" else []
@@ -119,6 +152,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         link_secret=environ.get("RELAIS_LINK_SECRET") or None,
         documents_bucket=environ.get("RELAIS_DOCUMENTS_BUCKET")
         or f"relais-documents-{environ.get('RELAIS_AWS_ACCOUNT_ID', 'local')}",
+        maileva=maileva,
     )
 
 

@@ -19,7 +19,7 @@ from chalicelib.config import (
 )
 from chalicelib.services.identity import StaffTokenVerifier
 from chalicelib.services.portal_links import PortalLinkMinter
-from chalicelib.services.ports import Mailer
+from chalicelib.services.ports import Mailer, RegisteredMail
 from chalicelib.services.unsubscribe import UnsubscribeLinkMaker
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from chalicelib.adapters.dynamodb.unsubscriptions import DynamoUnsubscriptionRepository
     from chalicelib.adapters.s3 import S3Documents
     from chalicelib.adapters.sqs import SqsQueue
+    from chalicelib.domain.letters import FormalNoticeLetter
     from chalicelib.services.dossiers import Context as DossierContext
     from chalicelib.services.dunning import DunningContext
 
@@ -170,6 +171,32 @@ class Container:
             scheduled=self.scheduled,
             queue=self.communications_queue,
             now=self.now(),
+            letters=self.documents,
+            render_letter=render_letter,
+            registered_mail=self.registered_mail,
+        )
+
+    @cached_property
+    def registered_mail(self) -> RegisteredMail | None:
+        """The `provider` channel's service: the simulated one in the local stage (one per process, so
+        that `GET /_local/letters` sees what the workers deposited), Maileva where RELAIS_MAILEVA_* are
+        set, else none (letters on that channel then stay `to_send`, with the reason)."""
+        if self.settings.stage == "local":
+            from chalicelib.adapters.simulated_registered_mail import SimulatedRegisteredMail
+
+            return SimulatedRegisteredMail()
+        maileva = self.settings.maileva
+        if maileva is None:
+            return None
+        from chalicelib.adapters.maileva import MailevaRegisteredMail
+
+        return MailevaRegisteredMail(
+            base_url=maileva.base_url,
+            auth_url=maileva.auth_url,
+            client_id=maileva.client_id,
+            client_secret=maileva.client_secret,
+            username=maileva.username,
+            password=maileva.password,
         )
 
     @cached_property
@@ -264,6 +291,14 @@ class Container:
             issuer=self.settings.jwt_issuer,
             audience=self.settings.jwt_audience,
         )
+
+
+def render_letter(letter: FormalNoticeLetter) -> bytes:
+    """The letter's PDF. The PDF library is imported here, at the first letter, so that only the worker
+    that prepares letters ever loads it (never `api_handler`)."""
+    from chalicelib.adapters.letter_pdf import render_formal_notice
+
+    return render_formal_notice(letter)
 
 
 _container: Container | None = None

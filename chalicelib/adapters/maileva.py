@@ -52,7 +52,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from chalicelib.domain.legal import MAX_LINE_CHARS, PostalAddress
-from chalicelib.services.registered_mail import (
+from chalicelib.services.ports import (
     LetterToSend,
     LetterTracking,
     LetterTrackingStatus,

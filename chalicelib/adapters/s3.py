@@ -64,6 +64,23 @@ class S3Documents:
         version = answer.get("VersionId")
         return StoredObject(size, bytes(answer["Body"].read()), str(version) if version else None)
 
+    def put_letter(self, key: str, pdf: bytes) -> None:
+        """Store a prepared letter: private (the bucket blocks public access), encrypted at rest. Keys and
+        bytes are deterministic, so storing the same letter twice leaves one object."""
+        self._client.put_object(
+            Bucket=self._bucket,
+            Key=key,
+            Body=pdf,
+            ContentType="application/pdf",
+            ServerSideEncryption="AES256",
+        )
+
+    def get_letter(self, key: str) -> bytes:
+        return bytes(self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read())
+
+    def letter_url(self, key: str, filename: str) -> str:
+        return self.presigned_get(key, filename, None)
+
     def presigned_get(self, key: str, filename: str, version: str | None) -> str:
         """A short-lived link to the object's `version` (the one checked), saved under `filename`."""
         params = {

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from chalicelib.services.registered_mail import (
+from chalicelib.services.ports import (
     LetterToSend,
     LetterTracking,
     LetterTrackingStatus,
@@ -76,6 +76,12 @@ class SimulatedRegisteredMail:
                 if taken.tracking.provider_id == provider_id:
                     return taken.tracking
         raise RegisteredMailUnavailable(f"The simulated provider holds no letter {provider_id}.")
+
+    def settle(self, letter_id: str, status: LetterTrackingStatus) -> None:
+        """The post delivered the letter, or it came back: what `track` answers from now on."""
+        with self._lock:
+            taken = self._letters[letter_id]
+            self._letters[letter_id] = replace(taken, tracking=replace(taken.tracking, status=status))
 
     def letters(self) -> tuple[SimulatedLetter, ...]:
         """Every letter taken, in the order they were deposited."""

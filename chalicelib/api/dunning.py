@@ -10,6 +10,7 @@ from pydantic import BeforeValidator, Field, StrictInt, StrictStr, field_validat
 
 from chalicelib.api.authorizers import staff_authorizer
 from chalicelib.api.pagination import page, page_params
+from chalicelib.api.partners import deal_views
 from chalicelib.api.requests import CalendarDate, StrictBody, parse_body, staff_principal
 from chalicelib.api.routing import ApiBlueprint
 from chalicelib.domain.clock import iso
@@ -20,10 +21,12 @@ from chalicelib.domain.dunning import (
     DocumentsPolicy,
     DueStep,
     DunningPolicy,
+    TerminationMode,
     UnpaidPolicy,
 )
 from chalicelib.domain.errors import FieldIssue, InvalidInput
 from chalicelib.domain.installments import ExpectedDocument, Installment, Money, parse_money
+from chalicelib.domain.partners import Deal
 from chalicelib.services import dunning as service
 from chalicelib.wiring import container
 
@@ -41,6 +44,7 @@ class UnpaidBody(StrictBody):
     formal_notice_days: StrictInt = _DEFAULT_UNPAID.formal_notice_days
     suspension_days: StrictInt = _DEFAULT_UNPAID.suspension_days
     termination_days: StrictInt = _DEFAULT_UNPAID.termination_days
+    termination: TerminationMode = _DEFAULT_UNPAID.termination
 
 
 class DocumentsBody(StrictBody):
@@ -80,6 +84,7 @@ def _policy_from(body: PolicyBody) -> DunningPolicy:
             formal_notice_days=body.unpaid.formal_notice_days,
             suspension_days=body.unpaid.suspension_days,
             termination_days=body.unpaid.termination_days,
+            termination=body.unpaid.termination,
         ),
         documents=DocumentsPolicy(reminder_days=tuple(body.documents.reminder_days)),
         templates={
@@ -98,6 +103,7 @@ def policy_view(policy: DunningPolicy) -> dict[str, Any]:
             "formal_notice_days": unpaid.formal_notice_days,
             "suspension_days": unpaid.suspension_days,
             "termination_days": unpaid.termination_days,
+            "termination": unpaid.termination.value,
         },
         "documents": {"reminder_days": list(policy.documents.reminder_days)},
         "templates": {
@@ -176,7 +182,49 @@ class ExpectedDocumentBody(StrictBody):
     due_date: CalendarDate | None = None
 
 
-def installment_view(installment: Installment, next_step: DueStep | None) -> dict[str, Any]:
+class LetterSentBody(StrictBody):
+    sent_on: CalendarDate
+    tracking_number: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+
+
+class ReversalBody(StrictBody):
+    reason: Annotated[StrictStr, Field(min_length=1, max_length=500)]
+
+
+class TerminationBody(StrictBody):
+    nullable = frozenset({"effective_on"})
+    effective_on: CalendarDate | None = None
+
+
+def formal_notice_view(installment: Installment, document_url: str | None) -> dict[str, Any] | None:
+    notice = installment.formal_notice
+    if notice is None:
+        return None
+    return {
+        "id": notice.letter_id,
+        "status": notice.status.value,
+        "channel": notice.channel.value,
+        "prepared_at": iso(notice.prepared_at) if notice.prepared_at else None,
+        "sent_on": notice.sent_on.isoformat() if notice.sent_on else None,
+        "tracking_number": notice.tracking_number,
+        "sha256": notice.sha256,
+        "document_url": document_url,
+        "reason": notice.reason,
+    }
+
+
+def contract_state_view(contract: Deal) -> dict[str, Any]:
+    return {
+        "status": contract.status,
+        "dunning_stage": contract.dunning_stage,
+        "cover_resumes_at": iso(contract.cover_resumes_at) if contract.cover_resumes_at else None,
+        "suspension_voided": contract.suspension_voided,
+    }
+
+
+def installment_view(
+    installment: Installment, next_step: DueStep | None, document_url: str | None = None
+) -> dict[str, Any]:
     return {
         "id": installment.id,
         "contract_id": installment.contract_id,
@@ -192,12 +240,29 @@ def installment_view(installment: Installment, next_step: DueStep | None) -> dic
                 "paid_at": p.paid_on.isoformat(),
                 "amount": Money(p.amount, installment.amount.currency).as_json(),
             }
+            | (
+                {
+                    "reversed_at": iso(p.reversal.at),
+                    "reversal_reason": p.reversal.reason,
+                    "reversed_by": p.reversal.by,
+                }
+                if p.reversal
+                else {}
+            )
             for p in installment.payments
         ],
         "paid_on": installment.paid_on.isoformat() if installment.paid_on else None,
         "dunning_stage": installment.stage.value,
         "next_step": _step_view(next_step),
+        "formal_notice": formal_notice_view(installment, document_url),
     }
+
+
+def _shown(installment: Installment, next_step: DueStep | None) -> dict[str, Any]:
+    """The installment with a fresh short-lived link to its letter."""
+    return installment_view(
+        installment, next_step, service.letter_url(installment, container().dunning_context())
+    )
 
 
 def _step_view(step: DueStep | None) -> dict[str, str] | None:
@@ -228,7 +293,7 @@ def add_installment(contract_id: str) -> Response:
     installment, step = service.add_installment(
         account_id, contract_id, body.due_date, money, body.label, container().dunning_context()
     )
-    return Response(installment_view(installment, step), status_code=201)
+    return Response(_shown(installment, step), status_code=201)
 
 
 @dunning.route("/contracts/{contract_id}/installments", methods=["GET"], authorizer=staff_authorizer)
@@ -239,7 +304,7 @@ def list_installments(contract_id: str) -> dict[str, Any]:
     found, position = service.list_installments(
         account_id, contract_id, limit, cursor, container().dunning_context()
     )
-    return page([installment_view(i, step) for i, step in found], position)
+    return page([_shown(i, step) for i, step in found], position)
 
 
 @dunning.route(
@@ -249,7 +314,7 @@ def get_installment(contract_id: str, installment_id: str) -> dict[str, Any]:
     installment, step = service.get_installment(
         _staff_account(), contract_id, installment_id, container().dunning_context()
     )
-    return installment_view(installment, step)
+    return _shown(installment, step)
 
 
 @dunning.route(
@@ -268,14 +333,60 @@ def pay_installment(contract_id: str, installment_id: str) -> dict[str, Any]:
     installment, contract, next_step = service.pay_installment(
         account_id, contract_id, installment_id, body.paid_at, amount, services.dunning_context(), currency
     )
-    return {
-        **installment_view(installment, next_step),
-        "contract": {
-            "status": contract.status,
-            "dunning_stage": contract.dunning_stage,
-            "cover_resumes_at": iso(contract.cover_resumes_at) if contract.cover_resumes_at else None,
-        },
-    }
+    return {**_shown(installment, next_step), "contract": contract_state_view(contract)}
+
+
+@dunning.route(
+    "/contracts/{contract_id}/installments/{installment_id}/payments/{payment_id}/reversal",
+    methods=["POST"],
+    authorizer=staff_authorizer,
+)
+def reverse_payment(contract_id: str, installment_id: str, payment_id: str) -> dict[str, Any]:
+    principal = staff_principal(dunning.current_request)
+    account_id = principal.require_account()
+    body = parse_body(dunning.current_request, ReversalBody)
+    installment, contract, next_step = service.reverse_payment(
+        account_id,
+        contract_id,
+        installment_id,
+        payment_id,
+        body.reason,
+        principal.subject,
+        container().dunning_context(),
+    )
+    return {**_shown(installment, next_step), "contract": contract_state_view(contract)}
+
+
+@dunning.route(
+    "/contracts/{contract_id}/installments/{installment_id}/formal-notice/sent",
+    methods=["POST"],
+    authorizer=staff_authorizer,
+)
+def record_letter_sent(contract_id: str, installment_id: str) -> dict[str, Any]:
+    principal = staff_principal(dunning.current_request)
+    account_id = principal.require_account()
+    body = parse_body(dunning.current_request, LetterSentBody)
+    installment, next_step = service.record_letter_sent(
+        account_id,
+        contract_id,
+        installment_id,
+        body.sent_on,
+        body.tracking_number,
+        principal.subject,
+        container().dunning_context(),
+    )
+    return _shown(installment, next_step)
+
+
+@dunning.route("/contracts/{contract_id}/termination", methods=["POST"], authorizer=staff_authorizer)
+def confirm_termination(contract_id: str) -> dict[str, Any]:
+    account_id = _staff_account()
+    request = dunning.current_request
+    body = parse_body(request, TerminationBody) if (request.raw_body or b"").strip() else TerminationBody()
+    contract = service.confirm_termination(
+        account_id, contract_id, body.effective_on, container().dunning_context()
+    )
+    return deal_views(account_id, [contract])[0]
 
 
 @dunning.route("/contracts/{contract_id}/expected-documents", methods=["POST"], authorizer=staff_authorizer)

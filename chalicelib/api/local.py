@@ -50,3 +50,34 @@ def drain_queues() -> dict[str, Any]:
     from chalicelib.local import pumps
 
     return {"processed": pumps.drain()}
+
+
+@local.route("/_local/letters", methods=["GET"])
+def show_letters() -> dict[str, Any]:
+    """The letters the simulated registered-mail provider took, oldest first, each with a link to its PDF."""
+    from chalicelib.adapters.simulated_registered_mail import SimulatedRegisteredMail
+
+    services = container()
+    provider = services.registered_mail
+    taken = provider.letters() if isinstance(provider, SimulatedRegisteredMail) else ()
+    return {
+        "letters": [
+            {
+                "id": t.letter.letter_id,
+                "account_id": t.letter.account_id,
+                "contract_id": t.letter.contract_id,
+                "installment_id": t.letter.installment_id,
+                "recipient": {
+                    "name": t.letter.recipient_name,
+                    "lines": list(t.letter.recipient_address.envelope_lines(t.letter.recipient_name)),
+                },
+                "pdf_url": services.documents.letter_url(t.letter.document_key, f"{t.letter.letter_id}.pdf")
+                if t.letter.document_key
+                else None,
+                "sent_on": t.tracking.sent_on.isoformat() if t.tracking.sent_on else None,
+                "tracking_number": t.tracking.tracking_number,
+                "status": t.tracking.status.value,
+            }
+            for t in taken
+        ]
+    }

@@ -188,6 +188,7 @@ def record_view(
         if record.kind is RecordKind.CONTRACT:
             view["dunning_stage"] = record.dunning_stage
             view["cover_resumes_at"] = iso(record.cover_resumes_at) if record.cover_resumes_at else None
+            view["suspension_voided"] = record.suspension_voided
     else:
         view["name"] = record.name
         if isinstance(record, Apporteur | Client):
@@ -291,10 +292,10 @@ def _list(kind: RecordKind) -> dict[str, Any]:
 def _get(kind: RecordKind, record_id: str) -> dict[str, Any]:
     account_id = _account()
     record = service.get_record(account_id, kind, record_id, container().partners)
-    return _deal_views(account_id, [record])[0] if isinstance(record, Deal) else record_view(record)
+    return deal_views(account_id, [record])[0] if isinstance(record, Deal) else record_view(record)
 
 
-def _deal_views(account_id: str, deals: list[Deal]) -> list[dict[str, Any]]:
+def deal_views(account_id: str, deals: list[Deal]) -> list[dict[str, Any]]:
     insurers = service.insurers_of(account_id, deals, container().partners)
     return [record_view(deal, insurers) for deal in deals]
 
@@ -366,7 +367,7 @@ def _deal_routes(collection: str) -> None:
             status=body.status,
         )
         deal = service.create_deal(account_id, kind, new, container().partners, _now())
-        return Response(_deal_views(account_id, [deal])[0], status_code=201)
+        return Response(deal_views(account_id, [deal])[0], status_code=201)
 
     def listing() -> dict[str, Any]:
         account_id = _account()
@@ -375,7 +376,7 @@ def _deal_routes(collection: str) -> None:
         )
         filters = _deal_filters(kind)
         deals, position = container().partners.filter_deals(account_id, kind, filters, limit, cursor)
-        return page(_deal_views(account_id, deals), position)
+        return page(deal_views(account_id, deals), position)
 
     def read(**path: str) -> dict[str, Any]:
         return _get(kind, _only(path))
@@ -394,7 +395,7 @@ def _deal_routes(collection: str) -> None:
             _now(),
             ContractSteps(services.dunning_context()),
         )
-        return _deal_views(account_id, [deal])[0]
+        return deal_views(account_id, [deal])[0]
 
     def bulk_update() -> Response:
         account_id = _account()

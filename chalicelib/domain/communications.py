@@ -29,6 +29,7 @@ class CommunicationKind(StrEnum):
     ROLE_FINISHED = "role_finished"
     DEADLINE_APPROACHING = "deadline_approaching"
     ACCOUNT_WELCOME = "account_welcome"
+    REINSTATEMENT_NOTICE = "reinstatement_notice"
 
 
 GOVERNED_KINDS: frozenset[CommunicationKind] = frozenset(
@@ -42,9 +43,10 @@ GOVERNED_KINDS: frozenset[CommunicationKind] = frozenset(
         CommunicationKind.DOCUMENTS_CALL,
         CommunicationKind.DOCUMENTS_REMINDER,
         CommunicationKind.MAILING,
+        CommunicationKind.REINSTATEMENT_NOTICE,
     }
 )
-"""The nine kinds the partner communication rules address (API.md "Communication kinds"); the others
+"""The ten kinds the partner communication rules address (API.md "Communication kinds"); the others
 always go to the client, the invited person or the account."""
 
 

@@ -4,10 +4,13 @@ Art. L113-3 of the Code des assurances sets the floor every policy must respect:
 demeure) no earlier than 10 days after the due date, suspension of cover no earlier than 30 days after the
 notice, termination no earlier than 10 days after the suspension. The defaults are exactly that floor.
 
-Timelines follow API.md: a step dated day X is due from 00:00 UTC on X; a step already late when first seen
-is sent at once, but when several are late only the most advanced is sent; and the suspension and the
-termination count from the day the previous notice was *actually* sent (the 30 days run from the notice
-the client received, not from the day it should have left).
+Timelines follow API.md's "Formal notice by registered letter": a step dated day X is due from 08:00
+Europe/Paris on X (`legal_time.sending_moment`); a step already late when first seen is sent at once, but
+when several are late only the most advanced is sent. The formal notice is a registered letter: the
+suspension counts from the day the letter was *sent* (art. R113-1), never from an email, and periods
+count as art. 641 of the Code de procédure civile says (`legal_time`). The installment's own state machine
+(letter prepared, sent, suspension, termination due) lives in `installments.py`; this module holds the
+policy and the steps dated from the due date.
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
 from chalicelib.domain.communications import CommunicationKind, TemplateSource
 from chalicelib.domain.errors import FieldIssue, InvalidInput
+from chalicelib.domain.legal_time import first_day_after, sending_moment
 
 K = CommunicationKind
 
@@ -27,7 +30,6 @@ LEGAL_SUSPENSION_DAYS = 30
 LEGAL_TERMINATION_DAYS = 10
 MAX_DAYS = 365
 MAX_REMINDERS = 10
-PARIS = ZoneInfo("Europe/Paris")
 EARLIEST_DAY = date(2000, 1, 1)
 LATEST_DAY = date(2100, 12, 31)
 """The days an installment, a payment or an expected document may name. A timeline counts up to a few years
@@ -42,6 +44,7 @@ DUNNING_KINDS: tuple[CommunicationKind, ...] = (
     K.TERMINATION_NOTICE,
     K.DOCUMENTS_CALL,
     K.DOCUMENTS_REMINDER,
+    K.REINSTATEMENT_NOTICE,
 )
 """The kinds a dunning policy may override the template of."""
 
@@ -54,21 +57,26 @@ class DunningStage(StrEnum):
     REMINDED = "reminded"
     FORMAL_NOTICE = "formal_notice"
     SUSPENDED = "suspended"
+    TERMINATION_DUE = "termination_due"
     TERMINATED = "terminated"
 
 
 _STAGE_AFTER: dict[CommunicationKind, DunningStage] = {
     K.UNPAID_CALL: DunningStage.CALLED,
     K.UNPAID_REMINDER: DunningStage.REMINDED,
-    K.FORMAL_NOTICE: DunningStage.FORMAL_NOTICE,
-    K.SUSPENSION_NOTICE: DunningStage.SUSPENDED,
-    K.TERMINATION_NOTICE: DunningStage.TERMINATED,
 }
 _STAGE_ORDER = list(DunningStage)
 
 
 def furthest_stage(stages: list[DunningStage]) -> DunningStage:
     return max(stages, key=_STAGE_ORDER.index, default=DunningStage.NONE)
+
+
+class TerminationMode(StrEnum):
+    """Termination is the insurer's right, not a consequence: by default staff confirm it."""
+
+    CONFIRM = "confirm"
+    AUTOMATIC = "automatic"
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,7 @@ class UnpaidPolicy:
     formal_notice_days: int = LEGAL_FORMAL_NOTICE_DAYS
     suspension_days: int = LEGAL_SUSPENSION_DAYS
     termination_days: int = LEGAL_TERMINATION_DAYS
+    termination: TerminationMode = TerminationMode.CONFIRM
 
 
 @dataclass(frozen=True)
@@ -160,11 +169,24 @@ def check_days(days: dict[str, date | None]) -> None:
         raise InvalidInput("This date is out of the range Relais accepts.", issues)
 
 
+class TimelineStep(StrEnum):
+    """Steps of an installment's timeline that send no email when the tick takes them."""
+
+    LETTER = "formal_notice_letter"
+    """Hand the prepared letter to the provider again, ask where it stands, or re-check a blocked letter."""
+    TERMINATION_DUE = "termination_due"
+    """The insurer may now terminate: the contract shows it; staff confirm (policy `confirm`)."""
+
+
+StepKind = CommunicationKind | TimelineStep
+
+
 @dataclass(frozen=True)
 class Step:
-    """One email of a timeline: its kind and its position (`unpaid_reminder` #0, #1…), so each is once."""
+    """One step of a timeline: its kind and its position (`unpaid_reminder` #0, #1…; the suspension's
+    #1 after a reversed payment re-opened a reinstated installment), so each happens once."""
 
-    kind: CommunicationKind
+    kind: StepKind
     number: int = 0
 
     @property
@@ -180,11 +202,21 @@ class SentStep:
 
 @dataclass(frozen=True)
 class DueStep:
+    """A step and its day. The tick takes it from `moment`: 08:00 Paris on `due_on` unless `at` says
+    otherwise (a letter re-tried an hour after the last try, a termination due from 00:00).
+    `effective_on` is the day its legal consequence applies from 00:00 Paris (suspension, termination)."""
+
     step: Step
     due_on: date
+    at: datetime | None = None
+    effective_on: date | None = None
+
+    @property
+    def moment(self) -> datetime:
+        return self.at if self.at is not None else sending_moment(self.due_on)
 
 
-_RANK = {kind: rank for rank, kind in enumerate(DUNNING_KINDS)}
+_RANK: dict[StepKind, int] = {kind: rank for rank, kind in enumerate(DUNNING_KINDS)}
 
 
 def _after(ladder: list[DueStep], last_sent: SentStep | None) -> list[DueStep]:
@@ -192,53 +224,33 @@ def _after(ladder: list[DueStep], last_sent: SentStep | None) -> list[DueStep]:
     (one reminder fewer) never sends an earlier step again."""
     if last_sent is None:
         return ladder
-    sent = (_RANK[last_sent.step.kind], last_sent.step.number)
+    sent = (_RANK.get(last_sent.step.kind, len(_RANK)), last_sent.step.number)
     return [s for s in ladder if (_RANK[s.step.kind], s.step.number) > sent]
 
 
-def _unpaid_ladder(policy: UnpaidPolicy, due: date) -> list[DueStep]:
-    """The steps dated from the due date itself, in order (suspension and termination are not: they
-    count from the notice before them, once it is sent)."""
+def unpaid_ladder(policy: UnpaidPolicy, due: date) -> list[DueStep]:
+    """The steps dated from the due date itself, in order: the call, the reminders, and the letter on the
+    first day after `formal_notice_days` have run (due 01/03 → 12/03). What follows counts from the letter."""
     steps = [DueStep(Step(K.UNPAID_CALL), due - timedelta(days=policy.call_days_before))]
     steps += [
         DueStep(Step(K.UNPAID_REMINDER, n), due + timedelta(days=days))
         for n, days in enumerate(sorted(policy.reminder_days))
     ]
-    steps.append(DueStep(Step(K.FORMAL_NOTICE), due + timedelta(days=policy.formal_notice_days)))
+    steps.append(DueStep(Step(K.FORMAL_NOTICE), first_day_after(due, policy.formal_notice_days)))
     return steps
 
 
-def next_unpaid_step(policy: UnpaidPolicy, due: date, last_sent: SentStep | None) -> DueStep | None:
-    """The next step of an unpaid installment and the day it becomes due, given the last one sent:
-    before the formal notice the earliest step not sent yet; after it, the suspension counted from the
-    notice actually sent, then the termination from the suspension actually sent; then nothing."""
-    if last_sent is not None:
-        if last_sent.step.kind is K.FORMAL_NOTICE:
-            return DueStep(Step(K.SUSPENSION_NOTICE), last_sent.on + timedelta(days=policy.suspension_days))
-        if last_sent.step.kind is K.SUSPENSION_NOTICE:
-            return DueStep(Step(K.TERMINATION_NOTICE), last_sent.on + timedelta(days=policy.termination_days))
-        if last_sent.step.kind is K.TERMINATION_NOTICE:
-            return None
-    remaining = _after(_unpaid_ladder(policy, due), last_sent)
-    return remaining[0] if remaining else None
+def remaining_ladder(policy: UnpaidPolicy, due: date, last_sent: SentStep | None) -> list[DueStep]:
+    return _after(unpaid_ladder(policy, due), last_sent)
 
 
-def unpaid_step_to_send(
-    policy: UnpaidPolicy, due: date, last_sent: SentStep | None, today: date
-) -> DueStep | None:
-    """What a tick on `today` sends for this installment: the most advanced step already due, or None.
-    Steps skipped over are never sent later ("only the latest applies")."""
-    candidate = next_unpaid_step(policy, due, last_sent)
-    if candidate is None or candidate.due_on > today:
-        return None
-    if candidate.step.kind in (K.SUSPENSION_NOTICE, K.TERMINATION_NOTICE):
-        return candidate
-    return [s for s in _after(_unpaid_ladder(policy, due), last_sent) if s.due_on <= today][-1]
-
-
-def stage_after(kind: CommunicationKind) -> DunningStage:
-    """The installment's stage once a step of this kind was sent."""
-    return _STAGE_AFTER[kind]
+def stage_after(kind: StepKind) -> DunningStage:
+    """The installment's stage once an email of the ladder before the letter was sent."""
+    return (
+        _STAGE_AFTER.get(kind, DunningStage.NONE)
+        if isinstance(kind, CommunicationKind)
+        else DunningStage.NONE
+    )
 
 
 def _documents_ladder(policy: DocumentsPolicy, created_on: date) -> list[DueStep]:
@@ -258,18 +270,14 @@ def next_documents_step(
 
 
 def documents_step_to_send(
-    policy: DocumentsPolicy, created_on: date, last_sent: SentStep | None, today: date
+    policy: DocumentsPolicy, created_on: date, last_sent: SentStep | None, now: datetime
 ) -> DueStep | None:
-    """What a tick on `today` sends for this expected document: the latest step due, or None."""
-    due = [s for s in _after(_documents_ladder(policy, created_on), last_sent) if s.due_on <= today]
+    """What a tick at `now` sends for this expected document: the latest step due, or None."""
+    due = [s for s in _after(_documents_ladder(policy, created_on), last_sent) if s.moment <= now]
     return due[-1] if due else None
 
 
 def start_of_day(day: date) -> datetime:
-    """A step dated `day` is due from 00:00 UTC that day (API.md)."""
+    """00:00 UTC on `day`: when a dossier's deadline automation is due (dossiers, not the L113-3 timeline,
+    which counts in Paris time: `legal_time`)."""
     return datetime.combine(day, time(0), tzinfo=UTC)
-
-
-def cover_resumes_at(paid_on: date) -> datetime:
-    """Under L113-3 a suspended cover resumes at noon (Paris time) the day after the payment."""
-    return datetime.combine(paid_on + timedelta(days=1), time(12), tzinfo=PARIS).astimezone(UTC)

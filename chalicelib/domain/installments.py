@@ -1,16 +1,26 @@
 """Installments (échéances) of a contract, their payments, and what dunning does to the contract.
 
-An installment is `due` until payments cover its amount, then `paid`, which stops its dunning. The contract
-shows the furthest `dunning_stage` of its unpaid installments; the suspension notice suspends it and the
-termination notice terminates it. Reinstatement is per contract: a suspended contract becomes `active`
-again once none of its due installments is unpaid, and shows when the cover resumes (noon, Paris time, the
-day after the payment that cleared it). A payment below the amount leaves the installment `due`.
+An installment is `due` until payments cover its amount, then `paid`, which stops its dunning; a reversed
+payment (a rejected direct debit) makes it `due` again. Its timeline is a small state machine, every step
+of which is due at a moment in Paris time:
+
+    call → reminders → letter prepared (`to_send`, or `blocked` until the client has a postal address)
+    → letter sent (staff record it, or the provider's proof of deposit) → suspension, effective 00:00 on
+    `first_day_after(sent_on, suspension_days)` → `termination_due` from 00:00 on the suspension's day +
+    `termination_days` → terminated (staff confirm, or the tick with policy `automatic`).
+
+Nothing is suspended while the letter is not sent. The contract shows the furthest `dunning_stage` of its
+unpaid installments. Reinstatement is per contract: a suspended contract becomes `active` again once none of
+its due installments is unpaid, and shows when the cover resumes (noon, Paris time, the day after the
+payment that cleared it), or `suspension_voided` when every suspended installment was paid before its
+suspension took effect.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
@@ -21,15 +31,30 @@ from chalicelib.domain.dunning import (
     DunningStage,
     SentStep,
     Step,
+    TerminationMode,
+    TimelineStep,
     UnpaidPolicy,
-    cover_resumes_at,
     furthest_stage,
     next_documents_step,
-    next_unpaid_step,
+    remaining_ladder,
     stage_after,
 )
 from chalicelib.domain.errors import Conflict, FieldIssue, InvalidInput
 from chalicelib.domain.ids import new_ulid
+from chalicelib.domain.legal import RegisteredMailChannel
+from chalicelib.domain.legal_time import (
+    cover_resumes_at,
+    first_day_after,
+    paris_date,
+    paris_moment,
+    sending_moment,
+)
+
+K = CommunicationKind
+LETTER_RETRY = timedelta(hours=1)
+"""A blocked letter, or one the provider could not take or has not posted yet, is tried again by the
+first tick this long after the last try."""
+_TRACKING_NUMBER = re.compile(r"^[\x21-\x7e]{1,40}$")
 
 MAX_AMOUNT = Decimal("100000000")
 CURRENCIES = frozenset({"EUR", "XPF", "CHF", "GBP", "USD"})
@@ -81,10 +106,55 @@ def parse_money(amount: object, currency: object, field: str) -> Money:
 
 
 @dataclass(frozen=True)
+class Reversal:
+    at: datetime
+    reason: str
+    by: str
+
+
+@dataclass(frozen=True)
 class Payment:
     id: str
     paid_on: date
     amount: Decimal
+    reversal: Reversal | None = None
+
+
+class LetterStatus(StrEnum):
+    TO_SEND = "to_send"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    RETURNED = "returned"
+    BLOCKED = "blocked"
+
+
+LETTER_POSTED = frozenset({LetterStatus.SENT, LetterStatus.DELIVERED, LetterStatus.RETURNED})
+
+
+@dataclass(frozen=True)
+class FormalNotice:
+    """The registered letter of an installment: one per installment, its id made from the installment's."""
+
+    letter_id: str
+    status: LetterStatus
+    channel: RegisteredMailChannel
+    prepared_on: date
+    """The Paris day the letter was prepared (or first blocked): no letter is sent before it."""
+    attempted_at: datetime
+    """The last time a tick prepared, re-checked, handed over or tracked it."""
+    prepared_at: datetime | None = None
+    sent_on: date | None = None
+    tracking_number: str | None = None
+    sha256: str | None = None
+    document_key: str | None = None
+    reason: str | None = None
+    provider_id: str | None = None
+    recorded_by: str | None = None
+
+
+def letter_id_of(installment_id: str) -> str:
+    """The letter's id: the installment's and `-MD` (mise en demeure), within a provider's 38 characters."""
+    return f"{installment_id}-MD"
 
 
 @dataclass(frozen=True)
@@ -97,26 +167,146 @@ class Installment:
     status: InstallmentStatus = InstallmentStatus.DUE
     payments: tuple[Payment, ...] = ()
     last_sent: SentStep | None = None
+    """The last email of the ladder before the letter (call, reminders)."""
     paid_on: date | None = None
+    formal_notice: FormalNotice | None = None
+    suspended_on: date | None = None
+    """The day the suspension took effect (00:00 Paris), while it stands."""
+    suspensions: int = 0
+    """How many suspension notices were sent (a reversed payment can re-open a reinstated installment)."""
+    termination_due_on: date | None = None
+    terminated_on: date | None = None
 
     @property
     def paid_amount(self) -> Decimal:
-        return sum((p.amount for p in self.payments), Decimal(0))
+        return sum((p.amount for p in self.payments if p.reversal is None), Decimal(0))
 
     @property
     def amount_due(self) -> Money:
-        """What remains to pay after the payments so far."""
+        """What remains to pay after the payments so far (reversed ones undone)."""
         return Money(self.amount.amount - self.paid_amount, self.amount.currency)
 
     @property
     def stage(self) -> DunningStage:
+        if self.terminated_on is not None:
+            return DunningStage.TERMINATED
+        if self.termination_due_on is not None:
+            return DunningStage.TERMINATION_DUE
+        if self.suspended_on is not None:
+            return DunningStage.SUSPENDED
+        if self.formal_notice is not None:
+            return DunningStage.FORMAL_NOTICE
         return stage_after(self.last_sent.step.kind) if self.last_sent else DunningStage.NONE
 
     def next_step(self, policy: UnpaidPolicy) -> DueStep | None:
-        """The step the scheduler waits for; None once paid, cancelled or terminated."""
-        if self.status is not InstallmentStatus.DUE:
+        """The step the scheduler waits for, whatever the time; None when nothing can come by the tick
+        alone (paid, terminated, a letter staff must post, a termination staff must confirm)."""
+        if self.status is not InstallmentStatus.DUE or self.terminated_on or self.termination_due_on:
             return None
-        return next_unpaid_step(policy, self.due_date, self.last_sent)
+        if self.suspended_on is not None:
+            day = self.suspended_on + timedelta(days=policy.termination_days)
+            if policy.termination is TerminationMode.AUTOMATIC:
+                return DueStep(Step(K.TERMINATION_NOTICE), day, effective_on=day)
+            return DueStep(Step(TimelineStep.TERMINATION_DUE), day, at=paris_moment(day), effective_on=day)
+        notice = self.formal_notice
+        if notice is None:
+            remaining = remaining_ladder(policy, self.due_date, self.last_sent)
+            return remaining[0] if remaining else None
+        if notice.sent_on is not None:
+            day = first_day_after(notice.sent_on, policy.suspension_days)
+            return DueStep(Step(K.SUSPENSION_NOTICE, self.suspensions), day, effective_on=day)
+        if notice.status is LetterStatus.BLOCKED or notice.channel is RegisteredMailChannel.PROVIDER:
+            # Never at night: a letter that leaves may send its `formal_notice` email at once.
+            at = max(
+                notice.attempted_at + LETTER_RETRY,
+                sending_moment(paris_date(notice.attempted_at + LETTER_RETRY)),
+            )
+            return DueStep(Step(TimelineStep.LETTER), paris_date(at), at=at)
+        return None
+
+    def step_at(self, policy: UnpaidPolicy, now: datetime) -> DueStep | None:
+        """What a tick at `now` does for this installment, or None. Before the letter, when several steps
+        of the ladder are late only the most advanced applies (an installment entered 19 days late gets
+        only its letter); after it each step follows the one before."""
+        step = self.next_step(policy)
+        if step is None or step.moment > now:
+            return None
+        if self.formal_notice is None:
+            late = [s for s in remaining_ladder(policy, self.due_date, self.last_sent) if s.moment <= now]
+            return late[-1]
+        return step
+
+    def letter_prepared(self, notice: FormalNotice) -> Installment:
+        return replace(self, formal_notice=notice)
+
+    def letter_sent(self, sent_on: date, tracking_number: str, by: str | None = None) -> Installment:
+        """Staff record the posting of a letter `to_send` (409 otherwise); it cannot leave before the day
+        it was prepared, and its tracking number is printable ASCII (400 otherwise)."""
+        notice = self.formal_notice
+        if self.status is not InstallmentStatus.DUE:
+            raise Conflict(f"This installment is {self.status.value}: its letter is no longer sent.")
+        if notice is None or notice.status is not LetterStatus.TO_SEND:
+            state = "not prepared" if notice is None else notice.status.value
+            raise Conflict(f"This installment's letter is {state}: only a letter to send can be recorded.")
+        if notice.provider_id is not None and by is not None:
+            # The provider holds it and will post it: a second, hand-posted letter would be one too many.
+            raise Conflict(
+                "This installment's letter was handed to the registered-mail provider, which posts it."
+            )
+        issues = []
+        if sent_on < notice.prepared_on:
+            issues.append(
+                FieldIssue(
+                    "sent_on", f"must not be before {notice.prepared_on.isoformat()}, when it was prepared"
+                )
+            )
+        if not _TRACKING_NUMBER.match(tracking_number):
+            issues.append(
+                FieldIssue("tracking_number", "must be 1 to 40 printable ASCII characters, no space")
+            )
+        if issues:
+            raise InvalidInput("This posting cannot be recorded.", issues)
+        posted = replace(
+            notice,
+            status=LetterStatus.SENT,
+            sent_on=sent_on,
+            tracking_number=tracking_number,
+            recorded_by=by,
+            channel=notice.channel if by is None else RegisteredMailChannel.MANUAL,
+        )
+        return replace(self, formal_notice=posted)
+
+    def suspended(self, day: date) -> Installment:
+        return replace(self, suspended_on=day, suspensions=self.suspensions + 1)
+
+    def termination_became_due(self, day: date) -> Installment:
+        return replace(self, termination_due_on=day)
+
+    def terminated(self, day: date) -> Installment:
+        return replace(self, terminated_on=day)
+
+    def reverse(self, payment_id: str, reason: str, by: str, at: datetime) -> Installment:
+        """Undo one payment: what it cleared is due again and the dunning takes up where the timeline now
+        stands. A suspension the payment had ended is not restored: the installment is suspended again
+        only through the letter's rules (its next suspension step, due at once if its day has passed)."""
+        payment = next((p for p in self.payments if p.id == payment_id), None)
+        if payment is None:
+            raise NotFoundPayment()
+        if payment.reversal is not None:
+            raise Conflict("This payment was already reversed.")
+        payments = tuple(
+            replace(p, reversal=Reversal(at, reason, by)) if p.id == payment_id else p for p in self.payments
+        )
+        if self.status is not InstallmentStatus.PAID:
+            return replace(self, payments=payments)
+        return replace(
+            self,
+            payments=payments,
+            status=InstallmentStatus.DUE,
+            paid_on=None,
+            suspended_on=None,
+            termination_due_on=None,
+        )
 
     def pay(self, paid_on: date, amount: Decimal | None, currency: str | None = None) -> Installment:
         """Record a payment (what remains due when `amount` is None); paid once nothing remains due.
@@ -154,6 +344,10 @@ class Installment:
         return replace(self, last_sent=SentStep(step, on))
 
 
+class NotFoundPayment(LookupError):
+    """No payment of this installment has that id."""
+
+
 @dataclass(frozen=True)
 class ContractDunning:
     """What the contract shows of its installments' dunning."""
@@ -161,6 +355,7 @@ class ContractDunning:
     status: ContractStatus
     dunning_stage: DunningStage
     cover_resumes_at: datetime | None
+    suspension_voided: bool = False
 
 
 def contract_after(
@@ -169,11 +364,13 @@ def contract_after(
     today: date,
     sent_now: CommunicationKind | None = None,
 ) -> ContractDunning:
-    """The contract once its installments are as given (a step was just sent, or a payment recorded).
+    """The contract once its installments are as given (a step was just taken, or a payment recorded).
 
-    A termination notice terminates; a suspension notice suspends an active contract; a suspended
-    contract none of whose installments due by `today` is unpaid is active again, its cover resuming at
-    noon (Paris) the day after the payment that cleared it. Terminated and cancelled contracts stay.
+    A termination terminates; a suspension suspends an active contract; a suspended contract none of whose
+    installments due by `today` is unpaid is active again, its cover resuming at noon (Paris) the day after
+    the payment that cleared it, unless every suspended installment was paid before its suspension took
+    effect: then the suspension is void (no `cover_resumes_at`, `suspension_voided`). Terminated and
+    cancelled contracts stay.
     """
     unpaid = [i for i in installments if i.status is InstallmentStatus.DUE]
     stage = furthest_stage([i.stage for i in unpaid])
@@ -184,6 +381,9 @@ def contract_after(
     if sent_now is CommunicationKind.SUSPENSION_NOTICE:
         return ContractDunning(ContractStatus.SUSPENDED, stage, None)
     if status is ContractStatus.SUSPENDED and not any(i.due_date <= today for i in unpaid):
+        suspended = [i for i in installments if i.suspended_on is not None and i.paid_on is not None]
+        if suspended and all(i.paid_on < i.suspended_on for i in suspended):  # type: ignore[operator]
+            return ContractDunning(ContractStatus.ACTIVE, stage, None, suspension_voided=True)
         cleared = max((i.paid_on for i in installments if i.paid_on is not None), default=None)
         resumes = cover_resumes_at(cleared) if cleared is not None else None
         return ContractDunning(ContractStatus.ACTIVE, stage, resumes)

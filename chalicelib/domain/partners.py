@@ -141,6 +141,8 @@ class Deal:
     """Contracts: the furthest dunning stage of their unpaid installments."""
     cover_resumes_at: datetime | None = None
     """Contracts reinstated after a suspension: when the cover resumes (L113-3)."""
+    suspension_voided: bool = False
+    """Contracts whose suspension was void: every unpaid installment was paid before it took effect."""
 
     @property
     def rules(self) -> RuleHolder:

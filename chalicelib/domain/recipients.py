@@ -40,6 +40,7 @@ LEGAL_NOTICES: frozenset[CommunicationKind] = frozenset(
         CommunicationKind.FORMAL_NOTICE,
         CommunicationKind.SUSPENSION_NOTICE,
         CommunicationKind.TERMINATION_NOTICE,
+        CommunicationKind.REINSTATEMENT_NOTICE,
     }
 )
 

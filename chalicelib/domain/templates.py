@@ -60,7 +60,24 @@ _DOSSIER = frozenset(
     {"dossier.reference", "dossier.due_date", "dossier.portal_link", "contributor.name", "role.name"}
 )
 _PARTY = frozenset({"client.name", "client.email", "apporteur.name"})
-_UNPAID = _PARTY | {"contract.reference", "installment.amount", "installment.due_date"}
+_UNPAID = _PARTY | {
+    "contract.reference",
+    "installment.amount",
+    "installment.due_date",
+    "installment.amount_due",
+    "insurer.name",
+    "account.payment_instructions",
+    "letter.sent_on",
+    "letter.tracking_number",
+    "step.effective_on",
+    "payment_deadline",
+    "policy.suspension_days",
+    "policy.termination_days",
+}
+"""API.md: the dunning kinds offer the installment, what remains due after partial payments, the insurer,
+how to pay, the registered letter (its date and tracking number), the dates of their step, and the
+policy's periods (texts never hard-code "trente jours")."""
+_REINSTATEMENT = _UNPAID | {"cover.resumes_at", "suspension.voided"}
 _DOCUMENTS = _PARTY | {"contract.reference", "expected_document.label"}
 _ADDRESSEE = frozenset({"recipient.name", "recipient.party"})
 
@@ -77,6 +94,7 @@ _OFFERED: dict[CommunicationKind, frozenset[str]] = {
     K.FORMAL_NOTICE: _UNPAID,
     K.SUSPENSION_NOTICE: _UNPAID,
     K.TERMINATION_NOTICE: _UNPAID,
+    K.REINSTATEMENT_NOTICE: _REINSTATEMENT,
     K.DOCUMENTS_CALL: _DOCUMENTS,
     K.DOCUMENTS_REMINDER: _DOCUMENTS,
     K.ACCOUNT_WELCOME: frozenset(),
@@ -216,7 +234,8 @@ DEFAULT_TEMPLATES: dict[CommunicationKind, TemplateSource] = {
         body=_html(
             _GREETING,
             "Sauf erreur de notre part, l" + _PREMIUM[1:] + ", échue le {{ installment.due_date }}, reste "
-            "impayée. Merci de procéder à son règlement sans délai ; si vous l'avez déjà réglée, ne tenez "
+            "impayée : {{ installment.amount_due }} restent dus. "
+            "Merci de procéder à son règlement sans délai ; si vous l'avez déjà réglée, ne tenez "
             "pas compte de ce message.",
             _SIGN_OFF,
         ),
@@ -225,12 +244,18 @@ DEFAULT_TEMPLATES: dict[CommunicationKind, TemplateSource] = {
         subject="Mise en demeure – contrat {{ contract.reference }}",
         body=_html(
             _GREETING,
-            _PREMIUM + ", échue le {{ installment.due_date }}, n'a pas été réglée malgré nos relances.",
-            "Conformément à l'article L113-3 du Code des assurances, nous vous mettons en demeure de régler "
-            "cette somme. À défaut de paiement dans un délai de trente jours à compter de l'envoi de la "
-            "présente mise en demeure, les garanties du contrat seront suspendues. L'assureur aura ensuite "
-            "le droit de résilier le contrat dix jours après l'expiration de ce délai de trente jours.",
-            "Le paiement de la prime avant ces échéances met fin à la procédure.",
+            _PREMIUM + ", échue le {{ installment.due_date }}, n'a pas été réglée malgré nos relances : "
+            "{{ installment.amount_due }} restent dus.",
+            "Nous vous avons adressé le {{ letter.sent_on }}, pour le compte de l'assureur "
+            "{{ insurer.name }}, une mise en demeure par lettre recommandée avec demande d'avis de réception"
+            "{% if letter.tracking_number %} (n° {{ letter.tracking_number }}){% endif %}, conformément aux "
+            "articles L113-3 et R113-1 du Code des assurances.",
+            "À défaut de paiement dans un délai de {{ policy.suspension_days }} jours à compter de l'envoi "
+            "de cette lettre, soit au plus tard le {{ payment_deadline }}, les garanties du contrat seront "
+            "suspendues. L'assureur aura ensuite le droit de résilier le contrat "
+            "{{ policy.termination_days }} jours après l'expiration de ce délai.",
+            "{% if account.payment_instructions %}<p>Modalités de paiement : "
+            "{{ account.payment_instructions }}</p>{% endif %}",
             _LEGAL_FOOTER,
             _SIGN_OFF,
         ),
@@ -239,11 +264,16 @@ DEFAULT_TEMPLATES: dict[CommunicationKind, TemplateSource] = {
         subject="Suspension des garanties – contrat {{ contract.reference }}",
         body=_html(
             _GREETING,
-            _PREMIUM
-            + ", échue le {{ installment.due_date }}, reste impayée trente jours après la mise en demeure.",
+            _PREMIUM + ", échue le {{ installment.due_date }}, reste impayée {{ policy.suspension_days }} "
+            "jours après l'envoi de la mise en demeure du {{ letter.sent_on }} : "
+            "{{ installment.amount_due }} restent dus.",
             "Conformément à l'article L113-3 du Code des assurances, les garanties du contrat sont "
-            "suspendues. Elles reprendront effet à midi le lendemain du jour où la prime aura été payée. "
-            "À défaut de paiement, le contrat pourra être résilié dix jours après la présente suspension.",
+            "suspendues à compter du {{ step.effective_on }} à 0 h. Elles reprendront effet à midi le "
+            "lendemain du jour où la prime aura été payée. À défaut de paiement, l'assureur "
+            "{{ insurer.name }} pourra résilier le contrat {{ policy.termination_days }} jours après le "
+            "début de cette suspension.",
+            "{% if account.payment_instructions %}<p>Modalités de paiement : "
+            "{{ account.payment_instructions }}</p>{% endif %}",
             _LEGAL_FOOTER,
             _SIGN_OFF,
         ),
@@ -253,11 +283,27 @@ DEFAULT_TEMPLATES: dict[CommunicationKind, TemplateSource] = {
         body=_html(
             _GREETING,
             _PREMIUM
-            + ", échue le {{ installment.due_date }}, n'ayant pas été réglée malgré la mise en demeure et la "
-            "suspension des garanties, le contrat est résilié conformément à l'article L113-3 du Code des "
-            "assurances.",
-            "La prime échue reste due.",
+            + ", échue le {{ installment.due_date }}, n'ayant pas été réglée malgré la mise en demeure du "
+            "{{ letter.sent_on }} et la suspension des garanties, l'assureur {{ insurer.name }} résilie le "
+            "contrat conformément à l'article L113-3 du Code des assurances, à compter du "
+            "{{ step.effective_on }}.",
+            "La somme de {{ installment.amount_due }} reste due.",
             _LEGAL_FOOTER,
+            _SIGN_OFF,
+        ),
+    ),
+    K.REINSTATEMENT_NOTICE: TemplateSource(
+        subject="{% if suspension.voided %}Rectificatif – garanties maintenues{% else %}Remise en vigueur"
+        "{% endif %} – contrat {{ contract.reference }}",
+        body=_html(
+            _GREETING,
+            "Nous avons bien reçu le règlement de la prime de {{ installment.amount }} du contrat "
+            "{{ contract.reference }}" + _ABOUT_CLIENT + ", échue le {{ installment.due_date }}.",
+            "{% if suspension.voided %}<p>Ce règlement est intervenu avant la date d'effet de la suspension "
+            "qui vous avait été annoncée : les garanties du contrat n'ont jamais été suspendues. Merci de ne "
+            "pas tenir compte de notre précédent courriel.</p>{% else %}<p>Conformément à l'article L113-3 "
+            "du Code des assurances, les garanties du contrat reprennent effet le {{ cover.resumes_at }}."
+            "</p>{% endif %}",
             _SIGN_OFF,
         ),
     ),
@@ -364,13 +410,11 @@ def _template_issues(source: str, offered: frozenset[str]) -> Iterator[str]:
     )
 
     def visit(node: Any) -> Iterator[str]:
-        if isinstance(node, nodes.Getattr):
+        if isinstance(node, nodes.Getattr | nodes.Name):
+            # A bare name is offered only when the kind lists it as such (`payment_deadline`).
             dotted = _dotted(node)
             if dotted is None or dotted not in offered:
-                yield f"uses `{dotted or node.attr}`, which this kind does not offer"
-            return
-        if isinstance(node, nodes.Name):
-            yield f"uses `{node.name}`, which this kind does not offer"
+                yield f"uses `{dotted or getattr(node, 'attr', '')}`, which this kind does not offer"
             return
         if isinstance(node, nodes.Filter) and node.name not in ALLOWED_FILTERS:
             yield f"uses the filter `{node.name}`, which is not allowed"
@@ -502,11 +546,15 @@ def validate_template(
         )
 
 
-def _nest(variables: dict[str, str]) -> dict[str, dict[str, str]]:
-    nested: dict[str, dict[str, str]] = {}
+def _nest(variables: dict[str, str]) -> dict[str, Any]:
+    """`{"client.name": …}` → `{"client": {"name": …}}`; a name without a dot (`payment_deadline`) stays."""
+    nested: dict[str, Any] = {}
     for dotted, value in variables.items():
-        group, _, name = dotted.partition(".")
-        nested.setdefault(group, {})[name] = value
+        group, dot, name = dotted.partition(".")
+        if dot:
+            nested.setdefault(group, {})[name] = value
+        else:
+            nested[group] = value
     return nested
 
 

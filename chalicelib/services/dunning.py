@@ -1,11 +1,20 @@
 """Dunning use cases: the account's policy; installments and expected documents of contracts; and the
-steps the tick sends for them (unpaid call, reminders, formal notice, suspension and termination notices;
-documents call and reminders), each addressed by the partner rules and sent once."""
+steps the tick takes for them (unpaid call, reminders, the registered letter of the formal notice, the
+suspension, the termination; documents call and reminders), each addressed by the partner rules and
+taken once; and what staff do to an installment's timeline (record the letter's posting, confirm the
+termination, record or reverse a payment).
+
+The letter is prepared by the worker that takes the tick's step, never by the API: its id, its S3 key and
+its bytes are deterministic, and the installment's `formal_notice` is written at the version read, so a
+retried or doubled step never makes two letters. The PDF is rendered through `DunningContext.render_letter`,
+which the wiring imports lazily: the API's import path never loads the PDF library."""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -20,27 +29,43 @@ from chalicelib.domain.communications import (
 from chalicelib.domain.dunning import (
     DueStep,
     DunningPolicy,
+    DunningStage,
+    Step,
+    TimelineStep,
     check_days,
     documents_step_to_send,
     next_documents_step,
-    start_of_day,
-    unpaid_step_to_send,
     validate_policy,
 )
-from chalicelib.domain.errors import AccountNotFound, InvalidInput, NotFound, StaleVersion
+from chalicelib.domain.errors import (
+    AccountNotFound,
+    Conflict,
+    FieldIssue,
+    InvalidInput,
+    NotFound,
+    StaleVersion,
+)
 from chalicelib.domain.formatting import french_amount, french_date
 from chalicelib.domain.ids import new_ulid
 from chalicelib.domain.installments import (
     ContractStatus,
     ExpectedDocument,
     ExpectedStatus,
+    FormalNotice,
     Installment,
     InstallmentStatus,
+    LetterStatus,
     Money,
+    NotFoundPayment,
     contract_after,
+    letter_id_of,
 )
-from chalicelib.domain.partners import Deal, RecordKind
+from chalicelib.domain.legal import Insurer, RegisteredMailChannel
+from chalicelib.domain.legal_time import last_day_of_period, paris_date
+from chalicelib.domain.letters import FormalNoticeLetter
+from chalicelib.domain.partners import Client, Deal, Product, RecordKind
 from chalicelib.domain.templates import validate_template
+from chalicelib.observability import logger
 from chalicelib.services.communications import RETRY_AFTER, DeliveryRequest
 from chalicelib.services.messages import message_fields, message_time
 from chalicelib.services.partners import recipients_of
@@ -48,9 +73,17 @@ from chalicelib.services.ports import (
     AccountRepository,
     Cursor,
     DunningPolicyRepository,
+    LetterStore,
+    LetterToSend,
+    LetterTrackingStatus,
     MessageQueue,
     PartnerRepository,
+    RegisteredMail,
+    RegisteredMailUnavailable,
 )
+
+K = CommunicationKind
+LetterRenderer = Callable[[FormalNoticeLetter], bytes]
 
 Scheduled = Installment | ExpectedDocument
 
@@ -115,6 +148,11 @@ class DunningContext:
     scheduled: ScheduledRepository
     queue: MessageQueue
     now: datetime
+    letters: LetterStore | None = None
+    render_letter: LetterRenderer | None = None
+    """Renders a letter's PDF; the wiring imports the PDF library only when it is first called."""
+    registered_mail: RegisteredMail | None = None
+    """The provider of the `provider` channel; None when this stage has none configured."""
 
 
 def _contract(account_id: str, contract_id: str, ctx: DunningContext) -> Deal:
@@ -154,7 +192,7 @@ def _expected_of(
 
 
 def _at(step: DueStep | None) -> datetime | None:
-    return None if step is None else start_of_day(step.due_on)
+    return None if step is None else step.moment
 
 
 def add_installment(
@@ -272,7 +310,9 @@ def pay_installment(
     currency: str | None = None,
 ) -> tuple[Installment, Deal, DueStep | None]:
     """Record a payment; a full one stops the installment's dunning, and a suspended contract whose due
-    installments are all paid is active again, its cover resuming at noon (Paris) the next day."""
+    installments are all paid is active again, its cover resuming at noon (Paris) the next day, with a
+    `reinstatement_notice` at once; paid before the suspension took effect, the suspension is void and the
+    same kind of email says so (cover never stopped)."""
     check_days({"paid_at": paid_on})
     contract, installment, version = _installment_of(account_id, contract_id, installment_id, ctx)
     paid = installment.pay(paid_on, amount, currency)
@@ -281,21 +321,173 @@ def pay_installment(
     # As of the payment's day: the installments due by then decide whether the cover resumes.
     changed = _contract_after(contract, [*others, paid], paid_on, None)
     next_step = _installment_step(paid, changed, policy)
+    email = None
+    if contract.status == ContractStatus.SUSPENDED and changed.status == ContractStatus.ACTIVE:
+        account = _account(account_id, ctx)
+        step = DueStep(Step(K.REINSTATEMENT_NOTICE, len(paid.payments)), paid_on)
+        email = _step_email(account, changed, paid, step, policy, ctx)
     ctx.scheduled.commit(
-        account_id, paid, version, _at(next_step), contract=changed if changed != contract else None
+        account_id,
+        paid,
+        version,
+        _at(next_step),
+        contract=changed if changed != contract else None,
+        communication=(email, ctx.now + RETRY_AFTER) if email else None,
     )
+    _queue(email, ctx)
     return paid, changed, next_step
+
+
+def reverse_payment(
+    account_id: str,
+    contract_id: str,
+    installment_id: str,
+    payment_id: str,
+    reason: str,
+    by: str,
+    ctx: DunningContext,
+) -> tuple[Installment, Deal, DueStep | None]:
+    """Undo a payment (a rejected direct debit, a bounced cheque): what it cleared is due again and the
+    dunning takes up where the timeline now stands. A contract it had reinstated stays active: it is
+    suspended again only through the letter's rules, by the tick."""
+    contract, installment, version = _installment_of(account_id, contract_id, installment_id, ctx)
+    try:
+        reopened = installment.reverse(payment_id, reason, by, ctx.now)
+    except NotFoundPayment as exc:
+        raise NotFound("No such payment.") from exc
+    policy = get_policy(account_id, ctx.policies, ctx.accounts)
+    others = [i for i in ctx.scheduled.installments_of(account_id, contract_id) if i.id != reopened.id]
+    changed = _contract_after(contract, [*others, reopened], paris_date(ctx.now), None)
+    next_step = _installment_step(reopened, changed, policy)
+    ctx.scheduled.commit(
+        account_id, reopened, version, _at(next_step), contract=changed if changed != contract else None
+    )
+    logger.info(
+        "payment reversed",
+        extra={
+            "account_id": account_id,
+            "installment_id": installment_id,
+            "payment_id": payment_id,
+            "by": by,
+        },
+    )
+    return reopened, changed, next_step
+
+
+def record_letter_sent(
+    account_id: str,
+    contract_id: str,
+    installment_id: str,
+    sent_on: date,
+    tracking_number: str,
+    by: str,
+    ctx: DunningContext,
+) -> tuple[Installment, DueStep | None]:
+    """Staff posted the letter themselves: record it (409 unless `to_send`; 400 for a day before it was
+    prepared or a tracking number that is not printable ASCII). The `formal_notice` email, naming the
+    letter, leaves at once, and the suspension is scheduled from `sent_on`."""
+    check_days({"sent_on": sent_on})
+    contract, installment, version = _installment_of(account_id, contract_id, installment_id, ctx)
+    if contract.status not in _DUNNED:
+        raise Conflict(f"This contract is {contract.status}: its letters are no longer sent.")
+    sent = installment.letter_sent(sent_on, tracking_number, by)
+    policy = get_policy(account_id, ctx.policies, ctx.accounts)
+    email = _step_email(
+        _account(account_id, ctx), contract, sent, DueStep(Step(K.FORMAL_NOTICE), sent_on), policy, ctx
+    )
+    next_step = _installment_step(sent, contract, policy)
+    ctx.scheduled.commit(
+        account_id, sent, version, _at(next_step), communication=(email, ctx.now + RETRY_AFTER)
+    )
+    _queue(email, ctx)
+    return sent, next_step
+
+
+def confirm_termination(
+    account_id: str, contract_id: str, effective_on: date | None, ctx: DunningContext
+) -> Deal:
+    """The insurer terminates: 409 unless the contract shows `termination_due`; `effective_on` defaults to
+    the later of today (Paris) and the first day termination was due, and may not be before that day.
+    The contract is `terminated` and the `termination_notice` leaves at once."""
+    check_days({"effective_on": effective_on})
+    contract = _contract(account_id, contract_id, ctx)
+    due = sorted(
+        (
+            (thing, version)
+            for thing, version in ctx.scheduled.all_of(account_id, contract_id)
+            if isinstance(thing, Installment)
+            and thing.status is InstallmentStatus.DUE
+            and thing.stage is DunningStage.TERMINATION_DUE
+        ),
+        key=lambda found: (found[0].termination_due_on, found[0].id),
+    )
+    if contract.status not in _DUNNED or contract.dunning_stage != DunningStage.TERMINATION_DUE or not due:
+        raise Conflict("This contract is not due for termination.")
+    first, version = due[0]
+    assert first.termination_due_on is not None
+    if effective_on is not None and effective_on < first.termination_due_on:
+        raise InvalidInput(
+            "The termination cannot take effect before it is due.",
+            [
+                FieldIssue(
+                    "effective_on",
+                    f"must not be before {first.termination_due_on.isoformat()}, when termination became due",
+                )
+            ],
+        )
+    day = effective_on or max(paris_date(ctx.now), first.termination_due_on)
+    policy = get_policy(account_id, ctx.policies, ctx.accounts)
+    ended = first.terminated(day)
+    others = [i for i in ctx.scheduled.installments_of(account_id, contract_id) if i.id != first.id]
+    changed = _contract_after(contract, [*others, ended], day, K.TERMINATION_NOTICE)
+    step = DueStep(Step(K.TERMINATION_NOTICE), day, effective_on=day)
+    email = _step_email(_account(account_id, ctx), contract, ended, step, policy, ctx)
+    ctx.scheduled.commit(
+        account_id, ended, version, None, contract=changed, communication=(email, ctx.now + RETRY_AFTER)
+    )
+    _queue(email, ctx)
+    for other, other_version in due[1:]:
+        try:
+            ctx.scheduled.commit(account_id, other.terminated(day), other_version, None)
+        except StaleVersion:
+            continue
+    ctx.scheduled.cancel_pending(account_id, contract_id)
+    return changed
+
+
+def _account(account_id: str, ctx: DunningContext) -> Account:
+    account = ctx.accounts.get(account_id)
+    if account is None:
+        raise AccountNotFound()
+    return account
+
+
+def _queue(email: Communication | None, ctx: DunningContext) -> None:
+    if email is not None and email.status is CommunicationStatus.QUEUED:
+        ctx.queue.send(DeliveryRequest(email.account_id, email.id).to_message())
+
+
+def letter_url(installment: Installment, ctx: DunningContext) -> str | None:
+    """A short-lived link to the installment's letter, for staff; None before a PDF exists."""
+    notice = installment.formal_notice
+    if notice is None or notice.document_key is None or ctx.letters is None:
+        return None
+    return ctx.letters.letter_url(notice.document_key, f"mise-en-demeure-{notice.letter_id}.pdf")
 
 
 def _contract_after(
     contract: Deal, installments: list[Installment], today: date, sent: CommunicationKind | None
 ) -> Deal:
     state = contract_after(ContractStatus(contract.status), installments, today, sent)
-    resumes = state.cover_resumes_at or (
-        contract.cover_resumes_at if state.status.value == contract.status else None
-    )
+    same = state.status.value == contract.status
+    resumes = state.cover_resumes_at or (contract.cover_resumes_at if same else None)
+    voided = state.suspension_voided or (contract.suspension_voided if same else False)
     return replace(
-        contract, status=state.status.value, dunning_stage=state.dunning_stage.value, cover_resumes_at=resumes
+        contract,
+        status=state.status.value,
+        dunning_stage=state.dunning_stage.value,
+        cover_resumes_at=resumes,
+        suspension_voided=voided,
     )
 
 
@@ -306,7 +498,7 @@ def add_expected_document(
     check_days({"due_date": due_date})
     contract = _contract(account_id, contract_id, ctx)
     policy = get_policy(account_id, ctx.policies, ctx.accounts)
-    document = ExpectedDocument(new_ulid(), contract.id, label, ctx.now.date(), due_date)
+    document = ExpectedDocument(new_ulid(), contract.id, label, paris_date(ctx.now), due_date)
     step = _expected_step(document, contract, policy)
     ctx.scheduled.commit(account_id, document, 0, _at(step))
     return document, step
@@ -400,42 +592,294 @@ def _run_step(
     if account_id not in policies:
         policies[account_id] = get_policy(account_id, ctx.policies, ctx.accounts)
     policy = policies[account_id]
-    today = ctx.now.date()
     if isinstance(thing, Installment):
-        step = unpaid_step_to_send(policy.unpaid, thing.due_date, thing.last_sent, today)
-        if thing.status is not InstallmentStatus.DUE or step is None:
-            ctx.scheduled.commit(account_id, thing, version, _at(thing.next_step(policy.unpaid)))
-            return None
-        moved: Scheduled = thing.step_sent(step.step, today)
-        assert isinstance(moved, Installment)
-        others = [i for i in ctx.scheduled.installments_of(account_id, contract_id) if i.id != thing.id]
-        changed = _contract_after(contract, [*others, moved], today, step.step.kind)
-        next_at = _at(moved.next_step(policy.unpaid)) if changed.status in _DUNNED else None
-    else:
-        assert isinstance(thing, ExpectedDocument)
-        step = documents_step_to_send(policy.documents, thing.created_on, thing.last_sent, today)
-        if thing.status is not ExpectedStatus.EXPECTED or step is None:
-            next_step = next_documents_step(policy.documents, thing.created_on, thing.last_sent)
-            ctx.scheduled.commit(
-                account_id,
-                thing,
-                version,
-                _at(next_step) if thing.status is ExpectedStatus.EXPECTED else None,
-            )
-            return None
-        moved = thing.step_sent(step.step, today)
-        changed = contract
-        next_at = _at(next_documents_step(policy.documents, thing.created_on, moved.last_sent))
+        return _take_installment_step(account, contract, thing, version, policy, ctx)
+    step = documents_step_to_send(policy.documents, thing.created_on, thing.last_sent, ctx.now)
+    if thing.status is not ExpectedStatus.EXPECTED or step is None:
+        next_step = next_documents_step(policy.documents, thing.created_on, thing.last_sent)
+        ctx.scheduled.commit(
+            account_id,
+            thing,
+            version,
+            _at(next_step) if thing.status is ExpectedStatus.EXPECTED else None,
+        )
+        return None
+    moved = thing.step_sent(step.step, paris_date(ctx.now))
+    next_at = _at(next_documents_step(policy.documents, thing.created_on, moved.last_sent))
     email = _step_email(account, contract, thing, step, policy, ctx)
+    ctx.scheduled.commit(account_id, moved, version, next_at, communication=(email, ctx.now + RETRY_AFTER))
+    return DeliveryRequest(account_id, email.id) if email.status is CommunicationStatus.QUEUED else None
+
+
+def _take_installment_step(
+    account: Account,
+    contract: Deal,
+    thing: Installment,
+    version: int,
+    policy: DunningPolicy,
+    ctx: DunningContext,
+) -> DeliveryRequest | None:
+    """The installment's step due at the tick's time, written with what it causes (the letter, the
+    contract's status and stage, its email) at the version read."""
+    step = thing.step_at(policy.unpaid, ctx.now) if thing.status is InstallmentStatus.DUE else None
+    if step is None:
+        ctx.scheduled.commit(account.id, thing, version, _at(thing.next_step(policy.unpaid)))
+        return None
+    kind, today = step.step.kind, paris_date(ctx.now)
+    email: Communication | None = None
+    caused: CommunicationKind | None = None
+    if kind in (K.FORMAL_NOTICE, TimelineStep.LETTER):
+        moved, email = _letter_step(account, contract, thing, policy, ctx)
+    elif kind is TimelineStep.TERMINATION_DUE:
+        assert step.effective_on is not None
+        moved = thing.termination_became_due(step.effective_on)
+    elif kind is K.SUSPENSION_NOTICE:
+        assert step.effective_on is not None
+        moved, caused = _tracked(thing, ctx).suspended(step.effective_on), K.SUSPENSION_NOTICE
+        email = _step_email(account, contract, moved, step, policy, ctx)
+    elif kind is K.TERMINATION_NOTICE:
+        assert step.effective_on is not None
+        moved, caused = thing.terminated(step.effective_on), K.TERMINATION_NOTICE
+        email = _step_email(account, contract, moved, step, policy, ctx)
+    else:
+        moved = thing.step_sent(step.step, today)
+        email = _step_email(account, contract, moved, step, policy, ctx)
+    others = [i for i in ctx.scheduled.installments_of(account.id, contract.id) if i.id != thing.id]
+    changed = _contract_after(contract, [*others, moved], today, caused)
+    next_at = _at(moved.next_step(policy.unpaid)) if changed.status in _DUNNED else None
     ctx.scheduled.commit(
-        account_id,
+        account.id,
         moved,
         version,
         next_at,
         contract=changed if changed != contract else None,
-        communication=(email, ctx.now + RETRY_AFTER),
+        communication=(email, ctx.now + RETRY_AFTER) if email else None,
     )
-    return DeliveryRequest(account_id, email.id) if email.status is CommunicationStatus.QUEUED else None
+    if email is None or email.status is not CommunicationStatus.QUEUED:
+        return None
+    return DeliveryRequest(account.id, email.id)
+
+
+def letter_key(account_id: str, letter_id: str) -> str:
+    return f"accounts/{account_id}/letters/{letter_id}.pdf"
+
+
+def _letter_step(
+    account: Account, contract: Deal, thing: Installment, policy: DunningPolicy, ctx: DunningContext
+) -> tuple[Installment, Communication | None]:
+    """Prepare the letter (or re-check a blocked one), then, on the `provider` channel, hand it over or ask
+    where it stands. A provider that times out or refuses leaves it `to_send`, tried again an hour later."""
+    notice = thing.formal_notice
+    client, insurer = _client_and_insurer(account.id, contract, ctx)
+    pdf: bytes | None = None
+    if notice is None or notice.status is LetterStatus.BLOCKED:
+        thing, pdf = _prepare_letter(account, contract, thing, client, insurer, policy, ctx)
+        notice = thing.formal_notice
+        assert notice is not None
+        if notice.status is LetterStatus.BLOCKED:
+            return thing, None
+    if notice.channel is not RegisteredMailChannel.PROVIDER or notice.status is not LetterStatus.TO_SEND:
+        return thing, None
+    provider = ctx.registered_mail
+    if provider is None:
+        return _tried(thing, notice, ctx, "no_provider_configured"), None
+    try:
+        if notice.provider_id:
+            tracking = provider.track(notice.provider_id, ctx.now)
+        else:
+            assert ctx.letters is not None
+            assert notice.document_key is not None
+            assert account.legal is not None
+            assert client.postal_address is not None
+            letter = LetterToSend(
+                letter_id=notice.letter_id,
+                pdf=pdf if pdf is not None else ctx.letters.get_letter(notice.document_key),
+                recipient_name=client.name,
+                recipient_address=client.postal_address,
+                sender=account.legal,
+                account_id=account.id,
+                contract_id=contract.id,
+                installment_id=thing.id,
+                document_key=notice.document_key,
+            )
+            tracking = provider.deposit(letter, ctx.now)
+    except RegisteredMailUnavailable as exc:
+        logger.warning(
+            "registered letter not handed over",
+            extra={"account_id": account.id, "letter_id": notice.letter_id, "why": str(exc)},
+        )
+        return _tried(thing, notice, ctx, "provider_unavailable"), None
+    notice = replace(notice, provider_id=tracking.provider_id, attempted_at=ctx.now, reason=None)
+    if tracking.sent_on is None or tracking.status is LetterTrackingStatus.ACCEPTED:
+        return thing.letter_prepared(notice), None
+    status = {
+        LetterTrackingStatus.DELIVERED: LetterStatus.DELIVERED,
+        LetterTrackingStatus.RETURNED: LetterStatus.RETURNED,
+    }.get(tracking.status, LetterStatus.SENT)
+    sent = thing.letter_prepared(
+        replace(notice, status=status, sent_on=tracking.sent_on, tracking_number=tracking.tracking_number)
+    )
+    email = _step_email(
+        account, contract, sent, DueStep(Step(K.FORMAL_NOTICE), tracking.sent_on), policy, ctx
+    )
+    return sent, email
+
+
+def _tracked(thing: Installment, ctx: DunningContext) -> Installment:
+    """A letter the provider posted, with where it stands now (`delivered`, `returned`): asked once, when
+    its suspension comes. Its sending, not its delivery, starts the period: no answer changes anything."""
+    notice = thing.formal_notice
+    if notice is None or notice.provider_id is None or ctx.registered_mail is None:
+        return thing
+    try:
+        tracking = ctx.registered_mail.track(notice.provider_id, ctx.now)
+    except RegisteredMailUnavailable:
+        return thing
+    status = {
+        LetterTrackingStatus.DELIVERED: LetterStatus.DELIVERED,
+        LetterTrackingStatus.RETURNED: LetterStatus.RETURNED,
+    }.get(tracking.status, notice.status)
+    return thing.letter_prepared(replace(notice, status=status))
+
+
+def _tried(thing: Installment, notice: FormalNotice, ctx: DunningContext, reason: str) -> Installment:
+    return thing.letter_prepared(replace(notice, attempted_at=ctx.now, reason=reason))
+
+
+def _client_and_insurer(
+    account_id: str, contract: Deal, ctx: DunningContext
+) -> tuple[Client, Insurer | None]:
+    keys = [(RecordKind.CLIENT, contract.client_id)]
+    if contract.product_id:
+        keys.append((RecordKind.PRODUCT, contract.product_id))
+    _, found = ctx.partners.get_many(account_id, keys)
+    client = found.get((RecordKind.CLIENT, contract.client_id))
+    if not isinstance(client, Client):
+        raise NotFound("No such client.")
+    product = found.get((RecordKind.PRODUCT, contract.product_id or ""))
+    return client, product.insurer if isinstance(product, Product) else None
+
+
+def _prepare_letter(
+    account: Account,
+    contract: Deal,
+    thing: Installment,
+    client: Client,
+    insurer: Insurer | None,
+    policy: DunningPolicy,
+    ctx: DunningContext,
+) -> tuple[Installment, bytes | None]:
+    """The letter as of the tick's day, stored with its SHA-256; or `blocked` with the reason, re-checked
+    by later ticks (a client without a postal address, a broker without a legal identity, a product
+    without an insurer: the letter would not be lawful without them)."""
+    today = paris_date(ctx.now)
+    letter_id = letter_id_of(thing.id)
+    reason = None
+    if client.postal_address is None:
+        reason = "no_postal_address"
+    elif account.legal is None:
+        reason = "no_legal_identity"
+    elif insurer is None:
+        reason = "no_insurer"
+    elif ctx.letters is None or ctx.render_letter is None:
+        reason = "no_letter_store"
+    if reason is not None:
+        blocked = FormalNotice(
+            letter_id=letter_id,
+            status=LetterStatus.BLOCKED,
+            channel=account.registered_mail_channel,
+            prepared_on=today,
+            attempted_at=ctx.now,
+            reason=reason,
+        )
+        return thing.letter_prepared(blocked), None
+    assert ctx.letters is not None
+    assert ctx.render_letter is not None
+    assert client.postal_address is not None
+    assert account.legal is not None
+    assert insurer is not None
+    product = (
+        ctx.partners.get(account.id, RecordKind.PRODUCT, contract.product_id) if contract.product_id else None
+    )
+    letter = FormalNoticeLetter(
+        broker=account.legal,
+        insurer=insurer,
+        client_name=client.name,
+        client_address=client.postal_address,
+        contract_reference=contract.reference,
+        product_name=product.name if isinstance(product, Product) else None,
+        installment_label=thing.label,
+        due_date=thing.due_date,
+        amount_due=thing.amount_due.amount,
+        currency=thing.amount.currency,
+        letter_date=today,
+        letter_id=letter_id,
+        suspension_days=policy.unpaid.suspension_days,
+        termination_days=policy.unpaid.termination_days,
+    )
+    pdf = ctx.render_letter(letter)
+    key = letter_key(account.id, letter_id)
+    ctx.letters.put_letter(key, pdf)
+    prepared = FormalNotice(
+        letter_id=letter_id,
+        status=LetterStatus.TO_SEND,
+        channel=account.registered_mail_channel,
+        prepared_on=today,
+        attempted_at=ctx.now,
+        prepared_at=ctx.now,
+        sha256=hashlib.sha256(pdf).hexdigest(),
+        document_key=key,
+    )
+    return thing.letter_prepared(prepared), pdf
+
+
+def _payment_deadline(thing: Scheduled, step: DueStep, policy: DunningPolicy) -> date | None:
+    """The last day to pay before the step's consequence: the due date for the call, the last day of the
+    suspension period for the formal notice, the last day before termination may be asked for the
+    suspension."""
+    if not isinstance(thing, Installment):
+        return None
+    notice = thing.formal_notice
+    if step.step.kind is K.UNPAID_CALL:
+        return thing.due_date
+    if step.step.kind is K.FORMAL_NOTICE and notice is not None and notice.sent_on is not None:
+        return last_day_of_period(notice.sent_on, policy.unpaid.suspension_days)
+    if step.step.kind is K.SUSPENSION_NOTICE and step.effective_on is not None:
+        return step.effective_on + timedelta(days=policy.unpaid.termination_days - 1)
+    return None
+
+
+def _installment_variables(
+    account: Account,
+    contract: Deal,
+    thing: Installment,
+    step: DueStep,
+    policy: DunningPolicy,
+    ctx: DunningContext,
+) -> dict[str, str]:
+    notice = thing.formal_notice
+    _, insurer = _client_and_insurer(account.id, contract, ctx)
+    deadline = _payment_deadline(thing, step, policy)
+    variables = {
+        "installment.amount": french_amount(thing.amount.amount, thing.amount.currency),
+        "installment.due_date": french_date(thing.due_date),
+        "installment.amount_due": french_amount(thing.amount_due.amount, thing.amount.currency),
+        "insurer.name": insurer.name if insurer else "",
+        "account.payment_instructions": (account.legal.payment_instructions or "") if account.legal else "",
+        "letter.sent_on": french_date(notice.sent_on) if notice and notice.sent_on else "",
+        "letter.tracking_number": (notice.tracking_number or "") if notice else "",
+        "step.effective_on": french_date(step.effective_on) if step.effective_on else "",
+        "payment_deadline": french_date(deadline) if deadline else "",
+        "policy.suspension_days": str(policy.unpaid.suspension_days),
+        "policy.termination_days": str(policy.unpaid.termination_days),
+    }
+    if step.step.kind is K.REINSTATEMENT_NOTICE:
+        resumes = contract.cover_resumes_at
+        variables["cover.resumes_at"] = (
+            f"{french_date(paris_date(resumes))} à 12 h" if resumes and not contract.suspension_voided else ""
+        )
+        variables["suspension.voided"] = "oui" if contract.suspension_voided else ""
+    return variables
 
 
 def _step_email(
@@ -447,7 +891,9 @@ def _step_email(
     ctx: DunningContext,
 ) -> Communication:
     """The step's email, addressed by the partner rules of the contract."""
-    view = recipients_of(account.id, contract.client_id, contract.id, step.step.kind, ctx.partners, ctx.now)
+    kind = step.step.kind
+    assert isinstance(kind, CommunicationKind)
+    view = recipients_of(account.id, contract.client_id, contract.id, kind, ctx.partners, ctx.now)
     resolution, client = view.resolution, view.client
     addressee = resolution.to[0] if resolution.to else None
     variables = {
@@ -460,21 +906,20 @@ def _step_email(
         "recipient.party": addressee.party if addressee else "",
     }
     if isinstance(thing, Installment):
-        variables["installment.amount"] = french_amount(thing.amount.amount, thing.amount.currency)
-        variables["installment.due_date"] = french_date(thing.due_date)
+        variables |= _installment_variables(account, contract, thing, step, policy, ctx)
     else:
         variables["expected_document.label"] = thing.label
     email = Communication(
         id=communication_id(account.id, f"{type(thing).__name__.lower()}:{thing.id}", step.step.key),
         account_id=account.id,
-        kind=step.step.kind,
+        kind=kind,
         sender_name=account.name,
         reply_to=account.sender_email,
         to=resolution.to,
         cc=resolution.cc,
         created_at=ctx.now,
         variables=variables,
-        template=policy.template_for(step.step.kind),
+        template=policy.template_for(kind),
         client_id=client.id,
         contract_id=contract.id,
         rule=resolution.rule.value if resolution.rule else None,

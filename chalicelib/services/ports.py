@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 from chalicelib.domain.accounts import Account
 from chalicelib.domain.communications import Communication, CommunicationStatus, Recipient
 from chalicelib.domain.dunning import DunningPolicy
 from chalicelib.domain.identity import PortalPrincipal
+from chalicelib.domain.legal import BrokerIdentity, PostalAddress
 from chalicelib.domain.partners import Apporteur, Client, Deal, Product, RecordKind
 from chalicelib.domain.unsubscribe import Addressee
 
@@ -227,3 +229,73 @@ class MailerOutcomeUnknown(Exception):
 
 class MailRejected(Exception):
     """The provider refused this message, or this addressee, for good (a malformed or refused address)."""
+
+
+# ---- the registered letter ----
+# The `RegisteredMail` port: how a formal notice's registered letter leaves when the account's channel is
+# `provider` (an online registered-letter service prints, posts and tracks it).
+#
+# Relais hands over the PDF it prepared and the addresses; the provider answers with its own id for the
+# letter and, once it has deposited the letter with the post, the proof of deposit (the day it was sent and
+# its tracking number). A deposit is idempotent by Relais's letter id: handing the same letter twice (a
+# retried tick, a crashed worker) never posts two letters. A provider that times out or refuses raises
+# `RegisteredMailUnavailable`; the letter then stays `to_send` and the tick hands it over again later.
+
+
+class LetterTrackingStatus(StrEnum):
+    ACCEPTED = "accepted"
+    """Taken by the provider, not yet deposited with the post."""
+    SENT = "sent"
+    """Deposited with the post: `sent_on` and `tracking_number` are known."""
+    DELIVERED = "delivered"
+    RETURNED = "returned"
+    """Not delivered (refused, not claimed, address unknown): the proof comes back to the sender."""
+
+
+@dataclass(frozen=True)
+class LetterToSend:
+    letter_id: str
+    """Relais's id of the letter: the provider's idempotency key and its reference."""
+    pdf: bytes
+    recipient_name: str
+    recipient_address: PostalAddress
+    sender: BrokerIdentity
+    account_id: str = ""
+    contract_id: str = ""
+    installment_id: str = ""
+    document_key: str = ""
+    """Where Relais keeps the PDF (for the local stage's list of letters; a provider ignores these)."""
+
+
+@dataclass(frozen=True)
+class LetterTracking:
+    provider_id: str
+    status: LetterTrackingStatus
+    sent_on: date | None = None
+    tracking_number: str | None = None
+
+
+class RegisteredMailUnavailable(Exception):
+    """The provider timed out, failed or refused the request: nothing was counted as sent."""
+
+
+class RegisteredMail(Protocol):
+    def deposit(self, letter: LetterToSend, now: datetime) -> LetterTracking:
+        """Hand the letter over (idempotent by `letter.letter_id`) and say where it stands."""
+        ...
+
+    def track(self, provider_id: str, now: datetime) -> LetterTracking:
+        """Where a letter handed over earlier stands now."""
+        ...
+
+
+class LetterStore(Protocol):
+    """Where prepared letters are kept: privately, encrypted at rest, under the account's prefix."""
+
+    def put_letter(self, key: str, pdf: bytes) -> None: ...
+
+    def get_letter(self, key: str) -> bytes: ...
+
+    def letter_url(self, key: str, filename: str) -> str:
+        """A short-lived link for staff to download the letter."""
+        ...

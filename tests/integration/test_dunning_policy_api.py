@@ -15,6 +15,7 @@ DEFAULTS = {
         "formal_notice_days": 10,
         "suspension_days": 30,
         "termination_days": 10,
+        "termination": "confirm",
     },
     "documents": {"reminder_days": [7, 14]},
     "templates": {},

@@ -1,5 +1,7 @@
-"""The unpaid-premium timeline of EXAMPLES.md through the API and the tick (`/_local/tick` as of given
-times, and `dunning_tick` invoked with the event's time), addressed by the contract's partner rule."""
+"""The unpaid-premium timeline through the API and the tick (`/_local/tick` as of given times, and
+`dunning_tick` invoked with the event's time), addressed by the contract's partner rule. The registered
+letter's own rules (every row of EXAMPLES.md, the faults) are in test_formal_notice.py; here the timeline
+meets payments, expected documents, listings and contracts ended and resumed by PATCH."""
 
 from __future__ import annotations
 
@@ -11,6 +13,12 @@ from chalicelib.local.outbox import sent_messages
 from chalicelib.local.pumps import drain
 from chalicelib.local.stack import REGION
 from tests.support import Api, RelaisTestClient, open_account, token
+
+IDENTITY = {
+    "legal_name": "Cabinet Martin SAS",
+    "orias_number": "12345678",
+    "address": {"lines": ["12 rue de la Paix"], "postal_code": "75002", "city": "Paris"},
+}
 
 
 def _ok(answer: Any, status: int = 201) -> dict[str, Any]:
@@ -29,14 +37,26 @@ def book(platform: Api) -> dict[str, Any]:
     admin = platform.as_(token("admin", account_id))
     _ok(admin.patch("/account/settings", {"partner_communications_enabled": True}), 200)
     drain()
+    _ok(admin.patch("/account/legal", IDENTITY), 200)
     b = _ok(admin.post("/apporteurs", {"name": "Cabinet Bernard", "email": "b@bernard.fr"}))
-    c = _ok(admin.post("/clients", {"name": "Jean Dupont", "email": "jean@dupont.fr"}))
+    c = _ok(
+        admin.post(
+            "/clients",
+            {
+                "name": "Jean Dupont",
+                "email": "jean@dupont.fr",
+                "postal_address": {"lines": ["3 allée des Tilleuls"], "postal_code": "69003", "city": "Lyon"},
+            },
+        )
+    )
+    p = _ok(admin.post("/products", {"name": "Habitation", "insurer": {"name": "Mutuelle Exemple"}}))
     k = _ok(
         admin.post(
             "/contracts",
             {
                 "client_id": c["id"],
                 "reference": "HAB-2027-001",
+                "product_id": p["id"],
                 "apporteur_id": b["id"],
                 "commissioning": {"communication_rule": "client_and_apporteur"},
             },
@@ -46,7 +66,31 @@ def book(platform: Api) -> dict[str, Any]:
 
 
 def _tick(api: Api, day: str) -> None:
+    """A tick on `day` at 08:00 UTC: 09:00 or 10:00 in Paris, after the timeline's sending hour."""
     _ok(api.post("/_local/tick", {"time": f"{day}T08:00:00Z"}), 200)
+
+
+def _post_letter(api: Api, contract_id: str, installment_id: str, day: str) -> None:
+    """Staff record that they posted the installment's letter on `day` (the manual channel)."""
+    _ok(
+        api.post(
+            f"/contracts/{contract_id}/installments/{installment_id}/formal-notice/sent",
+            {"sent_on": day, "tracking_number": "1A12345678901"},
+        ),
+        200,
+    )
+    drain()
+
+
+def _take(api: Api, contract_id: str, installment_id: str, day: str) -> None:
+    """What happens on `day` of the timeline: the tick, and on the letter's day staff posting it; on the
+    termination's day staff confirming it."""
+    _tick(api, day)
+    if day == "2027-03-12":
+        _post_letter(api, contract_id, installment_id, day)
+    if day == "2027-04-22":
+        _ok(api.post(f"/contracts/{contract_id}/termination", {}), 200)
+        drain()
 
 
 def _steps() -> list[tuple[str, list[str], list[str]]]:
@@ -55,7 +99,20 @@ def _steps() -> list[tuple[str, list[str], list[str]]]:
     ]
 
 
-def test_the_worked_example_from_the_call_to_the_termination(book: dict[str, Any]) -> None:
+TIMELINE = [
+    ("2027-02-14", "unpaid_call", "active"),
+    ("2027-03-08", "unpaid_reminder", "active"),
+    ("2027-03-12", "formal_notice", "active"),
+    ("2027-04-12", "suspension_notice", "suspended"),
+    ("2027-04-22", "termination_notice", "terminated"),
+]
+"""The default timeline of an installment due 01/03/2027 whose letter is posted the day it is prepared and
+whose termination staff confirm the day it is due."""
+
+
+def test_the_timeline_from_the_call_to_the_termination_each_step_once_to_client_and_apporteur(
+    book: dict[str, Any],
+) -> None:
     admin, k = book["admin"], book["contract"]
     installment = _ok(
         admin.post(
@@ -64,17 +121,12 @@ def test_the_worked_example_from_the_call_to_the_termination(book: dict[str, Any
         )
     )
     assert installment["next_step"] == {"kind": "unpaid_call", "due_on": "2027-02-14"}
+    assert installment["formal_notice"] is None
     _tick(admin, "2027-02-13")
     assert _steps() == []
     expected = []
-    for day, kind, status in [
-        ("2027-02-14", "unpaid_call", "active"),
-        ("2027-03-08", "unpaid_reminder", "active"),
-        ("2027-03-11", "formal_notice", "active"),
-        ("2027-04-10", "suspension_notice", "suspended"),
-        ("2027-04-20", "termination_notice", "terminated"),
-    ]:
-        _tick(admin, day)
+    for day, kind, status in TIMELINE:
+        _take(admin, k["id"], installment["id"], day)
         _tick(admin, day)
         expected.append((kind, ["jean@dupont.fr"], ["b@bernard.fr"]))
         assert _steps() == expected, day
@@ -85,7 +137,8 @@ def test_the_worked_example_from_the_call_to_the_termination(book: dict[str, Any
     assert "01/03/2027" in notice["text"]
     assert "L113-3" in notice["text"]
     history = admin.get(f"/clients/{book['client']['id']}/communications").body["items"]
-    assert [e["kind"] for e in history][:1] == ["termination_notice"]
+    # Staff confirmed the termination with today's clock (2026), the tick sent the rest as of 2027.
+    assert sorted(e["kind"] for e in history) == sorted(kind for _, kind, _ in TIMELINE)
 
 
 def test_a_payment_stops_the_sequence_and_reinstates_a_suspended_contract(book: dict[str, Any]) -> None:
@@ -95,8 +148,8 @@ def test_a_payment_stops_the_sequence_and_reinstates_a_suspended_contract(book: 
             f"/contracts/{k['id']}/installments", {"due_date": "2027-03-01", "amount": {"amount": "84.20"}}
         )
     )
-    for day in ("2027-02-14", "2027-03-08", "2027-03-11", "2027-04-10"):
-        _tick(admin, day)
+    for day in ("2027-02-14", "2027-03-08", "2027-03-12", "2027-04-12"):
+        _take(admin, k["id"], installment["id"], day)
     assert admin.get(f"/contracts/{k['id']}").body["status"] == "suspended"
     partial = _ok(
         admin.post(
@@ -114,12 +167,14 @@ def test_a_payment_stops_the_sequence_and_reinstates_a_suspended_contract(book: 
     )
     assert (paid["status"], paid["contract"]["status"]) == ("paid", "active")
     assert paid["contract"]["cover_resumes_at"] == "2027-04-16T10:00:00Z"
-    _tick(admin, "2027-04-20")
+    drain()
+    _tick(admin, "2027-04-22")
     assert [kind for kind, _, _ in _steps()] == [
         "unpaid_call",
         "unpaid_reminder",
         "formal_notice",
         "suspension_notice",
+        "reinstatement_notice",
     ]
     assert (
         admin.post(
@@ -129,11 +184,11 @@ def test_a_payment_stops_the_sequence_and_reinstates_a_suspended_contract(book: 
     )
 
 
-def test_an_installment_entered_late_gets_only_the_formal_notice_then_counts_from_it(
+def test_an_installment_entered_late_gets_only_its_letter_then_counts_from_its_sending(
     book: dict[str, Any], client: RelaisTestClient
 ) -> None:
     admin, k = book["admin"], book["contract"]
-    _ok(
+    installment = _ok(
         admin.post(
             f"/contracts/{k['id']}/installments", {"due_date": "2027-03-01", "amount": {"amount": "84.20"}}
         )
@@ -148,7 +203,11 @@ def test_an_installment_entered_late_gets_only_the_formal_notice_then_counts_fro
         "resources": [],
         "detail": {},
     }
-    for day in ("2027-03-20", "2027-04-18", "2027-04-19"):
+    client.lambda_.invoke("dunning_tick", {**event, "time": "2027-03-20T08:00:00Z"})
+    drain()
+    assert _steps() == []
+    _post_letter(admin, k["id"], installment["id"], "2027-03-20")
+    for day in ("2027-04-19", "2027-04-20"):
         client.lambda_.invoke("dunning_tick", {**event, "time": f"{day}T08:00:00Z"})
         drain()
     assert [kind for kind, _, _ in _steps()] == ["formal_notice", "suspension_notice"]
@@ -230,33 +289,28 @@ def test_ending_a_contract_by_patch_cancels_its_pending_steps_at_once(
     assert _steps() == []
 
 
-TIMELINE = [
-    ("2027-02-14", "unpaid_call", "active"),
-    ("2027-03-08", "unpaid_reminder", "active"),
-    ("2027-03-11", "formal_notice", "active"),
-    ("2027-04-10", "suspension_notice", "suspended"),
-    ("2027-04-20", "termination_notice", "terminated"),
-]
-
-
 @pytest.mark.parametrize("paid_after", range(len(TIMELINE)))
 def test_a_payment_at_each_stage_stops_what_follows(book: dict[str, Any], paid_after: int) -> None:
     admin, k = book["admin"], book["contract"]
     body = {"due_date": "2027-03-01", "amount": {"amount": "84.20"}}
     installment = _ok(admin.post(f"/contracts/{k['id']}/installments", body))
     for day, _, _ in TIMELINE[: paid_after + 1]:
-        _tick(admin, day)
+        _take(admin, k["id"], installment["id"], day)
     day, _, status = TIMELINE[paid_after]
     assert admin.get(f"/contracts/{k['id']}").body["status"] == status
     paid = _ok(
         admin.post(f"/contracts/{k['id']}/installments/{installment['id']}/payments", {"paid_at": day}), 200
     )
-    # A suspended contract is active again; a terminated one stays terminated.
+    # A suspended contract is active again (with a reinstatement notice); a terminated one stays terminated.
     assert paid["contract"]["status"] == {"suspended": "active"}.get(status, status)
+    drain()
     for later, _, _ in TIMELINE[paid_after + 1 :]:
         _tick(admin, later)
     _tick(admin, "2027-06-01")
-    assert [kind for kind, _, _ in _steps()] == [kind for _, kind, _ in TIMELINE[: paid_after + 1]]
+    reinstated = ["reinstatement_notice"] if status == "suspended" else []
+    assert [kind for kind, _, _ in _steps()] == [
+        kind for _, kind, _ in TIMELINE[: paid_after + 1]
+    ] + reinstated
 
 
 def _installment(admin: Api, contract_id: str, due_date: str) -> dict[str, Any]:
@@ -271,8 +325,8 @@ def test_staff_see_a_contracts_installments_and_expected_documents_as_the_tick_m
     march = _installment(admin, k["id"], "2027-03-01")
     april = _installment(admin, k["id"], "2027-04-01")
     doc = _ok(admin.post(f"/contracts/{k['id']}/expected-documents", {"label": "Relevé d'information"}))
-    for day in ("2027-02-14", "2027-03-11"):
-        _tick(admin, day)
+    for day in ("2027-02-14", "2027-03-12"):
+        _take(admin, k["id"], march["id"], day)
 
     listed = _ok(admin.get(f"/contracts/{k['id']}/installments"), 200)
     assert [i["id"] for i in listed["items"]] == [march["id"], april["id"]]
@@ -280,19 +334,21 @@ def test_staff_see_a_contracts_installments_and_expected_documents_as_the_tick_m
     first = listed["items"][0]
     assert (first["dunning_stage"], first["next_step"]) == (
         "formal_notice",
-        {"kind": "suspension_notice", "due_on": "2027-04-10"},
+        {"kind": "suspension_notice", "due_on": "2027-04-12"},
     )
+    assert first["formal_notice"]["status"] == "sent"
+    assert first["formal_notice"]["document_url"]
     one_page = _ok(admin.get(f"/contracts/{k['id']}/installments?limit=1"), 200)
     assert [i["id"] for i in one_page["items"]] == [march["id"]]
     rest = _ok(admin.get(f"/contracts/{k['id']}/installments?limit=1&cursor={one_page['next_cursor']}"), 200)
     assert [i["id"] for i in rest["items"]] == [april["id"]]
 
     _ok(
-        admin.post(f"/contracts/{k['id']}/installments/{march['id']}/payments", {"paid_at": "2027-03-12"}),
+        admin.post(f"/contracts/{k['id']}/installments/{march['id']}/payments", {"paid_at": "2027-03-13"}),
         200,
     )
     paid = _ok(admin.get(f"/contracts/{k['id']}/installments/{march['id']}"), 200)
-    assert (paid["status"], paid["paid_on"], paid["next_step"]) == ("paid", "2027-03-12", None)
+    assert (paid["status"], paid["paid_on"], paid["next_step"]) == ("paid", "2027-03-13", None)
 
     documents = _ok(admin.get(f"/contracts/{k['id']}/expected-documents"), 200)["items"]
     assert [(d["id"], d["status"], d["last_sent"]) for d in documents] == [
@@ -552,11 +608,13 @@ def test_a_contract_cancelled_by_mistake_then_set_back_to_active_is_dunned_again
     assert sorted(step.thing_id for step in aws.due_steps.due(far, 100)) == sorted(
         [installment["id"], doc["id"]]
     )
-    _tick(admin, "2027-03-11")
-    # The reminder's day passed while the contract was cancelled: the next tick sends the latest step due,
-    # and the document's second reminder.
-    assert sorted(kind for kind, _, _ in _steps()[2:]) == ["documents_reminder", "formal_notice"]
+    _tick(admin, "2027-03-12")
+    # The reminder's day passed while the contract was cancelled: the next tick takes the latest step due
+    # (the letter, which sends no email until it is posted), and the document's second reminder.
+    assert sorted(kind for kind, _, _ in _steps()[2:]) == ["documents_reminder"]
     assert admin.get(f"/contracts/{k['id']}").body["dunning_stage"] == "formal_notice"
+    shown = _ok(admin.get(f"/contracts/{k['id']}/installments/{installment['id']}"), 200)
+    assert shown["formal_notice"]["status"] == "to_send"
 
 
 def test_a_terminated_contract_set_back_to_active_resumes_what_was_not_over(book: dict[str, Any]) -> None:

@@ -12,12 +12,15 @@ from chalicelib.domain.dunning import DueStep, DunningStage, Step, UnpaidPolicy
 from chalicelib.domain.errors import Conflict, InvalidInput
 from chalicelib.domain.installments import (
     ContractStatus,
+    FormalNotice,
     Installment,
     InstallmentStatus,
+    LetterStatus,
     Money,
     contract_after,
     parse_money,
 )
+from chalicelib.domain.legal import RegisteredMailChannel
 
 POLICY = UnpaidPolicy()
 
@@ -54,13 +57,20 @@ def test_a_paid_installment_takes_no_second_payment() -> None:
 
 
 def test_the_formal_notice_shows_on_the_contract_and_the_suspension_suspends_it() -> None:
-    noticed = _installment().step_sent(Step(K.FORMAL_NOTICE), date(2027, 3, 11))
-    shown = contract_after(ContractStatus.ACTIVE, [noticed], date(2027, 3, 11), K.FORMAL_NOTICE)
+    at = datetime(2027, 3, 12, 7, tzinfo=UTC)
+    notice = FormalNotice(
+        "x-MD", LetterStatus.TO_SEND, RegisteredMailChannel.MANUAL, date(2027, 3, 12), at, at
+    )
+    noticed = _installment().letter_prepared(notice)
+    shown = contract_after(ContractStatus.ACTIVE, [noticed], date(2027, 3, 12))
     assert (shown.status, shown.dunning_stage) == (ContractStatus.ACTIVE, DunningStage.FORMAL_NOTICE)
-    suspended = noticed.step_sent(Step(K.SUSPENSION_NOTICE), date(2027, 4, 10))
-    shown = contract_after(ContractStatus.ACTIVE, [suspended], date(2027, 4, 10), K.SUSPENSION_NOTICE)
+    suspended = noticed.letter_sent(date(2027, 3, 12), "1A1").suspended(date(2027, 4, 12))
+    shown = contract_after(ContractStatus.ACTIVE, [suspended], date(2027, 4, 12), K.SUSPENSION_NOTICE)
     assert (shown.status, shown.dunning_stage) == (ContractStatus.SUSPENDED, DunningStage.SUSPENDED)
-    terminated = suspended.step_sent(Step(K.TERMINATION_NOTICE), date(2027, 4, 20))
+    due = suspended.termination_became_due(date(2027, 4, 22))
+    shown = contract_after(ContractStatus.SUSPENDED, [due], date(2027, 4, 22))
+    assert (shown.status, shown.dunning_stage) == (ContractStatus.SUSPENDED, DunningStage.TERMINATION_DUE)
+    terminated = due.terminated(date(2027, 4, 23))
     shown = contract_after(ContractStatus.SUSPENDED, [terminated], date(2027, 4, 20), K.TERMINATION_NOTICE)
     assert (shown.status, shown.dunning_stage) == (ContractStatus.TERMINATED, DunningStage.TERMINATED)
 

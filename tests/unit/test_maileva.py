@@ -10,7 +10,7 @@ import pytest
 
 from chalicelib.adapters.maileva import MailevaRegisteredMail
 from chalicelib.domain.legal import BrokerIdentity, PostalAddress
-from chalicelib.services.registered_mail import (
+from chalicelib.services.ports import (
     LetterToSend,
     LetterTrackingStatus,
     RegisteredMailUnavailable,

@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib.adapters.simulated_registered_mail import SimulatedRegisteredMail
 from chalicelib.domain.legal import BrokerIdentity, PostalAddress
-from chalicelib.services.registered_mail import (
+from chalicelib.services.ports import (
     LetterToSend,
     LetterTrackingStatus,
     RegisteredMailUnavailable,

@@ -120,12 +120,47 @@ def test_the_formal_notice_cites_l113_3_the_amount_the_due_date_and_what_follows
             "contract.reference": "HAB-2027-001",
             "recipient.name": "Jean Dupont",
             "recipient.party": "client",
+            "letter.sent_on": "12/03/2027",
+            "letter.tracking_number": "1A12345678901",
+            "policy.suspension_days": "30",
+            "policy.termination_days": "10",
+            "payment_deadline": "11/04/2027",
+            "insurer.name": "Mutuelle Exemple",
         },
     )
     assert "Mise en demeure" in email.subject
-    for words in ("L113-3", "84,20\u00a0€", "01/03/2027", "trente jours", "suspendues", "résilier"):
+    for words in (
+        "L113-3",
+        "84,20\u00a0€",
+        "01/03/2027",
+        "12/03/2027",
+        "1A12345678901",
+        "30 jours",
+        "11/04/2027",
+        "Mutuelle Exemple",
+        "suspendues",
+        "résilier",
+    ):
         assert words in email.text
     assert email.text.startswith("Bonjour Jean Dupont,")
+
+
+@pytest.mark.parametrize("kind", list(CommunicationKind))
+def test_no_default_template_hard_codes_the_legal_periods(kind: CommunicationKind) -> None:
+    template = DEFAULT_TEMPLATES[kind]
+    for words in ("trente", "dix jours", "30 jours", "10 jours"):
+        assert words not in template.subject + template.body
+
+
+def test_the_reinstatement_notice_says_when_cover_resumes_or_that_it_never_stopped() -> None:
+    resumed = render_kind(
+        CommunicationKind.REINSTATEMENT_NOTICE,
+        {"cover.resumes_at": "16/04/2027 à 12 h", "suspension.voided": ""},
+    )
+    assert "reprennent effet le 16/04/2027 à 12 h" in resumed.text
+    voided = render_kind(CommunicationKind.REINSTATEMENT_NOTICE, {"suspension.voided": "oui"})
+    assert "n'ont jamais été suspendues" in voided.text
+    assert voided.subject.startswith("Rectificatif")
 
 
 def test_a_notice_to_an_apporteur_greets_him_and_names_his_client() -> None:

@@ -10,7 +10,7 @@ from pynamodb.exceptions import DoesNotExist, PutError
 
 from chalicelib.adapters.dynamodb.models import DunningPolicyItem
 from chalicelib.domain.communications import CommunicationKind, TemplateSource
-from chalicelib.domain.dunning import DocumentsPolicy, DunningPolicy, UnpaidPolicy
+from chalicelib.domain.dunning import DocumentsPolicy, DunningPolicy, TerminationMode, UnpaidPolicy
 from chalicelib.domain.errors import StaleVersion
 
 _SK = "DUNNING_POLICY"
@@ -24,8 +24,16 @@ class DynamoDunningPolicyRepository:
             return None
         unpaid: dict[str, Any] = dict(item.unpaid or {})
         templates: dict[str, Any] = dict(item.templates or {})
+        # Policies saved before `termination` existed confirm it, the default.
+        termination = TerminationMode(unpaid.pop("termination", TerminationMode.CONFIRM.value))
         return DunningPolicy(
-            unpaid=UnpaidPolicy(**{**unpaid, "reminder_days": tuple(unpaid.get("reminder_days", ()))}),
+            unpaid=UnpaidPolicy(
+                **{
+                    **unpaid,
+                    "reminder_days": tuple(unpaid.get("reminder_days", ())),
+                    "termination": termination,
+                }
+            ),
             documents=DocumentsPolicy(reminder_days=tuple((item.documents or {}).get("reminder_days", ()))),
             templates={
                 CommunicationKind(kind): TemplateSource(**source) for kind, source in templates.items()
@@ -45,6 +53,7 @@ class DynamoDunningPolicyRepository:
                 "formal_notice_days": unpaid.formal_notice_days,
                 "suspension_days": unpaid.suspension_days,
                 "termination_days": unpaid.termination_days,
+                "termination": unpaid.termination.value,
             },
             documents={"reminder_days": list(policy.documents.reminder_days)},
             templates={

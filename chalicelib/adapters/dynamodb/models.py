@@ -158,6 +158,7 @@ class PartnerItem(_TableModel):
     status = UnicodeAttribute(null=True)
     dunning_stage = UnicodeAttribute(null=True)
     cover_resumes_at = UTCDateTimeAttribute(null=True)
+    suspension_voided = BooleanAttribute(null=True)
     insurer = JSONAttribute(null=True)
     postal_address = JSONAttribute(null=True)
     created_at = UTCDateTimeAttribute()

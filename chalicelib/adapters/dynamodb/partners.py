@@ -96,6 +96,7 @@ def _to_item(record: Record) -> PartnerItem:
     if isinstance(record, Deal):
         item.reference, item.client_id, item.status = record.reference, record.client_id, record.status
         item.dunning_stage, item.cover_resumes_at = record.dunning_stage, record.cover_resumes_at
+        item.suspension_voided = record.suspension_voided or None
         item.product_id, item.apporteur_id = record.product_id, record.apporteur_id
         item.gsi1_pk, item.gsi1_sk = (
             _index_key(record.account_id, kind, "RULE", record.rule_filter),
@@ -162,6 +163,7 @@ def _from_item(item: PartnerItem) -> Record:
         version=version,
         dunning_stage=item.dunning_stage or "none",
         cover_resumes_at=item.cover_resumes_at,
+        suspension_voided=bool(item.suspension_voided),
     )
 
 

@@ -24,18 +24,22 @@ from chalicelib.adapters.dynamodb.models import (
 )
 from chalicelib.adapters.dynamodb.partners import _to_item as partner_item
 from chalicelib.adapters.dynamodb.repositories import communication_item
-from chalicelib.domain.clock import iso
+from chalicelib.domain.clock import iso, parse_iso
 from chalicelib.domain.communications import Communication, CommunicationKind
-from chalicelib.domain.dunning import SentStep, Step
+from chalicelib.domain.dunning import SentStep, Step, TimelineStep
 from chalicelib.domain.errors import StaleVersion
 from chalicelib.domain.installments import (
     ExpectedDocument,
     ExpectedStatus,
+    FormalNotice,
     Installment,
     InstallmentStatus,
+    LetterStatus,
     Money,
     Payment,
+    Reversal,
 )
+from chalicelib.domain.legal import RegisteredMailChannel
 from chalicelib.domain.partners import Deal
 
 Scheduled = Installment | ExpectedDocument
@@ -52,7 +56,77 @@ def _sk(thing: Scheduled) -> str:
 def _sent(raw: dict[str, Any] | None) -> SentStep | None:
     if not raw:
         return None
-    return SentStep(Step(CommunicationKind(raw["kind"]), int(raw["number"])), date.fromisoformat(raw["on"]))
+    kind = raw["kind"]
+    step_kind = TimelineStep(kind) if kind in TimelineStep._value2member_map_ else CommunicationKind(kind)
+    return SentStep(Step(step_kind, int(raw["number"])), date.fromisoformat(raw["on"]))
+
+
+def _day(raw: Any) -> date | None:
+    return date.fromisoformat(raw) if raw else None
+
+
+def _moment(raw: Any) -> datetime | None:
+    return parse_iso(raw) if raw else None
+
+
+def _raw_notice(notice: FormalNotice | None) -> dict[str, Any] | None:
+    if notice is None:
+        return None
+    return {
+        "letter_id": notice.letter_id,
+        "status": notice.status.value,
+        "channel": notice.channel.value,
+        "prepared_on": notice.prepared_on.isoformat(),
+        "attempted_at": iso(notice.attempted_at),
+        "prepared_at": iso(notice.prepared_at) if notice.prepared_at else None,
+        "sent_on": notice.sent_on.isoformat() if notice.sent_on else None,
+        "tracking_number": notice.tracking_number,
+        "sha256": notice.sha256,
+        "document_key": notice.document_key,
+        "reason": notice.reason,
+        "provider_id": notice.provider_id,
+        "recorded_by": notice.recorded_by,
+    }
+
+
+def _notice(raw: dict[str, Any] | None) -> FormalNotice | None:
+    if not raw:
+        return None
+    attempted_at = _moment(raw["attempted_at"])
+    assert attempted_at is not None
+    return FormalNotice(
+        letter_id=raw["letter_id"],
+        status=LetterStatus(raw["status"]),
+        channel=RegisteredMailChannel(raw["channel"]),
+        prepared_on=date.fromisoformat(raw["prepared_on"]),
+        attempted_at=attempted_at,
+        prepared_at=_moment(raw.get("prepared_at")),
+        sent_on=_day(raw.get("sent_on")),
+        tracking_number=raw.get("tracking_number"),
+        sha256=raw.get("sha256"),
+        document_key=raw.get("document_key"),
+        reason=raw.get("reason"),
+        provider_id=raw.get("provider_id"),
+        recorded_by=raw.get("recorded_by"),
+    )
+
+
+def _raw_payment(p: Payment) -> dict[str, Any]:
+    raw: dict[str, Any] = {"id": p.id, "paid_on": p.paid_on.isoformat(), "amount": str(p.amount)}
+    if p.reversal is not None:
+        raw["reversal"] = {"at": iso(p.reversal.at), "reason": p.reversal.reason, "by": p.reversal.by}
+    return raw
+
+
+def _payment(raw: dict[str, Any], fallback_id: str) -> Payment:
+    reversal = raw.get("reversal")
+    return Payment(
+        # Payments recorded before they had ids get a stable one from their place.
+        raw.get("id") or fallback_id,
+        date.fromisoformat(raw["paid_on"]),
+        Decimal(raw["amount"]),
+        Reversal(parse_iso(reversal["at"]), reversal["reason"], reversal["by"]) if reversal else None,
+    )
 
 
 def _raw_sent(sent: SentStep | None) -> dict[str, Any] | None:
@@ -71,12 +145,14 @@ def _body(thing: Scheduled) -> dict[str, Any]:
             "currency": thing.amount.currency,
             "label": thing.label,
             "status": thing.status.value,
-            "payments": [
-                {"id": p.id, "paid_on": p.paid_on.isoformat(), "amount": str(p.amount)}
-                for p in thing.payments
-            ],
+            "payments": [_raw_payment(p) for p in thing.payments],
             "last_sent": _raw_sent(thing.last_sent),
             "paid_on": thing.paid_on.isoformat() if thing.paid_on else None,
+            "formal_notice": _raw_notice(thing.formal_notice),
+            "suspended_on": thing.suspended_on.isoformat() if thing.suspended_on else None,
+            "suspensions": thing.suspensions,
+            "termination_due_on": thing.termination_due_on.isoformat() if thing.termination_due_on else None,
+            "terminated_on": thing.terminated_on.isoformat() if thing.terminated_on else None,
         }
     return {
         "label": thing.label,
@@ -99,15 +175,14 @@ def _from(item: ScheduledItem) -> Scheduled:
             amount=Money(Decimal(body["amount"]), body["currency"]),
             label=body.get("label"),
             status=InstallmentStatus(body["status"]),
-            payments=tuple(
-                # Payments recorded before they had ids get a stable one from their place.
-                Payment(
-                    p.get("id") or f"{thing_id}-{n}", date.fromisoformat(p["paid_on"]), Decimal(p["amount"])
-                )
-                for n, p in enumerate(body["payments"])
-            ),
+            payments=tuple(_payment(p, f"{thing_id}-{n}") for n, p in enumerate(body["payments"])),
             last_sent=_sent(body.get("last_sent")),
-            paid_on=date.fromisoformat(body["paid_on"]) if body.get("paid_on") else None,
+            paid_on=_day(body.get("paid_on")),
+            formal_notice=_notice(body.get("formal_notice")),
+            suspended_on=_day(body.get("suspended_on")),
+            suspensions=int(body.get("suspensions") or 0),
+            termination_due_on=_day(body.get("termination_due_on")),
+            terminated_on=_day(body.get("terminated_on")),
         )
     return ExpectedDocument(
         id=thing_id,
