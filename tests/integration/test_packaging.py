@@ -359,6 +359,7 @@ READS = {
         "RELAIS_PORTAL_TOKEN_DAYS",
         "RELAIS_API_URL",
         "RELAIS_LINK_SECRET",
+        "RELAIS_DOCUMENTS_BUCKET",
     },
     "BulkWorker": set(),
     "DunningTick": set(),

@@ -20,7 +20,7 @@ OWN_RESOURCE = re.compile(
     r"^arn:aws:("
     r"dynamodb:\*:\*:table/relais(/index/(GSI[1-4]|due))?"
     r"|sqs:\*:\*:relais-[a-z-]+"
-    r"|s3:::relais-documents-\*/accounts/\*"
+    r"|s3:::relais-documents-\*/accounts/\*(/letters/\*)?"
     r"|ses:\*:\*:configuration-set/relais"
     r"|logs:\*:\*:log-group:/aws/lambda/relais-\*(:log-stream:\*)?"
     r")$"

@@ -11,7 +11,7 @@ BASE = {
     "RELAIS_STAGE": "prod",
     "RELAIS_TABLE_NAME": "relais",
     "RELAIS_FROM_ADDRESS": "notifications@relais.example",
-    "RELAIS_LINK_SECRET": "s",
+    "RELAIS_LINK_SECRET": "a-link-secret-of-at-least-32-bytes!",
     "AWS_REGION": "eu-west-3",
 }
 MAILEVA = {
