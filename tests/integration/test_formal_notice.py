@@ -9,7 +9,7 @@ import io
 import time
 import urllib.request
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from unittest.mock import ANY
 from zoneinfo import ZoneInfo
@@ -630,6 +630,39 @@ def test_a_provider_failing_a_tracking_check_changes_nothing_and_is_asked_again_
     assert (len(asked), _status(office, installment)) == (2, "delivered")
     assert office.ok("GET", installment)["next_step"] == {"kind": "suspension_notice", "due_on": "2027-04-12"}
     assert office.kinds() == ["formal_notice"]
+
+
+def test_a_provider_letter_never_settled_is_asked_thirty_times_then_left_sent(
+    office: Office, aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    office.ok("PATCH", "/account/settings", {"registered_mail_channel": "provider"})
+    contract, installment = _paths(_book(office))
+    office.tick(paris("2027-03-12"))
+    asked = _counting_checks(aws, monkeypatch)
+
+    for day in range(33):
+        office.tick(paris((date(2027, 3, 13) + timedelta(days=day)).isoformat()))
+
+    assert len(asked) == 30
+    assert _status(office, installment) == "sent"
+    assert office.ok("GET", contract)["status"] == "suspended"
+
+
+def test_a_paid_installment_stops_its_letters_tracking(
+    office: Office, aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    office.ok("PATCH", "/account/settings", {"registered_mail_channel": "provider"})
+    _contract, installment = _paths(_book(office))
+    office.tick(paris("2027-03-12"))
+    office.tick(paris("2027-03-13"))
+    asked = _counting_checks(aws, monkeypatch)
+
+    office.ok("POST", f"{installment}/payments", {"paid_at": "2027-03-13"})
+    office.tick(paris("2027-03-14"))
+    office.tick(paris("2027-03-15"))
+
+    assert asked == []
+    assert _status(office, installment) == "sent"
 
 
 def test_policies_saved_before_the_termination_setting_confirm_it(office: Office) -> None:
