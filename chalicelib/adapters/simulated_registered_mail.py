@@ -2,8 +2,9 @@
 every letter with the post at once, as of the tick that hands it over.
 
 It keeps each letter it took, PDF included, so that `GET /_local/letters` can show what would have been
-posted; and it can be told to fail its next deposits, so that the fault paths (the letter staying
-`to_send`, the tick handing it over again) can be tried by hand or in tests.
+posted; it can be told that the post delivered a letter or brought it back (`settle`), and to fail its next
+deposits or tracking checks, so that the fault paths (the letter staying `to_send`, the tick handing it
+over again, a tracking check that fails) can be tried by hand or in tests.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class SimulatedRegisteredMail:
     def __init__(self) -> None:
         self._letters: dict[str, SimulatedLetter] = {}
         self._failures_left = 0
+        self._tracking_failures_left = 0
         # The local stage's pump threads and its HTTP server may hand letters over at the same time.
         self._lock = threading.Lock()
 
@@ -50,6 +52,13 @@ class SimulatedRegisteredMail:
             raise ValueError("count must not be negative")
         with self._lock:
             self._failures_left = count
+
+    def fail_next_checks(self, count: int) -> None:
+        """The next `count` tracking checks raise `RegisteredMailUnavailable`."""
+        if count < 0:
+            raise ValueError("count must not be negative")
+        with self._lock:
+            self._tracking_failures_left = count
 
     def deposit(self, letter: LetterToSend, now: datetime) -> LetterTracking:
         if now.tzinfo is None:
@@ -72,6 +81,9 @@ class SimulatedRegisteredMail:
 
     def track(self, provider_id: str, now: datetime) -> LetterTracking:
         with self._lock:
+            if self._tracking_failures_left:
+                self._tracking_failures_left -= 1
+                raise RegisteredMailUnavailable("The simulated provider was told to fail this check.")
             for taken in self._letters.values():
                 if taken.tracking.provider_id == provider_id:
                     return taken.tracking

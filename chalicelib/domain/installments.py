@@ -9,11 +9,12 @@ of which is due at a moment in Paris time:
     `first_day_after(sent_on, suspension_days)` → `termination_due` from 00:00 on the suspension's day +
     `termination_days` → terminated (staff confirm, or the tick with policy `automatic`).
 
-Nothing is suspended while the letter is not sent. The contract shows the furthest `dunning_stage` of its
-unpaid installments. Reinstatement is per contract: a suspended contract becomes `active` again once none of
-its due installments is unpaid, and shows when the cover resumes (noon, Paris time, the day after the
-payment that cleared it), or `suspension_voided` when every suspended installment was paid before its
-suspension took effect.
+Nothing is suspended while the letter is not sent. Beside the timeline, a letter the provider posted is
+tracked once a day (`delivered`, `returned`); tracking never moves a step of the timeline. The contract
+shows the furthest `dunning_stage` of its unpaid installments. Reinstatement is per contract: a suspended
+contract becomes `active` again once none of its due installments is unpaid, and shows when the cover
+resumes (noon, Paris time, the day after the payment that cleared it), or `suspension_voided` when every
+suspended installment was paid before its suspension took effect.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ K = CommunicationKind
 LETTER_RETRY = timedelta(hours=1)
 """A blocked letter, or one the provider could not take or has not posted yet, is tried again by the
 first tick this long after the last try."""
+TRACKING_CHECKS = 30
+"""How many times, once a day, the tick asks the provider where a posted letter stands before it stops
+asking: a registered letter not claimed comes back within about three weeks."""
 _TRACKING_NUMBER = re.compile(r"^[\x21-\x7e]{1,40}$")
 
 MAX_AMOUNT = Decimal("100000000")
@@ -150,6 +154,8 @@ class FormalNotice:
     reason: str | None = None
     provider_id: str | None = None
     recorded_by: str | None = None
+    checks: int = 0
+    """How many times the tick asked the provider where the posted letter stands (failed asks count)."""
 
 
 def letter_id_of(installment_id: str) -> str:
@@ -223,6 +229,46 @@ class Installment:
             )
             return DueStep(Step(TimelineStep.LETTER), paris_date(at), at=at)
         return None
+
+    def next_tracking_check(self) -> datetime | None:
+        """When the tick next asks the provider where the letter it posted stands: 08:00 Paris the day
+        after the last ask (or the deposit), while the letter is `sent`, at most `TRACKING_CHECKS` times,
+        and only while the installment is dunned. A letter staff posted by hand is never tracked."""
+        notice = self.formal_notice
+        if (
+            self.status is not InstallmentStatus.DUE
+            or self.terminated_on is not None
+            or notice is None
+            or notice.status is not LetterStatus.SENT
+            or notice.channel is not RegisteredMailChannel.PROVIDER
+            or notice.provider_id is None
+            or notice.checks >= TRACKING_CHECKS
+        ):
+            return None
+        return sending_moment(paris_date(notice.attempted_at) + timedelta(days=1))
+
+    def due_at(self, policy: UnpaidPolicy) -> datetime | None:
+        """When the tick next has something to do for this installment: the earlier of its next step and
+        its next tracking check (its place on the `due` index)."""
+        step = self.next_step(policy)
+        moments = [m for m in (step.moment if step else None, self.next_tracking_check()) if m is not None]
+        return min(moments, default=None)
+
+    def tracking_due(self, now: datetime) -> bool:
+        check = self.next_tracking_check()
+        return check is not None and check <= now
+
+    def tracked(self, status: LetterStatus | None, at: datetime) -> Installment:
+        """One tracking check asked at `at`: the letter takes the provider's answer (`delivered`,
+        `returned`, or still `sent`); None, a provider that failed, changes nothing but the count, and the
+        next day asks again. Its sending, not its delivery, starts the L113-3 period: no answer moves the
+        timeline."""
+        notice = self.formal_notice
+        assert notice is not None
+        checked = replace(notice, attempted_at=at, checks=notice.checks + 1)
+        if status in (LetterStatus.DELIVERED, LetterStatus.RETURNED):
+            checked = replace(checked, status=status)
+        return replace(self, formal_notice=checked)
 
     def step_at(self, policy: UnpaidPolicy, now: datetime) -> DueStep | None:
         """What a tick at `now` does for this installment, or None. Before the letter, when several steps

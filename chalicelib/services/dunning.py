@@ -203,7 +203,7 @@ def add_installment(
     policy = get_policy(account_id, ctx.policies, ctx.accounts)
     installment = Installment(new_ulid(), contract.id, due_date, amount, label)
     step = _installment_step(installment, contract, policy)
-    ctx.scheduled.commit(account_id, installment, 0, _at(step))
+    ctx.scheduled.commit(account_id, installment, 0, _installment_due_at(installment, contract, policy))
     return installment, step
 
 
@@ -235,6 +235,11 @@ def _installment_step(installment: Installment, contract: Deal, policy: DunningP
     return installment.next_step(policy.unpaid) if contract.status in _DUNNED else None
 
 
+def _installment_due_at(installment: Installment, contract: Deal, policy: DunningPolicy) -> datetime | None:
+    """Its place on the `due` index: its next step or its letter's next tracking check, the earlier."""
+    return installment.due_at(policy.unpaid) if contract.status in _DUNNED else None
+
+
 def resume_pending(account_id: str, contract_id: str, ctx: DunningContext) -> int:
     """A contract set back to `active` or `suspended` after it was terminated or cancelled: each unpaid
     installment and awaited document takes back its next step, from where it stood (the steps already sent
@@ -247,13 +252,13 @@ def resume_pending(account_id: str, contract_id: str, ctx: DunningContext) -> in
     resumed = 0
     for thing, version in ctx.scheduled.all_of(account_id, contract_id):
         if isinstance(thing, Installment):
-            step = _installment_step(thing, contract, policy)
+            due_at = _installment_due_at(thing, contract, policy)
         else:
-            step = _expected_step(thing, contract, policy)
-        if step is None:
+            due_at = _at(_expected_step(thing, contract, policy))
+        if due_at is None:
             continue
         try:
-            ctx.scheduled.commit(account_id, thing, version, _at(step))
+            ctx.scheduled.commit(account_id, thing, version, due_at)
         except StaleVersion:
             # Moved on meanwhile (a payment, a receipt) by a writer that saw the contract active and
             # scheduled what follows itself.
@@ -330,7 +335,7 @@ def pay_installment(
         account_id,
         paid,
         version,
-        _at(next_step),
+        _installment_due_at(paid, changed, policy),
         contract=changed if changed != contract else None,
         communication=(email, ctx.now + RETRY_AFTER) if email else None,
     )
@@ -360,7 +365,11 @@ def reverse_payment(
     changed = _contract_after(contract, [*others, reopened], paris_date(ctx.now), None)
     next_step = _installment_step(reopened, changed, policy)
     ctx.scheduled.commit(
-        account_id, reopened, version, _at(next_step), contract=changed if changed != contract else None
+        account_id,
+        reopened,
+        version,
+        _installment_due_at(reopened, changed, policy),
+        contract=changed if changed != contract else None,
     )
     logger.info(
         "payment reversed",
@@ -397,7 +406,11 @@ def record_letter_sent(
     )
     next_step = _installment_step(sent, contract, policy)
     ctx.scheduled.commit(
-        account_id, sent, version, _at(next_step), communication=(email, ctx.now + RETRY_AFTER)
+        account_id,
+        sent,
+        version,
+        _installment_due_at(sent, contract, policy),
+        communication=(email, ctx.now + RETRY_AFTER),
     )
     _queue(email, ctx)
     return sent, next_step
@@ -620,10 +633,12 @@ def _take_installment_step(
     ctx: DunningContext,
 ) -> DeliveryRequest | None:
     """The installment's step due at the tick's time, written with what it causes (the letter, the
-    contract's status and stage, its email) at the version read."""
+    contract's status and stage, its email) at the version read; and, when its day has come, the
+    letter's tracking check, written with it."""
+    thing = _tracked(thing, ctx) if thing.tracking_due(ctx.now) else thing
     step = thing.step_at(policy.unpaid, ctx.now) if thing.status is InstallmentStatus.DUE else None
     if step is None:
-        ctx.scheduled.commit(account.id, thing, version, _at(thing.next_step(policy.unpaid)))
+        ctx.scheduled.commit(account.id, thing, version, thing.due_at(policy.unpaid))
         return None
     kind, today = step.step.kind, paris_date(ctx.now)
     email: Communication | None = None
@@ -635,7 +650,7 @@ def _take_installment_step(
         moved = thing.termination_became_due(step.effective_on)
     elif kind is K.SUSPENSION_NOTICE:
         assert step.effective_on is not None
-        moved, caused = _tracked(thing, ctx).suspended(step.effective_on), K.SUSPENSION_NOTICE
+        moved, caused = thing.suspended(step.effective_on), K.SUSPENSION_NOTICE
         email = _step_email(account, contract, moved, step, policy, ctx)
     elif kind is K.TERMINATION_NOTICE:
         assert step.effective_on is not None
@@ -646,7 +661,7 @@ def _take_installment_step(
         email = _step_email(account, contract, moved, step, policy, ctx)
     others = [i for i in ctx.scheduled.installments_of(account.id, contract.id) if i.id != thing.id]
     changed = _contract_after(contract, [*others, moved], today, caused)
-    next_at = _at(moved.next_step(policy.unpaid)) if changed.status in _DUNNED else None
+    next_at = _installment_due_at(moved, changed, policy)
     ctx.scheduled.commit(
         account.id,
         moved,
@@ -726,20 +741,26 @@ def _letter_step(
 
 
 def _tracked(thing: Installment, ctx: DunningContext) -> Installment:
-    """A letter the provider posted, with where it stands now (`delivered`, `returned`): asked once, when
-    its suspension comes. Its sending, not its delivery, starts the period: no answer changes anything."""
+    """The posted letter with where the provider says it stands now (`delivered`, `returned`, still
+    `sent`). A provider that fails changes nothing: the check counts and the next day asks again."""
     notice = thing.formal_notice
-    if notice is None or notice.provider_id is None or ctx.registered_mail is None:
-        return thing
+    assert notice is not None
+    assert notice.provider_id is not None
+    if ctx.registered_mail is None:
+        return thing.tracked(None, ctx.now)
     try:
         tracking = ctx.registered_mail.track(notice.provider_id, ctx.now)
-    except RegisteredMailUnavailable:
-        return thing
+    except RegisteredMailUnavailable as exc:
+        logger.warning(
+            "registered letter not tracked",
+            extra={"letter_id": notice.letter_id, "check": notice.checks + 1, "why": str(exc)},
+        )
+        return thing.tracked(None, ctx.now)
     status = {
         LetterTrackingStatus.DELIVERED: LetterStatus.DELIVERED,
         LetterTrackingStatus.RETURNED: LetterStatus.RETURNED,
-    }.get(tracking.status, notice.status)
-    return thing.letter_prepared(replace(notice, status=status))
+    }.get(tracking.status)
+    return thing.tracked(status, ctx.now)
 
 
 def _tried(thing: Installment, notice: FormalNotice, ctx: DunningContext, reason: str) -> Installment:

@@ -9,8 +9,9 @@ import io
 import time
 import urllib.request
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from unittest.mock import ANY
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -533,6 +534,135 @@ def test_the_provider_channel_posts_the_letter_at_the_tick_and_a_failing_provide
     office.tick(paris("2027-04-12"))
     assert office.ok("GET", contract)["status"] == "suspended"
     assert office.ok("GET", installment)["formal_notice"]["status"] == "delivered"
+
+
+def _counting_checks(aws: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The provider ids the tick asks the simulated provider about, in order."""
+    asked: list[str] = []
+    track = aws.registered_mail.track
+
+    def counted(provider_id: str, now: datetime) -> Any:
+        asked.append(provider_id)
+        return track(provider_id, now)
+
+    monkeypatch.setattr(aws.registered_mail, "track", counted)
+    return asked
+
+
+def _status(office: Office, installment: str) -> str:
+    return str(office.ok("GET", installment)["formal_notice"]["status"])
+
+
+def test_a_provider_letter_is_tracked_once_a_day_until_delivered_and_another_until_returned(
+    office: Office, aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.services.ports import LetterTrackingStatus
+
+    office.ok("PATCH", "/account/settings", {"registered_mail_channel": "provider"})
+    book = _book(office)
+    contract, first = _paths(book)
+    other = office.ok(
+        "POST",
+        f"{contract}/installments",
+        {"due_date": "2027-03-01", "amount": {"amount": "80.00", "currency": "EUR"}},
+        201,
+    )
+    second = f"{contract}/installments/{other['id']}"
+    office.tick(paris("2027-03-12"))
+    letter_a, letter_b = (office.ok("GET", i)["formal_notice"]["id"] for i in (first, second))
+    asked = _counting_checks(aws, monkeypatch)
+
+    office.tick(paris("2027-03-12", 18))
+    assert asked == []
+    office.tick(paris("2027-03-13"))
+    assert len(asked) == 2
+    assert [_status(office, first), _status(office, second)] == ["sent", "sent"]
+    aws.registered_mail.settle(letter_a, LetterTrackingStatus.DELIVERED)
+    office.tick(paris("2027-03-13", 15))
+    assert (len(asked), _status(office, first)) == (2, "sent")
+
+    office.tick(paris("2027-03-14"))
+    assert [_status(office, first), _status(office, second)] == ["delivered", "sent"]
+    assert [letter["status"] for letter in office.letters()] == ["delivered", "sent"]
+    aws.registered_mail.settle(letter_b, LetterTrackingStatus.RETURNED)
+    office.tick(paris("2027-03-15"))
+    assert [_status(office, first), _status(office, second)] == ["delivered", "returned"]
+    assert [letter["status"] for letter in office.letters()] == ["delivered", "returned"]
+    assert len(asked) == 5
+
+    office.tick(paris("2027-03-16"))
+    office.tick(paris("2027-04-11"))
+    assert len(asked) == 5
+    assert office.ok("GET", contract)["status"] == "active"
+    office.tick(paris("2027-04-12"))
+    assert office.ok("GET", contract)["status"] == "suspended"
+    notices = [office.ok("GET", i)["formal_notice"] for i in (first, second)]
+    assert [(n["status"], n["sent_on"]) for n in notices] == [
+        ("delivered", "2027-03-12"),
+        ("returned", "2027-03-12"),
+    ]
+    assert office.kinds() == ["formal_notice", "formal_notice", "suspension_notice", "suspension_notice"]
+
+
+def test_a_provider_failing_a_tracking_check_changes_nothing_and_is_asked_again_the_next_day(
+    office: Office, aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.services.ports import LetterTrackingStatus
+
+    office.ok("PATCH", "/account/settings", {"registered_mail_channel": "provider"})
+    _contract, installment = _paths(_book(office))
+    office.tick(paris("2027-03-12"))
+    before = office.ok("GET", installment)
+    asked = _counting_checks(aws, monkeypatch)
+    aws.registered_mail.settle(before["formal_notice"]["id"], LetterTrackingStatus.DELIVERED)
+    aws.registered_mail.fail_next_checks(1)
+
+    office.tick(paris("2027-03-13"))
+    assert office.ok("GET", installment) == {
+        **before,
+        "formal_notice": {**before["formal_notice"], "document_url": ANY},
+    }
+    office.tick(paris("2027-03-13", 9))
+    office.tick(paris("2027-03-13", 23))
+    assert (len(asked), _status(office, installment)) == (1, "sent")
+
+    office.tick(paris("2027-03-14"))
+    assert (len(asked), _status(office, installment)) == (2, "delivered")
+    assert office.ok("GET", installment)["next_step"] == {"kind": "suspension_notice", "due_on": "2027-04-12"}
+    assert office.kinds() == ["formal_notice"]
+
+
+def test_a_provider_letter_never_settled_is_asked_thirty_times_then_left_sent(
+    office: Office, aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    office.ok("PATCH", "/account/settings", {"registered_mail_channel": "provider"})
+    contract, installment = _paths(_book(office))
+    office.tick(paris("2027-03-12"))
+    asked = _counting_checks(aws, monkeypatch)
+
+    for day in range(33):
+        office.tick(paris((date(2027, 3, 13) + timedelta(days=day)).isoformat()))
+
+    assert len(asked) == 30
+    assert _status(office, installment) == "sent"
+    assert office.ok("GET", contract)["status"] == "suspended"
+
+
+def test_a_paid_installment_stops_its_letters_tracking(
+    office: Office, aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    office.ok("PATCH", "/account/settings", {"registered_mail_channel": "provider"})
+    _contract, installment = _paths(_book(office))
+    office.tick(paris("2027-03-12"))
+    office.tick(paris("2027-03-13"))
+    asked = _counting_checks(aws, monkeypatch)
+
+    office.ok("POST", f"{installment}/payments", {"paid_at": "2027-03-13"})
+    office.tick(paris("2027-03-14"))
+    office.tick(paris("2027-03-15"))
+
+    assert asked == []
+    assert _status(office, installment) == "sent"
 
 
 def test_policies_saved_before_the_termination_setting_confirm_it(office: Office) -> None:

@@ -105,3 +105,27 @@ def test_tracking_a_letter_gives_its_deposit_and_an_unknown_one_is_unavailable()
 def test_a_deposit_without_a_time_zone_is_refused() -> None:
     with pytest.raises(ValueError, match="time zone"):
         SimulatedRegisteredMail().deposit(letter(), datetime(2027, 3, 12, 7, 0))
+
+
+def test_told_the_post_delivered_or_returned_a_letter_its_tracking_says_so() -> None:
+    provider = SimulatedRegisteredMail()
+    delivered = provider.deposit(letter("lt_A"), TICK)
+    returned = provider.deposit(letter("lt_B"), TICK)
+
+    provider.settle("lt_A", LetterTrackingStatus.DELIVERED)
+    provider.settle("lt_B", LetterTrackingStatus.RETURNED)
+
+    assert provider.track(delivered.provider_id, TICK).status is LetterTrackingStatus.DELIVERED
+    assert provider.track(returned.provider_id, TICK).status is LetterTrackingStatus.RETURNED
+    assert provider.track(returned.provider_id, TICK).sent_on == date(2027, 3, 12)
+
+
+def test_told_to_fail_it_refuses_the_next_tracking_checks_then_answers() -> None:
+    provider = SimulatedRegisteredMail()
+    tracking = provider.deposit(letter(), TICK)
+    provider.fail_next_checks(1)
+
+    with pytest.raises(RegisteredMailUnavailable):
+        provider.track(tracking.provider_id, TICK)
+    assert provider.track(tracking.provider_id, TICK) == tracking
+    assert provider.deposit(letter("lt_other"), TICK).status is LetterTrackingStatus.SENT

@@ -86,6 +86,7 @@ def _raw_notice(notice: FormalNotice | None) -> dict[str, Any] | None:
         "reason": notice.reason,
         "provider_id": notice.provider_id,
         "recorded_by": notice.recorded_by,
+        "checks": notice.checks,
     }
 
 
@@ -108,6 +109,7 @@ def _notice(raw: dict[str, Any] | None) -> FormalNotice | None:
         reason=raw.get("reason"),
         provider_id=raw.get("provider_id"),
         recorded_by=raw.get("recorded_by"),
+        checks=int(raw.get("checks") or 0),
     )
 
 
