@@ -77,7 +77,7 @@ def test_a_forged_or_missing_token_is_refused_in_json_for_programs_and_in_french
     assert missing.body["error"]["details"] == [{"field": "token", "issue": "is required"}]
     page = anonymous.get(forged, headers={"Accept": "text/html"})
     assert page.status == 400
-    assert "n'est pas valide" in page.body
+    assert "n’est pas valide" in page.body
     assert aws.unsubscriptions.unsubscribed("01ACCOUNT", [("client", "01CLIENT")]) == set()
 
 
