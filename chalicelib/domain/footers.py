@@ -34,6 +34,8 @@ def privacy_notice(account: Account, dossier_of: str | None = None) -> str:
     contact = account.sender_email
     if account.legal and account.legal.phone:
         contact = f"{contact}, tél. {account.legal.phone}"
+    # The account setting of API.md "Privacy" is being added in parallel (issue 15, item 9): read it when
+    # the account has it, so the notice follows it without another change here.
     retention = getattr(account, "dossier_retention_days", None) or DEFAULT_RETENTION_DAYS
     whose = f" du dossier de {dossier_of}" if dossier_of else " de votre dossier"
     return (
