@@ -13,7 +13,7 @@ from chalice.app import Request, Response
 
 from chalicelib.api.routing import ApiBlueprint
 from chalicelib.domain.errors import FieldIssue, InvalidInput
-from chalicelib.domain.unsubscribe import read_unsubscribe_token
+from chalicelib.domain.unsubscribe import Addressee, read_unsubscribe_token
 from chalicelib.errors import error_body
 from chalicelib.services import unsubscribe as service
 from chalicelib.wiring import container
@@ -67,7 +67,7 @@ def _invalid_link(request: Request, refusal: InvalidInput) -> Response:
     if _wants_html(request):
         return _page(
             "Lien non valide",
-            ["Ce lien de désabonnement n'est pas valide : utilisez le lien complet reçu dans l'email."],
+            ["Ce lien de désabonnement n’est pas valide\u00a0: utilisez le lien complet reçu dans l’email."],
             status=400,
         )
     details = [{"field": d.field, "issue": d.issue} for d in refusal.details]
@@ -81,19 +81,32 @@ def _invalid_link(request: Request, refusal: InvalidInput) -> Response:
 @unsubscribe.route("/unsubscribe", methods=["GET"])
 def confirm_page() -> Response:
     request = unsubscribe.current_request
+    services = container()
     try:
-        read_unsubscribe_token(container().settings.signing_secret(), _token(request))
+        addressee = read_unsubscribe_token(services.settings.signing_secret(), _token(request))
     except InvalidInput as refusal:
         return _invalid_link(request, refusal)
-    return _page(
-        "Se désabonner",
-        [
-            "Vous ne recevrez plus les emails d'information (publipostages) de ce cabinet.",
+    broker = _broker(addressee)
+    if addressee.party == "apporteur":
+        paragraphs = [
+            f"Vous ne recevrez plus les emails d’information que {broker} vous adresse en tant "
+            "qu’apporteur. Vos clients, eux, continueront de recevoir les leurs.",
+            "Les emails liés aux contrats de vos clients (échéances, relances) continueront de vous "
+            "parvenir quand les règles de communication convenues avec vous le prévoient.",
+        ]
+    else:
+        paragraphs = [
+            f"Vous ne recevrez plus les emails d’information de {broker}.",
             "Les emails liés à vos contrats (échéances, relances, mises en demeure) continueront de vous "
-            "parvenir : ils sont nécessaires à la gestion de vos garanties.",
-        ],
-        form=True,
-    )
+            "parvenir\u00a0: ils sont nécessaires à la gestion de vos garanties.",
+        ]
+    return _page("Se désabonner", paragraphs, form=True)
+
+
+def _broker(addressee: Addressee) -> str:
+    """The broker named on the page, escaped: the page is HTML and the name is the broker's own text."""
+    name = service.broker_name(addressee.account_id, container().accounts)
+    return escape(name) if name else "ce cabinet"
 
 
 @unsubscribe.route(
@@ -110,7 +123,7 @@ def one_click() -> Response:
     request = unsubscribe.current_request
     services = container()
     try:
-        service.unsubscribe(
+        addressee = service.unsubscribe(
             _token(request), services.settings.signing_secret(), services.unsubscriptions, services.now()
         )
     except InvalidInput as refusal:
@@ -119,5 +132,8 @@ def one_click() -> Response:
         return Response(body={"unsubscribed": True}, status_code=200)
     return _page(
         "Désabonnement enregistré",
-        ["Vous ne recevrez plus les emails d'information de ce cabinet. Vous pouvez fermer cette page."],
+        [
+            f"Vous ne recevrez plus les emails d’information de {_broker(addressee)}. "
+            "Vous pouvez fermer cette page."
+        ],
     )

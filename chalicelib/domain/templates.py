@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.domain.communications import GOVERNED_KINDS, CommunicationKind, TemplateSource
 from chalicelib.domain.errors import FieldIssue, InvalidInput
+from chalicelib.domain.footers import FOOTER_VARIABLE
 
 if TYPE_CHECKING:
     from jinja2 import Template
@@ -57,8 +58,17 @@ class RenderedEmail:
 
 
 _DOSSIER = frozenset(
-    {"dossier.reference", "dossier.due_date", "dossier.portal_link", "contributor.name", "role.name"}
+    {
+        "dossier.reference",
+        "dossier.due_date",
+        "dossier.portal_link",
+        "dossier.recipient_name",
+        "procedure.name",
+        "contributor.name",
+        "role.name",
+    }
 )
+"""`dossier.recipient_name` and `procedure.name` say whose dossier it is and what for."""
 _PARTY = frozenset({"client.name", "client.email", "apporteur.name"})
 _UNPAID = _PARTY | {
     "contract.reference",
@@ -78,7 +88,7 @@ _UNPAID = _PARTY | {
 how to pay, the registered letter (its date and tracking number), the dates of their step, and the
 policy's periods (texts never hard-code "trente jours")."""
 _REINSTATEMENT = _UNPAID | {"cover.resumes_at", "suspension.voided"}
-_DOCUMENTS = _PARTY | {"contract.reference", "expected_document.label"}
+_DOCUMENTS = _PARTY | {"contract.reference", "expected_document.label", "expected_document.due_date"}
 _ADDRESSEE = frozenset({"recipient.name", "recipient.party"})
 
 _OFFERED: dict[CommunicationKind, frozenset[str]] = {
@@ -123,19 +133,66 @@ _CASE_GROWTH = 3
 """Changing case can lengthen a character up to three times (`"ﬃ".upper()` is `"FFI"`)."""
 
 _GREETING = "Bonjour{% if recipient.name %} {{ recipient.name }}{% endif %},"
-_ABOUT_CLIENT = "{% if recipient.party == 'apporteur' %} de votre client {{ client.name }}{% endif %}"
+_FORMAL_GREETING = "Madame, Monsieur,"
+_TO_APPORTEUR = "recipient.party == 'apporteur'"
+_ABOUT_CLIENT = "{% if " + _TO_APPORTEUR + " %} de votre client {{ client.name }}{% endif %}"
 _PORTAL = (
     "{% if dossier.portal_link %}"
-    '<p><a href="{{ dossier.portal_link }}">Accéder à mon espace sécurisé</a></p>'
-    "<p>Si le bouton ne s'ouvre pas, copiez ce lien dans votre navigateur : {{ dossier.portal_link }}</p>"
+    '<p><a href="{{ dossier.portal_link }}">Accéder à votre espace sécurisé</a></p>'
+    "<p>Si le lien ne fonctionne pas, copiez cette adresse dans votre navigateur\u00a0: "
+    "{{ dossier.portal_link }}</p>"
     "{% endif %}"
 )
-_DUE = "{% if dossier.due_date %} avant le {{ dossier.due_date }}{% endif %}"
+_DUE = "{% if dossier.due_date %} au plus tard le {{ dossier.due_date }}{% endif %}"
+_FOR_WHOM = (
+    "{% if procedure.name %} ({{ procedure.name }}{% if dossier.recipient_name %} de "
+    "{{ dossier.recipient_name }}{% endif %}){% endif %}"
+)
+"""Whose dossier and what for: a guarantor is not asked for payslips by a stranger."""
 _PREMIUM = "La prime de {{ installment.amount }} du contrat {{ contract.reference }}" + _ABOUT_CLIENT
 _SIGN_OFF = "Bien cordialement,<br>{{ account.name }}"
+_FORMAL_SIGN_OFF = (
+    "Nous vous prions d’agréer, Madame, Monsieur, l’expression de nos salutations distinguées.<br>"
+    "{{ account.name }}"
+)
 _LEGAL_FOOTER = (
-    "<p><em>Ce courriel accompagne la lettre recommandée prévue par l'article L113-3 du Code des "
-    "assurances ; il ne la remplace pas.</em></p>"
+    "<p><em>Ce courriel accompagne la lettre recommandée prévue par les articles L113-3 et R113-1 du Code "
+    "des assurances\u202f; il ne la remplace pas.</em></p>"
+)
+"""Only the formal notice has a registered letter to accompany."""
+_INFORMATION_FOOTER = (
+    "<p><em>Ce courriel vous informe de la situation du contrat\u202f; seuls les courriers de "
+    "l’assureur et la lettre recommandée de mise en demeure produisent des effets juridiques.</em></p>"
+)
+_PAYMENT = (
+    "{% if account.payment_instructions %}<p>Modalités de paiement\u00a0: "
+    "{{ account.payment_instructions }}</p>{% endif %}"
+)
+_REINSTATEMENT_RULE = (
+    "Le contrat non résilié reprendra pour l’avenir ses effets à midi le lendemain du jour où auront été "
+    "payées la prime arriérée ou, en cas de fractionnement, les fractions de prime ayant fait l’objet de "
+    "la mise en demeure et celles venues à échéance pendant la suspension, ainsi que, le cas échéant, "
+    "les frais de poursuites et de recouvrement (article L113-3 du Code des assurances)."
+)
+
+
+def _please_pay(to_client: str) -> str:
+    """A client is asked to pay; an apporteur is asked to invite his client to pay, never to pay."""
+    return (
+        "{% if " + _TO_APPORTEUR + " %}Merci d’inviter votre client à procéder à son règlement"
+        "{% else %}" + to_client + "{% endif %}"
+    )
+
+
+def _please_send(subject: str) -> str:
+    return (
+        "{% if " + _TO_APPORTEUR + " %}Merci d’inviter votre client à nous faire parvenir " + subject + "."
+        "{% else %}Merci de nous faire parvenir " + subject + " en réponse à ce message.{% endif %}"
+    )
+
+
+_DOCUMENT_DUE = (
+    "{% if expected_document.due_date %} au plus tard le {{ expected_document.due_date }}{% endif %}"
 )
 
 
@@ -152,17 +209,19 @@ DEFAULT_TEMPLATES: dict[CommunicationKind, TemplateSource] = {
             "Le compte {{ account.name }} est ouvert sur Relais.\n"
             "Vous pouvez dès maintenant créer vos procédures de collecte de pièces justificatives, "
             "inviter vos clients et leurs contributeurs, et confier à Relais vos relances.\n\n"
-            "Les emails de vos clients partiront avec cette adresse en réponse ; "
-            "répondez simplement à ce message si elle doit changer.\n\n"
+            "Quand vos clients répondent aux emails que Relais leur envoie en votre nom, leur réponse "
+            "arrive à l’adresse qui reçoit ce message. Si ce doit être une autre adresse, dites-le-nous en "
+            "répondant à ce message.\n\n"
             "Bien cordialement,\n"
-            "L'équipe Relais"
+            "L’équipe Relais"
         ),
     ),
     K.DOSSIER_CREATED: TemplateSource(
-        subject="{{ account.name }} : votre dossier {{ dossier.reference }}",
+        subject="{{ account.name }}\u00a0: votre dossier {{ dossier.reference }}",
         body=_html(
             "Bonjour {{ contributor.name }},",
-            "{{ account.name }} a ouvert le dossier {{ dossier.reference }} à votre nom. Merci de déposer "
+            "{{ account.name }} a ouvert le dossier {{ dossier.reference }}"
+            "{% if procedure.name %} ({{ procedure.name }}){% endif %} à votre nom. Merci de déposer "
             "les pièces justificatives demandées" + _DUE + " sur votre espace sécurisé.",
             _PORTAL,
             _SIGN_OFF,
@@ -172,40 +231,44 @@ DEFAULT_TEMPLATES: dict[CommunicationKind, TemplateSource] = {
         subject="{{ account.name }} vous invite à compléter le dossier {{ dossier.reference }}",
         body=_html(
             "Bonjour {{ contributor.name }},",
-            "{{ account.name }} vous invite à contribuer au dossier {{ dossier.reference }} en tant que "
-            "{{ role.name }}. Vous n'y verrez que les pièces qui vous concernent ; merci de les déposer"
-            + _DUE
-            + ".",
+            "{{ account.name }} vous invite à contribuer au dossier {{ dossier.reference }}"
+            + _FOR_WHOM
+            + " en tant que {{ role.name }}. Vous n’y verrez que les pièces qui vous concernent\u202f; "
+            "merci de les déposer" + _DUE + ".",
             _PORTAL,
             _SIGN_OFF,
         ),
     ),
     K.DOCUMENT_REJECTED: TemplateSource(
-        subject="Dossier {{ dossier.reference }} : une pièce est à renvoyer",
+        subject="Dossier {{ dossier.reference }}\u00a0: une pièce est à renvoyer",
         body=_html(
             "Bonjour {{ contributor.name }},",
-            "La pièce « {{ document.label }} » du dossier {{ dossier.reference }} n'a pas pu être validée."
-            "{% if document.comment %} Motif : {{ document.comment }}{% endif %}",
-            "Merci d'en déposer une nouvelle version" + _DUE + ".",
+            "La pièce «\u00a0{{ document.label }}\u00a0» du dossier {{ dossier.reference }}"
+            + _FOR_WHOM
+            + " n’a pas pu être validée.{% if document.comment %} Motif\u00a0: {{ document.comment }}"
+            "{% endif %}",
+            "Merci d’en déposer une nouvelle version" + _DUE + ".",
             _PORTAL,
             _SIGN_OFF,
         ),
     ),
     K.ROLE_FINISHED: TemplateSource(
-        subject="Dossier {{ dossier.reference }} : {{ contributor.name }} a terminé",
+        subject="Dossier {{ dossier.reference }}\u00a0: {{ contributor.name }} a terminé",
         body=_html(
             "Bonjour,",
             "{{ contributor.name }} ({{ role.name }}) indique avoir déposé toutes ses pièces pour le dossier "
-            "{{ dossier.reference }}.",
+            "{{ dossier.reference }}" + _FOR_WHOM + ".",
             _PORTAL,
             _SIGN_OFF,
         ),
     ),
     K.DEADLINE_APPROACHING: TemplateSource(
-        subject="Dossier {{ dossier.reference }} : l'échéance approche",
+        subject="Dossier {{ dossier.reference }}\u00a0: l’échéance approche",
         body=_html(
             "Bonjour {{ contributor.name }},",
-            "Des pièces du dossier {{ dossier.reference }} sont encore attendues"
+            "Des pièces du dossier {{ dossier.reference }}"
+            + _FOR_WHOM
+            + " sont encore attendues"
             + _DUE
             + ". Merci de les déposer dès que possible.",
             _PORTAL,
@@ -221,90 +284,96 @@ DEFAULT_TEMPLATES: dict[CommunicationKind, TemplateSource] = {
         body=_html(_GREETING, _SIGN_OFF),
     ),
     K.UNPAID_CALL: TemplateSource(
-        subject="Avis d'échéance – contrat {{ contract.reference }}",
+        subject="Rappel\u00a0: prochaine échéance du contrat {{ contract.reference }}",
         body=_html(
             _GREETING,
-            _PREMIUM + " arrive à échéance le {{ installment.due_date }}. "
-            "Merci de veiller à son règlement à cette date.",
+            _PREMIUM
+            + " arrive à échéance le {{ installment.due_date }}. "
+            + _please_pay("Merci de veiller à son règlement")
+            + " au plus tard à cette date.",
+            _PAYMENT,
             _SIGN_OFF,
         ),
     ),
     K.UNPAID_REMINDER: TemplateSource(
-        subject="Relance – prime impayée du contrat {{ contract.reference }}",
+        subject="Relance\u00a0: prime impayée du contrat {{ contract.reference }}",
         body=_html(
             _GREETING,
             "Sauf erreur de notre part, l" + _PREMIUM[1:] + ", échue le {{ installment.due_date }}, reste "
-            "impayée : {{ installment.amount_due }} restent dus. "
-            "Merci de procéder à son règlement sans délai ; si vous l'avez déjà réglée, ne tenez "
-            "pas compte de ce message.",
+            "impayée\u00a0: {{ installment.amount_due }} restent dus. "
+            + _please_pay("Merci de procéder à son règlement")
+            + " sans délai{% if "
+            + _TO_APPORTEUR
+            + " %}.{% else %}\u202f; si vous l’avez déjà réglée, "
+            "ne tenez pas compte de ce message.{% endif %}",
+            _PAYMENT,
             _SIGN_OFF,
         ),
     ),
     K.FORMAL_NOTICE: TemplateSource(
-        subject="Mise en demeure – contrat {{ contract.reference }}",
+        subject="Mise en demeure par lettre recommandée – contrat {{ contract.reference }}",
         body=_html(
-            _GREETING,
-            _PREMIUM + ", échue le {{ installment.due_date }}, n'a pas été réglée malgré nos relances : "
+            _FORMAL_GREETING,
+            _PREMIUM + ", échue le {{ installment.due_date }}, n’a pas été réglée\u00a0: "
             "{{ installment.amount_due }} restent dus.",
-            "Nous vous avons adressé le {{ letter.sent_on }}, pour le compte de l'assureur "
-            "{{ insurer.name }}, une mise en demeure par lettre recommandée avec demande d'avis de réception"
-            "{% if letter.tracking_number %} (n° {{ letter.tracking_number }}){% endif %}, conformément aux "
-            "articles L113-3 et R113-1 du Code des assurances.",
-            "À défaut de paiement dans un délai de {{ policy.suspension_days }} jours à compter de l'envoi "
-            "de cette lettre, soit au plus tard le {{ payment_deadline }}, les garanties du contrat seront "
-            "suspendues. L'assureur aura ensuite le droit de résilier le contrat "
-            "{{ policy.termination_days }} jours après l'expiration de ce délai.",
-            "{% if account.payment_instructions %}<p>Modalités de paiement : "
-            "{{ account.payment_instructions }}</p>{% endif %}",
+            "Nous vous avons adressé le {{ letter.sent_on }}, pour le compte de l’assureur "
+            "{{ insurer.name }}, une mise en demeure par lettre recommandée avec demande d’avis de réception"
+            "{% if letter.tracking_number %} (n°\u00a0{{ letter.tracking_number }}){% endif %}, "
+            "conformément aux articles L113-3 et R113-1 du Code des assurances.",
+            "À défaut de paiement dans un délai de {{ policy.suspension_days }}\u00a0jours à compter de "
+            "l’envoi de cette lettre, soit au plus tard le {{ payment_deadline }}, les garanties du contrat "
+            "seront suspendues. L’assureur aura ensuite le droit de résilier le contrat "
+            "{{ policy.termination_days }}\u00a0jours après l’expiration de ce délai.",
+            _PAYMENT,
             _LEGAL_FOOTER,
-            _SIGN_OFF,
+            _FORMAL_SIGN_OFF,
         ),
     ),
     K.SUSPENSION_NOTICE: TemplateSource(
         subject="Suspension des garanties – contrat {{ contract.reference }}",
         body=_html(
-            _GREETING,
-            _PREMIUM + ", échue le {{ installment.due_date }}, reste impayée {{ policy.suspension_days }} "
-            "jours après l'envoi de la mise en demeure du {{ letter.sent_on }} : "
-            "{{ installment.amount_due }} restent dus.",
-            "Conformément à l'article L113-3 du Code des assurances, les garanties du contrat sont "
-            "suspendues à compter du {{ step.effective_on }} à 0 h. Elles reprendront effet à midi le "
-            "lendemain du jour où la prime aura été payée. À défaut de paiement, l'assureur "
-            "{{ insurer.name }} pourra résilier le contrat {{ policy.termination_days }} jours après le "
-            "début de cette suspension.",
-            "{% if account.payment_instructions %}<p>Modalités de paiement : "
-            "{{ account.payment_instructions }}</p>{% endif %}",
-            _LEGAL_FOOTER,
-            _SIGN_OFF,
+            _FORMAL_GREETING,
+            _PREMIUM + ", échue le {{ installment.due_date }}, reste impayée "
+            "{{ policy.suspension_days }}\u00a0jours après l’envoi de la mise en demeure du "
+            "{{ letter.sent_on }}\u00a0: {{ installment.amount_due }} restent dus.",
+            "Conformément à l’article L113-3 du Code des assurances, les garanties du contrat sont "
+            "suspendues à compter du {{ step.effective_on }} à 0\u00a0h. "
+            + _REINSTATEMENT_RULE
+            + " À défaut de paiement, l’assureur {{ insurer.name }} pourra résilier le contrat "
+            "{{ policy.termination_days }}\u00a0jours après le début de cette suspension.",
+            _PAYMENT,
+            _INFORMATION_FOOTER,
+            _FORMAL_SIGN_OFF,
         ),
     ),
     K.TERMINATION_NOTICE: TemplateSource(
         subject="Résiliation – contrat {{ contract.reference }}",
         body=_html(
-            _GREETING,
+            _FORMAL_GREETING,
             _PREMIUM
-            + ", échue le {{ installment.due_date }}, n'ayant pas été réglée malgré la mise en demeure du "
-            "{{ letter.sent_on }} et la suspension des garanties, l'assureur {{ insurer.name }} résilie le "
-            "contrat conformément à l'article L113-3 du Code des assurances, à compter du "
+            + ", échue le {{ installment.due_date }}, n’ayant pas été réglée malgré la mise en demeure du "
+            "{{ letter.sent_on }} et la suspension des garanties, l’assureur {{ insurer.name }} résilie le "
+            "contrat conformément à l’article L113-3 du Code des assurances, à compter du "
             "{{ step.effective_on }}.",
             "La somme de {{ installment.amount_due }} reste due.",
-            _LEGAL_FOOTER,
-            _SIGN_OFF,
+            _INFORMATION_FOOTER,
+            _FORMAL_SIGN_OFF,
         ),
     ),
     K.REINSTATEMENT_NOTICE: TemplateSource(
         subject="{% if suspension.voided %}Rectificatif – garanties maintenues{% else %}Remise en vigueur"
         "{% endif %} – contrat {{ contract.reference }}",
         body=_html(
-            _GREETING,
+            _FORMAL_GREETING,
             "Nous avons bien reçu le règlement de la prime de {{ installment.amount }} du contrat "
             "{{ contract.reference }}" + _ABOUT_CLIENT + ", échue le {{ installment.due_date }}.",
-            "{% if suspension.voided %}<p>Ce règlement est intervenu avant la date d'effet de la suspension "
-            "qui vous avait été annoncée : les garanties du contrat n'ont jamais été suspendues. Merci de ne "
-            "pas tenir compte de notre précédent courriel.</p>{% else %}<p>Conformément à l'article L113-3 "
-            "du Code des assurances, les garanties du contrat reprennent effet le {{ cover.resumes_at }}."
-            "</p>{% endif %}",
-            _SIGN_OFF,
+            "{% if suspension.voided %}<p>Ce règlement est intervenu avant la date d’effet de la suspension "
+            "qui vous avait été annoncée\u00a0: les garanties du contrat n’ont jamais été suspendues. "
+            "Merci de ne pas tenir compte de notre précédent courriel.</p>{% else %}<p>Conformément à "
+            "l’article L113-3 du Code des assurances, les garanties du contrat reprennent effet pour "
+            "l’avenir le {{ cover.resumes_at }}.</p>{% endif %}",
+            _INFORMATION_FOOTER,
+            _FORMAL_SIGN_OFF,
         ),
     ),
     K.DOCUMENTS_CALL: TemplateSource(
@@ -313,25 +382,29 @@ DEFAULT_TEMPLATES: dict[CommunicationKind, TemplateSource] = {
             _GREETING,
             "Pour le contrat {{ contract.reference }}"
             + _ABOUT_CLIENT
-            + ", nous avons besoin du document suivant : {{ expected_document.label }}. "
-            "Merci de nous le faire parvenir en réponse à ce message.",
+            + ", nous avons besoin du document suivant\u00a0: {{ expected_document.label }}"
+            + _DOCUMENT_DUE
+            + ". "
+            + _please_send("ce document"),
             _SIGN_OFF,
         ),
     ),
     K.DOCUMENTS_REMINDER: TemplateSource(
-        subject="Relance – document attendu pour le contrat {{ contract.reference }}",
+        subject="Relance\u00a0: document attendu pour le contrat {{ contract.reference }}",
         body=_html(
             _GREETING,
-            "Sauf erreur de notre part, nous n'avons pas encore reçu le document "
-            "« {{ expected_document.label }} » pour le contrat {{ contract.reference }}"
+            "Sauf erreur de notre part, nous n’avons pas encore reçu le document "
+            "«\u00a0{{ expected_document.label }}\u00a0» pour le contrat {{ contract.reference }}"
             + _ABOUT_CLIENT
-            + ". Merci de nous le faire parvenir en réponse à ce message.",
+            + "{% if expected_document.due_date %}, attendu au plus tard le {{ expected_document.due_date }}"
+            "{% endif %}. " + _please_send("ce document"),
             _SIGN_OFF,
         ),
     ),
 }
 
-_WHITESPACE = re.compile(r"\s+")
+_WHITESPACE = re.compile(r"[^\S\u00a0\u202f]+")
+"""Folds a subject to one line, keeping the no-break spaces French typography puts before `:` or `?`."""
 
 
 @cache
@@ -636,11 +709,34 @@ def render(
 def render_kind(
     kind: CommunicationKind, variables: dict[str, str], template: TemplateSource | None = None
 ) -> RenderedEmail:
-    """Render an email of `kind` from its own template if it has one, else from the French default."""
-    return render(template or DEFAULT_TEMPLATES[kind], variables, KIND_VARIABLES[kind])
+    """Render an email of `kind` from its own template if it has one, else from the French default,
+    then add the footer its variables carry (legal mentions, privacy notice: `domain/footers.py`)."""
+    return render_with_footer(template or DEFAULT_TEMPLATES[kind], variables, KIND_VARIABLES[kind])
 
 
-UNSUBSCRIBE_SENTENCE = "Vous ne souhaitez plus recevoir ces informations ? Se désabonner :"
+def render_with_footer(
+    template: TemplateSource, variables: dict[str, str], offered: frozenset[str] = frozenset()
+) -> RenderedEmail:
+    """`render`, then the footer held by the reserved variable FOOTER_VARIABLE, which no template sees."""
+    footer = variables.get(FOOTER_VARIABLE, "")
+    rendered = render(template, {k: v for k, v in variables.items() if k != FOOTER_VARIABLE}, offered)
+    if not footer:
+        return rendered
+    from markupsafe import escape
+
+    paragraphs = [p for p in footer.split("\n\n") if p]
+    block = "".join(
+        '<p style="font-size:12px;color:#555">'
+        + "<br>".join(str(escape(line)) for line in paragraph.split("\n"))
+        + "</p>"
+        for paragraph in paragraphs
+    )
+    head, marker, tail = rendered.html.rpartition("</body>")
+    html = f"{head}<hr>\n{block}\n{marker}{tail}"
+    return RenderedEmail(rendered.subject, f"{rendered.text}\n--\n{footer}\n", html)
+
+
+UNSUBSCRIBE_SENTENCE = "Vous ne souhaitez plus recevoir ces informations\u202f? Se désabonner\u00a0:"
 
 
 def with_unsubscribe_footer(html: str, link: str) -> str:
@@ -648,7 +744,7 @@ def with_unsubscribe_footer(html: str, link: str) -> str:
     from markupsafe import escape
 
     footer = (
-        '<p style="font-size:12px;color:#555">Vous ne souhaitez plus recevoir ces informations ? '
+        '<p style="font-size:12px;color:#555">Vous ne souhaitez plus recevoir ces informations\u202f? '
         f'<a href="{escape(link)}">Se désabonner</a></p>'
     )
     head, marker, tail = html.rpartition("</body>")

@@ -50,6 +50,7 @@ from chalicelib.domain.errors import (
     Unauthenticated,
 )
 from chalicelib.domain.files import StoredObject, mismatch
+from chalicelib.domain.footers import footer, legal_mentions, privacy_notice, sender_name
 from chalicelib.domain.formatting import french_date
 from chalicelib.domain.identity import PortalPrincipal
 from chalicelib.domain.ids import new_ulid
@@ -181,6 +182,8 @@ def _variables(dossier: Dossier, account: Account, about: str, extra: dict[str, 
         "dossier.due_date": french_date(dossier.due_date) if dossier.due_date else "",
         "contributor.name": name,
         "role.name": dossier.role(role_id).name,
+        "dossier.recipient_name": dossier.recipient.name,
+        "procedure.name": dossier.procedure.name,
         **extra,
     }
 
@@ -205,17 +208,26 @@ def _email(
         name, email, role_id = dossier.participant_name(addressee)
         to = (Recipient(name, email, "contributor" if addressee != MAIN else "recipient"),)
         participant = f"{dossier.id}/{role_id}/{addressee}/{dossier.generation_of(addressee)}"
+    # A participant reads who collects his documents and why; the broker's own copy needs neither.
+    notice = (
+        footer(
+            privacy_notice(account, None if addressee == MAIN else dossier.recipient.name),
+            legal_mentions(account),
+        )
+        if addressee is not None
+        else {}
+    )
     return Communication(
         id=communication_id(
             account.id, f"dossier:{dossier.id}:{event_id}", f"{source}:{addressee or 'account'}"
         ),
         account_id=account.id,
         kind=trigger.kind,
-        sender_name=account.name,
+        sender_name=sender_name(account),
         reply_to=account.sender_email,
         to=to,
         created_at=now,
-        variables=_variables(dossier, account, about, extra or {}),
+        variables=_variables(dossier, account, about, extra or {}) | notice,
         template=template,
         portal_participant=participant,
     )

@@ -45,6 +45,7 @@ from chalicelib.domain.errors import (
     NotFound,
     StaleVersion,
 )
+from chalicelib.domain.footers import footer, legal_mentions, sender_name
 from chalicelib.domain.formatting import french_amount, french_date
 from chalicelib.domain.ids import new_ulid
 from chalicelib.domain.installments import (
@@ -930,11 +931,14 @@ def _step_email(
         variables |= _installment_variables(account, contract, thing, step, policy, ctx)
     else:
         variables["expected_document.label"] = thing.label
+        variables["expected_document.due_date"] = french_date(thing.due_date) if thing.due_date else ""
+    # Dunning notices name the consumer mediator; a request for a document does not.
+    variables |= footer(legal_mentions(account, with_mediator=isinstance(thing, Installment)))
     email = Communication(
         id=communication_id(account.id, f"{type(thing).__name__.lower()}:{thing.id}", step.step.key),
         account_id=account.id,
         kind=kind,
-        sender_name=account.name,
+        sender_name=sender_name(account),
         reply_to=account.sender_email,
         to=resolution.to,
         cc=resolution.cc,

@@ -34,6 +34,7 @@ from chalicelib.domain.errors import (
     NotFound,
     StaleVersion,
 )
+from chalicelib.domain.footers import footer, legal_mentions, sender_name
 from chalicelib.domain.ids import new_ulid
 from chalicelib.domain.jobs import MAX_RESUMES
 from chalicelib.domain.mailings import (
@@ -48,7 +49,15 @@ from chalicelib.domain.mailings import (
 from chalicelib.domain.partners import RULE_NONE, Apporteur, Client, Deal, DealFilters, RecordKind
 from chalicelib.domain.plans import Feature
 from chalicelib.domain.recipients import Resolution, resolve_recipients
-from chalicelib.domain.templates import RenderedEmail, TemplateError, render, validate_template
+from chalicelib.domain.templates import (
+    UNSUBSCRIBE_SENTENCE,
+    RenderedEmail,
+    TemplateError,
+    render,
+    render_with_footer,
+    validate_template,
+    with_unsubscribe_footer,
+)
 from chalicelib.observability import logger
 from chalicelib.services.bulk import ResumeRequest
 from chalicelib.services.communications import RETRY_AFTER, DeliveryRequest
@@ -252,6 +261,10 @@ def send_mailing(
     return replace(mailing, sending=True, send_requested_at=now)
 
 
+PREVIEW_UNSUBSCRIBE_LINK = "/unsubscribe?token=apercu"
+"""Where a preview's unsubscribe link points: each addressee's own signed link replaces it when sent."""
+
+
 @dataclass(frozen=True)
 class Preview:
     resolution: Resolution
@@ -295,10 +308,19 @@ def preview_mailing(
     resolution, _ = _opted_out(account_id, [entity], unsubscriptions, suppressions)[0]
     variables = _variables(account, mailing.audience.entity, entity, resolution)
     try:
-        rendered = render(mailing.template, variables, mailing.audience.template_variables)
+        rendered = render_with_footer(mailing.template, variables, mailing.audience.template_variables)
     except TemplateError as exc:
         raise InvalidInput(f"The mailing's template cannot be rendered: {exc}.") from exc
-    return Preview(resolution, rendered)
+    # Staff see what each addressee gets: the legal mentions, then his own unsubscribe link (signed
+    # per addressee at send time; the preview shows where it goes).
+    return Preview(
+        resolution,
+        replace(
+            rendered,
+            html=with_unsubscribe_footer(rendered.html, PREVIEW_UNSUBSCRIBE_LINK),
+            text=f"{rendered.text}\n\n--\n{UNSUBSCRIBE_SENTENCE} {PREVIEW_UNSUBSCRIBE_LINK}\n",
+        ),
+    )
 
 
 def fan_out_page(
@@ -542,6 +564,7 @@ def _variables(
         "apporteur.name": entity.apporteur.name if entity.apporteur else "",
         "recipient.name": addressee.name if addressee else "",
         "recipient.party": addressee.party if addressee else "",
+        **footer(legal_mentions(account)),
     }
     if entity.deal is not None:
         name = "contract.reference" if entity_kind is AudienceEntity.CONTRACTS else "project.reference"
@@ -569,7 +592,7 @@ def _communication(
         id=communication_id(account.id, f"mailing:{mailing.id}", entity.entity_id),
         account_id=account.id,
         kind=CommunicationKind.MAILING,
-        sender_name=account.name,
+        sender_name=sender_name(account),
         reply_to=account.sender_email,
         to=resolution.to,
         cc=resolution.cc,

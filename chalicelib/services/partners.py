@@ -14,6 +14,7 @@ from chalicelib.domain.communications import (
     TemplateSource,
 )
 from chalicelib.domain.errors import AccountNotFound, FieldIssue, InvalidInput, NotFound, StaleVersion
+from chalicelib.domain.footers import footer, legal_mentions, sender_name
 from chalicelib.domain.ids import new_ulid
 from chalicelib.domain.legal import Insurer, PostalAddress, check_postal_address
 from chalicelib.domain.partners import (
@@ -340,12 +341,13 @@ def send_manual_email(
         "contract.reference": view.contract.reference if view.contract else "",
         "recipient.name": addressee.name if addressee else "",
         "recipient.party": addressee.party if addressee else "",
+        **footer(legal_mentions(view.account)),
     }
     communication = Communication(
         id=f"cm_{new_ulid()}",
         account_id=account_id,
         kind=CommunicationKind.MANUAL,
-        sender_name=view.account.name,
+        sender_name=sender_name(view.account),
         reply_to=view.account.sender_email,
         to=resolution.to,
         cc=resolution.cc,

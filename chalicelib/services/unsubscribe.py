@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from urllib.parse import quote
 
+from chalicelib.domain.footers import sender_name
 from chalicelib.domain.unsubscribe import Addressee, read_unsubscribe_token, unsubscribe_token
 from chalicelib.observability import logger
-from chalicelib.services.ports import UnsubscriptionRepository
+from chalicelib.services.ports import AccountRepository, UnsubscriptionRepository
 
 
 def unsubscribe_link(api_base_url: str, secret: str, addressee: Addressee) -> str:
@@ -24,6 +25,13 @@ class UnsubscribeLinkMaker:
 
     def link_for(self, account_id: str, party: str, party_id: str) -> str:
         return unsubscribe_link(self._api_base_url, self._secret, Addressee(account_id, party, party_id))
+
+
+def broker_name(account_id: str, accounts: AccountRepository) -> str:
+    """The name the page gives the broker whose emails the addressee leaves: the one his emails came
+    from (the legal name once given); empty for an account that no longer exists."""
+    account = accounts.get(account_id)
+    return sender_name(account) if account else ""
 
 
 def unsubscribe(

@@ -163,6 +163,20 @@ def test_the_invitation_leaves_when_notify_is_ticked_never_otherwise_without_aut
     assert email["text"].split("#token=")[1].split()[0] not in rental["garant_c"]["portal_link"]
 
 
+def test_an_invitation_says_whose_dossier_and_what_for_and_carries_the_privacy_notice(
+    rental: dict[str, Any],
+) -> None:
+    drain()
+    [email] = [m for m in sent_messages(REGION) if m["kind"] == "contributor_invited"]
+    dossier = rental["dossier"]
+    recipient = dossier["recipient"]["name"]
+    assert f"de {recipient})" in email["text"]
+    notice = email["text"].split("\n--\n", 1)[1]
+    assert f"du dossier de {recipient}" in notice
+    for words in ("responsable du traitement", "365\u00a0jours", "rectification", "effacement", "CNIL"):
+        assert words in notice
+
+
 def test_an_enabled_automation_sends_the_invitation_with_its_own_template(rental: dict[str, Any]) -> None:
     staff, pid = rental["staff"], rental["pid"]
     _ok(

@@ -218,7 +218,12 @@ def test_expected_documents_are_called_then_reminded_until_received(book: dict[s
 
     admin, k = book["admin"], book["contract"]
     aws.clock = lambda: datetime(2027, 1, 10, 9, 0, tzinfo=UTC)
-    doc = _ok(admin.post(f"/contracts/{k['id']}/expected-documents", {"label": "Attestation d'assurance"}))
+    doc = _ok(
+        admin.post(
+            f"/contracts/{k['id']}/expected-documents",
+            {"label": "Attestation d'assurance", "due_date": "2027-01-31"},
+        )
+    )
     assert doc["status"] == "expected"
     _tick(admin, "2027-01-10")
     _tick(admin, "2027-01-17")
@@ -226,6 +231,8 @@ def test_expected_documents_are_called_then_reminded_until_received(book: dict[s
     assert received["status"] == "received"
     _tick(admin, "2027-01-24")
     assert [kind for kind, _, _ in _steps()] == ["documents_call", "documents_reminder"]
+    for email in sent_messages(REGION)[-2:]:
+        assert "au plus tard le 31/01/2027" in email["text"]
 
 
 @pytest.mark.parametrize(

@@ -213,7 +213,7 @@ def _run_the_worked_example(broker: Office) -> None:
     shows("active")
     broker.tick(paris("2027-04-12"))
     assert broker.kinds()[-1] == "suspension_notice"
-    assert "suspendues à compter du 12/04/2027 à 0 h" in broker.emails()[-1]["text"]
+    assert "suspendues à compter du 12/04/2027 à 0\u00a0h" in broker.emails()[-1]["text"]
     shows("suspended", "suspended")
     broker.tick(paris("2027-04-22"))
     assert broker.kinds()[-1] == "suspension_notice"

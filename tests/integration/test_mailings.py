@@ -16,7 +16,7 @@ from chalicelib.domain.mailings import PAGE_SIZE
 from chalicelib.local.outbox import sent_messages
 from chalicelib.local.pumps import drain
 from chalicelib.local.stack import REGION
-from tests.support import Api, open_account
+from tests.support import Api, open_account, token
 
 
 def _create(api: Api, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -637,3 +637,23 @@ def test_a_worker_dying_after_every_copy_went_out_is_settled_by_the_send_events_
     drain()
     assert len(_emails()) == 2
     assert staff.get(f"/mailings/{mailing_id}").body["sent"] == 1
+
+
+def test_the_preview_shows_the_legal_mentions_and_the_unsubscribe_footer_the_addressee_gets(
+    book: dict[str, Any], platform: Api
+) -> None:
+    admin = platform.as_(token("admin", book["account_id"]))
+    legal = {
+        "legal_name": "Cabinet Martin SAS",
+        "orias_number": "12345678",
+        "address": {"lines": ["12 rue de la Paix"], "postal_code": "75002", "city": "Paris"},
+    }
+    assert admin.patch("/account/legal", legal).status == 200
+    staff = book["staff"]
+    mailing_id = _mailing(staff, {"entity": "contracts"})
+    preview = staff.post(f"/mailings/{mailing_id}/preview", {"entity_id": book["HAB"]["id"]}).body
+    for part in (preview["text"], preview["html"]):
+        assert "ORIAS sous le n°\u00a012345678" in part
+        assert "Se désabonner" in part
+        assert "/unsubscribe?token=" in part
+    assert preview["text"].index("ORIAS") < preview["text"].index("Se désabonner")

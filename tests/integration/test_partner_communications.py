@@ -398,3 +398,36 @@ def test_a_bulk_job_whose_chunk_fails_at_every_attempt_ends_with_its_ids_failed(
     assert (job["status"], job["total"], job["succeeded"], job["failed"]) == ("failed", 1, 0, 1)
     assert [(f["id"], f["code"]) for f in job["failures"]] == [(k["id"], "not_processed")]
     assert dunning_tick.run(aws.now() + timedelta(days=1)) == 0
+
+
+def test_an_email_to_a_client_comes_from_the_brokers_legal_name_and_ends_with_his_legal_mentions(
+    book: dict[str, Any], platform: Api
+) -> None:
+    admin = platform.as_(token("admin", book["account_id"]))
+    legal = {
+        "legal_name": "Cabinet Martin SAS",
+        "orias_number": "12345678",
+        "rcs": "Paris B 123 456 789",
+        "address": {"lines": ["12 rue de la Paix"], "postal_code": "75002", "city": "Paris"},
+        "mediator": {"name": "La Médiation de l'Assurance", "url": "https://www.mediation-assurance.org"},
+    }
+    assert admin.patch("/account/legal", legal).status == 200
+    staff, c = book["staff"], book["C"]
+    body = {
+        "subject": "Votre attestation",
+        "body": "Bonjour,\n\nElle est prête.",
+        "contract_id": book["K"]["id"],
+    }
+    assert staff.post(f"/clients/{c['id']}/emails", body).status == 202
+    drain()
+    [email] = [m for m in sent_messages(REGION) if m["kind"] == "manual"]
+    assert email["from"].startswith('"Cabinet Martin SAS" <') or email["from"].startswith(
+        "Cabinet Martin SAS <"
+    )
+    mentions = email["text"].split("\n--\n", 1)[1]
+    assert "Cabinet Martin SAS" in mentions
+    assert "ORIAS sous le n°\u00a012345678 (www.orias.fr)" in mentions
+    assert "RCS Paris B 123 456 789" in mentions
+    assert "12 rue de la Paix, 75002 Paris" in mentions
+    assert "Médiateur" not in mentions, "the mediator is named on dunning notices only"
+    assert "12 rue de la Paix, 75002 Paris" in email["html"]

@@ -77,5 +77,62 @@ def test_a_forged_or_missing_token_is_refused_in_json_for_programs_and_in_french
     assert missing.body["error"]["details"] == [{"field": "token", "issue": "is required"}]
     page = anonymous.get(forged, headers={"Accept": "text/html"})
     assert page.status == 400
-    assert "n'est pas valide" in page.body
+    assert "n’est pas valide" in page.body
     assert aws.unsubscriptions.unsubscribed("01ACCOUNT", [("client", "01CLIENT")]) == set()
+
+
+def _page_of(anonymous: Api, addressee: Addressee) -> str:
+    page = anonymous.get(_path(addressee), headers={"Accept": "text/html"})
+    assert page.status == 200
+    return str(page.body)
+
+
+def test_the_page_names_the_broker_by_his_legal_name_and_speaks_of_information_emails(
+    platform: Api, anonymous: Api
+) -> None:
+    from tests.support import open_account, token
+
+    _, account_id = open_account(platform)
+    admin = platform.as_(token("admin", account_id))
+    assert admin.patch("/account/legal", LEGAL).status == 200
+    page = _page_of(anonymous, Addressee(account_id, "client", "01CLIENT"))
+    assert "emails d’information de Cabinet Martin SAS" in page
+    assert "publipostage" not in page
+    done = anonymous.call(
+        "POST",
+        _path(Addressee(account_id, "client", "01CLIENT")),
+        raw=b"",
+        headers={"Accept": "text/html"},
+    )
+    assert "Cabinet Martin SAS" in done.body
+
+
+def test_an_apporteur_is_told_his_clients_keep_their_emails_and_a_client_that_his_contracts_go_on(
+    anonymous: Api, aws: Any
+) -> None:
+    apporteur_page = _page_of(anonymous, APPORTEUR)
+    assert "en tant qu’apporteur" in apporteur_page
+    assert "Vos clients, eux, continueront de recevoir les leurs" in apporteur_page
+    assert "vos garanties" not in apporteur_page
+    client_page = _page_of(anonymous, CLIENT)
+    assert "apporteur" not in client_page
+    assert "gestion de vos garanties" in client_page
+
+
+LEGAL = {
+    "legal_name": "Cabinet Martin SAS",
+    "orias_number": "12345678",
+    "address": {"lines": ["12 rue de la Paix"], "postal_code": "75002", "city": "Paris"},
+}
+
+
+def test_every_unsubscribe_page_follows_french_typography(anonymous: Api, aws: Any) -> None:
+    from tests.unit.test_typography import faults, visible
+
+    pages = [_page_of(anonymous, CLIENT), _page_of(anonymous, APPORTEUR)]
+    pages.append(anonymous.call("POST", _path(), raw=b"", headers={"Accept": "text/html"}).body)
+    pages.append(anonymous.get("/unsubscribe?token=forged", headers={"Accept": "text/html"}).body)
+    for page in pages:
+        text = visible(page.split("<body>", 1)[1])
+        assert faults(text) == []
+        assert "'" not in text
