@@ -1,8 +1,9 @@
 """Dunning use cases: the account's policy; installments and expected documents of contracts; and the
 steps the tick takes for them (unpaid call, reminders, the registered letter of the formal notice, the
 suspension, the termination; documents call and reminders), each addressed by the partner rules and
-taken once; and what staff do to an installment's timeline (record the letter's posting, confirm the
-termination, record or reverse a payment).
+taken once; the daily tracking of a letter the provider posted, which rides the same `due` index; and
+what staff do to an installment's timeline (record the letter's posting, confirm the termination, record
+or reverse a payment).
 
 The letter is prepared by the worker that takes the tick's step, never by the API: its id, its S3 key and
 its bytes are deterministic, and the installment's `formal_notice` is written at the version read, so a
