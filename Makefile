@@ -25,9 +25,12 @@ browser:
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
-## ruff, mypy and every test (the browser ones included); exits non-zero on any failure.
+## ruff, mypy and every test (the browser ones included); exits non-zero on any failure. The API, unit
+## and contract tests run on both cores (each worker has its own moto and ephemeral ports); the browser
+## tests, one Chromium at a time, after them.
 test: install browser lint typecheck
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 tests/unit tests/integration tests/contract
+	$(BIN)/python -m pytest -q tests/browser
 
 lint: install
 	$(BIN)/ruff check .
