@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from chalice.app import Response
+from chalice.app import Request, Response
 from pydantic import Field, StrictBool, StrictInt, StrictStr
 
 from chalicelib.api.authorizers import staff_authorizer
@@ -17,6 +17,7 @@ from chalicelib.api.requests import (
     EmailAddress,
     PatchBody,
     StrictBody,
+    api_url_of,
     parse_body,
     staff_principal,
 )
@@ -159,17 +160,19 @@ def put_logo() -> dict[str, Any]:
         services.accounts,
         services.logos,
     )
-    return {"logo_url": logo_url(account_id, stored.etag), "content_type": stored.logo.content_type}
+    return {"logo_url": logo_url(request, account_id, stored.etag), "content_type": stored.logo.content_type}
 
 
 def _bytes(raw: str | bytes | None) -> bytes:
     return raw.encode() if isinstance(raw, str) else raw or b""
 
 
-def logo_url(account_id: str, etag: str) -> str:
-    """A path on the API's own origin; the version parameter changes with the bytes, so a browser may
-    keep one version for a day and still shows a new logo at once."""
-    return f"/logos/{account_id}?v={etag[:12]}"
+def logo_url(request: Request, account_id: str, etag: str) -> str:
+    """The logo's address on the API itself (the portal page's own origin, stage included); the version
+    parameter changes with the bytes, so a browser may keep one version for a day and still shows a new
+    logo at once."""
+    api_url = container().settings.api_url or api_url_of(request) or ""
+    return f"{api_url}/logos/{account_id}?v={etag[:12]}"
 
 
 @accounts.route("/logos/{account_id}", methods=["GET"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from chalice.app import Response
+from chalice.app import Request, Response
 from pydantic import Field, StrictInt, StrictStr
 
 from chalicelib.api.accounts import logo_url
@@ -63,7 +63,7 @@ def portal_documents(dossier: Dossier, principal: PortalPrincipal) -> list[dict[
     ]
 
 
-def broker_view(account: Account) -> dict[str, Any]:
+def broker_view(account: Account, request: Request) -> dict[str, Any]:
     """The broker as its clients see it on the portal page (never "Relais")."""
     legal = account.legal
     address = None
@@ -77,7 +77,7 @@ def broker_view(account: Account) -> dict[str, Any]:
             "phone": legal.phone if legal else None,
             "address": address,
         },
-        "logo_url": logo_url(account.id, account.logo_etag) if account.logo_etag else None,
+        "logo_url": logo_url(request, account.id, account.logo_etag) if account.logo_etag else None,
         "brand_color": account.brand_color,
     }
 
@@ -122,7 +122,7 @@ def portal_view(dossier: Dossier, principal: PortalPrincipal, account: Account) 
         "roles": [{"id": r["id"], "name": r["name"]} for r in invitable],
         "finished": role_id in dossier.finished_roles,
         "documents": portal_documents(dossier, principal),
-        "broker": broker_view(account),
+        "broker": broker_view(account, portal.current_request),
         "privacy": privacy_view(account, dossier, role_id),
     }
 

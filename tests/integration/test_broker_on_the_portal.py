@@ -126,14 +126,15 @@ def test_a_logo_is_stored_and_served_from_the_api_with_caching_headers(broker: d
     answer = _ok(admin.put("/account/logo", raw=PNG, headers={"Content-Type": "image/png"}))
     logo_url = _ok(broker["main"].get("/portal"))["broker"]["logo_url"]
     assert logo_url == answer["logo_url"]
-    assert logo_url.startswith(f"/logos/{broker['account_id']}?v=")
-    served = admin.client.http.request("GET", logo_url.split("?")[0], headers={"Accept": BROWSER_ACCEPT})
+    path = f"/logos/{broker['account_id']}"
+    assert f"{path}?v=" in logo_url
+    served = admin.client.http.request("GET", path, headers={"Accept": BROWSER_ACCEPT})
     assert (served.status_code, served.body) == (200, PNG)
     assert served.headers["Content-Type"] == "image/png"
     assert "max-age" in served.headers["Cache-Control"]
     again = admin.client.http.request(
         "GET",
-        logo_url.split("?")[0],
+        path,
         headers={"Accept": BROWSER_ACCEPT, "If-None-Match": served.headers["ETag"]},
     )
     assert again.status_code == 304
