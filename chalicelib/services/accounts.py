@@ -8,7 +8,7 @@ from typing import Any
 
 from chalicelib.domain.accounts import Account, sniffed_logo
 from chalicelib.domain.communications import Communication, CommunicationKind, Recipient, communication_id
-from chalicelib.domain.errors import AccountNotFound, NotFound
+from chalicelib.domain.errors import AccountNotFound, Unauthenticated
 from chalicelib.domain.ids import new_ulid
 from chalicelib.domain.legal import RegisteredMailChannel, identity_with
 from chalicelib.domain.plans import Plan, Trial
@@ -140,11 +140,11 @@ def broker_of_link(
     token_hash: str, tokens: PortalTokenRepository, accounts: AccountRepository
 ) -> BrokerContact:
     """The public name and contact of the broker that minted a link, dead or alive; a link never
-    minted names nobody (404)."""
+    minted names nobody (401, as for any unknown credential)."""
     account_id = tokens.account_of(token_hash)
     account = accounts.get(account_id) if account_id else None
     if account is None:
-        raise NotFound("No broker is known for this link.")
+        raise Unauthenticated("This link was never sent by a broker.")
     return BrokerContact(
         account.public_name, account.sender_email, account.legal.phone if account.legal else None
     )
