@@ -24,6 +24,9 @@ from chalicelib.api.unsubscribe import unsubscribe
 from chalicelib.config import BULK_QUEUE, COMMUNICATIONS_QUEUE, SES_EVENTS_QUEUE
 
 app = Chalice(app_name="relais", configure_logs=False)
+# API Gateway answers a binary body (the account's logo) only when the request's first Accept type is a
+# binary type, and browsers ask for an image with image/avif or image/webp first.
+app.api.binary_types.extend(["image/avif", "image/webp"])
 app.register_middleware(http_middleware, "http")
 app.register_blueprint(authorizers)
 app.register_blueprint(accounts)

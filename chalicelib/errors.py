@@ -27,6 +27,7 @@ _STATUS: list[tuple[type[domain.DomainError], int, str]] = [
     (domain.NotFound, 404, "not_found"),
     (domain.Conflict, 409, "conflict"),
     (domain.PayloadTooLarge, 413, "payload_too_large"),
+    (domain.UnsupportedMediaType, 415, "unsupported_media_type"),
 ]
 
 JSON_HEADERS = {"Content-Type": "application/json"}

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from chalicelib.adapters.dynamodb.due_steps import DynamoDueSteps
     from chalicelib.adapters.dynamodb.dunning import DynamoDunningPolicyRepository
     from chalicelib.adapters.dynamodb.jobs import DynamoJobRepository
+    from chalicelib.adapters.dynamodb.logos import DynamoLogoStore
     from chalicelib.adapters.dynamodb.mailings import DynamoMailingRepository
     from chalicelib.adapters.dynamodb.partners import DynamoPartnerRepository
     from chalicelib.adapters.dynamodb.repositories import (
@@ -79,6 +80,12 @@ class Container:
         from chalicelib.adapters.dynamodb.repositories import DynamoAccountRepository
 
         return DynamoAccountRepository()
+
+    @cached_property
+    def logos(self) -> DynamoLogoStore:
+        from chalicelib.adapters.dynamodb.logos import DynamoLogoStore
+
+        return DynamoLogoStore()
 
     @cached_property
     def communications(self) -> DynamoCommunicationRepository:

@@ -1,12 +1,14 @@
-"""Accounts and plans: /admin/accounts (platform administrators) and /account (the caller's own)."""
+"""Accounts and plans: /admin/accounts (platform administrators) and /account (the caller's own), and the
+account's logo, which the API serves itself (`GET /logos/{account_id}`, public) so that the portal page's
+Content-Security-Policy (`img-src 'self'`) admits it."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
 
-from chalice.app import Response
-from pydantic import Field, StrictBool, StrictStr
+from chalice.app import Request, Response
+from pydantic import Field, StrictBool, StrictInt, StrictStr
 
 from chalicelib.api.authorizers import staff_authorizer
 from chalicelib.api.legal import LegalPatch, legal_view
@@ -15,12 +17,14 @@ from chalicelib.api.requests import (
     EmailAddress,
     PatchBody,
     StrictBody,
+    api_url_of,
     parse_body,
     staff_principal,
 )
 from chalicelib.api.routing import ApiBlueprint
 from chalicelib.domain.accounts import Account
 from chalicelib.domain.clock import iso
+from chalicelib.domain.errors import NotFound
 from chalicelib.domain.legal import RegisteredMailChannel
 from chalicelib.domain.plans import Plan, Trial
 from chalicelib.services import accounts as service
@@ -46,8 +50,12 @@ class ChangePlanBody(PatchBody):
 class SettingsBody(PatchBody):
     """Every setting is optional: the ones sent change (null is refused)."""
 
+    nullable = frozenset({"brand_color"})
+
     partner_communications_enabled: StrictBool | None = None
     registered_mail_channel: RegisteredMailChannel | None = None
+    brand_color: StrictStr | None = Field(default=None, max_length=7)
+    dossier_retention_days: StrictInt | None = None
 
 
 class StartTrialBody(StrictBody):
@@ -68,6 +76,8 @@ def account_view(account: Account, now: datetime) -> dict[str, Any]:
         "settings": {
             "partner_communications_enabled": account.partner_communications_enabled,
             "registered_mail_channel": account.registered_mail_channel.value,
+            "brand_color": account.brand_color,
+            "dossier_retention_days": account.dossier_retention_days,
         },
         "legal": legal_view(account.legal),
         "trials": {
@@ -121,10 +131,67 @@ def change_settings() -> dict[str, Any]:
     body = parse_body(accounts.current_request, SettingsBody)
     services = container()
     now = services.now()
+    sent = body.model_fields_set & {"brand_color", "dossier_retention_days"}
     account = service.set_settings(
-        account_id, body.partner_communications_enabled, body.registered_mail_channel, services.accounts, now
+        account_id,
+        body.partner_communications_enabled,
+        body.registered_mail_channel,
+        services.accounts,
+        now,
+        {name: getattr(body, name) for name in sent},
     )
     return account_view(account, now)
+
+
+@accounts.route(
+    "/account/logo",
+    methods=["PUT"],
+    authorizer=staff_authorizer,
+    content_types=["image/png", "image/jpeg"],
+)
+def put_logo() -> dict[str, Any]:
+    account_id = staff_principal(accounts.current_request).require_account(admin_only=True)
+    request = accounts.current_request
+    services = container()
+    stored = service.set_logo(
+        account_id,
+        _bytes(request.raw_body),
+        request.headers.get("content-type", ""),
+        services.accounts,
+        services.logos,
+    )
+    return {"logo_url": logo_url(request, account_id, stored.etag), "content_type": stored.logo.content_type}
+
+
+def _bytes(raw: str | bytes | None) -> bytes:
+    return raw.encode() if isinstance(raw, str) else raw or b""
+
+
+def logo_url(request: Request, account_id: str, etag: str) -> str:
+    """The logo's address on the API itself (the portal page's own origin, stage included); the version
+    parameter changes with the bytes, so a browser may keep one version for a day and still shows a new
+    logo at once."""
+    api_url = container().settings.api_url or api_url_of(request) or ""
+    return f"{api_url}/logos/{account_id}?v={etag[:12]}"
+
+
+@accounts.route("/logos/{account_id}", methods=["GET"])
+def get_logo(account_id: str) -> Response:
+    stored = container().logos.get(account_id)
+    if stored is None:
+        raise NotFound("This account has no logo.")
+    etag = f'"{stored.etag}"'
+    headers: dict[str, str | list[str]] = {
+        "Cache-Control": "public, max-age=86400",
+        "ETag": etag,
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'",
+    }
+    if accounts.current_request.headers.get("if-none-match") == etag:
+        return Response(body="", status_code=304, headers=headers)
+    return Response(
+        body=stored.logo.data, status_code=200, headers={**headers, "Content-Type": stored.logo.content_type}
+    )
 
 
 @accounts.route("/account/legal", methods=["PATCH"], authorizer=staff_authorizer)

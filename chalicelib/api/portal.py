@@ -6,19 +6,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from chalice.app import Response
+from chalice.app import Request, Response
 from pydantic import Field, StrictInt, StrictStr
 
+from chalicelib.api.accounts import logo_url
 from chalicelib.api.authorizers import portal_authorizer
 from chalicelib.api.collection import context, document_view, role_view
 from chalicelib.api.requests import DisplayName, EmailAddress, StrictBody, parse_body, portal_principal
 from chalicelib.api.routing import ApiBlueprint
+from chalicelib.domain.accounts import Account
 from chalicelib.domain.clock import iso
 from chalicelib.domain.dossiers import Dossier, Visibility, files_seen_by, visible_document, visible_documents
 from chalicelib.domain.errors import FieldIssue, InvalidInput
 from chalicelib.domain.identity import PortalPrincipal
+from chalicelib.domain.privacy import privacy_notice
 from chalicelib.domain.procedures import MAIN
+from chalicelib.services import accounts as account_service
 from chalicelib.services import dossiers as service
+from chalicelib.services.identity import bearer_token, hash_portal_secret
 from chalicelib.wiring import container
 
 portal = ApiBlueprint(__name__)
@@ -58,7 +63,41 @@ def portal_documents(dossier: Dossier, principal: PortalPrincipal) -> list[dict[
     ]
 
 
-def portal_view(dossier: Dossier, principal: PortalPrincipal) -> dict[str, Any]:
+def broker_view(account: Account, request: Request) -> dict[str, Any]:
+    """The broker as its clients see it on the portal page (never "Relais")."""
+    legal = account.legal
+    address = None
+    if legal is not None:
+        address = ", ".join((*legal.address.lines, f"{legal.address.postal_code} {legal.address.city}"))
+    return {
+        "name": account.public_name,
+        "legal_mentions": list(legal.mentions()) if legal else [],
+        "contact": {
+            "email": account.sender_email,
+            "phone": legal.phone if legal else None,
+            "address": address,
+        },
+        "logo_url": logo_url(request, account.id, account.logo_etag) if account.logo_etag else None,
+        "brand_color": account.brand_color,
+    }
+
+
+def privacy_view(account: Account, dossier: Dossier, role_id: str) -> dict[str, Any]:
+    notice = privacy_notice(
+        account, dossier.procedure.name, None if role_id == MAIN else dossier.recipient.name
+    )
+    return {
+        "controller": notice.controller,
+        "contact_email": notice.contact_email,
+        "purpose": notice.purpose,
+        "retention": notice.retention,
+        "retention_days": notice.retention_days,
+        "rights": notice.rights,
+        "dossier_of": notice.dossier_of,
+    }
+
+
+def portal_view(dossier: Dossier, principal: PortalPrincipal, account: Account) -> dict[str, Any]:
     name, _, role_id = dossier.participant_name(principal.participant_id)
     role = dossier.role(role_id)
     invitable = [
@@ -83,14 +122,29 @@ def portal_view(dossier: Dossier, principal: PortalPrincipal) -> dict[str, Any]:
         "roles": [{"id": r["id"], "name": r["name"]} for r in invitable],
         "finished": role_id in dossier.finished_roles,
         "documents": portal_documents(dossier, principal),
+        "broker": broker_view(account, portal.current_request),
+        "privacy": privacy_view(account, dossier, role_id),
     }
+
+
+@portal.route("/portal-link/broker", methods=["GET"])
+def broker_of_dead_link() -> dict[str, Any]:
+    """Whom to ask for a new link, when this one no longer opens the dossier: the broker's public name and
+    contact only. The token (in the Authorization header, never in a URL) must be one a broker minted."""
+    secret = bearer_token(portal.current_request.headers.get("authorization", ""))
+    services = container()
+    contact = account_service.broker_of_link(
+        hash_portal_secret(secret), services.portal_tokens, services.accounts
+    )
+    return {"name": contact.name, "contact": {"email": contact.email, "phone": contact.phone}}
 
 
 @portal.route("/portal", methods=["GET"], authorizer=portal_authorizer)
 def show_portal() -> dict[str, Any]:
     principal = _principal()
-    dossier = service.portal_dossier(principal, context())
-    return portal_view(dossier, principal)
+    ctx = context()
+    dossier = service.portal_dossier(principal, ctx)
+    return portal_view(dossier, principal, service.portal_broker(principal, ctx))
 
 
 @portal.route("/portal/documents/{document_id}/uploads", methods=["POST"], authorizer=portal_authorizer)
@@ -167,5 +221,6 @@ def invite() -> Response:
 @portal.route("/portal/finish", methods=["POST"], authorizer=portal_authorizer)
 def finish() -> dict[str, Any]:
     principal = _principal()
-    dossier = service.finish(principal, context())
-    return portal_view(dossier, principal)
+    ctx = context()
+    dossier = service.finish(principal, ctx)
+    return portal_view(dossier, principal, service.portal_broker(principal, ctx))

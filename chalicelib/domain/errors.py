@@ -33,6 +33,10 @@ class PayloadTooLarge(DomainError):
     pass
 
 
+class UnsupportedMediaType(DomainError):
+    pass
+
+
 class Unauthenticated(DomainError):
     pass
 

@@ -27,8 +27,8 @@
   var STATUS = {
     missing: "À fournir",
     pending_review: "En cours de vérification",
-    approved: "Validé",
-    rejected: "Refusé"
+    approved: "Validée",
+    rejected: "Refusée"
   };
 
   var token = readToken();
@@ -65,7 +65,7 @@
       return response.text().then(function (text) {
         var data = null;
         try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
-        if (response.status === 401) { showOnly("invalid"); throw new Error("invalid link"); }
+        if (response.status === 401) { deadLink(); throw new Error("invalid link"); }
         return { status: response.status, body: data };
       });
     });
@@ -76,6 +76,76 @@
       $(section).hidden = section !== id;
     });
     if (id !== "dossier") { $("main").focus(); }
+  }
+
+  function deadLink() {
+    showOnly("invalid");
+    if (!token) { return; }
+    // The link no longer opens the dossier, but it still names the broker who sent it.
+    fetch(apiUrl("portal-link/broker"), {
+      headers: { "Authorization": "Bearer " + token, "Accept": "application/json" },
+      cache: "no-store"
+    }).then(function (response) {
+      return response.ok ? response.json() : null;
+    }).then(function (broker) {
+      if (!broker) { return; }
+      $("invalid-broker").textContent = broker.name;
+      $("invalid-email").textContent = broker.contact.email;
+      $("invalid-email").href = "mailto:" + broker.contact.email;
+      $("invalid-phone").textContent = broker.contact.phone || "";
+      $("invalid-phone-row").hidden = !broker.contact.phone;
+      $("invalid-contact").hidden = false;
+      $("brand").textContent = broker.name;
+    }).catch(function () { /* the generic message stays */ });
+  }
+
+  function renderBroker(broker) {
+    $("brand").textContent = broker.name;
+    var logo = $("logo");
+    if (broker.logo_url) {
+      logo.src = broker.logo_url;
+      logo.alt = "Logo de " + broker.name;
+      logo.hidden = false;
+    } else {
+      logo.hidden = true;
+    }
+    // CSSOM, not a style attribute: the page's CSP admits no inline style.
+    if (broker.brand_color) {
+      document.documentElement.style.setProperty("--accent", broker.brand_color);
+    } else {
+      document.documentElement.style.removeProperty("--accent");
+    }
+    $("footer-name").textContent = broker.name;
+    var mentions = $("footer-mentions");
+    mentions.textContent = "";
+    broker.legal_mentions.slice(1).forEach(function (line) {
+      var item = document.createElement("li");
+      item.textContent = line;
+      mentions.appendChild(item);
+    });
+    var contact = $("footer-contact");
+    contact.textContent = "Contact\u00a0: ";
+    var mail = document.createElement("a");
+    mail.href = "mailto:" + broker.contact.email;
+    mail.textContent = broker.contact.email;
+    contact.appendChild(mail);
+    // The legal mentions already give the address and phone; without them, the contact does.
+    if (!broker.legal_mentions.length && broker.contact.phone) {
+      contact.appendChild(document.createTextNode(" · Tél.\u00a0: " + broker.contact.phone));
+    }
+    $("footer").hidden = false;
+  }
+
+  function renderPrivacy(privacy) {
+    $("privacy-controller").textContent = "Responsable du traitement\u00a0: " + privacy.controller +
+      " (" + privacy.contact_email + ").";
+    $("privacy-dossier-of").hidden = !privacy.dossier_of;
+    $("privacy-dossier-of").textContent = privacy.dossier_of
+      ? "Vous intervenez dans le dossier de " + privacy.dossier_of + "." : "";
+    $("privacy-purpose").textContent = privacy.purpose;
+    $("privacy-retention").textContent = privacy.retention;
+    $("privacy-rights").textContent = privacy.rights;
+    $("privacy").hidden = false;
   }
 
   function frenchDate(iso) {
@@ -99,7 +169,7 @@
   }
 
   function load() {
-    if (!token) { showOnly("invalid"); return; }
+    if (!token) { deadLink(); return; }
     call("GET", "portal").then(function (answer) {
       if (answer.status !== 200) { showOnly("failure"); return; }
       view = answer.body;
@@ -121,7 +191,9 @@
     $("due").textContent = frenchDate(view.dossier.due_date);
     $("view-only").hidden = editable;
     $("finished").hidden = !view.finished;
-    document.title = "Dossier " + view.dossier.reference + " – Relais";
+    document.title = "Dossier " + view.dossier.reference + " – " + view.broker.name;
+    renderBroker(view.broker);
+    renderPrivacy(view.privacy);
 
     var list = $("documents");
     list.textContent = "";
@@ -166,13 +238,13 @@
     item.querySelector(".description").textContent = doc.description || "";
     item.querySelector(".description").hidden = !doc.description;
     var meta = doc.mine
-      ? typeNames(doc.accepted_types) + " · " + doc.max_size_mb + " Mo maximum"
-      : "Pièce de " + doc.role_name;
+      ? typeNames(doc.accepted_types) + " · " + doc.max_size_mb + "\u00a0Mo maximum"
+      : "À fournir par\u00a0: " + doc.role_name;
     item.querySelector(".meta").textContent = meta;
     if (status === "rejected") {
       var review = item.querySelector(".review");
       review.hidden = false;
-      review.textContent = "Refusé : " + doc.review.comment;
+      review.textContent = "Refusée\u00a0: " + doc.review.comment;
     }
     var files = item.querySelector(".files");
     (doc.files || []).forEach(function (file) { files.appendChild(fileRow(doc, file)); });
@@ -183,8 +255,8 @@
       input.id = "file-" + doc.id;
       label.setAttribute("for", input.id);
       label.querySelector(".upload-title").textContent = (doc.files || []).length || status === "rejected"
-        ? "Envoyer un autre fichier pour « " + doc.label + " »"
-        : "Choisir le fichier « " + doc.label + " »";
+        ? "Envoyer un autre fichier pour «\u00a0" + doc.label + "\u00a0»"
+        : "Choisir le fichier «\u00a0" + doc.label + "\u00a0»";
       input.accept = doc.accepted_types.join(",");
       upload.hidden = false;
       input.addEventListener("change", function () {
@@ -203,7 +275,7 @@
     if (file.status === "rejected") {
       var reason = document.createElement("span");
       reason.className = "error";
-      reason.textContent = "Fichier refusé : " + (file.reason || "format non reconnu");
+      reason.textContent = "Fichier refusé\u00a0: " + (file.reason || "format non reconnu");
       row.appendChild(reason);
     }
     var button = document.createElement("button");
@@ -221,7 +293,7 @@
         if (answer.status === 200 && answer.body && answer.body.url) {
           window.location.assign(answer.body.url);
         } else {
-          announce("Ce fichier n'est pas disponible : rechargez la page puis réessayez.");
+          announce("Ce fichier n’est pas disponible\u00a0: rechargez la page puis réessayez.");
         }
       });
   }
@@ -248,15 +320,15 @@
     error.hidden = true;
     var type = contentTypeOf(file);
     if (doc.accepted_types.indexOf(type) < 0) {
-      fail(item, "Ce type de fichier n'est pas accepté : choisissez un fichier " + typeNames(doc.accepted_types) + ".");
+      fail(item, "Ce type de fichier n’est pas accepté\u00a0: choisissez un fichier " + typeNames(doc.accepted_types) + ".");
       return;
     }
     if (file.size > doc.max_size_mb * 1024 * 1024) {
-      fail(item, "Ce fichier dépasse " + doc.max_size_mb + " Mo : réduisez sa taille ou scannez-le en plus basse résolution.");
+      fail(item, "Ce fichier dépasse " + doc.max_size_mb + "\u00a0Mo\u00a0: réduisez sa taille ou scannez-le en plus basse résolution.");
       return;
     }
     if (file.size === 0) {
-      fail(item, "Ce fichier est vide : choisissez le bon fichier.");
+      fail(item, "Ce fichier est vide\u00a0: choisissez le bon fichier.");
       return;
     }
     input.disabled = true;
@@ -274,10 +346,10 @@
       })
       .then(function (answer) {
         if (answer.status === 400) {
-          throw new Error("Le contenu du fichier ne correspond pas à son type : enregistrez-le au bon format puis renvoyez-le.");
+          throw new Error("Le contenu du fichier ne correspond pas à son type\u00a0: enregistrez-le au bon format puis renvoyez-le.");
         }
         if (answer.status !== 200) { throw new Error(refusal(answer, doc)); }
-        announce("« " + doc.label + " » a bien été envoyé ; il est en cours de vérification.");
+        announce("«\u00a0" + doc.label + "\u00a0» a bien été envoyé\u202f; il est en cours de vérification.");
         load();
       })
       .catch(function (problem) {
@@ -289,12 +361,12 @@
 
   function refusal(answer, doc) {
     if (answer.status === 409 && doc && doc.status !== "approved") {
-      return "Cette pièce a déjà reçu beaucoup de fichiers : attendez que votre gestionnaire les vérifie.";
+      return "Cette pièce a déjà reçu beaucoup de fichiers\u00a0: attendez que votre gestionnaire les vérifie.";
     }
-    if (answer.status === 409) { return "Cette pièce est déjà validée : vous n'avez plus rien à envoyer."; }
+    if (answer.status === 409) { return "Cette pièce est déjà validée\u00a0: vous n’avez plus rien à envoyer."; }
     if (answer.status === 403) { return "Votre rôle ne permet pas de déposer cette pièce."; }
-    if (answer.status === 400) { return "Ce fichier n'est pas accepté pour cette pièce : vérifiez son type et sa taille."; }
-    return "L'envoi a échoué : vérifiez votre connexion puis réessayez.";
+    if (answer.status === 400) { return "Ce fichier n’est pas accepté pour cette pièce\u00a0: vérifiez son type et sa taille."; }
+    return "L’envoi a échoué\u00a0: vérifiez votre connexion puis réessayez.";
   }
 
   function upload(target, file, progress) {
@@ -312,11 +384,11 @@
           progress.value = 100;
           resolve();
         } else {
-          reject(new Error("L'envoi a été refusé : le lien d'envoi a peut-être expiré, choisissez à nouveau le fichier."));
+          reject(new Error("L’envoi a été refusé\u00a0: le lien d’envoi a peut-être expiré, choisissez à nouveau le fichier."));
         }
       });
       request.addEventListener("error", function () {
-        reject(new Error("L'envoi a échoué : vérifiez votre connexion puis réessayez."));
+        reject(new Error("L’envoi a échoué\u00a0: vérifiez votre connexion puis réessayez."));
       });
       request.send(form);
     });
@@ -331,12 +403,12 @@
     problem.hidden = true;
     call("POST", "portal/finish").then(function (answer) {
       if (answer.status === 200) {
-        announce("Merci : votre gestionnaire est prévenu.");
+        announce("Merci\u00a0: votre gestionnaire est prévenu.");
         load();
       } else {
         problem.textContent = answer.status === 409
-          ? "Il manque encore une pièce obligatoire : déposez-la puis réessayez."
-          : "Votre réponse n'a pas pu être enregistrée : réessayez dans un instant.";
+          ? "Il manque encore une pièce obligatoire\u00a0: déposez-la puis réessayez."
+          : "Votre réponse n’a pas pu être enregistrée\u00a0: réessayez dans un instant.";
         problem.hidden = false;
       }
     });
@@ -361,8 +433,8 @@
         } else {
           message.className = "error";
           message.textContent = answer.status === 409
-            ? "Une personne est déjà invitée pour ce rôle : demandez à votre gestionnaire de la remplacer."
-            : "L'invitation n'a pas pu être envoyée : vérifiez le nom et l'adresse email.";
+            ? "Une personne est déjà invitée pour ce rôle\u00a0: demandez à votre gestionnaire de la remplacer."
+            : "L’invitation n’a pas pu être envoyée\u00a0: vérifiez le nom et l’adresse email.";
         }
       });
   }

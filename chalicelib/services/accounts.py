@@ -6,14 +6,20 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from chalicelib.domain.accounts import Account
+from chalicelib.domain.accounts import Account, sniffed_logo
 from chalicelib.domain.communications import Communication, CommunicationKind, Recipient, communication_id
-from chalicelib.domain.errors import AccountNotFound
+from chalicelib.domain.errors import AccountNotFound, Unauthenticated
 from chalicelib.domain.ids import new_ulid
 from chalicelib.domain.legal import RegisteredMailChannel, identity_with
 from chalicelib.domain.plans import Plan, Trial
 from chalicelib.services.communications import RETRY_AFTER, DeliveryRequest
-from chalicelib.services.ports import AccountRepository, MessageQueue
+from chalicelib.services.ports import (
+    AccountRepository,
+    LogoStore,
+    MessageQueue,
+    PortalTokenRepository,
+    StoredLogo,
+)
 
 
 @dataclass(frozen=True)
@@ -83,14 +89,21 @@ def set_settings(
     registered_mail_channel: RegisteredMailChannel | None,
     accounts: AccountRepository,
     now: datetime,
+    changes: dict[str, Any] | None = None,
 ) -> Account:
-    """Change the settings sent, each optional; the partner switch needs its feature (402)."""
+    """Change the settings sent, each optional; the partner switch needs its feature (402). `changes`
+    holds the settings a null may clear (`brand_color`) and the others sent: present means sent."""
     account = get_account(account_id, accounts)
     changed = account
     if partner_communications_enabled is not None:
         changed = changed.with_partner_communications(partner_communications_enabled, now)
     if registered_mail_channel is not None:
         changed = replace(changed, registered_mail_channel=registered_mail_channel)
+    changes = changes or {}
+    if "brand_color" in changes:
+        changed = changed.with_brand_color(changes["brand_color"])
+    if "dossier_retention_days" in changes:
+        changed = changed.with_retention_days(changes["dossier_retention_days"])
     return account if changed == account else accounts.save(changed)
 
 
@@ -100,3 +113,38 @@ def start_trial(account_id: str, feature: str, accounts: AccountRepository, now:
     updated, trial = account.with_trial_started(feature, now)
     accounts.save(updated)
     return trial
+
+
+def set_logo(
+    account_id: str, data: bytes, content_type: str, accounts: AccountRepository, logos: LogoStore
+) -> StoredLogo:
+    """Replace the account's logo with a PNG or JPEG recognised by its first bytes (415, 400, 413), then
+    name its version on the account: a crash between the two leaves the old URL, which a retry mends."""
+    account = get_account(account_id, accounts)
+    stored = logos.put(account_id, sniffed_logo(data, content_type))
+    if account.logo_etag != stored.etag:
+        accounts.save(replace(account, logo_etag=stored.etag))
+    return stored
+
+
+@dataclass(frozen=True)
+class BrokerContact:
+    """What a dead portal link may still tell: whom to ask for a new one, nothing of the dossier."""
+
+    name: str
+    email: str
+    phone: str | None
+
+
+def broker_of_link(
+    token_hash: str, tokens: PortalTokenRepository, accounts: AccountRepository
+) -> BrokerContact:
+    """The public name and contact of the broker that minted a link, dead or alive; a link never
+    minted names nobody (401, as for any unknown credential)."""
+    account_id = tokens.account_of(token_hash)
+    account = accounts.get(account_id) if account_id else None
+    if account is None:
+        raise Unauthenticated("This link was never sent by a broker.")
+    return BrokerContact(
+        account.public_name, account.sender_email, account.legal.phone if account.legal else None
+    )

@@ -556,6 +556,11 @@ def portal_dossier(principal: PortalPrincipal, ctx: Context) -> Dossier:
     return found[0]
 
 
+def portal_broker(principal: PortalPrincipal, ctx: Context) -> Account:
+    """The broker a link holder deals with: the page shows its name, look, legal mentions and notice."""
+    return _account(principal.account_id, ctx)
+
+
 @dataclass(frozen=True)
 class StartedUpload:
     upload: Upload

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
-from chalicelib.domain.accounts import Account
+from chalicelib.domain.accounts import Account, Logo
 from chalicelib.domain.communications import Communication, CommunicationStatus, Recipient
 from chalicelib.domain.dunning import DunningPolicy
 from chalicelib.domain.identity import PortalPrincipal
@@ -31,6 +31,21 @@ class AccountRepository(Protocol):
     def save(self, account: Account) -> Account:
         """Write a changed account; raises StaleVersion if it changed since it was read."""
         ...
+
+
+@dataclass(frozen=True)
+class StoredLogo:
+    logo: Logo
+    etag: str
+    """Changes with the bytes: browsers revalidate a cached logo with it."""
+
+
+class LogoStore(Protocol):
+    def put(self, account_id: str, logo: Logo) -> StoredLogo:
+        """Store the account's logo, replacing any earlier one."""
+        ...
+
+    def get(self, account_id: str) -> StoredLogo | None: ...
 
 
 class DunningPolicyRepository(Protocol):
@@ -149,6 +164,10 @@ class PortalTokenRepository(Protocol):
 
     def find_active(self, token_hash: str, now: datetime) -> PortalPrincipal | None:
         """The principal of a live link (known, not revoked, not expired), else None."""
+        ...
+
+    def account_of(self, token_hash: str) -> str | None:
+        """The account a link was minted by, live or dead (revoked, expired), while its item exists."""
         ...
 
 

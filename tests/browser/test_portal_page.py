@@ -10,8 +10,10 @@ from __future__ import annotations
 import html
 import re
 import shutil
+import struct
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,32 @@ from tests.support import http_call, local_stack
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PDF = b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
+BROKER = "Cabinet Martin SAS"
+BRAND_COLOR = "#1F4E79"
+
+
+def _png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A plain-coloured PNG, written by hand: the broker's logo of the screenshots."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _put_logo(api: str, admin: str, png: bytes) -> int:
+    request = urllib.request.Request(f"{api}/account/logo", data=png, method="PUT")
+    request.add_header("Content-Type", "image/png")
+    request.add_header("Authorization", f"Bearer {admin}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return int(response.status)
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +76,15 @@ def rental(stack: LocalStack) -> dict[str, Any]:
     optional; may invite a Co-garant), invited by email."""
     api, admin = stack.api_url, stack.admin_token
     assert http_call(f"{api}/account/trials", "POST", admin, {"feature": "contributors"})[0] in (201, 409)
+    identity = {
+        "legal_name": BROKER,
+        "orias_number": "12345678",
+        "address": {"lines": ["12 rue de la Paix"], "postal_code": "75002", "city": "Paris"},
+        "phone": "01 23 45 67 89",
+    }
+    assert http_call(f"{api}/account/legal", "PATCH", admin, identity)[0] == 200
+    assert http_call(f"{api}/account/settings", "PATCH", admin, {"brand_color": BRAND_COLOR})[0] == 200
+    assert _put_logo(api, admin, _png(48, 48, (31, 78, 121))) == 200
     status, procedure = http_call(
         f"{api}/procedures", "POST", admin, {"name": "Demande de location", "main_role_name": "Locataire"}
     )
@@ -129,14 +166,30 @@ def test_a_guarantor_follows_his_invitation_uploads_finishes_and_his_old_link_th
     expect(portal.get_by_text("Pièce d'identité")).to_have_count(0)
     payslips = documents.filter(has_text="Bulletins de salaire")
     expect(payslips.locator(".badge")).to_have_text("À fournir")
-    expect(portal.get_by_role("button", name="J'ai terminé")).to_be_disabled()
+    expect(portal.get_by_role("button", name="J’ai terminé")).to_be_disabled()
+    # The broker, not Relais: its name and logo on a header of its colour, its legal mentions below.
+    expect(portal.locator("#brand")).to_have_text(BROKER)
+    expect(portal.get_by_role("img", name=f"Logo de {BROKER}")).to_be_visible()
+    assert portal.locator("#logo").evaluate("img => img.naturalWidth") == 48
+    assert portal.locator("#top").evaluate("h => getComputedStyle(h).backgroundColor") == "rgb(31, 78, 121)"
+    expect(portal.locator("#footer")).to_contain_text("ORIAS")
+    expect(portal.locator("#footer")).to_contain_text("12 rue de la Paix, 75002 Paris")
+    expect(portal.locator("#footer")).to_contain_text("Contact : cabinet@demo.relais.example")
+    assert "Relais" not in portal.locator("body").inner_text()
+    assert BROKER in portal.title()
+    # Whose documents, why, how long, which rights: and for a guarantor, whose dossier it is.
+    privacy = portal.locator("#privacy")
+    expect(privacy).to_contain_text(f"Responsable du traitement : {BROKER}")
+    expect(privacy).to_contain_text("Vous intervenez dans le dossier de Léa Martin.")
+    expect(privacy).to_contain_text("365 jours")
+    expect(privacy).to_contain_text("CNIL")
     portal.screenshot(path=str(ARTIFACTS / "portal-360.png"), full_page=True)
 
     # A wrong type is refused before anything is sent, in one sentence that says what to do.
     chooser = portal.get_by_label("Choisir le fichier « Bulletins de salaire »")
     chooser.set_input_files({"name": "photo.png", "mimeType": "image/png", "buffer": b"\x89PNG\r\n"})
     expect(payslips.locator(".upload-error")).to_have_text(
-        "Ce type de fichier n'est pas accepté : choisissez un fichier PDF."
+        "Ce type de fichier n’est pas accepté : choisissez un fichier PDF."
     )
     expect(payslips.locator(".badge")).to_have_text("À fournir")
 
@@ -157,15 +210,15 @@ def test_a_guarantor_follows_his_invitation_uploads_finishes_and_his_old_link_th
     )
     assert status == 200
     portal.reload()
-    expect(payslips.locator(".badge")).to_have_text("Refusé")
-    expect(payslips.locator(".review")).to_have_text("Refusé : Il manque le mois de février.")
+    expect(payslips.locator(".badge")).to_have_text("Refusée")
+    expect(payslips.locator(".review")).to_have_text("Refusée : Il manque le mois de février.")
     replace_file = portal.get_by_label("Envoyer un autre fichier pour « Bulletins de salaire »")
     replace_file.set_input_files({"name": "paie-fevrier.pdf", "mimeType": "application/pdf", "buffer": PDF})
     expect(payslips.locator(".badge")).to_have_text("En cours de vérification")
     expect(payslips.locator(".files")).to_contain_text("paie-fevrier.pdf")
 
     # The optional tax notice is not needed to finish.
-    finish = portal.get_by_role("button", name="J'ai terminé")
+    finish = portal.get_by_role("button", name="J’ai terminé")
     expect(finish).to_be_enabled()
     finish.focus()
     portal.keyboard.press("Enter")
@@ -175,10 +228,11 @@ def test_a_guarantor_follows_his_invitation_uploads_finishes_and_his_old_link_th
     expect(portal.locator("#invite-role option")).to_have_text(["Co-garant", "Notaire"])
     portal.get_by_label("Nom et prénom").fill("Anne Cogarant")
     portal.get_by_label("Adresse email").fill("anne@exemple.fr")
-    portal.get_by_role("button", name="Envoyer l'invitation").click()
+    portal.get_by_role("button", name="Envoyer l’invitation").click()
     expect(portal.locator("#invite-message")).to_have_text("Invitation envoyée à anne@exemple.fr.")
 
     portal.set_viewport_size({"width": 1280, "height": 900})
+    expect(portal.locator("#brand")).to_have_text(BROKER)
     portal.screenshot(path=str(ARTIFACTS / "portal-1280.png"), full_page=True)
     assert (ARTIFACTS / "portal-360.png").stat().st_size > 0
 
@@ -189,8 +243,12 @@ def test_a_guarantor_follows_his_invitation_uploads_finishes_and_his_old_link_th
     assert status == 202
     http_call(f"{stack.api_url}/_local/drain", "POST")
     portal.reload()
-    expect(portal.get_by_role("heading", name="Ce lien n'est plus valide")).to_be_visible()
+    expect(portal.get_by_role("heading", name="Ce lien n’est plus valide")).to_be_visible()
     expect(portal.get_by_text("Demandez un nouveau lien à votre gestionnaire.")).to_be_visible()
+    # The dead link still names the broker to ask, and nothing of the dossier.
+    expect(portal.locator("#invalid-contact")).to_contain_text(f"contactez {BROKER}")
+    expect(portal.locator("#invalid-contact")).to_contain_text("01 23 45 67 89")
+    expect(portal.get_by_text("LOC-2027-001")).to_have_count(0)
     context.close()
 
 
@@ -201,7 +259,35 @@ def test_a_link_without_a_token_or_with_a_forged_one_shows_the_invalid_link_page
     page = context.new_page()
     for url in (f"{stack.api_url}/p", f"{stack.api_url}/p#token=forged"):
         page.goto(url)
-        expect(page.get_by_role("heading", name="Ce lien n'est plus valide")).to_be_visible()
+        expect(page.get_by_role("heading", name="Ce lien n’est plus valide")).to_be_visible()
+        # A forged link names no broker.
+        expect(page.locator("#invalid-contact")).to_be_hidden()
+    context.close()
+
+
+def test_a_dossier_without_a_due_date_shows_no_deadline(
+    stack: LocalStack, browser: Browser, rental: dict[str, Any]
+) -> None:
+    status, dossier = http_call(
+        f"{stack.api_url}/dossiers",
+        "POST",
+        stack.admin_token,
+        {
+            "procedure_id": rental["dossier"]["procedure_id"],
+            "reference": "LOC-SANS-DATE",
+            "recipient": {"name": "Léa Martin", "email": "lea@exemple.fr"},
+        },
+    )
+    assert status == 201, dossier
+    context = browser.new_context(viewport={"width": 360, "height": 780}, locale="fr-FR")
+    page = context.new_page()
+    page.goto(dossier["portal_link"])
+    expect(page.get_by_role("heading", name="Dossier LOC-SANS-DATE")).to_be_visible()
+    expect(page.get_by_text("À déposer au plus tard le")).to_be_hidden()
+    expect(page.locator("#due-row")).to_be_hidden()
+    expect(page.locator("#me")).to_have_text("Léa Martin")
+    # The main recipient is not told whose dossier it is: it is hers.
+    expect(page.locator("#privacy-dossier-of")).to_be_hidden()
     context.close()
 
 
@@ -338,12 +424,12 @@ def test_the_portal_has_no_wcag_aa_violation_at_360_and_1280_px_in_any_state(
     assert status == 200
     page.set_viewport_size({"width": 1280, "height": 900})
     page.reload()
-    expect(payslips.locator(".badge")).to_have_text("Refusé")
+    expect(payslips.locator(".badge")).to_have_text("Refusée")
     assert _axe_violations(page) == []
 
     # Another link opened in the same tab changes only the fragment: the page follows it.
     page.goto(f"{stack.api_url}/p#token=forged")
-    expect(page.get_by_role("heading", name="Ce lien n'est plus valide")).to_be_visible()
+    expect(page.get_by_role("heading", name="Ce lien n’est plus valide")).to_be_visible()
     assert "#token=" not in page.url
     assert _axe_violations(page) == []
     context.close()
@@ -352,12 +438,12 @@ def test_the_portal_has_no_wcag_aa_violation_at_360_and_1280_px_in_any_state(
 def _focused(page: Page) -> str:
     """The focused element as a person hears it: its label, its own name, or its text."""
     name: str = page.evaluate(
-        """() => {
+        r"""() => {
             const el = document.activeElement;
             const label = el.labels && el.labels.length ? el.labels[0] : null;
             const title = label && (label.querySelector(".upload-title") || label);
             const name = el.getAttribute("aria-label") || (title && title.textContent) || el.textContent;
-            return (name || "").trim();
+            return (name || "").replace(/\s+/g, " ").trim();
         }"""
     )
     return name
@@ -387,7 +473,7 @@ def test_the_portal_is_worked_with_the_keyboard_alone_in_reading_order(
         "Rôle",
         "Nom et prénom",
         "Adresse email",
-        "Envoyer l'invitation",
+        "Envoyer l’invitation",
     ]
 
     # The focused file input shows its focus on the visible French button, and opens with the keyboard.
@@ -408,7 +494,7 @@ def test_the_portal_is_worked_with_the_keyboard_alone_in_reading_order(
         assert response.read() == PDF
     page.goto(link.split("#")[0])
 
-    finish = page.get_by_role("button", name="J'ai terminé")
+    finish = page.get_by_role("button", name="J’ai terminé")
     expect(finish).to_be_enabled()
     finish.focus()
     page.keyboard.press("Enter")

@@ -32,6 +32,8 @@ def test_a_new_account_shows_its_plan_features_and_no_trial(platform: Api) -> No
     assert account["settings"] == {
         "partner_communications_enabled": False,
         "registered_mail_channel": "manual",
+        "brand_color": None,
+        "dossier_retention_days": 365,
     }
     assert account["legal"] is None
     assert account["trials"] == {}

@@ -25,7 +25,13 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     out = tmp_path_factory.mktemp("generated")
     config = out / "config.yaml"
     # No post hooks: the generator's formatting step needs a ruff on PATH and changes no behaviour.
-    config.write_text(f"post_hooks: []\npackage_name_override: {PACKAGE}\n")
+    # The logo's image types are bytes to the generator, as application/octet-stream is.
+    config.write_text(
+        f"post_hooks: []\npackage_name_override: {PACKAGE}\n"
+        "content_type_overrides:\n"
+        "  image/png: application/octet-stream\n"
+        "  image/jpeg: application/octet-stream\n"
+    )
     ran = subprocess.run(
         [
             str(Path(sys.executable).with_name("openapi-python-client")),

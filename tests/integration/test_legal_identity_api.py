@@ -79,6 +79,8 @@ def test_the_registered_mail_channel_is_a_setting(platform: Api) -> None:
     assert changed.body["settings"] == {
         "partner_communications_enabled": True,
         "registered_mail_channel": "provider",
+        "brand_color": None,
+        "dossier_retention_days": 365,
     }
     assert admin.patch("/account/settings", {"registered_mail_channel": "pigeon"}).status == 400
 

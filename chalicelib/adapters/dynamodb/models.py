@@ -41,6 +41,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from pynamodb.attributes import (
+    BinaryAttribute,
     BooleanAttribute,
     JSONAttribute,
     NumberAttribute,
@@ -104,6 +105,18 @@ class AccountItem(_TableModel):
     version = VersionAttribute()
     legal = JSONAttribute(null=True)
     registered_mail_channel = UnicodeAttribute(null=True)
+    brand_color = UnicodeAttribute(null=True)
+    dossier_retention_days = NumberAttribute(null=True)
+    logo_etag = UnicodeAttribute(null=True)
+
+
+class LogoItem(_TableModel):
+    """An account's logo, an item of its own beside the account (`SK = LOGO`): at most 200 KB, it fits an
+    item, is read with one GetItem and needs no bucket permission for the API."""
+
+    content_type = UnicodeAttribute()
+    data = BinaryAttribute(legacy_encoding=False)
+    etag = UnicodeAttribute()
 
 
 class CommunicationItem(_TableModel):
@@ -322,6 +335,7 @@ class PortalTokenItem(_TableModel):
 
 MODELS: tuple[type[_TableModel], ...] = (
     AccountItem,
+    LogoItem,
     CommunicationItem,
     DunningPolicyItem,
     PartnerItem,

@@ -21,7 +21,7 @@ from chalicelib.adapters.dynamodb.models import (
     condition_failed,
     transactions,
 )
-from chalicelib.domain.accounts import Account
+from chalicelib.domain.accounts import DEFAULT_RETENTION_DAYS, Account
 from chalicelib.domain.clock import iso, parse_iso
 from chalicelib.domain.communications import (
     FINAL_STATUSES,
@@ -121,6 +121,9 @@ class DynamoAccountRepository:
             created_at=account.created_at,
             legal=identity_json(account.legal),
             registered_mail_channel=account.registered_mail_channel.value,
+            brand_color=account.brand_color,
+            dossier_retention_days=account.dossier_retention_days,
+            logo_etag=account.logo_etag,
         )
         if account.version:
             item.version = account.version
@@ -146,6 +149,9 @@ class DynamoAccountRepository:
             registered_mail_channel=RegisteredMailChannel(
                 item.registered_mail_channel or RegisteredMailChannel.MANUAL
             ),
+            brand_color=item.brand_color,
+            dossier_retention_days=int(item.dossier_retention_days or DEFAULT_RETENTION_DAYS),
+            logo_etag=item.logo_etag,
         )
 
 
@@ -497,6 +503,13 @@ class DynamoPortalTokenRepository:
             item.participant_id or "main",
             int(item.generation or 0),
         )
+
+    def account_of(self, token_hash: str) -> str | None:
+        try:
+            item = PortalTokenItem.get(f"PORTALTOKEN#{token_hash}", self._SK)
+        except DoesNotExist:
+            return None
+        return str(item.account_id)
 
     def revoke(self, token_hash: str) -> None:
         item = PortalTokenItem(f"PORTALTOKEN#{token_hash}", self._SK)
