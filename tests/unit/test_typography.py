@@ -67,19 +67,10 @@ def _portal_texts() -> list[str]:
     return texts
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the portal page (chalicelib/portal_page/) is another engineer's, being edited in parallel; "
-    "this turns green once its texts follow French typography",
-)
 def test_the_portal_pages_texts_follow_french_typography() -> None:
     assert [fault for text in _portal_texts() for fault in faults(text)] == []
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the portal page is another engineer's: its statuses agree with « pièce » once they edit it",
-)
 def test_the_portal_pages_statuses_agree_with_piece() -> None:
     script = (ROOT / "chalicelib/portal_page/portal.js").read_text(encoding="utf-8")
     assert '"Validée"' in script
