@@ -10,11 +10,10 @@ variables under `FOOTER_VARIABLE`, a name no template is offered, and are render
 from __future__ import annotations
 
 from chalicelib.domain.accounts import Account
+from chalicelib.domain.privacy import privacy_notice as dossier_privacy_notice
 
 FOOTER_VARIABLE = "footer"
 """The reserved variable holding the footer: paragraphs separated by a blank line, lines by a newline."""
-DEFAULT_RETENTION_DAYS = 365
-"""API.md "Privacy": completed or archived dossiers are erased this long after, unless the account says."""
 
 
 def sender_name(account: Account) -> str:
@@ -27,23 +26,13 @@ def legal_mentions(account: Account, with_mediator: bool = False) -> str:
     return "\n".join(account.legal.mentions(with_mediator=with_mediator)) if account.legal else ""
 
 
-def privacy_notice(account: Account, dossier_of: str | None = None) -> str:
-    """The privacy notice of a dossier email: controller and contact, purpose, retention, rights; for a
-    contributor (`dossier_of` names the main recipient), whose dossier it is."""
-    controller = sender_name(account)
-    contact = account.sender_email
-    if account.legal and account.legal.phone:
-        contact = f"{contact}, tél. {account.legal.phone}"
-    # The account setting of API.md "Privacy" is being added in parallel (issue 15, item 9): read it when
-    # the account has it, so the notice follows it without another change here.
-    retention = getattr(account, "dossier_retention_days", None) or DEFAULT_RETENTION_DAYS
-    whose = f" du dossier de {dossier_of}" if dossier_of else " de votre dossier"
+def privacy_notice(account: Account, procedure_name: str, dossier_of: str | None = None) -> str:
+    """The privacy notice of a dossier email: the very notice the portal page shows, as one paragraph."""
+    notice = dossier_privacy_notice(account, procedure_name, dossier_of)
+    whose = f"Ce dossier est celui de {dossier_of}. " if dossier_of else ""
     return (
-        f"Protection de vos données\u00a0: {controller} ({contact}) est responsable du traitement des "
-        f"pièces{whose}, collectées pour l’instruire. Elles sont conservées {retention}\u00a0jours après "
-        "la clôture du dossier, puis effacées. Vous pouvez demander l’accès à vos données, leur "
-        f"rectification ou leur effacement en écrivant à {account.sender_email}, et saisir la CNIL "
-        "(www.cnil.fr)."
+        f"Protection de vos données\u00a0: {notice.controller} ({notice.contact_email}) est responsable du "
+        f"traitement. {whose}{notice.purpose} {notice.retention} {notice.rights}"
     )
 
 

@@ -211,7 +211,9 @@ def _email(
     # A participant reads who collects his documents and why; the broker's own copy needs neither.
     notice = (
         footer(
-            privacy_notice(account, None if addressee == MAIN else dossier.recipient.name),
+            privacy_notice(
+                account, dossier.procedure.name, None if addressee == MAIN else dossier.recipient.name
+            ),
             legal_mentions(account),
         )
         if addressee is not None

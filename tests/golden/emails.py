@@ -74,7 +74,7 @@ def _dossier(kind: CommunicationKind, contributor: bool) -> dict[str, str]:
             "document.label": "Bulletins de salaire",
             "document.comment": "Le mois de janvier manque.",
         }
-    notice = privacy_notice(ACCOUNT, "Jean Dupont" if contributor else None)
+    notice = privacy_notice(ACCOUNT, "Demande de location", "Jean Dupont" if contributor else None)
     return variables | footer(notice, legal_mentions(ACCOUNT))
 
 

@@ -52,7 +52,11 @@ def test_every_rendered_golden_email_follows_french_typography() -> None:
 
 
 def test_the_footers_and_the_unsubscribe_sentence_follow_french_typography() -> None:
-    for text in (privacy_notice(ACCOUNT), privacy_notice(ACCOUNT, "Jean Dupont"), UNSUBSCRIBE_SENTENCE):
+    for text in (
+        privacy_notice(ACCOUNT, "Location"),
+        privacy_notice(ACCOUNT, "Location", "Jean Dupont"),
+        UNSUBSCRIBE_SENTENCE,
+    ):
         assert faults(text) == []
         assert "'" not in text
 

@@ -159,22 +159,24 @@ def test_an_expected_documents_due_date_is_offered_and_shown(kind: str) -> None:
 
 
 def test_a_dossier_email_names_the_controller_purpose_retention_and_rights() -> None:
-    notice = privacy_notice(ACCOUNT)
+    notice = privacy_notice(ACCOUNT, "Demande de location")
     for words in (
         "Cabinet Martin SAS",
         "contact@cabinet-martin.fr",
         "responsable du traitement",
-        "pour l’instruire",
+        "pour constituer le dossier «\u00a0Demande de location\u00a0»",
         "365\u00a0jours",
-        "l’accès",
-        "rectification",
-        "effacement",
+        "accéder",
+        "rectifier",
+        "effacer",
         "CNIL",
     ):
         assert words in notice
-    assert "de votre dossier" in notice
+    assert "celui de" not in notice
 
 
 def test_a_contributor_is_told_whose_dossier_it_is() -> None:
-    assert "du dossier de Jean Dupont" in privacy_notice(ACCOUNT, "Jean Dupont")
+    assert "Ce dossier est celui de Jean Dupont." in privacy_notice(
+        ACCOUNT, "Demande de location", "Jean Dupont"
+    )
     assert "Protection de vos données" in _email("contributor_invited--contributor")
