@@ -100,6 +100,8 @@ class Client:
     version: int = 0
     postal_address: PostalAddress | None = None
     """Where the formal notice's registered letter goes; without it the letter is blocked."""
+    marketing_consent: bool = False
+    """Agreed to hear about new business: mailings to the `projects` audience reach only such clients."""
 
     @property
     def party(self) -> Party:

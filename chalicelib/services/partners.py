@@ -115,6 +115,7 @@ def create_client(
     postal_address: PostalAddress | None,
     partners: PartnerRepository,
     now: datetime,
+    marketing_consent: bool = False,
 ) -> Client:
     if (
         preferred_apporteur_id
@@ -132,6 +133,7 @@ def create_client(
         block or Commissioning(),
         now,
         postal_address=postal_address,
+        marketing_consent=marketing_consent,
     )
     return partners.add(client)
 

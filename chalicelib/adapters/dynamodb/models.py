@@ -161,6 +161,7 @@ class PartnerItem(_TableModel):
     suspension_voided = BooleanAttribute(null=True)
     insurer = JSONAttribute(null=True)
     postal_address = JSONAttribute(null=True)
+    marketing_consent = BooleanAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute(null=True)
     version = VersionAttribute()

@@ -87,6 +87,7 @@ def _to_item(record: Record) -> PartnerItem:
         item.insurer = insurer_json(record.insurer)
     if isinstance(record, Client):
         item.postal_address = address_json(record.postal_address)
+        item.marketing_consent = record.marketing_consent or None
         item.preferred_apporteur_id = record.preferred_apporteur_id
         rule = block.communication_rule.value if record.preferred_apporteur_id else RULE_NONE
         item.gsi1_pk, item.gsi1_sk = _index_key(record.account_id, kind, "RULE", rule), record.id
@@ -138,6 +139,7 @@ def _from_item(item: PartnerItem) -> Record:
             item.created_at,
             version,
             address_from(item.postal_address),
+            bool(item.marketing_consent),
         )
     if kind is RecordKind.PRODUCT:
         return Product(
