@@ -10,11 +10,12 @@ from typing import Any, Protocol, TypeVar
 
 from chalicelib.domain.accounts import Account
 from chalicelib.domain.communications import Communication, CommunicationStatus, Recipient
+from chalicelib.domain.deliverability import Suppression
 from chalicelib.domain.dunning import DunningPolicy
 from chalicelib.domain.identity import PortalPrincipal
 from chalicelib.domain.legal import BrokerIdentity, PostalAddress
 from chalicelib.domain.partners import Apporteur, Client, Deal, Product, RecordKind
-from chalicelib.domain.unsubscribe import Addressee
+from chalicelib.domain.unsubscribe import Addressee, Unsubscription
 
 
 class AccountRepository(Protocol):
@@ -133,6 +134,14 @@ class SuppressionList(Protocol):
         """Which of these normalized addresses are suppressed."""
         ...
 
+    def entries(
+        self, account_id: str, limit: int, cursor: Cursor | None
+    ) -> tuple[list[Suppression], Cursor | None]: ...
+
+    def remove(self, account_id: str, digest: str) -> bool:
+        """Take the address of this hash off the list; False when it was not on it."""
+        ...
+
 
 class UnsubscriptionRepository(Protocol):
     def add(self, addressee: Addressee, at: datetime) -> bool:
@@ -141,6 +150,14 @@ class UnsubscriptionRepository(Protocol):
 
     def unsubscribed(self, account_id: str, parties: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which (party, id) pairs no longer receive the account's mailings."""
+        ...
+
+    def entries(
+        self, account_id: str, limit: int, cursor: Cursor | None
+    ) -> tuple[list[Unsubscription], Cursor | None]: ...
+
+    def remove(self, account_id: str, party: str, party_id: str) -> bool:
+        """The addressee receives the account's mailings again; False when it had not unsubscribed."""
         ...
 
 

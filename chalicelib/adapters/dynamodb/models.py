@@ -239,7 +239,9 @@ class DunningPolicyItem(_TableModel):
 
 
 class SuppressionItem(_TableModel):
-    address = UnicodeAttribute()
+    address_hash = UnicodeAttribute(null=True)
+    address = UnicodeAttribute(null=True)
+    """Only on items written before the addresses were hashed."""
     reason = UnicodeAttribute()
     communication_id = UnicodeAttribute(null=True)
     suppressed_at = UTCDateTimeAttribute()
