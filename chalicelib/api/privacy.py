@@ -12,6 +12,7 @@ from chalicelib.api.pagination import page, page_params
 from chalicelib.api.requests import staff_principal
 from chalicelib.api.routing import ApiBlueprint
 from chalicelib.domain.clock import iso
+from chalicelib.services import dossiers
 from chalicelib.services import privacy as service
 from chalicelib.wiring import container
 
@@ -74,4 +75,12 @@ def undo_unsubscription(unsubscription_id: str) -> Response:
     service.undo_unsubscription(
         account_id, unsubscription_id, services.unsubscriptions, subject, services.now()
     )
+    return Response(body="", status_code=204)
+
+
+@privacy.route("/dossiers/{dossier_id}", methods=["DELETE"], authorizer=staff_authorizer)
+def erase_dossier(dossier_id: str) -> Response:
+    account_id, subject = _admin()
+    services = container()
+    dossiers.erase_dossier(account_id, dossier_id, services.documents, services.dossier_context(), subject)
     return Response(body="", status_code=204)

@@ -55,6 +55,7 @@ from chalicelib.domain.identity import PortalPrincipal
 from chalicelib.domain.ids import new_ulid
 from chalicelib.domain.plans import Feature
 from chalicelib.domain.procedures import MAIN, Automation, Target, Trigger
+from chalicelib.observability import logger
 from chalicelib.services.communications import RETRY_AFTER, DeliveryRequest
 from chalicelib.services.messages import message_fields, message_time
 from chalicelib.services.portal_links import MintedLink, mint_link
@@ -78,6 +79,8 @@ class DossierRepository(Protocol):
         deadlines: tuple[tuple[str, datetime], ...] = (),
     ) -> int: ...
 
+    def erase(self, account_id: str, dossier_id: str, token_hashes: list[str]) -> None: ...
+
 
 class DeadlineRepository(Protocol):
     def fire(
@@ -97,6 +100,8 @@ class Documents(Protocol):
     def head(self, key: str) -> StoredObject | None: ...
 
     def presigned_get(self, key: str, filename: str, version: str | None) -> str: ...
+
+    def erase_prefix(self, prefix: str) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -452,6 +457,31 @@ def _participant_of_role(dossier: Dossier, role_id: str) -> str:
     return MAIN
 
 
+def dossier_prefix(account_id: str, dossier_id: str) -> str:
+    """Where the dossier's files are in the documents bucket."""
+    return f"accounts/{account_id}/dossiers/{dossier_id}/"
+
+
+def erase_dossier(account_id: str, dossier_id: str, files: Documents, ctx: Context, by: str) -> None:
+    """Erase a dossier (RGPD): every version of its files first, then its item, its scheduled deadlines
+    and its live portal links (revoked links keep no personal data and expire by TTL). Files first, so
+    that a failure half-way leaves the dossier visible and the erasure can be asked again. Its queued
+    emails are skipped and emptied by the worker, which finds the dossier gone."""
+    _, _, tokens = _load(account_id, dossier_id, ctx)
+    versions = files.erase_prefix(dossier_prefix(account_id, dossier_id))
+    ctx.dossiers.erase(account_id, dossier_id, [h for hashes in tokens.values() for h in hashes])
+    logger.info(
+        "account activity: dossier erased",
+        extra={
+            "account_id": account_id,
+            "dossier_id": dossier_id,
+            "file_versions": versions,
+            "by": by,
+            "at": ctx.now.isoformat(),
+        },
+    )
+
+
 def get_dossier(account_id: str, dossier_id: str, ctx: Context) -> Dossier:
     return _load(account_id, dossier_id, ctx)[0]
 
@@ -567,7 +597,7 @@ def start_upload(
     check_filename(filename)
     check_upload(requirement, content_type, size)
     upload_id = new_ulid()
-    key = f"accounts/{principal.account_id}/dossiers/{dossier.id}/documents/{document_id}/{upload_id}"
+    key = f"{dossier_prefix(principal.account_id, dossier.id)}documents/{document_id}/{upload_id}"
     upload = Upload(
         upload_id,
         document_id,

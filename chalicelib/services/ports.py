@@ -82,6 +82,10 @@ class CommunicationRepository(Protocol):
         nothing to send; raises DeliveryInFlight while another worker's claim is younger than `lease`."""
         ...
 
+    def forget(self, account_id: str, communication_id: str) -> None:
+        """Delete what the email would have said and to whom (its recipients, variables and template)."""
+        ...
+
     def settle(self, communication: Communication, expected: CommunicationStatus | None = None) -> bool:
         """Record a status and take it off the retry schedule; with `expected`, only from that status
         (False when it had moved on), and then a mailing's counts move with it."""

@@ -404,6 +404,15 @@ class DynamoDossierRepository:
             raise
         return version + 1
 
+    def erase(self, account_id: str, dossier_id: str, token_hashes: list[str]) -> None:
+        """Delete the dossier's partition (the dossier and its scheduled deadlines: one item per
+        automation, so a few Query pages at most) and its live portal tokens. Idempotent."""
+        with DossierItem.batch_write() as batch:
+            for item in DossierItem.query(_dossier_pk(account_id, dossier_id), page_size=100):
+                batch.delete(item)
+            for token_hash in token_hashes:
+                batch.delete(PortalTokenItem(f"PORTALTOKEN#{token_hash}", "PORTALTOKEN"))
+
     def list_dossiers(
         self, account_id: str, status: str | None, procedure_id: str | None, limit: int, cursor: Cursor | None
     ) -> tuple[list[Dossier], Cursor | None]:
