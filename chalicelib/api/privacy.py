@@ -84,3 +84,13 @@ def erase_dossier(dossier_id: str) -> Response:
     services = container()
     dossiers.erase_dossier(account_id, dossier_id, services.documents, services.dossier_context(), subject)
     return Response(body="", status_code=204)
+
+
+@privacy.route("/clients/{client_id}", methods=["DELETE"], authorizer=staff_authorizer)
+def erase_client(client_id: str) -> Response:
+    account_id, subject = _admin()
+    services = container()
+    service.erase_client(
+        account_id, client_id, services.partners, services.communications, subject, services.now()
+    )
+    return Response(body="", status_code=204)

@@ -156,6 +156,12 @@ class Deal:
         return self.commissioning.communication_rule.value if self.apporteur_id else RULE_NONE
 
 
+def dunning_underway(deal: Deal) -> bool:
+    """A contract whose unpaid installments have a step sent (a call, a reminder, the formal notice and its
+    letter) and that is not terminated: its client cannot be erased, the dunning needs him."""
+    return deal.kind is RecordKind.CONTRACT and deal.status != "terminated" and deal.dunning_stage != "none"
+
+
 @dataclass(frozen=True)
 class DealFilters:
     """What a list of clients or deals (and a mailing's audience) is filtered by; None: any."""

@@ -14,7 +14,7 @@ from chalicelib.domain.deliverability import Suppression
 from chalicelib.domain.dunning import DunningPolicy
 from chalicelib.domain.identity import PortalPrincipal
 from chalicelib.domain.legal import BrokerIdentity, PostalAddress
-from chalicelib.domain.partners import Apporteur, Client, Deal, Product, RecordKind
+from chalicelib.domain.partners import Apporteur, Client, Deal, DealFilters, Product, RecordKind
 from chalicelib.domain.unsubscribe import Addressee, Unsubscription
 
 
@@ -66,6 +66,12 @@ class PartnerRepository(Protocol):
         """Several records (and, when asked, the account) in one read; missing ones are left out."""
         ...
 
+    def filter_records(
+        self, account_id: str, kind: RecordKind, filters: DealFilters, limit: int, cursor: Cursor | None
+    ) -> tuple[list[PartnerRecord], Cursor | None]: ...
+
+    def remove(self, account_id: str, keys: Iterable[tuple[RecordKind, str]]) -> None: ...
+
 
 class CommunicationRepository(Protocol):
     def add(self, communication: Communication, retry_at: datetime) -> bool:
@@ -74,6 +80,10 @@ class CommunicationRepository(Protocol):
         ...
 
     def get(self, account_id: str, communication_id: str) -> Communication | None: ...
+
+    def client_history(
+        self, account_id: str, client_id: str, limit: int, cursor: Cursor | None
+    ) -> tuple[list[Communication], Cursor | None]: ...
 
     def claim(
         self, account_id: str, communication_id: str, now: datetime, lease: timedelta

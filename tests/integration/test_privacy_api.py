@@ -13,6 +13,7 @@ import pytest
 
 from chalicelib.adapters.dynamodb.models import SuppressionItem
 from chalicelib.domain.unsubscribe import Addressee
+from chalicelib.local.pumps import drain
 from chalicelib.local.stack import REGION
 from tests.support import Api, open_account, token
 
@@ -114,3 +115,48 @@ def test_only_an_account_administrator_sees_or_undoes_the_lists(platform: Api) -
     assert manager.get("/account/unsubscriptions").status == 403
     assert manager.call("DELETE", f"/account/suppressions/{_hash(BOUNCED)}").status == 403
     assert manager.call("DELETE", "/account/unsubscriptions/client_01X").status == 403
+
+
+def _created(api: Api, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    answer = api.post(path, body)
+    assert answer.status == 201, answer.body
+    return dict(answer.body)
+
+
+def test_an_admin_erases_a_client_his_projects_and_his_emails_content_and_keeps_his_contracts(
+    admin: tuple[Api, str],
+) -> None:
+    staff, _ = admin
+    jean = _created(
+        staff, "/clients", {"name": "Jean Dupont", "email": "jean@dupont.fr", "postal_address": None}
+    )
+    contract = _created(staff, "/contracts", {"client_id": jean["id"], "reference": "AUTO-2"})
+    project = _created(staff, "/projects", {"client_id": jean["id"], "reference": "PRJ-1"})
+    sent = staff.post(f"/clients/{jean['id']}/emails", {"subject": "Bonjour", "body": "Votre dossier."})
+    assert sent.status in (201, 202), sent.body
+    drain()
+    assert "jean@dupont.fr" in str(staff.get(f"/clients/{jean['id']}/communications").body)
+    assert staff.call("DELETE", f"/clients/{jean['id']}").status == 204
+    assert staff.get(f"/clients/{jean['id']}").status == 404
+    assert staff.get(f"/projects/{project['id']}").status == 404
+    kept = staff.get(f"/contracts/{contract['id']}")
+    assert (kept.status, kept.body["reference"]) == (200, "AUTO-2")
+    history = staff.get(f"/clients/{jean['id']}/communications")
+    assert "jean@dupont.fr" not in str(history.body)
+    assert staff.call("DELETE", f"/clients/{jean['id']}").status == 404
+
+
+def test_a_client_whose_contract_is_being_dunned_cannot_be_erased(platform: Api) -> None:
+    manager, account_id = open_account(platform)
+    staff = platform.as_(token("admin", account_id))
+    jean = _created(staff, "/clients", {"name": "Jean Dupont", "email": "jean@dupont.fr"})
+    contract = _created(staff, "/contracts", {"client_id": jean["id"], "reference": "AUTO-2"})
+    due = {"amount": {"amount": "84.20", "currency": "EUR"}, "due_date": "2027-03-01"}
+    assert staff.post(f"/contracts/{contract['id']}/installments", due).status == 201
+    staff.post("/_local/tick", {"time": "2027-02-14T08:00:00Z"})
+    assert staff.get(f"/contracts/{contract['id']}").body["dunning_stage"] != "none"
+    refused = staff.call("DELETE", f"/clients/{jean['id']}")
+    assert refused.status == 409
+    assert "AUTO-2" in refused.body["error"]["message"]
+    assert manager.call("DELETE", f"/clients/{jean['id']}").status == 403
+    assert staff.get(f"/clients/{jean['id']}").status == 200

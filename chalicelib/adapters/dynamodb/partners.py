@@ -274,6 +274,12 @@ class DynamoPartnerRepository:
         query = index.query(partition, filter_condition=condition, limit=limit, last_evaluated_key=cursor)
         return [_from_item(item) for item in query], query.last_evaluated_key
 
+    def remove(self, account_id: str, keys: Iterable[tuple[RecordKind, str]]) -> None:
+        """Delete these records (an erasure); idempotent."""
+        with PartnerItem.batch_write() as batch:
+            for kind, record_id in keys:
+                batch.delete(PartnerItem(_pk(account_id), _sk(kind, record_id)))
+
     def records(self, account_id: str, keys: Iterable[tuple[RecordKind, str]]) -> dict[str, Record]:
         """Up to 100 records by kind and id in one BatchGetItem, by id; missing ones are left out."""
         wanted = sorted({(_pk(account_id), _sk(kind, record_id)) for kind, record_id in keys})
