@@ -22,6 +22,8 @@ class Account:
     version: int = 0
     legal: BrokerIdentity | None = None
     registered_mail_channel: RegisteredMailChannel = RegisteredMailChannel.MANUAL
+    dossier_retention_days: int = 365
+    """How long a completed or archived dossier is kept before the tick erases it (RGPD)."""
 
     @property
     def entitlements(self) -> Entitlements:

@@ -63,6 +63,8 @@ from chalicelib.services.ports import AccountRepository, MessageQueue
 from chalicelib.services.procedures import ProcedureRepository, get_procedure
 
 ATTEMPTS = 3
+CLOSED = (DossierStatus.COMPLETED, DossierStatus.ARCHIVED)
+"""Dossiers the tick erases once the account's `dossier_retention_days` have passed."""
 
 
 class DossierRepository(Protocol):
@@ -77,6 +79,7 @@ class DossierRepository(Protocol):
         revoked: tuple[str, ...] = (),
         communications: tuple[tuple[Communication, datetime], ...] = (),
         deadlines: tuple[tuple[str, datetime], ...] = (),
+        erase_at: datetime | None = None,
     ) -> int: ...
 
     def erase(self, account_id: str, dossier_id: str, token_hashes: list[str]) -> None: ...
@@ -124,6 +127,8 @@ class Change:
     revoked: list[str] = field(default_factory=list)
     emails: list[Communication] = field(default_factory=list)
     deadlines: list[tuple[str, datetime]] = field(default_factory=list)
+    erase_at: datetime | None = None
+    """Set when the change completes or archives the dossier: the end of its retention."""
 
 
 def _load(account_id: str, dossier_id: str, ctx: Context) -> tuple[Dossier, int, dict[str, list[str]]]:
@@ -154,6 +159,7 @@ def _commit(change: Change, version: int, tokens: dict[str, list[str]], ctx: Con
         revoked=tuple(change.revoked),
         communications=tuple((email, ctx.now + RETRY_AFTER) for email in change.emails),
         deadlines=tuple(change.deadlines),
+        erase_at=change.erase_at,
     )
     ctx.queue.send_many(DeliveryRequest(e.account_id, e.id).to_message() for e in change.emails)
 
@@ -165,6 +171,9 @@ def _mutate(
     for attempt in range(ATTEMPTS):
         dossier, version, tokens = _load(account_id, dossier_id, ctx)
         change = apply(dossier, tokens)
+        if change.dossier.status in CLOSED and dossier.status not in CLOSED:
+            days = _account(account_id, ctx).dossier_retention_days
+            change.erase_at = ctx.now + timedelta(days=days)
         try:
             _commit(change, version, tokens, ctx)
         except StaleVersion:
@@ -480,6 +489,34 @@ def erase_dossier(account_id: str, dossier_id: str, files: Documents, ctx: Conte
             "at": ctx.now.isoformat(),
         },
     )
+
+
+ERASURE_MESSAGE = "dossier_erasure"
+
+
+@dataclass(frozen=True)
+class ErasureRequest:
+    """The tick's message: a closed dossier's retention has ended."""
+
+    account_id: str
+    dossier_id: str
+
+    def to_message(self) -> dict[str, Any]:
+        return {"type": ERASURE_MESSAGE, "account_id": self.account_id, "dossier_id": self.dossier_id}
+
+    @classmethod
+    def from_message(cls, body: dict[str, Any]) -> ErasureRequest:
+        return cls(str(body["account_id"]), str(body["dossier_id"]))
+
+
+def erase_expired(request: ErasureRequest, files: Documents, ctx: Context) -> bool:
+    """Erase a dossier whose retention ended; False when it is already gone (a redelivered message) or no
+    longer closed."""
+    found = ctx.dossiers.get(request.account_id, request.dossier_id)
+    if found is None or found[0].status not in CLOSED:
+        return False
+    erase_dossier(request.account_id, request.dossier_id, files, ctx, by="retention")
+    return True
 
 
 def get_dossier(account_id: str, dossier_id: str, ctx: Context) -> Dossier:

@@ -1049,3 +1049,32 @@ def test_an_admin_erases_a_dossier_with_every_version_of_its_files_its_links_and
         ExpressionAttributeValues={":pk": {"S": f"ACCOUNT#{account_id}#DOSSIER#{did}"}},
     )
     assert remaining["Items"] == []
+
+
+def test_a_completed_dossier_is_erased_by_the_tick_once_the_account_retention_has_passed(
+    platform: Api, anonymous: Api, aws: Any
+) -> None:
+    staff, account_id = _open(platform)
+    pid = _ok(staff.post("/procedures", {"name": "Adhésion", "main_role_name": "Adhérent"}))["id"]
+    doc = _ok(staff.post(f"/procedures/{pid}/documents", {"label": "Pièce d'identité"}))["id"]
+    dossier = _ok(
+        staff.post(
+            "/dossiers",
+            {"procedure_id": pid, "recipient": {"name": "Léa Martin", "email": "lea@exemple.fr"}},
+        )
+    )
+    _upload(_portal(anonymous, dossier["portal_link"]), aws, doc, PDF)
+    approved = staff.post(f"/dossiers/{dossier['id']}/documents/{doc}/review", {"decision": "approve"})
+    assert approved.status == 200, approved.body
+    assert staff.get(f"/dossiers/{dossier['id']}").body["status"] == "completed"
+    drain()
+    completed_on = aws.now()
+    prefix = f"accounts/{account_id}/dossiers/{dossier['id']}/"
+    s3, bucket = aws.client("s3"), aws.settings.documents_bucket
+    staff.post("/_local/tick", {"time": (completed_on + timedelta(days=364)).isoformat()})
+    drain()
+    assert staff.get(f"/dossiers/{dossier['id']}").status == 200
+    staff.post("/_local/tick", {"time": (completed_on + timedelta(days=366)).isoformat()})
+    drain()
+    assert staff.get(f"/dossiers/{dossier['id']}").status == 404
+    assert s3.list_object_versions(Bucket=bucket, Prefix=prefix).get("Versions", []) == []

@@ -12,7 +12,7 @@ from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamodb.cursors import check_cursor
-from chalicelib.adapters.dynamodb.deadlines import deadline_item
+from chalicelib.adapters.dynamodb.deadlines import deadline_item, erasure_item
 from chalicelib.adapters.dynamodb.models import (
     CommunicationItem,
     DossierItem,
@@ -359,6 +359,7 @@ class DynamoDossierRepository:
         revoked: tuple[str, ...] = (),
         communications: tuple[tuple[Communication, datetime], ...] = (),
         deadlines: tuple[tuple[str, datetime], ...] = (),
+        erase_at: datetime | None = None,
     ) -> int:
         """Write the dossier at `version` (0: a new one) with the tokens it mints and revokes and the
         emails it queues, in one TransactWriteItems. StaleVersion when the dossier changed meanwhile."""
@@ -393,6 +394,8 @@ class DynamoDossierRepository:
                     )
                 for automation_id, at in deadlines:
                     transaction.save(deadline_item(dossier.account_id, dossier.id, automation_id, at))
+                if erase_at is not None:
+                    transaction.save(erasure_item(dossier.account_id, dossier.id, erase_at))
                 for communication, retry_at in communications:
                     transaction.save(
                         communication_item(communication, retry_at),

@@ -104,6 +104,7 @@ class AccountItem(_TableModel):
     version = VersionAttribute()
     legal = JSONAttribute(null=True)
     registered_mail_channel = UnicodeAttribute(null=True)
+    dossier_retention_days = NumberAttribute(null=True)
 
 
 class CommunicationItem(_TableModel):

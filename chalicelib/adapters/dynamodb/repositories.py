@@ -121,6 +121,7 @@ class DynamoAccountRepository:
             created_at=account.created_at,
             legal=identity_json(account.legal),
             registered_mail_channel=account.registered_mail_channel.value,
+            dossier_retention_days=account.dossier_retention_days,
         )
         if account.version:
             item.version = account.version
@@ -146,6 +147,7 @@ class DynamoAccountRepository:
             registered_mail_channel=RegisteredMailChannel(
                 item.registered_mail_channel or RegisteredMailChannel.MANUAL
             ),
+            dossier_retention_days=int(item.dossier_retention_days or 365),
         )
 
 
