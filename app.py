@@ -20,6 +20,7 @@ from chalicelib.api.middleware import http_middleware
 from chalicelib.api.partners import partners
 from chalicelib.api.portal import portal
 from chalicelib.api.portal_page import portal_page
+from chalicelib.api.privacy import privacy
 from chalicelib.api.unsubscribe import unsubscribe
 from chalicelib.config import BULK_QUEUE, COMMUNICATIONS_QUEUE, SES_EVENTS_QUEUE
 
@@ -37,6 +38,7 @@ app.register_blueprint(collection)
 app.register_blueprint(portal)
 app.register_blueprint(portal_page)
 app.register_blueprint(unsubscribe)
+app.register_blueprint(privacy)
 
 if os.environ.get("RELAIS_STAGE") == "local":
     from chalicelib.api.local import local

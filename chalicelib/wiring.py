@@ -221,7 +221,10 @@ class Container:
     @cached_property
     def portal_links(self) -> PortalLinkMinter:
         return PortalLinkMinter(
-            self.portal_tokens, portal_page_url(self.settings), self.settings.portal_token_days
+            self.portal_tokens,
+            portal_page_url(self.settings),
+            self.settings.portal_token_days,
+            self.dossiers,
         )
 
     @cached_property

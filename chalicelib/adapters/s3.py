@@ -64,6 +64,27 @@ class S3Documents:
         version = answer.get("VersionId")
         return StoredObject(size, bytes(answer["Body"].read()), str(version) if version else None)
 
+    def erase_prefix(self, prefix: str) -> int:
+        """Delete every version (and delete marker) of every object under `prefix`: the bucket is
+        versioned, so deleting the current objects alone would keep the files. One page of at most
+        1,000 versions a call, each deleted in one DeleteObjects; returns how many versions went."""
+        erased = 0
+        marker: dict[str, str] = {}
+        while True:
+            listed = self._client.list_object_versions(
+                Bucket=self._bucket, Prefix=prefix, MaxKeys=1000, **marker
+            )
+            versions = [
+                {"Key": v["Key"], "VersionId": v["VersionId"]}
+                for v in (*listed.get("Versions", []), *listed.get("DeleteMarkers", []))
+            ]
+            if versions:
+                self._client.delete_objects(Bucket=self._bucket, Delete={"Objects": versions, "Quiet": True})
+                erased += len(versions)
+            if not listed.get("IsTruncated"):
+                return erased
+            marker = {"KeyMarker": listed["NextKeyMarker"], "VersionIdMarker": listed["NextVersionIdMarker"]}
+
     def put_letter(self, key: str, pdf: bytes) -> None:
         """Store a prepared letter: private (the bucket blocks public access), encrypted at rest. Keys and
         bytes are deterministic, so storing the same letter twice leaves one object."""

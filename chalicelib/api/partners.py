@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from chalice.app import Response
-from pydantic import AfterValidator, Field, StrictInt, StrictStr
+from pydantic import AfterValidator, Field, StrictBool, StrictInt, StrictStr
 
 from chalicelib.api.authorizers import staff_authorizer
 from chalicelib.api.legal import InsurerBody, PostalAddressBody, address_view, insurer_view
@@ -89,12 +89,14 @@ class ClientBody(ApporteurBody):
     nullable = frozenset({"email", "preferred_apporteur_id", "postal_address"})
     preferred_apporteur_id: RecordId | None = None
     postal_address: PostalAddressBody | None = None
+    marketing_consent: StrictBool = False
 
 
 class ClientPatch(ApporteurPatch):
     nullable = frozenset({"email", "preferred_apporteur_id", "postal_address"})
     preferred_apporteur_id: RecordId | None = None
     postal_address: PostalAddressBody | None = None
+    marketing_consent: StrictBool | None = None
 
 
 class ProductBody(StrictBody):
@@ -196,6 +198,7 @@ def record_view(
         if isinstance(record, Client):
             view["preferred_apporteur_id"] = record.preferred_apporteur_id
             view["postal_address"] = address_view(record.postal_address)
+            view["marketing_consent"] = record.marketing_consent
         if isinstance(record, Product):
             view["insurer"] = insurer_view(record.insurer)
         view["commissioning"] = commissioning_view(record.commissioning)
@@ -275,6 +278,7 @@ def _create_party(collection: str) -> Response:
             address,
             services.partners,
             _now(),
+            marketing_consent=body.marketing_consent,
         )
     else:
         insurer = body.insurer.insurer() if body.insurer else None

@@ -8,6 +8,7 @@ account's suppression list; a transient bounce (mailbox full, greylisting) only 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,22 @@ from chalicelib.domain.clock import parse_iso
 from chalicelib.domain.communications import CommunicationStatus
 from chalicelib.domain.communications import normalize_address as normalize_address  # callers import it here
 from chalicelib.domain.errors import InvalidInput
+
+
+def address_hash(address: str) -> str:
+    """What the suppression list keeps of an address (RGPD: no address at rest): the SHA-256 of its
+    normalized form, enough to recognise the address again when writing to it, and to name the record."""
+    return hashlib.sha256(normalize_address(address).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """An entry of the suppression list as an admin sees it: the address only as its hash."""
+
+    address_hash: str
+    reason: str
+    communication_id: str | None
+    suppressed_at: datetime
 
 
 class FeedbackKind(StrEnum):

@@ -24,6 +24,8 @@ from chalicelib.domain.templates import KIND_VARIABLES
 PAGE_SIZE = 50
 """Entities per fan-out page: a page's emails and its marker fit one TransactWriteItems (100 actions)."""
 
+NO_MARKETING_CONSENT = "the client has not agreed to receive marketing (marketing_consent is false)"
+
 
 class AudienceEntity(StrEnum):
     CLIENTS = "clients"
@@ -54,6 +56,13 @@ class Audience:
     product_id: str | None = None
     status: str | None = None
     ids: tuple[str, ...] | None = None
+
+    def consent_refusal(self, marketing_consent: bool) -> str | None:
+        """Why an entity's email is skipped for want of consent: prospects (the `projects` audience) hear of
+        new business only if their client agreed (RGPD); existing clients unless they unsubscribed."""
+        if self.entity is AudienceEntity.PROJECTS and not marketing_consent:
+            return NO_MARKETING_CONSENT
+        return None
 
     def check(self) -> None:
         """Refuse filters the entity does not have, with every issue at once; more than 10,000 distinct

@@ -100,6 +100,8 @@ class Client:
     version: int = 0
     postal_address: PostalAddress | None = None
     """Where the formal notice's registered letter goes; without it the letter is blocked."""
+    marketing_consent: bool = False
+    """Agreed to hear about new business: mailings to the `projects` audience reach only such clients."""
 
     @property
     def party(self) -> Party:
@@ -152,6 +154,12 @@ class Deal:
     def rule_filter(self) -> str:
         """What `?communication_rule=` matches: the rule when an apporteur is set, else `none`."""
         return self.commissioning.communication_rule.value if self.apporteur_id else RULE_NONE
+
+
+def dunning_underway(deal: Deal) -> bool:
+    """A contract whose unpaid installments have a step sent (a call, a reminder, the formal notice and its
+    letter) and that is not terminated: its client cannot be erased, the dunning needs him."""
+    return deal.kind is RecordKind.CONTRACT and deal.status != "terminated" and deal.dunning_stage != "none"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
+from datetime import datetime
 
 from chalicelib.domain.errors import FieldIssue, InvalidInput
 
@@ -25,6 +26,25 @@ class Addressee:
     account_id: str
     party: str
     party_id: str
+
+
+@dataclass(frozen=True)
+class Unsubscription:
+    """An addressee who left the account's mailings; `id` names it in the API (`<party>_<party id>`)."""
+
+    party: str
+    party_id: str
+    unsubscribed_at: datetime
+
+    @property
+    def id(self) -> str:
+        return f"{self.party}_{self.party_id}"
+
+
+def parse_unsubscription_id(text: str) -> tuple[str, str] | None:
+    """The (party, id) an unsubscription id names, or None when it names none."""
+    party, sep, party_id = text.partition("_")
+    return (party, party_id) if sep and party in PARTIES and party_id else None
 
 
 def _encode(raw: bytes) -> str:

@@ -22,7 +22,14 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalicelib.domain.dunning import DunningPolicy
 from chalicelib.observability import logger
 from chalicelib.services.communications import DeliveryRequest, deliver
-from chalicelib.services.dossiers import DEADLINE_MESSAGE, DeadlineRequest, fire_deadline
+from chalicelib.services.dossiers import (
+    DEADLINE_MESSAGE,
+    ERASURE_MESSAGE,
+    DeadlineRequest,
+    ErasureRequest,
+    erase_expired,
+    fire_deadline,
+)
 from chalicelib.services.dunning import STEP_MESSAGE, StepRequest, run_step
 from chalicelib.wiring import container
 
@@ -47,6 +54,10 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         elif kind == DEADLINE_MESSAGE:
             fire_deadline(
                 DeadlineRequest.from_message(message), services.deadlines, services.dossier_context()
+            )
+        elif kind == ERASURE_MESSAGE:
+            erase_expired(
+                ErasureRequest.from_message(message), services.documents, services.dossier_context()
             )
         elif kind is None:
             deliver(

@@ -38,11 +38,16 @@ RETRY_AFTER = timedelta(minutes=5)
 
 
 class PortalLinks(Protocol):
-    def link_for(self, account_id: str, participant: str, now: datetime) -> str: ...
+    def link_for(self, account_id: str, participant: str, now: datetime) -> str | None:
+        """A fresh portal link, or None when the dossier was erased."""
+        ...
 
 
 class UnsubscribeLinks(Protocol):
     def link_for(self, account_id: str, party: str, party_id: str) -> str: ...
+
+
+DOSSIER_ERASED = "the dossier was erased before the email left (RGPD); its content was deleted"
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,9 @@ def deliver(
     if communication.portal_participant and links is not None:
         # A fresh link per email, minted now: no secret ever waits in the table.
         link = links.link_for(communication.account_id, communication.portal_participant, now)
+        if link is None:
+            repository.forget(communication.account_id, communication.id)
+            return _settle(repository, replace(communication, subject=None).skipped(DOSSIER_ERASED), log_keys)
         variables = {**variables, "dossier.portal_link": link}
     try:
         rendered = render_kind(communication.kind, variables, communication.template)

@@ -56,6 +56,7 @@ from chalicelib.domain.identity import PortalPrincipal
 from chalicelib.domain.ids import new_ulid
 from chalicelib.domain.plans import Feature
 from chalicelib.domain.procedures import MAIN, Automation, Target, Trigger
+from chalicelib.observability import logger
 from chalicelib.services.communications import RETRY_AFTER, DeliveryRequest
 from chalicelib.services.messages import message_fields, message_time
 from chalicelib.services.portal_links import MintedLink, mint_link
@@ -63,6 +64,8 @@ from chalicelib.services.ports import AccountRepository, MessageQueue
 from chalicelib.services.procedures import ProcedureRepository, get_procedure
 
 ATTEMPTS = 3
+CLOSED = (DossierStatus.COMPLETED, DossierStatus.ARCHIVED)
+"""Dossiers the tick erases once the account's `dossier_retention_days` have passed."""
 
 
 class DossierRepository(Protocol):
@@ -77,7 +80,10 @@ class DossierRepository(Protocol):
         revoked: tuple[str, ...] = (),
         communications: tuple[tuple[Communication, datetime], ...] = (),
         deadlines: tuple[tuple[str, datetime], ...] = (),
+        erase_at: datetime | None = None,
     ) -> int: ...
+
+    def erase(self, account_id: str, dossier_id: str, token_hashes: list[str]) -> None: ...
 
 
 class DeadlineRepository(Protocol):
@@ -98,6 +104,8 @@ class Documents(Protocol):
     def head(self, key: str) -> StoredObject | None: ...
 
     def presigned_get(self, key: str, filename: str, version: str | None) -> str: ...
+
+    def erase_prefix(self, prefix: str) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -120,6 +128,8 @@ class Change:
     revoked: list[str] = field(default_factory=list)
     emails: list[Communication] = field(default_factory=list)
     deadlines: list[tuple[str, datetime]] = field(default_factory=list)
+    erase_at: datetime | None = None
+    """Set when the change completes or archives the dossier: the end of its retention."""
 
 
 def _load(account_id: str, dossier_id: str, ctx: Context) -> tuple[Dossier, int, dict[str, list[str]]]:
@@ -150,6 +160,7 @@ def _commit(change: Change, version: int, tokens: dict[str, list[str]], ctx: Con
         revoked=tuple(change.revoked),
         communications=tuple((email, ctx.now + RETRY_AFTER) for email in change.emails),
         deadlines=tuple(change.deadlines),
+        erase_at=change.erase_at,
     )
     ctx.queue.send_many(DeliveryRequest(e.account_id, e.id).to_message() for e in change.emails)
 
@@ -161,6 +172,9 @@ def _mutate(
     for attempt in range(ATTEMPTS):
         dossier, version, tokens = _load(account_id, dossier_id, ctx)
         change = apply(dossier, tokens)
+        if change.dossier.status in CLOSED and dossier.status not in CLOSED:
+            days = _account(account_id, ctx).dossier_retention_days
+            change.erase_at = ctx.now + timedelta(days=days)
         try:
             _commit(change, version, tokens, ctx)
         except StaleVersion:
@@ -466,6 +480,59 @@ def _participant_of_role(dossier: Dossier, role_id: str) -> str:
     return MAIN
 
 
+def dossier_prefix(account_id: str, dossier_id: str) -> str:
+    """Where the dossier's files are in the documents bucket."""
+    return f"accounts/{account_id}/dossiers/{dossier_id}/"
+
+
+def erase_dossier(account_id: str, dossier_id: str, files: Documents, ctx: Context, by: str) -> None:
+    """Erase a dossier (RGPD): every version of its files first, then its item, its scheduled deadlines
+    and its live portal links (revoked links keep no personal data and expire by TTL). Files first, so
+    that a failure half-way leaves the dossier visible and the erasure can be asked again. Its queued
+    emails are skipped and emptied by the worker, which finds the dossier gone."""
+    _, _, tokens = _load(account_id, dossier_id, ctx)
+    versions = files.erase_prefix(dossier_prefix(account_id, dossier_id))
+    ctx.dossiers.erase(account_id, dossier_id, [h for hashes in tokens.values() for h in hashes])
+    logger.info(
+        "account activity: dossier erased",
+        extra={
+            "account_id": account_id,
+            "dossier_id": dossier_id,
+            "file_versions": versions,
+            "by": by,
+            "at": ctx.now.isoformat(),
+        },
+    )
+
+
+ERASURE_MESSAGE = "dossier_erasure"
+
+
+@dataclass(frozen=True)
+class ErasureRequest:
+    """The tick's message: a closed dossier's retention has ended."""
+
+    account_id: str
+    dossier_id: str
+
+    def to_message(self) -> dict[str, Any]:
+        return {"type": ERASURE_MESSAGE, "account_id": self.account_id, "dossier_id": self.dossier_id}
+
+    @classmethod
+    def from_message(cls, body: dict[str, Any]) -> ErasureRequest:
+        return cls(str(body["account_id"]), str(body["dossier_id"]))
+
+
+def erase_expired(request: ErasureRequest, files: Documents, ctx: Context) -> bool:
+    """Erase a dossier whose retention ended; False when it is already gone (a redelivered message) or no
+    longer closed."""
+    found = ctx.dossiers.get(request.account_id, request.dossier_id)
+    if found is None or found[0].status not in CLOSED:
+        return False
+    erase_dossier(request.account_id, request.dossier_id, files, ctx, by="retention")
+    return True
+
+
 def get_dossier(account_id: str, dossier_id: str, ctx: Context) -> Dossier:
     return _load(account_id, dossier_id, ctx)[0]
 
@@ -586,7 +653,7 @@ def start_upload(
     check_filename(filename)
     check_upload(requirement, content_type, size)
     upload_id = new_ulid()
-    key = f"accounts/{principal.account_id}/dossiers/{dossier.id}/documents/{document_id}/{upload_id}"
+    key = f"{dossier_prefix(principal.account_id, dossier.id)}documents/{document_id}/{upload_id}"
     upload = Upload(
         upload_id,
         document_id,

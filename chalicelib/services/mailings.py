@@ -350,6 +350,7 @@ def fan_out_page(
         addressed, _opted_out(page.account_id, addressed, unsubscriptions, suppressions), strict=True
     ):
         communication = _communication(account, mailing, entity, resolution, now)
+        reason = audience.consent_refusal(entity.client.marketing_consent) or reason
         if reason is not None:
             communication = communication.skipped(reason)
             skipped += 1

@@ -116,6 +116,7 @@ def create_client(
     postal_address: PostalAddress | None,
     partners: PartnerRepository,
     now: datetime,
+    marketing_consent: bool = False,
 ) -> Client:
     if (
         preferred_apporteur_id
@@ -133,6 +134,7 @@ def create_client(
         block or Commissioning(),
         now,
         postal_address=postal_address,
+        marketing_consent=marketing_consent,
     )
     return partners.add(client)
 

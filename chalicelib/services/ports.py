@@ -10,11 +10,12 @@ from typing import Any, Protocol, TypeVar
 
 from chalicelib.domain.accounts import Account, Logo
 from chalicelib.domain.communications import Communication, CommunicationStatus, Recipient
+from chalicelib.domain.deliverability import Suppression
 from chalicelib.domain.dunning import DunningPolicy
 from chalicelib.domain.identity import PortalPrincipal
 from chalicelib.domain.legal import BrokerIdentity, PostalAddress
-from chalicelib.domain.partners import Apporteur, Client, Deal, Product, RecordKind
-from chalicelib.domain.unsubscribe import Addressee
+from chalicelib.domain.partners import Apporteur, Client, Deal, DealFilters, Product, RecordKind
+from chalicelib.domain.unsubscribe import Addressee, Unsubscription
 
 
 class AccountRepository(Protocol):
@@ -80,6 +81,12 @@ class PartnerRepository(Protocol):
         """Several records (and, when asked, the account) in one read; missing ones are left out."""
         ...
 
+    def filter_records(
+        self, account_id: str, kind: RecordKind, filters: DealFilters, limit: int, cursor: Cursor | None
+    ) -> tuple[list[PartnerRecord], Cursor | None]: ...
+
+    def remove(self, account_id: str, keys: Iterable[tuple[RecordKind, str]]) -> None: ...
+
 
 class CommunicationRepository(Protocol):
     def add(self, communication: Communication, retry_at: datetime) -> bool:
@@ -89,11 +96,19 @@ class CommunicationRepository(Protocol):
 
     def get(self, account_id: str, communication_id: str) -> Communication | None: ...
 
+    def client_history(
+        self, account_id: str, client_id: str, limit: int, cursor: Cursor | None
+    ) -> tuple[list[Communication], Cursor | None]: ...
+
     def claim(
         self, account_id: str, communication_id: str, now: datetime, lease: timedelta
     ) -> Communication | None:
         """Take a queued communication for sending (status `sending`) and return it; None when there is
         nothing to send; raises DeliveryInFlight while another worker's claim is younger than `lease`."""
+        ...
+
+    def forget(self, account_id: str, communication_id: str) -> None:
+        """Delete what the email would have said and to whom (its recipients, variables and template)."""
         ...
 
     def settle(self, communication: Communication, expected: CommunicationStatus | None = None) -> bool:
@@ -148,6 +163,14 @@ class SuppressionList(Protocol):
         """Which of these normalized addresses are suppressed."""
         ...
 
+    def entries(
+        self, account_id: str, limit: int, cursor: Cursor | None
+    ) -> tuple[list[Suppression], Cursor | None]: ...
+
+    def remove(self, account_id: str, digest: str) -> bool:
+        """Take the address of this hash off the list; False when it was not on it."""
+        ...
+
 
 class UnsubscriptionRepository(Protocol):
     def add(self, addressee: Addressee, at: datetime) -> bool:
@@ -156,6 +179,14 @@ class UnsubscriptionRepository(Protocol):
 
     def unsubscribed(self, account_id: str, parties: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which (party, id) pairs no longer receive the account's mailings."""
+        ...
+
+    def entries(
+        self, account_id: str, limit: int, cursor: Cursor | None
+    ) -> tuple[list[Unsubscription], Cursor | None]: ...
+
+    def remove(self, account_id: str, party: str, party_id: str) -> bool:
+        """The addressee receives the account's mailings again; False when it had not unsubscribed."""
         ...
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.services.bulk import ResumeRequest
-from chalicelib.services.dossiers import DeadlineRequest
+from chalicelib.services.dossiers import DeadlineRequest, ErasureRequest
 from chalicelib.services.dunning import StepRequest
 from chalicelib.services.ports import DueSteps, MessageQueue, ScheduledKey
 
@@ -43,4 +43,6 @@ _STALLING = ("JOB", "MAILING")
 def _message(key: ScheduledKey, now: datetime) -> dict[str, Any]:
     if key.kind == "DEADLINE":
         return DeadlineRequest(key.account_id, key.parent_id, key.thing_id, now).to_message()
+    if key.kind == "ERASE":
+        return ErasureRequest(key.account_id, key.parent_id).to_message()
     return StepRequest(key.account_id, key.parent_id, key.kind, key.thing_id, now).to_message()

@@ -1032,3 +1032,63 @@ def test_a_document_whose_only_file_was_refused_by_the_check_cannot_be_approved(
     assert (refused.status, refused.body["error"]["code"]) == (409, "conflict")
     assert _upload(locataire, aws, doc, PDF)[0].status == 200
     assert staff.post(f"/dossiers/{did}/documents/{doc}/review", approve).status == 200
+
+
+def test_an_admin_erases_a_dossier_with_every_version_of_its_files_its_links_and_its_queued_emails(
+    rental: dict[str, Any], anonymous: Api, aws: Any
+) -> None:
+    staff, did, account_id = rental["staff"], rental["dossier"]["id"], rental["account_id"]
+    locataire = _portal(anonymous, rental["dossier"]["portal_link"])
+    garant = _portal(anonymous, rental["garant_c"]["portal_link"])
+    done, _ = _upload(locataire, aws, rental["docs"]["identite"]["id"], PDF)
+    assert done.status == 200
+    s3, bucket = aws.client("s3"), aws.settings.documents_bucket
+    prefix = f"accounts/{account_id}/dossiers/{did}/"
+    key = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"][0]["Key"]
+    s3.put_object(Bucket=bucket, Key=key, Body=PDF + b"%second version")
+    s3.delete_object(Bucket=bucket, Key=key)  # a delete marker: the versions are still there
+    admin = rental["platform"].as_(token("admin", account_id))
+    assert staff.call("DELETE", f"/dossiers/{did}").status == 403
+    assert admin.call("DELETE", f"/dossiers/{did}").status == 204
+    assert staff.get(f"/dossiers/{did}").status == 404
+    assert (locataire.get("/portal").status, garant.get("/portal").status) == (401, 401)
+    listed = s3.list_object_versions(Bucket=bucket, Prefix=prefix)
+    assert (listed.get("Versions", []), listed.get("DeleteMarkers", [])) == ([], [])
+    drain()  # the garant's invitation was queued before the erasure: skipped, emptied, never sent
+    assert [m for m in sent_messages(REGION) if m["kind"] == "contributor_invited"] == []
+    assert admin.call("DELETE", f"/dossiers/{did}").status == 404
+    remaining = aws.client("dynamodb").query(
+        TableName=aws.settings.table_name,
+        KeyConditionExpression="PK = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"ACCOUNT#{account_id}#DOSSIER#{did}"}},
+    )
+    assert remaining["Items"] == []
+
+
+def test_a_completed_dossier_is_erased_by_the_tick_once_the_account_retention_has_passed(
+    platform: Api, anonymous: Api, aws: Any
+) -> None:
+    staff, account_id = _open(platform)
+    pid = _ok(staff.post("/procedures", {"name": "Adhésion", "main_role_name": "Adhérent"}))["id"]
+    doc = _ok(staff.post(f"/procedures/{pid}/documents", {"label": "Pièce d'identité"}))["id"]
+    dossier = _ok(
+        staff.post(
+            "/dossiers",
+            {"procedure_id": pid, "recipient": {"name": "Léa Martin", "email": "lea@exemple.fr"}},
+        )
+    )
+    _upload(_portal(anonymous, dossier["portal_link"]), aws, doc, PDF)
+    approved = staff.post(f"/dossiers/{dossier['id']}/documents/{doc}/review", {"decision": "approve"})
+    assert approved.status == 200, approved.body
+    assert staff.get(f"/dossiers/{dossier['id']}").body["status"] == "completed"
+    drain()
+    completed_on = aws.now()
+    prefix = f"accounts/{account_id}/dossiers/{dossier['id']}/"
+    s3, bucket = aws.client("s3"), aws.settings.documents_bucket
+    staff.post("/_local/tick", {"time": (completed_on + timedelta(days=364)).isoformat()})
+    drain()
+    assert staff.get(f"/dossiers/{dossier['id']}").status == 200
+    staff.post("/_local/tick", {"time": (completed_on + timedelta(days=366)).isoformat()})
+    drain()
+    assert staff.get(f"/dossiers/{dossier['id']}").status == 404
+    assert s3.list_object_versions(Bucket=bucket, Prefix=prefix).get("Versions", []) == []

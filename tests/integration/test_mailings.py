@@ -657,3 +657,42 @@ def test_the_preview_shows_the_legal_mentions_and_the_unsubscribe_footer_the_add
         assert "Se désabonner" in part
         assert "/unsubscribe?token=" in part
     assert preview["text"].index("ORIAS") < preview["text"].index("Se désabonner")
+
+
+def test_a_projects_mailing_reaches_only_clients_who_agreed_to_marketing_the_others_are_skipped(
+    platform: Api,
+) -> None:
+    staff, _ = open_account(platform)
+    agreed = _create(
+        staff, "/clients", {"name": "Anne Accord", "email": "anne@accord.fr", "marketing_consent": True}
+    )
+    silent = _create(staff, "/clients", {"name": "Sam Silence", "email": "sam@silence.fr"})
+    assert (agreed["marketing_consent"], silent["marketing_consent"]) == (True, False)
+    for client in (agreed, silent):
+        _create(staff, "/projects", {"client_id": client["id"], "reference": f"PRJ-{client['name']}"})
+    mailing_id = _mailing(staff, {"entity": "projects"})
+    assert staff.post(f"/mailings/{mailing_id}/send").status == 202
+    drain()
+    done = staff.get(f"/mailings/{mailing_id}").body
+    assert (done["total"], done["sent"], done["skipped"]) == (2, 1, 1)
+    assert [e["to"] for e in _emails()] == [["anne@accord.fr"]]
+    history = staff.get(f"/clients/{silent['id']}/communications").body["items"]
+    assert [(h["kind"], h["status"]) for h in history] == [("mailing", "skipped")]
+
+
+def test_a_client_who_withdraws_consent_is_skipped_by_the_next_projects_mailing(platform: Api) -> None:
+    staff, _ = open_account(platform)
+    client = _create(
+        staff, "/clients", {"name": "Anne Accord", "email": "anne@accord.fr", "marketing_consent": True}
+    )
+    _create(staff, "/projects", {"client_id": client["id"], "reference": "PRJ-1"})
+    withdrawn = staff.patch(f"/clients/{client['id']}", {"marketing_consent": False})
+    assert withdrawn.status == 200, withdrawn.body
+    assert withdrawn.body["marketing_consent"] is False
+    assert staff.patch(f"/clients/{client['id']}", {"marketing_consent": None}).status == 400
+    mailing_id = _mailing(staff, {"entity": "projects"})
+    assert staff.post(f"/mailings/{mailing_id}/send").status == 202
+    drain()
+    done = staff.get(f"/mailings/{mailing_id}").body
+    assert (done["total"], done["sent"], done["skipped"]) == (1, 0, 1)
+    assert _emails() == []

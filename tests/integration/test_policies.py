@@ -20,12 +20,13 @@ OWN_RESOURCE = re.compile(
     r"^arn:aws:("
     r"dynamodb:\*:\*:table/relais(/index/(GSI[1-4]|due))?"
     r"|sqs:\*:\*:relais-[a-z-]+"
-    r"|s3:::relais-documents-\*/accounts/\*(/letters/\*)?"
+    r"|s3:::relais-documents-\*(/accounts/\*(/letters/\*)?)?"
     r"|ses:\*:\*:configuration-set/relais"
     r"|logs:\*:\*:log-group:/aws/lambda/relais-\*(:log-stream:\*)?"
     r")$"
 )
-"""`relais-documents-*`: the bucket's name ends with the AWS account id, which may stay `*` here."""
+"""`relais-documents-*`: the bucket's name ends with the AWS account id, which may stay `*` here; the bucket
+itself is named for listing the versions of a dossier's files to erase them (under `accounts/` only)."""
 BARE_STAR_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "cloudwatch:PutMetricData"}
 """The only actions AWS authorizes on no resource but `*`."""
 DELETES = {"api_handler"}

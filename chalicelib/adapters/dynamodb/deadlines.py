@@ -37,6 +37,14 @@ def deadline_item(account_id: str, dossier_id: str, automation_id: str, at: date
     )
 
 
+def erasure_item(account_id: str, dossier_id: str, at: datetime) -> DeadlineItem:
+    """The dossier's erasure at the end of its retention (SK `ERASE`), on the `due` index like a deadline."""
+    pk = f"ACCOUNT#{account_id}#DOSSIER#{dossier_id}"
+    return DeadlineItem(
+        pk, "ERASE", due_pk=_shard(f"{pk}#ERASE"), due_sk=f"{iso(at)}#{account_id}#{dossier_id}#ERASE"
+    )
+
+
 class DynamoDeadlineRepository:
     def fire(
         self,

@@ -12,7 +12,7 @@ from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamodb.cursors import check_cursor
-from chalicelib.adapters.dynamodb.deadlines import deadline_item
+from chalicelib.adapters.dynamodb.deadlines import deadline_item, erasure_item
 from chalicelib.adapters.dynamodb.models import (
     CommunicationItem,
     DossierItem,
@@ -359,6 +359,7 @@ class DynamoDossierRepository:
         revoked: tuple[str, ...] = (),
         communications: tuple[tuple[Communication, datetime], ...] = (),
         deadlines: tuple[tuple[str, datetime], ...] = (),
+        erase_at: datetime | None = None,
     ) -> int:
         """Write the dossier at `version` (0: a new one) with the tokens it mints and revokes and the
         emails it queues, in one TransactWriteItems. StaleVersion when the dossier changed meanwhile."""
@@ -393,6 +394,8 @@ class DynamoDossierRepository:
                     )
                 for automation_id, at in deadlines:
                     transaction.save(deadline_item(dossier.account_id, dossier.id, automation_id, at))
+                if erase_at is not None:
+                    transaction.save(erasure_item(dossier.account_id, dossier.id, erase_at))
                 for communication, retry_at in communications:
                     transaction.save(
                         communication_item(communication, retry_at),
@@ -403,6 +406,15 @@ class DynamoDossierRepository:
                 raise StaleVersion() from exc
             raise
         return version + 1
+
+    def erase(self, account_id: str, dossier_id: str, token_hashes: list[str]) -> None:
+        """Delete the dossier's partition (the dossier and its scheduled deadlines: one item per
+        automation, so a few Query pages at most) and its live portal tokens. Idempotent."""
+        with DossierItem.batch_write() as batch:
+            for item in DossierItem.query(_dossier_pk(account_id, dossier_id), page_size=100):
+                batch.delete(item)
+            for token_hash in token_hashes:
+                batch.delete(PortalTokenItem(f"PORTALTOKEN#{token_hash}", "PORTALTOKEN"))
 
     def list_dossiers(
         self, account_id: str, status: str | None, procedure_id: str | None, limit: int, cursor: Cursor | None

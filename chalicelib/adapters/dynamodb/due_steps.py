@@ -16,6 +16,7 @@ from chalicelib.services.ports import ScheduledKey
 
 _PARENTS = {
     "DEADLINE": "#DOSSIER#",
+    "ERASE": "#DOSSIER#",
     "INSTALLMENT": "#CONTRACT#",
     "EXPECTED": "#CONTRACT#",
     "JOB": "#JOB#",

@@ -174,6 +174,7 @@ class PartnerItem(_TableModel):
     suspension_voided = BooleanAttribute(null=True)
     insurer = JSONAttribute(null=True)
     postal_address = JSONAttribute(null=True)
+    marketing_consent = BooleanAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute(null=True)
     version = VersionAttribute()
@@ -251,7 +252,9 @@ class DunningPolicyItem(_TableModel):
 
 
 class SuppressionItem(_TableModel):
-    address = UnicodeAttribute()
+    address_hash = UnicodeAttribute(null=True)
+    address = UnicodeAttribute(null=True)
+    """Only on items written before the addresses were hashed."""
     reason = UnicodeAttribute()
     communication_id = UnicodeAttribute(null=True)
     suppressed_at = UTCDateTimeAttribute()

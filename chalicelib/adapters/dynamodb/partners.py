@@ -87,6 +87,7 @@ def _to_item(record: Record) -> PartnerItem:
         item.insurer = insurer_json(record.insurer)
     if isinstance(record, Client):
         item.postal_address = address_json(record.postal_address)
+        item.marketing_consent = record.marketing_consent or None
         item.preferred_apporteur_id = record.preferred_apporteur_id
         rule = block.communication_rule.value if record.preferred_apporteur_id else RULE_NONE
         item.gsi1_pk, item.gsi1_sk = _index_key(record.account_id, kind, "RULE", rule), record.id
@@ -138,6 +139,7 @@ def _from_item(item: PartnerItem) -> Record:
             item.created_at,
             version,
             address_from(item.postal_address),
+            bool(item.marketing_consent),
         )
     if kind is RecordKind.PRODUCT:
         return Product(
@@ -271,6 +273,12 @@ class DynamoPartnerRepository:
             condition = term if condition is None else condition & term
         query = index.query(partition, filter_condition=condition, limit=limit, last_evaluated_key=cursor)
         return [_from_item(item) for item in query], query.last_evaluated_key
+
+    def remove(self, account_id: str, keys: Iterable[tuple[RecordKind, str]]) -> None:
+        """Delete these records (an erasure); idempotent."""
+        with PartnerItem.batch_write() as batch:
+            for kind, record_id in keys:
+                batch.delete(PartnerItem(_pk(account_id), _sk(kind, record_id)))
 
     def records(self, account_id: str, keys: Iterable[tuple[RecordKind, str]]) -> dict[str, Record]:
         """Up to 100 records by kind and id in one BatchGetItem, by id; missing ones are left out."""

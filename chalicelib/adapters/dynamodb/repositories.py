@@ -345,6 +345,19 @@ class DynamoCommunicationRepository:
             return None
         return _communication_from(item, account_id)
 
+    def forget(self, account_id: str, communication_id: str) -> None:
+        CommunicationItem(*communication_key(account_id, communication_id)).update(
+            actions=[
+                CommunicationItem.to.set([]),
+                CommunicationItem.cc.set([]),
+                CommunicationItem.variables.set({}),
+                CommunicationItem.template.remove(),
+                CommunicationItem.subject.remove(),
+                CommunicationItem.party_ids.remove(),
+            ],
+            condition=CommunicationItem.pk.exists(),
+        )
+
     def settle(self, communication: Communication, expected: CommunicationStatus | None = None) -> bool:
         """Record a status and take the communication off the retry schedule. With `expected`, only if it
         still has that status (False otherwise): the move from `sending` to an outcome happens once, and

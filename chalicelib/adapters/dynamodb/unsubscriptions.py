@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from pynamodb.exceptions import PutError
+from pynamodb.exceptions import DeleteError, PutError
 
 from chalicelib.adapters.dynamodb.models import UnsubscriptionItem
-from chalicelib.domain.unsubscribe import Addressee
+from chalicelib.domain.unsubscribe import Addressee, Unsubscription
 
 
 def _key(account_id: str, party: str, party_id: str) -> tuple[str, str]:
@@ -40,3 +41,31 @@ class DynamoUnsubscriptionRepository:
             party, _, party_id = item.sk.removeprefix("UNSUBSCRIBED#").partition("#")
             found.add((party, party_id))
         return found
+
+    def entries(
+        self, account_id: str, limit: int, cursor: dict[str, Any] | None
+    ) -> tuple[list[Unsubscription], dict[str, Any] | None]:
+        """One page of who unsubscribed: one Query of the account's `UNSUBSCRIBED#` items."""
+        found = UnsubscriptionItem.query(
+            f"ACCOUNT#{account_id}",
+            UnsubscriptionItem.sk.startswith("UNSUBSCRIBED#"),
+            limit=limit,
+            last_evaluated_key=cursor,
+        )
+        entries = []
+        for item in found:
+            party, _, party_id = item.sk.removeprefix("UNSUBSCRIBED#").partition("#")
+            entries.append(Unsubscription(party, party_id, item.unsubscribed_at))
+        return entries, found.last_evaluated_key
+
+    def remove(self, account_id: str, party: str, party_id: str) -> bool:
+        """The addressee receives the account's mailings again; False when it had not unsubscribed."""
+        try:
+            UnsubscriptionItem(*_key(account_id, party, party_id)).delete(
+                condition=UnsubscriptionItem.pk.exists()
+            )
+        except DeleteError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True

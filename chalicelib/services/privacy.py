@@ -1,0 +1,124 @@
+"""Privacy (RGPD) use cases an account administrator runs: erasing a client, seeing and undoing the
+suppression list and the unsubscriptions. There is no activity log yet (issue 16): each change is
+recorded as a structured log line naming who made it and when, which the activity log can be built from."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from chalicelib.domain.deliverability import Suppression
+from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.domain.partners import Client, Deal, DealFilters, RecordKind, dunning_underway
+from chalicelib.domain.unsubscribe import Unsubscription, parse_unsubscription_id
+from chalicelib.observability import logger
+from chalicelib.services.ports import (
+    CommunicationRepository,
+    Cursor,
+    PartnerRepository,
+    SuppressionList,
+    UnsubscriptionRepository,
+)
+
+
+def list_suppressions(
+    account_id: str, suppressions: SuppressionList, limit: int, cursor: Cursor | None
+) -> tuple[list[Suppression], Cursor | None]:
+    return suppressions.entries(account_id, limit, cursor)
+
+
+def lift_suppression(
+    account_id: str, digest: str, suppressions: SuppressionList, by: str, now: datetime
+) -> None:
+    """The address may be written to again (the admin vouches it works, or the complaint was a mistake)."""
+    if not suppressions.remove(account_id, digest):
+        raise NotFound("No such address on the suppression list.")
+    logger.info(
+        "account activity: suppression lifted",
+        extra={"account_id": account_id, "address_hash": digest, "by": by, "at": now.isoformat()},
+    )
+
+
+def list_unsubscriptions(
+    account_id: str, unsubscriptions: UnsubscriptionRepository, limit: int, cursor: Cursor | None
+) -> tuple[list[Unsubscription], Cursor | None]:
+    return unsubscriptions.entries(account_id, limit, cursor)
+
+
+def undo_unsubscription(
+    account_id: str, unsubscription_id: str, unsubscriptions: UnsubscriptionRepository, by: str, now: datetime
+) -> None:
+    """The addressee receives the account's mailings again (he asked the broker to, for instance)."""
+    named = parse_unsubscription_id(unsubscription_id)
+    if named is None or not unsubscriptions.remove(account_id, *named):
+        raise NotFound("No such unsubscription.")
+    logger.info(
+        "account activity: unsubscription undone",
+        extra={
+            "account_id": account_id,
+            "unsubscription_id": unsubscription_id,
+            "by": by,
+            "at": now.isoformat(),
+        },
+    )
+
+
+def _deals_of(account_id: str, client_id: str, kind: RecordKind, partners: PartnerRepository) -> list[Deal]:
+    """Every contract or project of the client, a Query page of 100 at a time (the client index)."""
+    deals: list[Deal] = []
+    cursor: Cursor | None = None
+    while True:
+        records, cursor = partners.filter_records(
+            account_id, kind, DealFilters(client_id=client_id), 100, cursor
+        )
+        deals += [r for r in records if isinstance(r, Deal)]
+        if cursor is None:
+            return deals
+
+
+def erase_client(
+    account_id: str,
+    client_id: str,
+    partners: PartnerRepository,
+    communications: CommunicationRepository,
+    by: str,
+    now: datetime,
+) -> None:
+    """Erase a client (RGPD): his record (name, email, postal address, consent), his projects (prospect
+    data about him alone), and the recipients, variables and content of his emails (their history keeps
+    kind, status and dates). Conflict while a contract of his has dunning underway.
+
+    Kept, for the broker's legal obligations: his contracts (reference, product, commission, status,
+    installments and payments, under his now unknown client id) and the registered letters of the
+    formal notices (proof of the L113-3 procedure), and the hash of his address if it is suppressed."""
+    client = partners.get(account_id, RecordKind.CLIENT, client_id)
+    if not isinstance(client, Client):
+        raise NotFound("No such client.")
+    contracts = _deals_of(account_id, client_id, RecordKind.CONTRACT, partners)
+    underway = [c.reference for c in contracts if dunning_underway(c)]
+    if underway:
+        raise Conflict(
+            f"Dunning is underway on {', '.join(underway)}: the client can be erased once it is paid or "
+            "the contract terminated."
+        )
+    projects = _deals_of(account_id, client_id, RecordKind.PROJECT, partners)
+    cursor: Cursor | None = None
+    while True:
+        history, cursor = communications.client_history(account_id, client_id, 100, cursor)
+        for communication in history:
+            communications.forget(account_id, communication.id)
+        if cursor is None:
+            break
+    partners.remove(
+        account_id, [(RecordKind.CLIENT, client_id), *((RecordKind.PROJECT, p.id) for p in projects)]
+    )
+    logger.info(
+        "account activity: client erased",
+        extra={
+            "account_id": account_id,
+            "client_id": client_id,
+            "projects": len(projects),
+            "communications_emptied": True,
+            "by": by,
+            "at": now.isoformat(),
+        },
+    )
