@@ -172,8 +172,9 @@ def test_an_invitation_says_whose_dossier_and_what_for_and_carries_the_privacy_n
     recipient = dossier["recipient"]["name"]
     assert f"de {recipient})" in email["text"]
     notice = email["text"].split("\n--\n", 1)[1]
-    assert f"du dossier de {recipient}" in notice
-    for words in ("responsable du traitement", "365\u00a0jours", "rectification", "effacement", "CNIL"):
+    assert f"Ce dossier est celui de {recipient}." in notice
+    assert "«\u00a0Demande de location\u00a0»" in notice
+    for words in ("responsable du traitement", "365\u00a0jours", "rectifier", "effacer", "CNIL"):
         assert words in notice
 
 
