@@ -11,7 +11,7 @@ from chalice.app import Request, Response
 from pydantic import Field, StrictBool, StrictInt, StrictStr
 
 from chalicelib.api.authorizers import staff_authorizer
-from chalicelib.api.legal import LegalPatch, legal_view
+from chalicelib.api.legal import LegalPatch
 from chalicelib.api.requests import (
     DisplayName,
     EmailAddress,
@@ -79,7 +79,7 @@ def account_view(account: Account, now: datetime) -> dict[str, Any]:
             "brand_color": account.brand_color,
             "dossier_retention_days": account.dossier_retention_days,
         },
-        "legal": legal_view(account.legal),
+        "legal": account.legal.as_json() if account.legal else None,
         "trials": {
             feature: {"started_at": iso(t.started_at), "ends_at": iso(t.ends_at)}
             for feature, t in account.trials.items()

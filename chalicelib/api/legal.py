@@ -1,4 +1,5 @@
-"""The broker's legal identity, insurers and postal addresses at the edge: request bodies and answers.
+"""The broker's legal identity, insurers and postal addresses at the edge: the request bodies (answers use
+the domain's `as_json`, the form the table stores too).
 
 The domain (`domain/legal.py`) checks what the law and La Poste need (8-digit ORIAS number, 5-digit postal
 code, 38-character lines); these models check shapes and lengths, and refuse line breaks in every text
@@ -12,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, StrictStr
 
 from chalicelib.api.requests import DisplayName, PatchBody, StrictBody
-from chalicelib.domain.legal import BrokerIdentity, Insurer, Mediator, PostalAddress
+from chalicelib.domain.legal import Insurer, Mediator, PostalAddress
 from chalicelib.domain.validation import name_issue
 
 
@@ -73,35 +74,3 @@ class LegalPatch(PatchBody):
                 value = Mediator(value.name, value.url)
             changes[name] = value
         return changes
-
-
-def address_view(address: PostalAddress | None) -> dict[str, Any] | None:
-    if address is None:
-        return None
-    return {
-        "lines": list(address.lines),
-        "postal_code": address.postal_code,
-        "city": address.city,
-        "country": address.country,
-    }
-
-
-def insurer_view(insurer: Insurer | None) -> dict[str, Any] | None:
-    if insurer is None:
-        return None
-    return {"name": insurer.name, "address": address_view(insurer.address)}
-
-
-def legal_view(identity: BrokerIdentity | None) -> dict[str, Any] | None:
-    if identity is None:
-        return None
-    mediator = identity.mediator
-    return {
-        "legal_name": identity.legal_name,
-        "orias_number": identity.orias_number,
-        "rcs": identity.rcs,
-        "address": address_view(identity.address),
-        "phone": identity.phone,
-        "mediator": {"name": mediator.name, "url": mediator.url} if mediator else None,
-        "payment_instructions": identity.payment_instructions,
-    }

@@ -11,7 +11,7 @@ from chalice.app import Response
 from pydantic import AfterValidator, Field, StrictBool, StrictInt, StrictStr
 
 from chalicelib.api.authorizers import staff_authorizer
-from chalicelib.api.legal import InsurerBody, PostalAddressBody, address_view, insurer_view
+from chalicelib.api.legal import InsurerBody, PostalAddressBody
 from chalicelib.api.pagination import page, page_params, query_param, refuse_unknown_params
 from chalicelib.api.requests import (
     DisplayName,
@@ -186,7 +186,8 @@ def record_view(
             "commissioning": commissioning_view(record.commissioning, with_source=True),
             "status": record.status,
         }
-        view["insurer"] = insurer_view((insurers or {}).get(record.product_id or ""))
+        insurer = (insurers or {}).get(record.product_id or "")
+        view["insurer"] = insurer.as_json() if insurer else None
         if record.kind is RecordKind.CONTRACT:
             view["dunning_stage"] = record.dunning_stage
             view["cover_resumes_at"] = iso(record.cover_resumes_at) if record.cover_resumes_at else None
@@ -197,10 +198,10 @@ def record_view(
             view["email"] = record.email
         if isinstance(record, Client):
             view["preferred_apporteur_id"] = record.preferred_apporteur_id
-            view["postal_address"] = address_view(record.postal_address)
+            view["postal_address"] = record.postal_address.as_json() if record.postal_address else None
             view["marketing_consent"] = record.marketing_consent
         if isinstance(record, Product):
-            view["insurer"] = insurer_view(record.insurer)
+            view["insurer"] = record.insurer.as_json() if record.insurer else None
         view["commissioning"] = commissioning_view(record.commissioning)
     return view | {"created_at": iso(record.created_at), "version": record.version}
 

@@ -18,7 +18,7 @@ FOOTER_VARIABLE = "footer"
 
 def sender_name(account: Account) -> str:
     """The display name emails come from: the broker's legal name once he gave it, else the account's."""
-    return account.legal.legal_name if account.legal else account.name
+    return account.public_name
 
 
 def legal_mentions(account: Account, with_mediator: bool = False) -> str:

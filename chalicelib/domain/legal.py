@@ -42,6 +42,19 @@ class PostalAddress:
         """The block printed in the envelope window: name, street lines, then "CODE VILLE" in capitals."""
         return (name, *self.lines, f"{self.postal_code} {self.city.upper()}")
 
+    def as_json(self) -> dict[str, Any]:
+        """As the API answers it and the table stores it."""
+        return {
+            "lines": list(self.lines),
+            "postal_code": self.postal_code,
+            "city": self.city,
+            "country": self.country,
+        }
+
+    @classmethod
+    def from_json(cls, stored: dict[str, Any]) -> PostalAddress:
+        return cls(tuple(stored["lines"]), stored["postal_code"], stored["city"], stored.get("country", "FR"))
+
 
 @dataclass(frozen=True)
 class Mediator:
@@ -58,6 +71,32 @@ class BrokerIdentity:
     phone: str | None = None
     mediator: Mediator | None = None
     payment_instructions: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """As the API answers it and the table stores it."""
+        mediator = self.mediator
+        return {
+            "legal_name": self.legal_name,
+            "orias_number": self.orias_number,
+            "rcs": self.rcs,
+            "address": self.address.as_json(),
+            "phone": self.phone,
+            "mediator": {"name": mediator.name, "url": mediator.url} if mediator else None,
+            "payment_instructions": self.payment_instructions,
+        }
+
+    @classmethod
+    def from_json(cls, stored: dict[str, Any]) -> BrokerIdentity:
+        mediator = stored.get("mediator")
+        return cls(
+            legal_name=stored["legal_name"],
+            orias_number=stored["orias_number"],
+            address=PostalAddress.from_json(stored["address"]),
+            rcs=stored.get("rcs"),
+            phone=stored.get("phone"),
+            mediator=Mediator(mediator["name"], mediator["url"]) if mediator else None,
+            payment_instructions=stored.get("payment_instructions"),
+        )
 
     def mentions(self, with_mediator: bool = False) -> tuple[str, ...]:
         """The legal mentions a client email or a letter ends with (art. R521-2 and L521-2 Code des
@@ -83,6 +122,15 @@ class BrokerIdentity:
 class Insurer:
     name: str
     address: PostalAddress | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """As the API answers it and the table stores it."""
+        return {"name": self.name, "address": self.address.as_json() if self.address else None}
+
+    @classmethod
+    def from_json(cls, stored: dict[str, Any]) -> Insurer:
+        address = stored.get("address")
+        return cls(stored["name"], PostalAddress.from_json(address) if address else None)
 
 
 def postal_address_issues(address: PostalAddress, field: str) -> list[FieldIssue]:

@@ -20,11 +20,11 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.transactions import TransactGet
 
 from chalicelib.adapters.dynamodb.cursors import check_cursor
-from chalicelib.adapters.dynamodb.legal import address_from, address_json, insurer_from, insurer_json
 from chalicelib.adapters.dynamodb.models import AccountItem, PartnerItem, transactions
 from chalicelib.adapters.dynamodb.repositories import DynamoAccountRepository
 from chalicelib.domain.accounts import Account
 from chalicelib.domain.errors import Conflict, StaleVersion
+from chalicelib.domain.legal import Insurer, PostalAddress
 from chalicelib.domain.partners import (
     RULE_NONE,
     Apporteur,
@@ -84,9 +84,9 @@ def _to_item(record: Record) -> PartnerItem:
     if isinstance(record, Apporteur | Client):
         item.email = record.email
     if isinstance(record, Product):
-        item.insurer = insurer_json(record.insurer)
+        item.insurer = record.insurer.as_json() if record.insurer else None
     if isinstance(record, Client):
-        item.postal_address = address_json(record.postal_address)
+        item.postal_address = record.postal_address.as_json() if record.postal_address else None
         item.marketing_consent = record.marketing_consent or None
         item.preferred_apporteur_id = record.preferred_apporteur_id
         rule = block.communication_rule.value if record.preferred_apporteur_id else RULE_NONE
@@ -138,7 +138,7 @@ def _from_item(item: PartnerItem) -> Record:
             block,
             item.created_at,
             version,
-            address_from(item.postal_address),
+            PostalAddress.from_json(item.postal_address) if item.postal_address else None,
             bool(item.marketing_consent),
         )
     if kind is RecordKind.PRODUCT:
@@ -149,7 +149,7 @@ def _from_item(item: PartnerItem) -> Record:
             block,
             item.created_at,
             version,
-            insurer_from(item.insurer),
+            Insurer.from_json(item.insurer) if item.insurer else None,
         )
     return Deal(
         id=item.record_id,

@@ -11,7 +11,6 @@ from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, Upda
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamodb.cursors import check_cursor
-from chalicelib.adapters.dynamodb.legal import identity_from, identity_json
 from chalicelib.adapters.dynamodb.models import (
     DUE_SHARDS,
     AccountItem,
@@ -33,7 +32,7 @@ from chalicelib.domain.communications import (
 )
 from chalicelib.domain.errors import Conflict, StaleVersion
 from chalicelib.domain.identity import PortalPrincipal
-from chalicelib.domain.legal import RegisteredMailChannel
+from chalicelib.domain.legal import BrokerIdentity, RegisteredMailChannel
 from chalicelib.domain.plans import Plan, Trial
 from chalicelib.services.ports import DeliveryInFlight
 
@@ -119,7 +118,7 @@ class DynamoAccountRepository:
                 for feature, t in account.trials.items()
             },
             created_at=account.created_at,
-            legal=identity_json(account.legal),
+            legal=account.legal.as_json() if account.legal else None,
             registered_mail_channel=account.registered_mail_channel.value,
             brand_color=account.brand_color,
             dossier_retention_days=account.dossier_retention_days,
@@ -145,7 +144,7 @@ class DynamoAccountRepository:
                 for feature, t in trials.items()
             },
             version=int(item.version or 0),
-            legal=identity_from(item.legal),
+            legal=BrokerIdentity.from_json(item.legal) if item.legal else None,
             registered_mail_channel=RegisteredMailChannel(
                 item.registered_mail_channel or RegisteredMailChannel.MANUAL
             ),
