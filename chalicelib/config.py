@@ -17,6 +17,8 @@ BULK_QUEUE = "relais-bulk"
 """Chunks of bulk changes (and, later, mailing fan-out pages) for `bulk_worker`."""
 SES_EVENTS_QUEUE = "relais-ses-events"
 """Where SES's bounce and complaint events arrive (configuration set → EventBridge → SQS)."""
+WEBHOOKS_QUEUE = "relais-webhooks"
+"""Events to fan out to the accounts' webhook endpoints, and their deliveries, for `webhook_worker`."""
 
 
 class ConfigurationError(RuntimeError):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from chalicelib.config import (
     BULK_QUEUE,
     SES_EVENTS_QUEUE,
+    WEBHOOKS_QUEUE,
     ConfigurationError,
     Settings,
     portal_page_url,
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from chalicelib.adapters.dynamodb.dossiers import DynamoDossierRepository, DynamoProcedureRepository
     from chalicelib.adapters.dynamodb.due_steps import DynamoDueSteps
     from chalicelib.adapters.dynamodb.dunning import DynamoDunningPolicyRepository
+    from chalicelib.adapters.dynamodb.events import DynamoActivityLog
     from chalicelib.adapters.dynamodb.jobs import DynamoJobRepository
     from chalicelib.adapters.dynamodb.logos import DynamoLogoStore
     from chalicelib.adapters.dynamodb.mailings import DynamoMailingRepository
@@ -269,6 +271,18 @@ class Container:
         from chalicelib.adapters.sqs import SqsQueue
 
         return SqsQueue(self.client("sqs"), SES_EVENTS_QUEUE)
+
+    @cached_property
+    def webhooks_queue(self) -> SqsQueue:
+        from chalicelib.adapters.sqs import SqsQueue
+
+        return SqsQueue(self.client("sqs"), WEBHOOKS_QUEUE)
+
+    @cached_property
+    def activity(self) -> DynamoActivityLog:
+        from chalicelib.adapters.dynamodb.events import DynamoActivityLog
+
+        return DynamoActivityLog()
 
     def _idempotency_store(self, partition: str) -> Any:
         from chalicelib.adapters.idempotency import ShardedDynamoDBPersistenceLayer

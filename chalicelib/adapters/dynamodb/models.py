@@ -20,6 +20,9 @@ Key design (every key but the portal token's starts with the account, so no quer
 | expected document | ACCOUNT#<a>#CONTRACT#<id> | EXPECTED#<id>      | while a step waits: STEP#<shard>    |
 | unsubscription    | ACCOUNT#<account_id>      | UNSUBSCRIBED#<party>#<id> |                              |
 | portal token      | PORTALTOKEN#<sha256>      | PORTALTOKEN        |                                     |
+| event (dossier)   | ACCOUNT#<a>#DOSSIER#<id>  | EVENT#<event_id>   | until fanned out: WH#<shard> / <at>#|
+| event (contract)  | ACCOUNT#<a>#CONTRACT#<id>#EVENTS | EVENT#<id>  | (same)                              |
+| event (account)   | ACCOUNT#<a>#EVENTS#<shard>| EVENT#<event_id>   | (same)                              |
 | idempotency (PT)  | IDEMPOTENCY#<store>#<n>   | <hash>             |                                     |
 
 Partner filters, each one Query (`<E>` is the entity: CLIENT, CONTRACT, PROJECT; SK the record id):
@@ -325,6 +328,23 @@ class ScheduledItem(_TableModel):
     due_index = _due_index("Scheduled")()
 
 
+class EventItem(_TableModel):
+    """An event (SK `EVENT#<event_id>`, ids are ULIDs so a partition's events sort by time) in the partition
+    of what it is about; on the `due` index under `WH#<shard>` until the webhook worker has fanned it out, so
+    an event whose queue message was lost is queued again by the tick."""
+
+    account_id = UnicodeAttribute()
+    event_id = UnicodeAttribute()
+    type = UnicodeAttribute()
+    at = UTCDateTimeAttribute()
+    subject = JSONAttribute()
+    actor = JSONAttribute()
+    data = JSONAttribute()
+    due_pk = UnicodeAttribute(null=True, attr_name="DUEPK")
+    due_sk = UnicodeAttribute(null=True, attr_name="DUESK")
+    due_index = _due_index("Event")()
+
+
 class PortalTokenItem(_TableModel):
     account_id = UnicodeAttribute()
     dossier_id = UnicodeAttribute()
@@ -350,6 +370,7 @@ MODELS: tuple[type[_TableModel], ...] = (
     DossierItem,
     DeadlineItem,
     ScheduledItem,
+    EventItem,
     PortalTokenItem,
 )
 
