@@ -53,6 +53,8 @@ def next_event_id(at: datetime, previous: str) -> str:
     candidate = new_event_id(at)
     if candidate > previous:
         return candidate
+    # Within the newest id's millisecond (or a clock behind it): a random step past it, so ids stay as
+    # hard to guess, and as unlikely to meet another dossier's, as a ULID's random part makes them.
     value = _decode(previous.removeprefix("evt_")) + 1 + secrets.randbits(32)
     return f"evt_{_encode(value)}"
 
