@@ -12,6 +12,7 @@ from typing import Any
 from chalice.app import Chalice, CloudWatchEvent, SQSEvent
 
 from chalicelib.api.accounts import accounts
+from chalicelib.api.activity import activity
 from chalicelib.api.authorizers import authorizers
 from chalicelib.api.collection import collection
 from chalicelib.api.dunning import dunning
@@ -39,6 +40,7 @@ app.register_blueprint(portal)
 app.register_blueprint(portal_page)
 app.register_blueprint(unsubscribe)
 app.register_blueprint(privacy)
+app.register_blueprint(activity)
 
 if os.environ.get("RELAIS_STAGE") == "local":
     from chalicelib.api.local import local

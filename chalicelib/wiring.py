@@ -159,6 +159,7 @@ class Container:
             procedures=self.procedures,
             dossiers=self.dossiers,
             queue=self.communications_queue,
+            webhooks=self.webhooks_queue,
             portal_url=portal_page_url(self.settings, api_url),
             token_days=self.settings.portal_token_days,
             now=self.now(),

@@ -29,6 +29,7 @@ from chalicelib.domain.clock import iso
 from chalicelib.domain.communications import TemplateSource
 from chalicelib.domain.dossiers import Contributor, Dossier, DossierDocument, DossierStatus, Person, Upload
 from chalicelib.domain.errors import FieldIssue, InvalidInput
+from chalicelib.domain.events import Actor, staff
 from chalicelib.domain.procedures import (
     ACCEPTED_TYPES,
     DEFAULT_TYPES,
@@ -272,6 +273,11 @@ def _account() -> str:
     return staff_principal(collection.current_request).require_account()
 
 
+def _actor() -> Actor:
+    """The staff user making a change, as its events name them."""
+    return staff(staff_principal(collection.current_request).subject)
+
+
 # ---- procedures ----
 
 
@@ -427,6 +433,7 @@ def create_dossier() -> Response:
         body.due_date,
         body.notify,
         context(),
+        _actor(),
     )
     return Response(
         {**dossier_view(opened.dossier), "portal_link": opened.portal_link, "notified": opened.notified},
@@ -466,7 +473,7 @@ def invite_contributor(dossier_id: str) -> Response:
     account_id = _account()
     body = parse_body(collection.current_request, ContributorBody)
     invited = dossier_service.invite_contributor(
-        account_id, dossier_id, body.role_id, body.name, body.email, body.notify, context()
+        account_id, dossier_id, body.role_id, body.name, body.email, body.notify, context(), _actor()
     )
     answer = {
         **contributor_view(invited.contributor),
@@ -508,6 +515,12 @@ def review_document(dossier_id: str, document_id: str) -> dict[str, Any]:
     account_id = _account()
     body = parse_body(collection.current_request, ReviewBody)
     dossier, document = dossier_service.review_document(
-        account_id, dossier_id, document_id, body.decision == "approve", body.comment, context()
+        account_id,
+        dossier_id,
+        document_id,
+        body.decision == "approve",
+        body.comment,
+        context(),
+        _actor(),
     )
     return {**document_view(dossier, document), "dossier_status": dossier.status.value}

@@ -152,6 +152,8 @@ class Dossier:
     uploads: tuple[Upload, ...] = ()
     finished_roles: tuple[str, ...] = ()
     link_generations: tuple[tuple[str, int], ...] = ()
+    last_event_id: str = ""
+    """The id of the newest event the dossier reported: its next ones sort after it (dossier_events)."""
 
     def generation_of(self, participant_id: str) -> int:
         return dict(self.link_generations).get(participant_id, 0)

@@ -2,10 +2,11 @@
 re-send an invitation, review documents; and, for a link holder, see, upload, download, invite and finish.
 
 Every change is one transaction: the dossier at the version read, the portal tokens it mints or revokes,
-and the emails it queues (`DynamoDossierRepository.commit`); a change that meets a newer version is
-applied again to the newer dossier, up to three times. Emails are queued after the commit; a lost SQS
-message is re-queued by the tick. Dossier emails carry no link: the worker mints a fresh one for the
-addressee when it sends (`portal_participant`), so no secret is ever stored.
+the emails it queues and the events it reports (`DynamoDossierRepository.commit`; the events are read off
+the dossier before and after, `record_events`, with who made the change); a change that meets a newer
+version is applied again to the newer dossier, up to three times. Emails and events are queued after the
+commit; a lost SQS message is re-queued by the tick. Dossier emails carry no link: the worker mints a
+fresh one for the addressee when it sends (`portal_participant`), so no secret is ever stored.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from chalicelib.domain.communications import (
     TemplateSource,
     communication_id,
 )
+from chalicelib.domain.dossier_events import record_events
 from chalicelib.domain.dossiers import (
     Contributor,
     DocumentStatus,
@@ -49,6 +51,7 @@ from chalicelib.domain.errors import (
     StaleVersion,
     Unauthenticated,
 )
+from chalicelib.domain.events import SYSTEM, Actor, Event, participant
 from chalicelib.domain.files import StoredObject, mismatch
 from chalicelib.domain.footers import footer, legal_mentions, privacy_notice, sender_name
 from chalicelib.domain.formatting import french_date
@@ -58,6 +61,7 @@ from chalicelib.domain.plans import Feature
 from chalicelib.domain.procedures import MAIN, Automation, Target, Trigger
 from chalicelib.observability import logger
 from chalicelib.services.communications import RETRY_AFTER, DeliveryRequest
+from chalicelib.services.events import announce
 from chalicelib.services.messages import message_fields, message_time
 from chalicelib.services.portal_links import MintedLink, mint_link
 from chalicelib.services.ports import AccountRepository, MessageQueue
@@ -81,6 +85,7 @@ class DossierRepository(Protocol):
         communications: tuple[tuple[Communication, datetime], ...] = (),
         deadlines: tuple[tuple[str, datetime], ...] = (),
         erase_at: datetime | None = None,
+        events: tuple[Event, ...] = (),
     ) -> int: ...
 
     def erase(self, account_id: str, dossier_id: str, token_hashes: list[str]) -> None: ...
@@ -114,6 +119,7 @@ class Context:
     procedures: ProcedureRepository
     dossiers: DossierRepository
     queue: MessageQueue
+    webhooks: MessageQueue
     portal_url: str
     token_days: int
     now: datetime
@@ -130,6 +136,10 @@ class Change:
     deadlines: list[tuple[str, datetime]] = field(default_factory=list)
     erase_at: datetime | None = None
     """Set when the change completes or archives the dossier: the end of its retention."""
+    actor: Actor = SYSTEM
+    """Who makes the change: its events name them."""
+    events: tuple[Event, ...] = ()
+    """What the change reported, once committed."""
 
 
 def _load(account_id: str, dossier_id: str, ctx: Context) -> tuple[Dossier, int, dict[str, list[str]]]:
@@ -146,12 +156,17 @@ def _account(account_id: str, ctx: Context) -> Account:
     return account
 
 
-def _commit(change: Change, version: int, tokens: dict[str, list[str]], ctx: Context) -> None:
+def _commit(
+    change: Change, before: Dossier | None, version: int, tokens: dict[str, list[str]], ctx: Context
+) -> None:
+    """Write the change over `before` (None: a new dossier) with the events it reports, then queue its
+    emails and announce its events."""
+    change.dossier, change.events = record_events(before, change.dossier, change.actor, ctx.now)
     tokens = {k: list(v) for k, v in tokens.items()}
     for link in change.minted:
         tokens.setdefault(link.principal.participant_id, []).append(link.token_hash)
-    for participant, hashes in list(tokens.items()):
-        tokens[participant] = [h for h in hashes if h not in change.revoked]
+    for holder, hashes in list(tokens.items()):
+        tokens[holder] = [h for h in hashes if h not in change.revoked]
     ctx.dossiers.commit(
         change.dossier,
         version,
@@ -161,8 +176,10 @@ def _commit(change: Change, version: int, tokens: dict[str, list[str]], ctx: Con
         communications=tuple((email, ctx.now + RETRY_AFTER) for email in change.emails),
         deadlines=tuple(change.deadlines),
         erase_at=change.erase_at,
+        events=change.events,
     )
     ctx.queue.send_many(DeliveryRequest(e.account_id, e.id).to_message() for e in change.emails)
+    announce(change.events, ctx.webhooks)
 
 
 def _mutate(
@@ -176,7 +193,7 @@ def _mutate(
             days = _account(account_id, ctx).dossier_retention_days
             change.erase_at = ctx.now + timedelta(days=days)
         try:
-            _commit(change, version, tokens, ctx)
+            _commit(change, dossier, version, tokens, ctx)
         except StaleVersion:
             if attempt == ATTEMPTS - 1:
                 raise
@@ -343,6 +360,7 @@ def open_dossier(
     due_date: date | None,
     notify: bool,
     ctx: Context,
+    actor: Actor = SYSTEM,
 ) -> Opened:
     account = _account(account_id, ctx)
     procedure = get_procedure(account_id, procedure_id, ctx.procedures)
@@ -355,7 +373,8 @@ def open_dossier(
         for a in procedure.automations_for(Trigger.DEADLINE_APPROACHING)
         if due_date is not None and a.days_before is not None
     ]
-    _commit(Change(dossier, minted=[link], emails=emails, deadlines=deadlines), 0, {}, ctx)
+    change = Change(dossier, minted=[link], emails=emails, deadlines=deadlines, actor=actor)
+    _commit(change, None, 0, {}, ctx)
     return Opened(dossier, link.link, bool(emails))
 
 
@@ -367,7 +386,14 @@ class Invited:
 
 
 def invite_contributor(
-    account_id: str, dossier_id: str, role_id: str, name: str, email: str, notify: bool, ctx: Context
+    account_id: str,
+    dossier_id: str,
+    role_id: str,
+    name: str,
+    email: str,
+    notify: bool,
+    ctx: Context,
+    actor: Actor = SYSTEM,
 ) -> Invited:
     """One contributor per role (409 when taken); needs the `contributors` feature now (402)."""
     account = _account(account_id, ctx)
@@ -386,7 +412,7 @@ def invite_contributor(
             notify,
             ctx.now,
         )
-        return Change(changed, minted=[link], emails=emails)
+        return Change(changed, minted=[link], emails=emails, actor=actor)
 
     change = _mutate(account_id, dossier_id, ctx, apply)
     return Invited(contributor, link.link, bool(change.emails))
@@ -449,7 +475,13 @@ def resend_invitation(account_id: str, dossier_id: str, contributor_id: str, ctx
 
 
 def review_document(
-    account_id: str, dossier_id: str, document_id: str, approve: bool, comment: str | None, ctx: Context
+    account_id: str,
+    dossier_id: str,
+    document_id: str,
+    approve: bool,
+    comment: str | None,
+    ctx: Context,
+    actor: Actor = SYSTEM,
 ) -> tuple[Dossier, DossierDocument]:
     account = _account(account_id, ctx)
     event = f"reviewed:{new_ulid()}"
@@ -465,10 +497,16 @@ def review_document(
             emails = _automation_emails(
                 changed, account, Trigger.DOCUMENT_REJECTED, event, about, ctx.now, extra=extra
             )
-        return Change(changed, emails=emails)
+        return Change(changed, emails=emails, actor=actor)
 
     change = _mutate(account_id, dossier_id, ctx, apply)
     return change.dossier, result["document"]
+
+
+def participant_actor(dossier: Dossier, participant_id: str) -> Actor:
+    """A link holder as the dossier knows them; one removed since keeps their id, no longer a name."""
+    known = participant_id == MAIN or any(c.id == participant_id for c in dossier.contributors)
+    return participant(participant_id, dossier.participant_name(participant_id)[0] if known else "")
 
 
 def _participant_of_role(dossier: Dossier, role_id: str) -> str:
@@ -731,7 +769,8 @@ def complete_upload(
                         for d in current.documents
                     ),
                 )
-        return Change(changed)
+        sender = principal.participant_id if principal is not None else upload.uploaded_by
+        return Change(changed, actor=participant_actor(current, sender) if sender else SYSTEM)
 
     change = _mutate(account_id, dossier_id, ctx, apply)
     return change.dossier, change.dossier.document(document_id), settled
@@ -771,7 +810,7 @@ def finish(principal: PortalPrincipal, ctx: Context) -> Dossier:
             principal.participant_id,
             ctx.now,
         )
-        return Change(changed, emails=emails)
+        return Change(changed, emails=emails, actor=participant_actor(dossier, principal.participant_id))
 
     return _mutate(principal.account_id, principal.dossier_id, ctx, apply).dossier
 
@@ -787,4 +826,13 @@ def portal_invite(principal: PortalPrincipal, role_id: str, name: str, email: st
             "Invite into another contributor role.",
             [FieldIssue("role_id", "must be another contributor role")],
         )
-    return invite_contributor(principal.account_id, principal.dossier_id, role_id, name, email, True, ctx)
+    return invite_contributor(
+        principal.account_id,
+        principal.dossier_id,
+        role_id,
+        name,
+        email,
+        True,
+        ctx,
+        participant_actor(dossier, principal.participant_id),
+    )

@@ -13,9 +13,11 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamodb.cursors import check_cursor
 from chalicelib.adapters.dynamodb.deadlines import deadline_item, erasure_item
+from chalicelib.adapters.dynamodb.events import event_item
 from chalicelib.adapters.dynamodb.models import (
     CommunicationItem,
     DossierItem,
+    EventItem,
     PortalTokenItem,
     ProcedureItem,
     condition_failed,
@@ -36,6 +38,7 @@ from chalicelib.domain.dossiers import (
     UploadStatus,
 )
 from chalicelib.domain.errors import Conflict, StaleVersion
+from chalicelib.domain.events import Event
 from chalicelib.domain.identity import PortalPrincipal
 from chalicelib.domain.procedures import (
     Access,
@@ -219,6 +222,7 @@ def _dossier_body(dossier: Dossier) -> dict[str, Any]:
         ],
         "finished_roles": list(dossier.finished_roles),
         "link_generations": dict(dossier.link_generations),
+        "last_event_id": dossier.last_event_id,
     }
 
 
@@ -270,6 +274,7 @@ def _dossier_from(item: DossierItem) -> Dossier:
         ),
         finished_roles=tuple(body.get("finished_roles", ())),
         link_generations=tuple(sorted((k, int(v)) for k, v in body.get("link_generations", {}).items())),
+        last_event_id=str(body.get("last_event_id") or ""),
     )
 
 
@@ -360,9 +365,11 @@ class DynamoDossierRepository:
         communications: tuple[tuple[Communication, datetime], ...] = (),
         deadlines: tuple[tuple[str, datetime], ...] = (),
         erase_at: datetime | None = None,
+        events: tuple[Event, ...] = (),
     ) -> int:
-        """Write the dossier at `version` (0: a new one) with the tokens it mints and revokes and the
-        emails it queues, in one TransactWriteItems. StaleVersion when the dossier changed meanwhile."""
+        """Write the dossier at `version` (0: a new one) with the tokens it mints and revokes, the
+        emails it queues and the events it reports, in one TransactWriteItems. StaleVersion when the
+        dossier changed meanwhile."""
         item = DossierItem(
             _dossier_pk(dossier.account_id, dossier.id),
             "DOSSIER",
@@ -401,6 +408,8 @@ class DynamoDossierRepository:
                         communication_item(communication, retry_at),
                         condition=CommunicationItem.pk.does_not_exist(),
                     )
+                for event in events:
+                    transaction.save(event_item(event), condition=EventItem.pk.does_not_exist())
         except TransactWriteError as exc:
             if condition_failed(exc):
                 raise StaleVersion() from exc
@@ -408,8 +417,8 @@ class DynamoDossierRepository:
         return version + 1
 
     def erase(self, account_id: str, dossier_id: str, token_hashes: list[str]) -> None:
-        """Delete the dossier's partition (the dossier and its scheduled deadlines: one item per
-        automation, so a few Query pages at most) and its live portal tokens. Idempotent."""
+        """Delete the dossier's partition (the dossier, its scheduled deadlines and its events: its
+        activity goes with it) and its live portal tokens. Idempotent."""
         with DossierItem.batch_write() as batch:
             for item in DossierItem.query(_dossier_pk(account_id, dossier_id), page_size=100):
                 batch.delete(item)
