@@ -1,0 +1,238 @@
+"""The shell walkthroughs of README.md and docs/*.md, run as written against the local stack.
+
+The convention (README's "Quick start" points here):
+
+- a fenced block with info string `sh` right after `<!-- walkthrough: NAME -->` is runnable; blocks of one
+  file sharing a NAME form one script, run in their order (prose may sit between the steps);
+- the block right after `<!-- walkthrough-prelude -->` (README.md) is run before every walkthrough: it defines
+  what a reader types once per terminal (`J`, the `field` helper);
+- a block right after `<!-- not-runnable: WHY -->` is shown, never run (it needs an AWS account, or starts the
+  stack itself); `NOT_RUNNABLE` below lists them, so adding one is a visible decision;
+- any other `sh`/`bash`/`shell` block fails the test.
+
+Each walkthrough runs in bash (`set -euo pipefail`) against a fresh stack started in this process (as
+`make run` starts it, on free ports: `localhost:8000` in the text is replaced by the bound address), with the
+variables the README tells the reader to export from `make run`'s output: `ADMIN_TOKEN`, `MANAGER_TOKEN`,
+`PLATFORM_TOKEN`. `curl` is wrapped with `--fail-with-body`, so an HTTP error stops the walkthrough. After the
+script, the queues are drained and what the text says the reader will see is checked (`EXPECTED`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib.local.stack import LocalStack
+from tests.support import http_call, local_stack
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCUMENTS = [ROOT / "README.md", ROOT / "SECURITY.md", *sorted((ROOT / "docs").glob("*.md"))]
+FENCE = re.compile(r"^```(\S*)\s*$")
+MARKER = re.compile(r"^<!--\s*(walkthrough-prelude|walkthrough|not-runnable)\s*:?\s*(.*?)\s*-->\s*$")
+SHELLS = {"sh", "bash", "shell", "console", "zsh"}
+
+NOT_RUNNABLE = {
+    ("README.md", "make run and make test build the venv and start or test the whole project"),
+    ("README.md", "the tokens make run printed"),
+    ("README.md", "needs an AWS account"),
+}
+"""(file, reason) of every block shown but never run; a new one must be added here on purpose."""
+
+
+@dataclass(frozen=True)
+class Block:
+    document: str
+    line: int
+    marker: str
+    argument: str
+    language: str
+    text: str
+
+
+def shell_blocks() -> list[Block]:
+    """Every fenced block of the documents with the marker comment right above it (or none)."""
+    blocks: list[Block] = []
+    for path in DOCUMENTS:
+        if not path.exists():
+            continue
+        lines = path.read_text(encoding="utf-8").splitlines()
+        index = 0
+        while index < len(lines):
+            opening = FENCE.match(lines[index])
+            if not opening or not opening.group(1):
+                index += 1
+                continue
+            end = index + 1
+            while end < len(lines) and lines[end].strip() != "```":
+                end += 1
+            previous = next((lines[i] for i in range(index - 1, -1, -1) if lines[i].strip()), "")
+            marker = MARKER.match(previous.strip())
+            blocks.append(
+                Block(
+                    document=str(path.relative_to(ROOT)),
+                    line=index + 1,
+                    marker=marker.group(1) if marker else "",
+                    argument=marker.group(2) if marker else "",
+                    language=opening.group(1),
+                    text="\n".join(lines[index + 1 : end]),
+                )
+            )
+            index = end + 1
+    return blocks
+
+
+def walkthroughs() -> dict[str, str]:
+    """`file:name` → the script of that walkthrough (its blocks joined in order)."""
+    scripts: dict[str, str] = {}
+    for block in shell_blocks():
+        if block.marker == "walkthrough":
+            key = f"{block.document}:{block.argument}"
+            scripts[key] = scripts.get(key, "") + f"\n# {block.document}, line {block.line}\n{block.text}\n"
+    return scripts
+
+
+def prelude() -> str:
+    found = [block.text for block in shell_blocks() if block.marker == "walkthrough-prelude"]
+    assert len(found) == 1, "README.md has exactly one walkthrough-prelude block"
+    return found[0]
+
+
+def _outbox(stack: LocalStack) -> list[dict[str, Any]]:
+    http_call(f"{stack.api_url}/_local/drain", "POST")
+    return list(http_call(f"{stack.api_url}/_local/outbox")[1]["messages"])
+
+
+def _kinds_to(stack: LocalStack, address: str) -> list[str]:
+    return [message["kind"] for message in _outbox(stack) if address in message["to"]]
+
+
+def _shows(output: str, text: str) -> bool:
+    """Whether the answers printed hold `text`, written as JSON is in the docs (`"key": value`)."""
+    return text.replace('": ', '":') in output.replace('": ', '":')
+
+
+def _quick_start(stack: LocalStack, output: str) -> None:
+    assert _shows(output, '"plan": "premium"')
+    assert _kinds_to(stack, "contact@martin.fr") == ["account_welcome"]
+
+
+def _document_collection(stack: LocalStack, output: str) -> None:
+    assert "contributor_invited" in _kinds_to(stack, "paul.garant@exemple.fr")
+    assert "dossier_created" in _kinds_to(stack, "lea.locataire@exemple.fr")
+    assert _shows(output, '"status": "pending_review"')
+    assert _shows(output, '"status": "approved"')
+
+
+def _branding(stack: LocalStack, output: str) -> None:
+    assert "#1F4E79" in output
+    assert "/logos/" in output
+
+
+def _partners(stack: LocalStack, output: str) -> None:
+    assert _shows(output, '"prefilled_from": "apporteur"')
+    assert _shows(output, '"decided_by": "contract"')
+    assert _shows(output, '"succeeded": 1')
+    addressed = [address for message in _outbox(stack) for address in message["to"] + message["cc"]]
+    assert "a@ouest.fr" in addressed
+
+
+def _formal_notice(stack: LocalStack, output: str) -> None:
+    assert _shows(output, '"status": "to_send"')
+    assert _shows(output, '"dunning_stage": "termination_due"')
+    assert _shows(output, '"status": "terminated"')
+    legal = ["formal_notice", "suspension_notice", "termination_notice"]
+    assert [kind for kind in _kinds_to(stack, "jean@dupont.fr") if kind in legal] == legal
+
+
+def _mailing(stack: LocalStack, output: str) -> None:
+    assert _shows(output, '"status": "sent"')
+    assert "mailing" in _kinds_to(stack, "claire@exemple.fr")
+
+
+EXPECTED: dict[str, Callable[[LocalStack, str], None]] = {
+    "README.md:quick-start": _quick_start,
+    "README.md:document-collection": _document_collection,
+    "README.md:branding": _branding,
+    "README.md:partners": _partners,
+    "README.md:formal-notice": _formal_notice,
+    "README.md:mailing": _mailing,
+}
+"""What each walkthrough's text says the reader will see, checked after it ran."""
+
+
+def _run(script: str, stack: LocalStack, workdir: Path) -> subprocess.CompletedProcess[str]:
+    address = stack.api_url.removeprefix("http://")
+    wrapped = "\n".join(
+        [
+            "set -euo pipefail",
+            'curl() { command curl --fail-with-body --show-error "$@"; }',
+            prelude(),
+            script,
+        ]
+    ).replace("localhost:8000", address)
+    environment = {
+        **os.environ,
+        "ADMIN_TOKEN": stack.admin_token,
+        "MANAGER_TOKEN": stack.manager_token,
+        "PLATFORM_TOKEN": stack.platform_admin_token,
+    }
+    return subprocess.run(
+        ["bash", "-c", wrapped],
+        cwd=workdir,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_every_shell_block_of_the_docs_is_a_walkthrough_or_says_why_it_is_not_run() -> None:
+    unmarked = [
+        f"{block.document}:{block.line}"
+        for block in shell_blocks()
+        if block.language in SHELLS and not block.marker
+    ]
+    assert unmarked == []
+    blocks = shell_blocks()
+    assert {block.language for block in blocks if block.marker.startswith("walkthrough")} == {"sh"}
+    shown_only = {(block.document, block.argument) for block in blocks if block.marker == "not-runnable"}
+    assert shown_only == NOT_RUNNABLE
+
+
+def test_no_block_shown_but_not_run_calls_the_local_api() -> None:
+    calling_local = [
+        f"{block.document}:{block.line}"
+        for block in shell_blocks()
+        if block.marker == "not-runnable" and "localhost:8000" in block.text
+    ]
+    assert calling_local == []
+
+
+def test_every_walkthrough_says_what_it_shows() -> None:
+    assert set(walkthroughs()) == set(EXPECTED)
+
+
+def test_the_docs_never_point_outside_the_repository() -> None:
+    for path in DOCUMENTS:
+        if path.exists():
+            assert "../shared" not in path.read_text(encoding="utf-8"), path
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_the_walkthrough_runs_as_written_and_shows_what_it_says(name: str, tmp_path: Path) -> None:
+    script = walkthroughs()[name]
+    began = time.monotonic()
+    with local_stack() as stack:
+        finished = _run(script, stack, tmp_path)
+        assert finished.returncode == 0, f"{name}:\n{finished.stdout[-3000:]}\n{finished.stderr[-3000:]}"
+        EXPECTED[name](stack, finished.stdout)
+    assert time.monotonic() - began < 20
