@@ -10,11 +10,14 @@ The convention (README's "Quick start" points here):
   stack itself); `NOT_RUNNABLE` below lists them, so adding one is a visible decision;
 - any other `sh`/`bash`/`shell` block fails the test.
 
-Each walkthrough runs in bash (`set -euo pipefail`) against a fresh stack started in this process (as
+Each walkthrough runs in bash (`set -euo pipefail`) against the local stack, started once in this process (as
 `make run` starts it, on free ports: `localhost:8000` in the text is replaced by the bound address), with the
 variables the README tells the reader to export from `make run`'s output: `ADMIN_TOKEN`, `MANAGER_TOKEN`,
-`PLATFORM_TOKEN`. `curl` is wrapped with `--fail-with-body`, so an HTTP error stops the walkthrough. After the
-script, the queues are drained and what the text says the reader will see is checked (`EXPECTED`).
+`PLATFORM_TOKEN`. Each gets an account of its own, as the demo account of a fresh `make run` is (plan premium,
+nothing in it), so that walkthroughs neither see nor disturb one another (a trial starts once per account).
+`curl` is wrapped with `--fail-with-body`, so an HTTP error stops the walkthrough (unless the line prints the
+status itself with `-w`). After the script, the queues are drained and what the text says the reader will see
+is checked (`EXPECTED`).
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,6 +172,18 @@ def _formal_notice(stack: LocalStack, output: str) -> None:
     assert [kind for kind in _kinds_to(stack, "jean@dupont.fr") if kind in legal] == legal
 
 
+def _who_sees_what(stack: LocalStack, output: str) -> None:
+    lines = output.splitlines()
+    assert lines[-5:] == [
+        "[('Pièce d’identité', 'his own'), ('Bulletins de salaire', 'another role’s'), "
+        "('Avis d’imposition', 'another role’s'), ('Bail signé', 'another role’s')]",
+        "[('Bulletins de salaire', 'his own'), ('Avis d’imposition', 'his own')]",
+        "[('Bail signé', 'his own')]",
+        "404",
+        "403",
+    ]
+
+
 def _mailing(stack: LocalStack, output: str) -> None:
     assert _shows(output, '"status": "sent"')
     assert "mailing" in _kinds_to(stack, "claire@exemple.fr")
@@ -180,25 +196,66 @@ EXPECTED: dict[str, Callable[[LocalStack, str], None]] = {
     "README.md:partners": _partners,
     "README.md:formal-notice": _formal_notice,
     "README.md:mailing": _mailing,
+    "docs/examples.md:who-sees-what": _who_sees_what,
 }
 """What each walkthrough's text says the reader will see, checked after it ran."""
 
 
-def _run(script: str, stack: LocalStack, workdir: Path) -> subprocess.CompletedProcess[str]:
+_CURL_FAILS_ON_HTTP_ERRORS = """curl() {
+  case " $* " in
+    *" -w "*) command curl --show-error "$@" ;;
+    *) command curl --fail-with-body --show-error "$@" ;;
+  esac
+}"""
+"""An HTTP error stops the walkthrough, except on a line that prints the status itself (`-w`): those show a
+refusal on purpose, and the walkthrough's expectations check the status they print."""
+
+
+@dataclass(frozen=True)
+class Terminal:
+    """What the reader's terminal holds after the quick start: the tokens `make run` printed."""
+
+    admin_token: str
+    manager_token: str
+    platform_token: str
+
+
+def _fresh_demo_account(stack: LocalStack, name: str) -> Terminal:
+    """An account like the one `make run` seeds, and its staff tokens signed as `make run` signs them."""
+    from chalicelib import wiring
+    from chalicelib.local.stack import TOKEN_LIFETIME, mint_token
+
+    sender = f"{re.sub(r'[^a-z0-9]+', '-', name.lower())}@demo.relais.example"
+    body = {"name": "Cabinet Démo Courtage", "plan": "premium", "sender_email": sender}
+    status, account = http_call(f"{stack.api_url}/admin/accounts", "POST", stack.platform_admin_token, body)
+    assert status == 201, account
+    secret = wiring.container().settings.jwt_secret or ""
+    return Terminal(
+        admin_token=mint_token(secret, "demo-admin", "admin", account["id"], TOKEN_LIFETIME),
+        manager_token=mint_token(secret, "demo-manager", "manager", account["id"], TOKEN_LIFETIME),
+        platform_token=stack.platform_admin_token,
+    )
+
+
+def _run(
+    script: str, stack: LocalStack, terminal: Terminal, workdir: Path
+) -> subprocess.CompletedProcess[str]:
     address = stack.api_url.removeprefix("http://")
     wrapped = "\n".join(
         [
             "set -euo pipefail",
-            'curl() { command curl --fail-with-body --show-error "$@"; }',
+            _CURL_FAILS_ON_HTTP_ERRORS,
             prelude(),
             script,
         ]
     ).replace("localhost:8000", address)
     environment = {
         **os.environ,
-        "ADMIN_TOKEN": stack.admin_token,
-        "MANAGER_TOKEN": stack.manager_token,
-        "PLATFORM_TOKEN": stack.platform_admin_token,
+        # The `python3` of this test run, not a version manager's shim that takes a while to start.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "ADMIN_TOKEN": terminal.admin_token,
+        "MANAGER_TOKEN": terminal.manager_token,
+        "PLATFORM_TOKEN": terminal.platform_token,
     }
     return subprocess.run(
         ["bash", "-c", wrapped],
@@ -243,14 +300,20 @@ def test_the_docs_never_point_outside_the_repository() -> None:
             assert "../shared" not in path.read_text(encoding="utf-8"), path
 
 
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    with local_stack() as running:
+        yield running
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_the_walkthrough_runs_as_written_and_shows_what_it_says(name: str, tmp_path: Path) -> None:
-    script = walkthroughs()[name]
+def test_the_walkthrough_runs_as_written_and_shows_what_it_says(
+    name: str, stack: LocalStack, tmp_path: Path
+) -> None:
     began = time.monotonic()
-    with local_stack() as stack:
-        finished = _run(script, stack, tmp_path)
-        assert finished.returncode == 0, f"{name}:\n{finished.stdout[-3000:]}\n{finished.stderr[-3000:]}"
-        EXPECTED[name](stack, finished.stdout)
+    finished = _run(walkthroughs()[name], stack, _fresh_demo_account(stack, name), tmp_path)
+    assert finished.returncode == 0, f"{name}:\n{finished.stdout[-3000:]}\n{finished.stderr[-3000:]}"
+    EXPECTED[name](stack, finished.stdout)
     assert time.monotonic() - began < 20
 
 
