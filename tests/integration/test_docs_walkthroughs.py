@@ -347,3 +347,26 @@ def test_every_test_the_docs_cite_exists() -> None:
             if file not in defined | dict.fromkeys(LANDING)
         ]
     assert missing == []
+
+
+LINK = re.compile(r"\]\(([^)#\s]*)(?:#([^)\s]+))?\)")
+
+
+def _anchors(path: Path) -> set[str]:
+    """The anchors GitHub gives the headings of a Markdown file."""
+    headings = re.findall(r"^#+ (.+)$", path.read_text(encoding="utf-8"), re.M)
+    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in headings}
+
+
+def test_every_link_between_the_docs_leads_to_a_file_and_heading_that_exist() -> None:
+    broken = []
+    for path in DOCUMENTS:
+        if not path.exists():
+            continue
+        for target, anchor in LINK.findall(path.read_text(encoding="utf-8")):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            linked = (path.parent / target).resolve() if target else path
+            if not linked.exists() or (anchor and linked.suffix == ".md" and anchor not in _anchors(linked)):
+                broken.append(f"{path.name}: {target}#{anchor}")
+    assert broken == []
