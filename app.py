@@ -41,7 +41,7 @@ app.register_blueprint(unsubscribe)
 app.register_blueprint(privacy)
 
 if os.environ.get("RELAIS_STAGE") == "local":
-    from chalicelib.api.local import local
+    from chalicelib.local.routes import local
 
     app.register_blueprint(local)
 

@@ -187,13 +187,8 @@ class Container:
 
     @cached_property
     def registered_mail(self) -> RegisteredMail | None:
-        """The `provider` channel's service: the simulated one in the local stage (one per process, so
-        that `GET /_local/letters` sees what the workers deposited), Maileva where RELAIS_MAILEVA_* are
-        set, else none (letters on that channel then stay `to_send`, with the reason)."""
-        if self.settings.stage == "local":
-            from chalicelib.adapters.simulated_registered_mail import SimulatedRegisteredMail
-
-            return SimulatedRegisteredMail()
+        """The `provider` channel's service: Maileva where RELAIS_MAILEVA_* are set, else none (letters on
+        that channel then stay `to_send`, with the reason). The local stack puts its simulated one here."""
         maileva = self.settings.maileva
         if maileva is None:
             return None
@@ -255,16 +250,15 @@ class Container:
 
     @cached_property
     def mailer(self) -> Mailer:
+        return self.ses_mailer
+
+    @cached_property
+    def ses_mailer(self) -> Mailer:
         from chalicelib.adapters.ses import SesMailer
 
-        mailer = SesMailer(
+        return SesMailer(
             self.client("sesv2"), self.settings.sender_address(), self.settings.ses_configuration_set
         )
-        if self.settings.stage != "local":
-            return mailer
-        from chalicelib.local.ses_simulator import MailboxSimulator
-
-        return MailboxSimulator(mailer, self.ses_events_queue, self.settings.region)
 
     @cached_property
     def ses_events_queue(self) -> SqsQueue:
@@ -327,6 +321,15 @@ def render_letter(letter: FormalNoticeLetter) -> bytes:
 
 _container: Container | None = None
 _container_lock = threading.Lock()
+_build: Callable[[Settings], Container] = Container
+
+
+def use_container(build: Callable[[Settings], Container]) -> None:
+    """How the next containers are built. The local stack (`chalicelib.local`) puts its stand-ins in this
+    way, so that no deployed function carries a path to local code."""
+    global _build
+    with _container_lock:
+        _build = build
 
 
 def container() -> Container:
@@ -334,7 +337,7 @@ def container() -> Container:
     if _container is None:
         with _container_lock:
             if _container is None:
-                _container = Container(settings())
+                _container = _build(settings())
     return _container
 
 
