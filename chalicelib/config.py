@@ -9,16 +9,36 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cache
 
-COMMUNICATIONS_QUEUE = "relais-communications"
-"""Fixed because Chalice binds the worker to its queue by name at import (app.py); infra/ uses the same."""
-BULK_QUEUE = "relais-bulk"
-"""Chunks of bulk changes (and, later, mailing fan-out pages) for `bulk_worker`."""
-SES_EVENTS_QUEUE = "relais-ses-events"
-"""Where SES's bounce and complaint events arrive (configuration set → EventBridge → SQS)."""
-WEBHOOKS_QUEUE = "relais-webhooks"
-"""Events to fan out to the accounts' webhook endpoints, and their deliveries, for `webhook_worker`."""
+
+class Queue(StrEnum):
+    """Relais's queues, each `relais-<stage>-<queue>` (`queue_name`), with its DLQ `…-dlq` in infra/."""
+
+    COMMUNICATIONS = "communications"
+    """Emails and dunning steps for `communications_worker`."""
+    BULK = "bulk"
+    """Chunks of bulk changes (and mailing fan-out pages) for `bulk_worker`."""
+    SES_EVENTS = "ses-events"
+    """Where SES's send, bounce and complaint events arrive (configuration set → EventBridge → SQS)."""
+    WEBHOOKS = "webhooks"
+    """Events to fan out to the accounts' webhook endpoints, and their deliveries, for `webhook_worker`."""
+
+
+def stage_resource(stage: str, purpose: str) -> str:
+    """`relais-<stage>-<purpose>`: every resource name carries its stage, so that `dev` and `prod` live in one
+    AWS account (infra/resources.yaml names them `!Sub relais-${Stage}-<purpose>`)."""
+    return f"relais-{stage}-{purpose}"
+
+
+def queue_name(queue: Queue, stage: str | None = None) -> str:
+    """The stage's queue. Without a stage, the process's RELAIS_STAGE: app.py binds its SQS handlers by
+    name at import, and `chalice package --stage X` sets stage X's variables before importing app.py."""
+    stage = stage or os.environ.get("RELAIS_STAGE")
+    if not stage:
+        raise ConfigurationError("Missing environment variables: RELAIS_STAGE (queues are named after it)")
+    return stage_resource(stage, queue)
 
 
 class ConfigurationError(RuntimeError):
@@ -85,6 +105,9 @@ class Settings:
     """The registered-letter provider of the `provider` channel in a deployed stage; None: not configured."""
     """Set by the merge template in AWS (its name holds the AWS account id) and by the local stack."""
 
+    def queue(self, queue: Queue) -> str:
+        return queue_name(queue, self.stage)
+
     def sender_address(self) -> str:
         return _required(self.from_address, "RELAIS_FROM_ADDRESS", "this function sends email")
 
@@ -141,7 +164,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         stage=environ["RELAIS_STAGE"],
         region=str(region),
         table_name=environ["RELAIS_TABLE_NAME"],
-        communications_queue=COMMUNICATIONS_QUEUE,
+        communications_queue=queue_name(Queue.COMMUNICATIONS, environ["RELAIS_STAGE"]),
         from_address=environ.get("RELAIS_FROM_ADDRESS") or None,
         portal_url=environ.get("RELAIS_PORTAL_URL") or None,
         api_url=(environ.get("RELAIS_API_URL") or "").rstrip("/") or None,
@@ -153,7 +176,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         ses_configuration_set=environ.get("RELAIS_SES_CONFIGURATION_SET") or None,
         link_secret=environ.get("RELAIS_LINK_SECRET") or None,
         documents_bucket=environ.get("RELAIS_DOCUMENTS_BUCKET")
-        or f"relais-documents-{environ.get('RELAIS_AWS_ACCOUNT_ID', 'local')}",
+        or stage_resource(
+            environ["RELAIS_STAGE"], f"documents-{environ.get('RELAIS_AWS_ACCOUNT_ID', 'local')}"
+        ),
         maileva=maileva,
     )
 

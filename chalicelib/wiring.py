@@ -10,10 +10,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.config import (
-    BULK_QUEUE,
-    SES_EVENTS_QUEUE,
-    WEBHOOKS_QUEUE,
     ConfigurationError,
+    Queue,
     Settings,
     portal_page_url,
     settings,
@@ -135,7 +133,7 @@ class Container:
     def bulk_queue(self) -> SqsQueue:
         from chalicelib.adapters.sqs import SqsQueue
 
-        return SqsQueue(self.client("sqs"), BULK_QUEUE)
+        return SqsQueue(self.client("sqs"), self.settings.queue(Queue.BULK))
 
     @cached_property
     def procedures(self) -> DynamoProcedureRepository:
@@ -264,13 +262,13 @@ class Container:
     def ses_events_queue(self) -> SqsQueue:
         from chalicelib.adapters.sqs import SqsQueue
 
-        return SqsQueue(self.client("sqs"), SES_EVENTS_QUEUE)
+        return SqsQueue(self.client("sqs"), self.settings.queue(Queue.SES_EVENTS))
 
     @cached_property
     def webhooks_queue(self) -> SqsQueue:
         from chalicelib.adapters.sqs import SqsQueue
 
-        return SqsQueue(self.client("sqs"), WEBHOOKS_QUEUE)
+        return SqsQueue(self.client("sqs"), self.settings.queue(Queue.WEBHOOKS))
 
     @cached_property
     def activity(self) -> DynamoActivityLog:

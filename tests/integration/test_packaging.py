@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
+from chalicelib.config import Queue, queue_name
 from chalicelib.local.provision import DEPLOYED_ONLY, load_template
-from chalicelib.local.stack import ROOT
+from chalicelib.local.stack import REGION, ROOT
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def test_the_communications_worker_reports_partial_batch_failures_from_its_own_q
         "CommunicationsWorkerSqsEventSource"
     ]
     assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert source["Properties"]["Queue"]["Fn::Sub"].endswith(":relais-communications")
+    assert source["Properties"]["Queue"]["Fn::Sub"].endswith(":relais-prod-communications")
     assert template["Resources"]["CommunicationsWorker"]["DependsOn"] == ["CommunicationsQueue"]
     assert source["Properties"]["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "EmailWorkerConcurrency"}}
 
@@ -68,7 +69,9 @@ def test_every_queue_has_a_dead_letter_queue(template: dict[str, Any]) -> None:
         if name.endswith("DeadLetterQueue"):
             continue
         target = queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
-        assert queues[target]["Properties"]["QueueName"] == queue["Properties"]["QueueName"] + "-dlq"
+        name = queue["Properties"]["QueueName"]["Fn::Sub"]
+        assert name.startswith("relais-${Stage}-")
+        assert queues[target]["Properties"]["QueueName"] == {"Fn::Sub": name + "-dlq"}
 
 
 def test_each_function_runs_with_its_own_hand_written_policy(template: dict[str, Any]) -> None:
@@ -118,7 +121,7 @@ def test_ses_sends_bounces_and_complaints_reach_the_ses_events_worker_which_repo
     resources = template["Resources"]
     source = resources["SesEvents"]["Properties"]["Events"]["SesEventsSqsEventSource"]["Properties"]
     assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert source["Queue"]["Fn::Sub"].endswith(":relais-ses-events")
+    assert source["Queue"]["Fn::Sub"].endswith(":relais-prod-ses-events")
     destination = resources["EmailFeedbackDestination"]["Properties"]["EventDestination"]
     # send: settles an email whose worker died after SES accepted it (no duplicate on the retry).
     assert sorted(destination["MatchingEventTypes"]) == ["bounce", "complaint", "send"]
@@ -128,6 +131,7 @@ def test_ses_sends_bounces_and_complaints_reach_the_ses_events_worker_which_repo
 
 
 PARAMETERS = {
+    "Stage": "prod",
     "LinkSecret": "a-deployed-link-secret-of-at-least-32-bytes",
     "StaffTokenSecret": "a-deployed-staff-token-secret-of-32-bytes-or-more",
     "StaffJwksUrl": "",
@@ -135,7 +139,11 @@ PARAMETERS = {
     "StaffJwtAudience": "",
 }
 """What an operator gives `aws cloudformation deploy --parameter-overrides` (the secrets have no default)."""
-PHYSICAL = {"DocumentsBucket": "relais-documents-123456789012", "RestAPI": "abc123"}
+PHYSICAL = {
+    "DocumentsBucket": "relais-prod-documents-123456789012",
+    "EmailConfigurationSet": "relais-prod",
+    "RestAPI": "abc123",
+}
 PSEUDO = {"AWS::Region": "eu-west-3", "AWS::URLSuffix": "amazonaws.com", "AWS::AccountId": "123456789012"}
 LAMBDA_RUNTIME = {
     "AWS_REGION": "eu-west-3",
@@ -156,7 +164,7 @@ def _value(template: dict[str, Any], node: Any) -> str:
             return PARAMETERS.get(name, str(template["Parameters"][name].get("Default", "")))
         return PHYSICAL[name]
     text = str(node["Fn::Sub"])
-    for name, value in {**PSEUDO, **PHYSICAL}.items():
+    for name, value in {**PSEUDO, **PHYSICAL, **PARAMETERS}.items():
         text = text.replace("${" + name + "}", value)
     assert "${" not in text, text
     return text
@@ -172,8 +180,14 @@ def packaged_environment(template: dict[str, Any], function: str) -> dict[str, s
 def as_packaged(
     template: dict[str, Any], monkeypatch: pytest.MonkeyPatch, aws: Any
 ) -> Iterator[Callable[[str], None]]:
-    """Switch the process to exactly one packaged function's environment (the adapters are rebuilt)."""
+    """Switch the process to exactly one packaged function's environment (the adapters are rebuilt), on
+    the resources of the `prod` stage beside the local ones."""
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+
     from chalicelib import wiring
+    from chalicelib.local.provision import provision
+
+    provision(aws.client, account_id=DEFAULT_ACCOUNT_ID, region=REGION, stage="prod")
 
     original = dict(os.environ)
 
@@ -311,12 +325,12 @@ def test_every_handler_runs_with_exactly_the_environment_of_the_packaged_templat
 
     as_packaged("CommunicationsWorker")
     sent = app.communications_worker(
-        _sqs_event("relais-communications", aws), _context("communications_worker")
+        _sqs_event(queue_name(Queue.COMMUNICATIONS, "prod"), aws), _context("communications_worker")
     )
     assert sent == {"batchItemFailures": []}
 
     as_packaged("BulkWorker")
-    applied = app.bulk_worker(_sqs_event("relais-bulk", aws), _context("bulk_worker"))
+    applied = app.bulk_worker(_sqs_event(queue_name(Queue.BULK, "prod"), aws), _context("bulk_worker"))
     assert applied == {"batchItemFailures": []}
 
     as_packaged("DunningTick")
@@ -334,7 +348,7 @@ def test_every_handler_runs_with_exactly_the_environment_of_the_packaged_templat
         "attributes": {"ApproximateReceiveCount": "1"},
         "messageAttributes": {},
         "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:eu-west-3:123456789012:relais-ses-events",
+        "eventSourceARN": f"arn:aws:sqs:eu-west-3:123456789012:{queue_name(Queue.SES_EVENTS, 'prod')}",
         "awsRegion": "eu-west-3",
     }
     assert app.ses_events({"Records": [ses_record]}, _context("ses_events")) == {"batchItemFailures": []}
