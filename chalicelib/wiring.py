@@ -185,9 +185,10 @@ class Container:
 
     @cached_property
     def registered_mail(self) -> RegisteredMail | None:
-        """The `provider` channel's service: Maileva where RELAIS_MAILEVA_* are set, else none (letters on
-        that channel then stay `to_send`, with the reason). The local stack puts its simulated one here."""
-        maileva = self.settings.maileva
+        """The `provider` channel's service: Maileva where its settings are given (RELAIS_MAILEVA_*, or its
+        SSM parameter RELAIS_MAILEVA_PARAMETER), else none (letters on that channel then stay `to_send`,
+        with the reason). The local stack puts its simulated one here."""
+        maileva = self.settings.maileva_account()
         if maileva is None:
             return None
         from chalicelib.adapters.maileva import MailevaRegisteredMail
@@ -302,7 +303,7 @@ class Container:
 
             jwks = jwt.PyJWKClient(self.settings.jwks_url, cache_keys=True, lifespan=600, timeout=5)
         return StaffTokenVerifier(
-            secret=self.settings.jwt_secret,
+            secret=self.settings.staff_token_secret(),
             jwks=jwks,
             issuer=self.settings.jwt_issuer,
             audience=self.settings.jwt_audience,

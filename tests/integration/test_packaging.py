@@ -132,13 +132,19 @@ def test_ses_sends_bounces_and_complaints_reach_the_ses_events_worker_which_repo
 
 PARAMETERS = {
     "Stage": "prod",
-    "LinkSecret": "a-deployed-link-secret-of-at-least-32-bytes",
-    "StaffTokenSecret": "a-deployed-staff-token-secret-of-32-bytes-or-more",
+    "LinkSecretParameter": "/relais/prod/link-secret",
+    "StaffTokenSecretParameter": "/relais/prod/jwt-secret",
+    "MailevaParameter": "",
     "StaffJwksUrl": "",
     "StaffJwtIssuer": "",
     "StaffJwtAudience": "",
 }
-"""What an operator gives `aws cloudformation deploy --parameter-overrides` (the secrets have no default)."""
+"""What an operator gives `aws cloudformation deploy --parameter-overrides`: the SSM names of the secrets."""
+SECRETS = {
+    "/relais/prod/link-secret": "a-deployed-link-secret-of-at-least-32-bytes",
+    "/relais/prod/jwt-secret": "a-deployed-staff-token-secret-of-32-bytes-or-more",
+}
+"""The SecureStrings the operator put in SSM Parameter Store before the deployment."""
 PHYSICAL = {
     "DocumentsBucket": "relais-prod-documents-123456789012",
     "EmailConfigurationSet": "relais-prod",
@@ -182,12 +188,16 @@ def as_packaged(
 ) -> Iterator[Callable[[str], None]]:
     """Switch the process to exactly one packaged function's environment (the adapters are rebuilt), on
     the resources of the `prod` stage beside the local ones."""
+    from aws_lambda_powertools.utilities import parameters
     from moto.core.models import DEFAULT_ACCOUNT_ID
 
     from chalicelib import wiring
     from chalicelib.local.provision import provision
 
     provision(aws.client, account_id=DEFAULT_ACCOUNT_ID, region=REGION, stage="prod")
+    for name, secret in SECRETS.items():
+        aws.client("ssm").put_parameter(Name=name, Value=secret, Type="SecureString")
+    parameters.clear_caches()
 
     original = dict(os.environ)
 
@@ -203,6 +213,7 @@ def as_packaged(
     os.environ.clear()
     os.environ.update(original)
     wiring.reset()
+    parameters.clear_caches()
 
 
 def _context(function: str) -> Any:
@@ -309,7 +320,9 @@ def test_every_handler_runs_with_exactly_the_environment_of_the_packaged_templat
     assert unsubscribe["statusCode"] == 400, unsubscribe["body"]
 
     as_packaged("StaffAuthorizer")
-    staff_token = mint_token(PARAMETERS["StaffTokenSecret"], "admin", "admin", account_id, timedelta(hours=1))
+    staff_token = mint_token(
+        SECRETS["/relais/prod/jwt-secret"], "admin", "admin", account_id, timedelta(hours=1)
+    )
     allowed = staff_authorizer(
         {"type": "TOKEN", "authorizationToken": f"Bearer {staff_token}", "methodArn": METHOD_ARN},
         _context("staff_authorizer"),
@@ -364,15 +377,21 @@ def test_every_handler_runs_with_exactly_the_environment_of_the_packaged_templat
 METHOD_ARN = "arn:aws:execute-api:eu-west-3:123456789012:abc123/api/GET/account"
 EVERYWHERE = {"RELAIS_STAGE", "RELAIS_TABLE_NAME", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
 READS = {
-    "APIHandler": {"RELAIS_PORTAL_TOKEN_DAYS", "RELAIS_DOCUMENTS_BUCKET", "RELAIS_LINK_SECRET"},
-    "StaffAuthorizer": {"RELAIS_JWT_SECRET", "RELAIS_JWKS_URL", "RELAIS_JWT_ISSUER", "RELAIS_JWT_AUDIENCE"},
+    "APIHandler": {"RELAIS_PORTAL_TOKEN_DAYS", "RELAIS_DOCUMENTS_BUCKET", "RELAIS_LINK_SECRET_PARAMETER"},
+    "StaffAuthorizer": {
+        "RELAIS_JWT_SECRET_PARAMETER",
+        "RELAIS_JWKS_URL",
+        "RELAIS_JWT_ISSUER",
+        "RELAIS_JWT_AUDIENCE",
+    },
     "PortalAuthorizer": set(),
     "CommunicationsWorker": {
         "RELAIS_FROM_ADDRESS",
         "RELAIS_SES_CONFIGURATION_SET",
         "RELAIS_PORTAL_TOKEN_DAYS",
         "RELAIS_API_URL",
-        "RELAIS_LINK_SECRET",
+        "RELAIS_LINK_SECRET_PARAMETER",
+        "RELAIS_MAILEVA_PARAMETER",
         "RELAIS_DOCUMENTS_BUCKET",
     },
     "BulkWorker": set(),
@@ -399,13 +418,66 @@ def test_the_sender_address_of_the_worker_is_the_ses_identity_the_template_verif
     assert template["Resources"]["SenderIdentity"]["Properties"]["EmailIdentity"] == {"Ref": "SenderAddress"}
 
 
-def test_the_link_secret_is_a_parameter_of_at_least_32_characters_never_echoed(
-    template: dict[str, Any],
+def test_a_packaged_function_reads_its_secret_from_ssm_and_its_environment_only_names_it(
+    as_packaged: Callable[[str], None], aws: Any
 ) -> None:
-    parameter = template["Parameters"]["LinkSecret"]
-    assert parameter["NoEcho"] is True
-    assert parameter["MinLength"] >= 32
-    assert "Default" not in parameter
+    from chalicelib import wiring
+    from chalicelib.api.authorizers import Unauthorized, staff_authorizer
+    from chalicelib.local.stack import mint_token
+
+    as_packaged("StaffAuthorizer")
+    assert "RELAIS_JWT_SECRET" not in os.environ
+    assert os.environ["RELAIS_JWT_SECRET_PARAMETER"] == "/relais/prod/jwt-secret"
+    signed = mint_token(SECRETS["/relais/prod/jwt-secret"], "admin", "admin", "a-1", timedelta(hours=1))
+    allowed = staff_authorizer(
+        {"type": "TOKEN", "authorizationToken": f"Bearer {signed}", "methodArn": METHOD_ARN},
+        _context("staff_authorizer"),
+    )
+    assert allowed["context"]["account_id"] == "a-1"
+    forged = mint_token(
+        "another-secret-of-at-least-32-bytes-long", "admin", "admin", "a-1", timedelta(hours=1)
+    )
+    with pytest.raises(Unauthorized):
+        staff_authorizer(
+            {"type": "TOKEN", "authorizationToken": f"Bearer {forged}", "methodArn": METHOD_ARN},
+            _context("staff_authorizer"),
+        )
+
+    as_packaged("APIHandler")
+    assert "RELAIS_LINK_SECRET" not in os.environ
+    assert wiring.container().settings.signing_secret() == SECRETS["/relais/prod/link-secret"]
+
+
+SECRET_VARIABLES = {
+    "RELAIS_JWT_SECRET",
+    "RELAIS_LINK_SECRET",
+    *(f"RELAIS_MAILEVA_{n}" for n in ("CLIENT_ID", "CLIENT_SECRET", "USERNAME", "PASSWORD")),
+}
+
+
+def test_no_secret_value_is_in_the_packaged_template_nor_in_the_deployed_stages_configuration(
+    packaged: Path, template: dict[str, Any]
+) -> None:
+    for name in ("LinkSecretParameter", "StaffTokenSecretParameter", "MailevaParameter"):
+        parameter = template["Parameters"][name]
+        assert parameter["Type"] == "String"
+        assert parameter["AllowedPattern"].startswith(("^/", "^(/")), "an SSM parameter's name"
+    assert not [name for name, spec in template["Parameters"].items() if spec.get("NoEcho")]
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            variables = resource["Properties"].get("Environment", {}).get("Variables", {})
+            assert not SECRET_VARIABLES & set(variables), logical_id
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    deployed = [config, *(stage for name, stage in config["stages"].items() if name != "local")]
+    for scope in deployed:
+        named = set(scope.get("environment_variables", {}))
+        for function in scope.get("lambda_functions", {}).values():
+            named |= set(function.get("environment_variables", {}))
+        assert not SECRET_VARIABLES & named
+    text = packaged.read_text()
+    for secret in (*config["stages"]["local"]["environment_variables"].values(), *SECRETS.values()):
+        if "secret" in secret:
+            assert secret not in text
 
 
 def test_api_gateway_caches_a_staff_authorization_for_at_most_a_minute_and_a_portal_one_never(

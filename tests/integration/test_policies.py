@@ -3,7 +3,10 @@
 Each resource is a CloudFormation `Fn::Sub` naming the stage's own resource (`relais-${Stage}-…`) in the
 stack's account and region, so that a `dev` function can touch nothing of `prod` in the same account; a
 bare `*` only where AWS has no resource to name. Each function may call on the table only what its code
-calls: no DeleteItem where nothing deletes.
+calls: no DeleteItem where nothing deletes. A function that needs a secret may read exactly its SSM
+parameters, named by the template's parameters; no `kms:Decrypt` is needed, since the SecureStrings use the
+AWS managed key `aws/ssm`, whose key policy lets SSM decrypt for any principal of the account allowed to
+read the parameter (a customer managed key would need `kms:Decrypt` with a `kms:ViaService` condition).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ OWN_RESOURCE = (
     r"|s3:::relais-\$\{Stage\}-documents-\$\{AWS::AccountId\}(/accounts/\*(/letters/\*)?)?"
     rf"|ses:{_IN_STACK}:configuration-set/relais-\$\{{Stage\}}"
     rf"|logs:{_IN_STACK}:log-group:/aws/lambda/relais-\$\{{Stage\}}-{{function}}(:log-stream:\*)?"
+    rf"|ssm:{_IN_STACK}:parameter\$\{{(LinkSecret|StaffTokenSecret|Maileva)Parameter\}}"
     r")$"
 )
 """`{function}`: each function writes its own log group only. The bucket is named for listing the
@@ -92,12 +96,16 @@ def test_the_policies_name_the_resources_the_local_stack_creates_for_its_stage(a
         "ses": {f"configuration-set/{settings.ses_configuration_set}"},
     }
     for path in POLICIES:
-        document = render_policy(json.loads(path.read_text()), "local", DEFAULT_ACCOUNT_ID, settings.region)
+        document = render_policy(
+            json.loads(path.read_text()), "local", DEFAULT_ACCOUNT_ID, settings.region, SECRET_PARAMETERS
+        )
         for statement in document["Statement"]:
             for arn in as_list(statement["Resource"]):
                 service, resource = arn.split(":")[2], arn.split(":")[-1]
                 if service == "logs":
                     assert resource in ("*", f"/aws/lambda/relais-local-{path.stem}"), arn
+                elif service == "ssm":
+                    assert resource.removeprefix("parameter") in SECRET_PARAMETERS.values(), arn
                 elif service == "s3":
                     assert arn.split(":::")[1].split("/")[0] in created["s3"], arn
                 else:
@@ -105,6 +113,30 @@ def test_the_policies_name_the_resources_the_local_stack_creates_for_its_stage(a
 
 
 INDEXES = ("GSI1", "GSI2", "GSI3", "GSI4", "due")
+SECRET_PARAMETERS = {
+    "LinkSecretParameter": "/relais/local/link-secret",
+    "StaffTokenSecretParameter": "/relais/local/jwt-secret",
+    "MailevaParameter": "/relais/local/maileva",
+}
+
+
+@pytest.mark.parametrize("path", POLICIES, ids=lambda p: p.stem)
+def test_a_function_reads_only_the_secrets_its_code_reads(path: Path) -> None:
+    named = {
+        resource["Fn::Sub"].rsplit("${", 1)[1].rstrip("}")
+        for statement in statements(path)
+        for resource in as_list(statement["Resource"])
+        if ":ssm:" in str(resource)
+    }
+    assert named == SECRETS.get(path.stem, set())
+
+
+SECRETS = {
+    "api_handler": {"LinkSecretParameter"},
+    "communications_worker": {"LinkSecretParameter", "MailevaParameter"},
+    "staff_authorizer": {"StaffTokenSecretParameter"},
+}
+"""The unsubscribe links (API and worker), the registered letters (worker), the staff tokens' HS256 key."""
 
 
 def test_every_function_of_the_app_has_one_policy() -> None:
