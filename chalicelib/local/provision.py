@@ -25,6 +25,10 @@ DEPLOYED_ONLY = {
     "AWS::Events::Rule",
     "AWS::SQS::QueuePolicy",
     "AWS::IAM::Policy",
+    # Alarms watch the deployed stage; the local stage has no CloudWatch metrics to watch.
+    "AWS::SNS::Topic",
+    "AWS::SNS::Subscription",
+    "AWS::CloudWatch::Alarm",
 }
 
 

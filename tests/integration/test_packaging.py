@@ -491,3 +491,101 @@ def test_api_gateway_caches_a_staff_authorization_for_at_most_a_minute_and_a_por
     }
     assert 0 < ttl["staff_authorizer"] <= 60
     assert ttl["portal_authorizer"] == 0
+
+
+def _alarms(template: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+
+
+def _fires_above(alarm: dict[str, Any], threshold: float) -> bool:
+    """Mails the operators as soon as the metric passes the threshold, and only then."""
+    return (
+        alarm["Threshold"] == threshold
+        and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        and alarm["EvaluationPeriods"] == 1
+        and alarm["TreatMissingData"] == "notBreaching"
+        and alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    )
+
+
+def test_a_message_on_any_dead_letter_queue_mails_the_operators(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    dead_letter_queues = {
+        k for k, v in resources.items() if v["Type"] == "AWS::SQS::Queue" and "DeadLetter" in k
+    }
+    assert len(dead_letter_queues) >= 4
+    watched = {
+        alarm["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+        for alarm in _alarms(template)
+        if alarm["Namespace"] == "AWS/SQS"
+        and alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        and _fires_above(alarm, 0)
+    }
+    assert watched == dead_letter_queues
+    subscription = next(v["Properties"] for v in resources.values() if v["Type"] == "AWS::SNS::Subscription")
+    assert subscription == {
+        "TopicArn": {"Ref": "AlarmTopic"},
+        "Protocol": "email",
+        "Endpoint": {"Ref": "AlarmEmail"},
+    }
+
+
+def test_every_worker_that_fails_mails_the_operators(template: dict[str, Any]) -> None:
+    """A worker is a function run by events (a queue, the schedule, S3's events), not by the API."""
+    workers = {
+        k
+        for k, v in template["Resources"].items()
+        if v["Type"] == "AWS::Serverless::Function" and v["Properties"].get("Events")
+    }
+    assert {"CommunicationsWorker", "BulkWorker", "SesEvents", "UploadEvents", "DunningTick"} <= workers
+    watched = {
+        alarm["Dimensions"][0]["Value"]["Ref"]
+        for alarm in _alarms(template)
+        if alarm["Namespace"] == "AWS/Lambda" and alarm["MetricName"] == "Errors" and _fires_above(alarm, 0)
+    }
+    assert watched == workers
+
+
+def test_an_ses_bounce_rate_above_5_percent_mails_the_operators(template: dict[str, Any]) -> None:
+    (bounce,) = [a for a in _alarms(template) if a["Namespace"] == "AWS/SES"]
+    assert bounce["MetricName"] == "Reputation.BounceRate"
+    assert _fires_above(bounce, 0.05)
+
+
+def test_the_table_can_be_restored_to_any_second_is_encrypted_and_forgets_expired_items(
+    template: dict[str, Any],
+) -> None:
+    table = template["Resources"]["RelaisTable"]
+    assert table["DeletionPolicy"] == "Retain"
+    properties = table["Properties"]
+    assert properties["TableName"] == {"Fn::Sub": "relais-${Stage}"}
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["SSESpecification"] == {"SSEEnabled": True}
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+
+
+def test_the_bucket_is_private_encrypted_and_drops_abandoned_uploads(template: dict[str, Any]) -> None:
+    bucket = template["Resources"]["DocumentsBucket"]["Properties"]
+    assert bucket["BucketName"] == {"Fn::Sub": "relais-${Stage}-documents-${AWS::AccountId}"}
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    assert len(bucket["PublicAccessBlockConfiguration"]) == 4
+    (encryption,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    rules = {rule["Id"]: rule for rule in bucket["LifecycleConfiguration"]["Rules"]}
+    assert rules["abandoned-uploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    assert rules["overwritten-uploads"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
+    assert all(rule["Status"] == "Enabled" for rule in rules.values())
+
+
+def test_the_stack_names_its_stage_and_region_and_each_function_carries_the_stage(
+    template: dict[str, Any],
+) -> None:
+    assert template["Outputs"]["Region"]["Value"] == {"Ref": "AWS::Region"}
+    assert template["Outputs"]["Stage"]["Value"] == {"Ref": "Stage"}
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            handler = resource["Properties"]["Handler"].rsplit(".", 1)[1]
+            function = "api_handler" if handler == "app" else handler
+            assert resource["Properties"]["FunctionName"] == {"Fn::Sub": f"relais-${{Stage}}-{function}"}, (
+                logical_id
+            )
