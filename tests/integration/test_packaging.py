@@ -589,3 +589,43 @@ def test_the_stack_names_its_stage_and_region_and_each_function_carries_the_stag
             assert resource["Properties"]["FunctionName"] == {"Fn::Sub": f"relais-${{Stage}}-{function}"}, (
                 logical_id
             )
+
+
+def _preflight(**variables: str) -> subprocess.CompletedProcess[str]:
+    """`make deploy`'s first step, as a new user without AWS credentials runs it."""
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("AWS_") and name not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")
+    }
+    environment.update(
+        {
+            "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+    return subprocess.run(
+        ["make", "--no-print-directory", "deploy-preflight", *(f"{k}={v}" for k, v in variables.items())],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_make_deploy_stops_at_once_naming_what_is_missing() -> None:
+    no_bucket = _preflight(SENDER_ADDRESS="notifications@example.fr", ALARM_EMAIL="ops@example.fr")
+    assert no_bucket.returncode != 0
+    assert "set DEPLOY_BUCKET" in no_bucket.stderr or "AWS CLI is not installed" in no_bucket.stderr
+
+    no_credentials = _preflight(
+        DEPLOY_BUCKET="artifacts", SENDER_ADDRESS="notifications@example.fr", ALARM_EMAIL="ops@example.fr"
+    )
+    assert no_credentials.returncode != 0
+    assert (
+        "no usable AWS credentials" in no_credentials.stderr
+        or "AWS CLI is not installed" in no_credentials.stderr
+    )
