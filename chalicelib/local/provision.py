@@ -25,6 +25,8 @@ DEPLOYED_ONLY = {
     "AWS::Events::Rule",
     "AWS::SQS::QueuePolicy",
     "AWS::IAM::Policy",
+    # Its only statement refuses what is not TLS, and the local stack speaks plain HTTP to moto.
+    "AWS::S3::BucketPolicy",
     # Alarms watch the deployed stage; the local stage has no CloudWatch metrics to watch.
     "AWS::SNS::Topic",
     "AWS::SNS::Subscription",

@@ -564,7 +564,9 @@ def test_the_table_can_be_restored_to_any_second_is_encrypted_and_forgets_expire
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
 
 
-def test_the_bucket_is_private_encrypted_and_drops_abandoned_uploads(template: dict[str, Any]) -> None:
+def test_the_bucket_is_private_encrypted_tls_only_and_drops_abandoned_uploads(
+    template: dict[str, Any],
+) -> None:
     bucket = template["Resources"]["DocumentsBucket"]["Properties"]
     assert bucket["BucketName"] == {"Fn::Sub": "relais-${Stage}-documents-${AWS::AccountId}"}
     assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
@@ -575,6 +577,14 @@ def test_the_bucket_is_private_encrypted_and_drops_abandoned_uploads(template: d
     assert rules["abandoned-uploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
     assert rules["overwritten-uploads"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
     assert all(rule["Status"] == "Enabled" for rule in rules.values())
+    (policy,) = [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::S3::BucketPolicy" and r["Properties"]["Bucket"] == {"Ref": "DocumentsBucket"}
+    ]
+    (tls_only,) = policy["PolicyDocument"]["Statement"]
+    assert (tls_only["Effect"], tls_only["Action"]) == ("Deny", "s3:*")
+    assert tls_only["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
 def test_the_stack_names_its_stage_and_region_and_each_function_carries_the_stage(
