@@ -200,6 +200,14 @@ def render_policy(
     parameters: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A policy of policies/ as CloudFormation resolves it for one stack: its `Fn::Sub` resources name the
-    stage's own table, queues, bucket, log group and SSM parameters, in that account and region."""
-    ctx = _Context(account_id=account_id, region=region, parameters={**(parameters or {}), "Stage": stage})
+    stage's own table, queues, bucket, log group and SSM parameters, in that account and region. The SSM
+    names are README's (`/relais/<stage>/link-secret`…) unless `parameters` gives others."""
+    names = {
+        "LinkSecretParameter": f"/relais/{stage}/link-secret",
+        "StaffTokenSecretParameter": f"/relais/{stage}/jwt-secret",
+        "MailevaParameter": f"/relais/{stage}/maileva",
+    }
+    ctx = _Context(
+        account_id=account_id, region=region, parameters={**names, **(parameters or {}), "Stage": stage}
+    )
     return dict(ctx.resolve(document))
