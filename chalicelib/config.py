@@ -133,7 +133,12 @@ class Settings:
         """Maileva's settings: plain variables, or the SSM parameter's JSON object of the same fields."""
         if not self.maileva_parameter:
             return self.maileva
-        given = json.loads(read_secret_parameter(self.maileva_parameter))
+        try:
+            given = json.loads(read_secret_parameter(self.maileva_parameter))
+        except ValueError as exc:
+            raise ConfigurationError(f"{self.maileva_parameter} is not a JSON object") from exc
+        if not isinstance(given, dict):
+            raise ConfigurationError(f"{self.maileva_parameter} is not a JSON object")
         missing = [field for field in _MAILEVA if not isinstance(given.get(field), str) or not given[field]]
         if missing:
             raise ConfigurationError(f"{self.maileva_parameter} lacks {', '.join(missing)}")

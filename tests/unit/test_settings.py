@@ -99,3 +99,7 @@ def test_a_deployed_stage_reads_maileva_from_one_ssm_parameter_naming_any_missin
     half = load_settings({**DEPLOYED, "RELAIS_MAILEVA_PARAMETER": "/relais/prod/half"})
     with pytest.raises(ConfigurationError, match="/relais/prod/half lacks password"):
         half.maileva_account()
+    ssm.put_parameter(Name="/relais/prod/text", Value="user:password", Type="SecureString")
+    text = load_settings({**DEPLOYED, "RELAIS_MAILEVA_PARAMETER": "/relais/prod/text"})
+    with pytest.raises(ConfigurationError, match="/relais/prod/text is not a JSON object"):
+        text.maileva_account()
