@@ -186,6 +186,14 @@ def _deployed_issues(environ: Mapping[str, str]) -> list[str]:
             issues.append(f"{name} must be at least {MIN_SECRET_BYTES} bytes long")
     if (environ.get("RELAIS_JWKS_URL") or "").startswith("http://"):
         issues.append("RELAIS_JWKS_URL must be an https:// address")
+    # Lambda names the function as the template's Stage says (relais-<Stage>-<function>); the code names
+    # its table and queues after RELAIS_STAGE, the stage packaged. Both must be the same stage.
+    function = environ.get("AWS_LAMBDA_FUNCTION_NAME") or ""
+    if function and not function.startswith(stage_resource(environ["RELAIS_STAGE"], "")):
+        issues.append(
+            f"{function} runs code packaged for the stage {environ['RELAIS_STAGE']}: package and deploy"
+            " the same stage (make deploy STAGE=…)"
+        )
     return issues
 
 

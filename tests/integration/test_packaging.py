@@ -179,7 +179,9 @@ def _value(template: dict[str, Any], node: Any) -> str:
 def packaged_environment(template: dict[str, Any], function: str) -> dict[str, str]:
     properties = template["Resources"][function]["Properties"]
     variables = properties.get("Environment", {}).get("Variables", {})
-    return {**LAMBDA_RUNTIME, **{name: _value(template, node) for name, node in variables.items()}}
+    # Lambda names the function in its environment too: the settings check it is the stage packaged.
+    runtime = {**LAMBDA_RUNTIME, "AWS_LAMBDA_FUNCTION_NAME": _value(template, properties["FunctionName"])}
+    return {**runtime, **{name: _value(template, node) for name, node in variables.items()}}
 
 
 @pytest.fixture
@@ -406,7 +408,7 @@ def test_each_packaged_function_gets_exactly_the_variables_its_code_reads(templa
     functions = {k for k, v in template["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
     assert functions == set(READS)
     for function, reads in READS.items():
-        given = set(packaged_environment(template, function)) - set(LAMBDA_RUNTIME)
+        given = set(packaged_environment(template, function)) - {*LAMBDA_RUNTIME, "AWS_LAMBDA_FUNCTION_NAME"}
         assert given == EVERYWHERE | reads, function
 
 

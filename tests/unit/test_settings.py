@@ -48,6 +48,16 @@ def test_a_deployed_stage_refuses_a_jwks_address_that_is_not_https() -> None:
         )
 
 
+def test_a_function_deployed_as_another_stage_than_the_one_packaged_refuses_to_start() -> None:
+    assert load_settings({**DEPLOYED, "AWS_LAMBDA_FUNCTION_NAME": "relais-prod-api_handler"})
+    with pytest.raises(
+        ConfigurationError, match="relais-dev-api_handler runs code packaged for the stage prod"
+    ):
+        load_settings({**DEPLOYED, "AWS_LAMBDA_FUNCTION_NAME": "relais-dev-api_handler"})
+    with pytest.raises(ConfigurationError, match="packaged for the stage prod"):
+        load_settings({**DEPLOYED, "AWS_LAMBDA_FUNCTION_NAME": "relais-production-api_handler"})
+
+
 def test_a_function_without_the_sender_or_the_link_secret_names_the_one_it_needed() -> None:
     settings = load_settings(DEPLOYED)
     with pytest.raises(ConfigurationError, match="RELAIS_FROM_ADDRESS"):
