@@ -23,7 +23,7 @@ from chalicelib.api.portal import portal
 from chalicelib.api.portal_page import portal_page
 from chalicelib.api.privacy import privacy
 from chalicelib.api.unsubscribe import unsubscribe
-from chalicelib.config import BULK_QUEUE, COMMUNICATIONS_QUEUE, SES_EVENTS_QUEUE
+from chalicelib.config import Queue, queue_name
 
 app = Chalice(app_name="relais", configure_logs=False)
 # API Gateway answers a binary body (the account's logo) only when the request's first Accept type is a
@@ -43,26 +43,26 @@ app.register_blueprint(privacy)
 app.register_blueprint(activity)
 
 if os.environ.get("RELAIS_STAGE") == "local":
-    from chalicelib.api.local import local
+    from chalicelib.local.routes import local
 
     app.register_blueprint(local)
 
 
-@app.on_sqs_message(queue=COMMUNICATIONS_QUEUE, batch_size=10)
+@app.on_sqs_message(queue=queue_name(Queue.COMMUNICATIONS), batch_size=10)
 def communications_worker(event: SQSEvent) -> dict[str, Any]:
     from chalicelib.handlers import communications_worker as worker
 
     return worker.handle(event.to_dict(), event.context)
 
 
-@app.on_sqs_message(queue=BULK_QUEUE, batch_size=10)
+@app.on_sqs_message(queue=queue_name(Queue.BULK), batch_size=10)
 def bulk_worker(event: SQSEvent) -> dict[str, Any]:
     from chalicelib.handlers import bulk_worker as worker
 
     return worker.handle(event.to_dict(), event.context)
 
 
-@app.on_sqs_message(queue=SES_EVENTS_QUEUE, batch_size=10)
+@app.on_sqs_message(queue=queue_name(Queue.SES_EVENTS), batch_size=10)
 def ses_events(event: SQSEvent) -> dict[str, Any]:
     from chalicelib.handlers import ses_events as handler
 

@@ -27,7 +27,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from bench.environment import local_stage
 from bench.figures import Figure, table
 from chalicelib import wiring
-from chalicelib.config import COMMUNICATIONS_QUEUE
+from chalicelib.config import Queue, queue_name
 from chalicelib.local.outbox import sent_messages
 from chalicelib.local.provision import provision
 from chalicelib.local.stack import REGION
@@ -194,14 +194,15 @@ def _welcome_events(count: int) -> list[dict[str, Any]]:
     The messages are received here, uncounted, so that the worker's figure holds the worker's calls and not
     the receive and delete of Lambda's event source mapping."""
     sqs = wiring.container().client("sqs")
-    url = sqs.get_queue_url(QueueName=COMMUNICATIONS_QUEUE)["QueueUrl"]
+    queue = queue_name(Queue.COMMUNICATIONS)
+    url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
     messages: list[dict[str, Any]] = []
     while len(messages) < count:
         received = sqs.receive_message(
             QueueUrl=url, MaxNumberOfMessages=count - len(messages), VisibilityTimeout=600
         )
         if not received.get("Messages"):
-            raise RuntimeError(f"fewer than {count} messages on {COMMUNICATIONS_QUEUE}")
+            raise RuntimeError(f"fewer than {count} messages on {queue}")
         messages += received["Messages"]
     return [
         {
@@ -214,7 +215,7 @@ def _welcome_events(count: int) -> list[dict[str, Any]]:
                     "messageAttributes": {},
                     "md5OfBody": message["MD5OfBody"],
                     "eventSource": "aws:sqs",
-                    "eventSourceARN": f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT_ID}:{COMMUNICATIONS_QUEUE}",
+                    "eventSourceARN": f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT_ID}:{queue}",
                     "awsRegion": REGION,
                 }
             ]

@@ -10,10 +10,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.config import (
-    BULK_QUEUE,
-    SES_EVENTS_QUEUE,
-    WEBHOOKS_QUEUE,
     ConfigurationError,
+    Queue,
     Settings,
     portal_page_url,
     settings,
@@ -135,7 +133,7 @@ class Container:
     def bulk_queue(self) -> SqsQueue:
         from chalicelib.adapters.sqs import SqsQueue
 
-        return SqsQueue(self.client("sqs"), BULK_QUEUE)
+        return SqsQueue(self.client("sqs"), self.settings.queue(Queue.BULK))
 
     @cached_property
     def procedures(self) -> DynamoProcedureRepository:
@@ -188,14 +186,10 @@ class Container:
 
     @cached_property
     def registered_mail(self) -> RegisteredMail | None:
-        """The `provider` channel's service: the simulated one in the local stage (one per process, so
-        that `GET /_local/letters` sees what the workers deposited), Maileva where RELAIS_MAILEVA_* are
-        set, else none (letters on that channel then stay `to_send`, with the reason)."""
-        if self.settings.stage == "local":
-            from chalicelib.adapters.simulated_registered_mail import SimulatedRegisteredMail
-
-            return SimulatedRegisteredMail()
-        maileva = self.settings.maileva
+        """The `provider` channel's service: Maileva where its settings are given (RELAIS_MAILEVA_*, or its
+        SSM parameter RELAIS_MAILEVA_PARAMETER), else none (letters on that channel then stay `to_send`,
+        with the reason). The local stack puts its simulated one here."""
+        maileva = self.settings.maileva_account()
         if maileva is None:
             return None
         from chalicelib.adapters.maileva import MailevaRegisteredMail
@@ -256,28 +250,27 @@ class Container:
 
     @cached_property
     def mailer(self) -> Mailer:
+        return self.ses_mailer
+
+    @cached_property
+    def ses_mailer(self) -> Mailer:
         from chalicelib.adapters.ses import SesMailer
 
-        mailer = SesMailer(
+        return SesMailer(
             self.client("sesv2"), self.settings.sender_address(), self.settings.ses_configuration_set
         )
-        if self.settings.stage != "local":
-            return mailer
-        from chalicelib.local.ses_simulator import MailboxSimulator
-
-        return MailboxSimulator(mailer, self.ses_events_queue, self.settings.region)
 
     @cached_property
     def ses_events_queue(self) -> SqsQueue:
         from chalicelib.adapters.sqs import SqsQueue
 
-        return SqsQueue(self.client("sqs"), SES_EVENTS_QUEUE)
+        return SqsQueue(self.client("sqs"), self.settings.queue(Queue.SES_EVENTS))
 
     @cached_property
     def webhooks_queue(self) -> SqsQueue:
         from chalicelib.adapters.sqs import SqsQueue
 
-        return SqsQueue(self.client("sqs"), WEBHOOKS_QUEUE)
+        return SqsQueue(self.client("sqs"), self.settings.queue(Queue.WEBHOOKS))
 
     @cached_property
     def activity(self) -> DynamoActivityLog:
@@ -311,7 +304,7 @@ class Container:
 
             jwks = jwt.PyJWKClient(self.settings.jwks_url, cache_keys=True, lifespan=600, timeout=5)
         return StaffTokenVerifier(
-            secret=self.settings.jwt_secret,
+            secret=self.settings.staff_token_secret(),
             jwks=jwks,
             issuer=self.settings.jwt_issuer,
             audience=self.settings.jwt_audience,
@@ -328,6 +321,15 @@ def render_letter(letter: FormalNoticeLetter) -> bytes:
 
 _container: Container | None = None
 _container_lock = threading.Lock()
+_build: Callable[[Settings], Container] = Container
+
+
+def use_container(build: Callable[[Settings], Container]) -> None:
+    """How the next containers are built. The local stack (`chalicelib.local`) puts its stand-ins in this
+    way, so that no deployed function carries a path to local code."""
+    global _build
+    with _container_lock:
+        _build = build
 
 
 def container() -> Container:
@@ -335,7 +337,7 @@ def container() -> Container:
     if _container is None:
         with _container_lock:
             if _container is None:
-                _container = Container(settings())
+                _container = _build(settings())
     return _container
 
 

@@ -1,6 +1,6 @@
 """What SES tells us after sending: bounces and complaints, and which addresses stop receiving mail.
 
-SES publishes events of the configuration set (through EventBridge or SNS) onto the `relais-ses-events`
+SES publishes events of the configuration set (through EventBridge or SNS) onto the stage's `ses-events`
 queue. Each names the message by the tags Relais put on it (`account`, `communication`), so the handler
 finds the communication without any index. A permanent bounce or a complaint puts the address on the
 account's suppression list; a transient bounce (mailbox full, greylisting) only marks the communication.

@@ -25,6 +25,12 @@ DEPLOYED_ONLY = {
     "AWS::Events::Rule",
     "AWS::SQS::QueuePolicy",
     "AWS::IAM::Policy",
+    # Its only statement refuses what is not TLS, and the local stack speaks plain HTTP to moto.
+    "AWS::S3::BucketPolicy",
+    # Alarms watch the deployed stage; the local stage has no CloudWatch metrics to watch.
+    "AWS::SNS::Topic",
+    "AWS::SNS::Subscription",
+    "AWS::CloudWatch::Alarm",
 }
 
 
@@ -76,7 +82,7 @@ class _Context:
         return value
 
     def _substitute(self, name: str) -> str:
-        pseudo = {"AWS::AccountId": self.account_id, "AWS::Region": self.region}
+        pseudo = {"AWS::AccountId": self.account_id, "AWS::Region": self.region, "AWS::Partition": "aws"}
         if name in pseudo:
             return pseudo[name]
         return str(self.resolve({"Ref": name}))
@@ -157,12 +163,22 @@ def _creation_order(resources: dict[str, Any]) -> list[str]:
     return ordered
 
 
+LOCAL_STAGE = "local"
+"""The local stack's resources are the template's for this stage (`relais-local-…`)."""
+
+
 def provision(
-    clients: Callable[[str], Any], account_id: str, region: str, template: dict[str, Any] | None = None
+    clients: Callable[[str], Any],
+    account_id: str,
+    region: str,
+    template: dict[str, Any] | None = None,
+    stage: str = LOCAL_STAGE,
 ) -> dict[str, dict[str, str]]:
-    """Create every local resource of the template; returns their Ref/Arn values by logical id."""
+    """Create every local resource of the template for a stage (another one beside the local stage's, to
+    run the packaged functions of a deployed stage); returns their Ref/Arn values by logical id."""
     template = template or load_template()
     parameters = {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
+    parameters["Stage"] = stage
     ctx = _Context(account_id=account_id, region=region, parameters=parameters)
     resources = template["Resources"]
     for logical_id in _creation_order(resources):
@@ -174,3 +190,24 @@ def provision(
             raise ValueError(f"{logical_id}: {resource['Type']} has no local counterpart")
         ctx.attributes[logical_id] = creator(clients, ctx.resolve(resource.get("Properties", {})), ctx)
     return ctx.attributes
+
+
+def render_policy(
+    document: dict[str, Any],
+    stage: str,
+    account_id: str,
+    region: str,
+    parameters: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A policy of policies/ as CloudFormation resolves it for one stack: its `Fn::Sub` resources name the
+    stage's own table, queues, bucket, log group and SSM parameters, in that account and region. The SSM
+    names are README's (`/relais/<stage>/link-secret`…) unless `parameters` gives others."""
+    names = {
+        "LinkSecretParameter": f"/relais/{stage}/link-secret",
+        "StaffTokenSecretParameter": f"/relais/{stage}/jwt-secret",
+        "MailevaParameter": f"/relais/{stage}/maileva",
+    }
+    ctx = _Context(
+        account_id=account_id, region=region, parameters={**names, **(parameters or {}), "Stage": stage}
+    )
+    return dict(ctx.resolve(document))

@@ -3,8 +3,8 @@
 Every email sent gives a Send event, as the configuration set publishes it in AWS.
 An email to `bounce@simulator.amazonses.com` is sent as usual, then comes back as a permanent bounce; one to
 `complaint@simulator.amazonses.com` as a complaint. The event travels the deployed path: it is put on the
-`relais-ses-events` queue shaped as EventBridge delivers SES events there, and `ses_events` handles it on
-the next drain. Only the local stage builds this wrapper (`chalicelib.wiring`).
+stage's ses-events queue shaped as EventBridge delivers SES events there, and `ses_events` handles it on
+the next drain. Only the local stage builds this wrapper (`chalicelib.local.container`).
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ def local_environment(moto_url: str) -> dict[str, str]:
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             "POWERTOOLS_METRICS_DISABLED": "true",
-            "RELAIS_DOCUMENTS_BUCKET": f"relais-documents-{MOTO_ACCOUNT_ID}",
+            "RELAIS_DOCUMENTS_BUCKET": f"relais-local-documents-{MOTO_ACCOUNT_ID}",
             # Replaced by the address the API really binds (`start`); links point at it.
             "RELAIS_API_URL": "http://localhost:8000",
         }

@@ -11,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from chalicelib.adapters.ses import SesMailer
+from chalicelib.config import Queue, queue_name
 from chalicelib.local import outbox
 from chalicelib.local.stack import REGION
 from chalicelib.services.communications import RETRY_AFTER
@@ -20,7 +21,7 @@ from tests.support import Api, RelaisTestClient
 
 def _receive_all(services: Container) -> list[dict[str, Any]]:
     sqs = services.client("sqs")
-    url = sqs.get_queue_url(QueueName="relais-communications")["QueueUrl"]
+    url = sqs.get_queue_url(QueueName=services.settings.communications_queue)["QueueUrl"]
     messages: list[dict[str, Any]] = []
     while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
         messages += batch
@@ -39,7 +40,7 @@ def _sqs_event(bodies: list[str]) -> dict[str, Any]:
                 "messageAttributes": {},
                 "md5OfBody": "",
                 "eventSource": "aws:sqs",
-                "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:relais-communications",
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:{queue_name(Queue.COMMUNICATIONS)}",
                 "awsRegion": REGION,
             }
             for body in bodies

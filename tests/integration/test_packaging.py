@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
+from chalicelib.config import Queue, queue_name
 from chalicelib.local.provision import DEPLOYED_ONLY, load_template
-from chalicelib.local.stack import ROOT
+from chalicelib.local.stack import REGION, ROOT
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def test_the_communications_worker_reports_partial_batch_failures_from_its_own_q
         "CommunicationsWorkerSqsEventSource"
     ]
     assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert source["Properties"]["Queue"]["Fn::Sub"].endswith(":relais-communications")
+    assert source["Properties"]["Queue"]["Fn::Sub"].endswith(":relais-prod-communications")
     assert template["Resources"]["CommunicationsWorker"]["DependsOn"] == ["CommunicationsQueue"]
     assert source["Properties"]["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "EmailWorkerConcurrency"}}
 
@@ -68,7 +69,9 @@ def test_every_queue_has_a_dead_letter_queue(template: dict[str, Any]) -> None:
         if name.endswith("DeadLetterQueue"):
             continue
         target = queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
-        assert queues[target]["Properties"]["QueueName"] == queue["Properties"]["QueueName"] + "-dlq"
+        name = queue["Properties"]["QueueName"]["Fn::Sub"]
+        assert name.startswith("relais-${Stage}-")
+        assert queues[target]["Properties"]["QueueName"] == {"Fn::Sub": name + "-dlq"}
 
 
 def test_each_function_runs_with_its_own_hand_written_policy(template: dict[str, Any]) -> None:
@@ -118,7 +121,7 @@ def test_ses_sends_bounces_and_complaints_reach_the_ses_events_worker_which_repo
     resources = template["Resources"]
     source = resources["SesEvents"]["Properties"]["Events"]["SesEventsSqsEventSource"]["Properties"]
     assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert source["Queue"]["Fn::Sub"].endswith(":relais-ses-events")
+    assert source["Queue"]["Fn::Sub"].endswith(":relais-prod-ses-events")
     destination = resources["EmailFeedbackDestination"]["Properties"]["EventDestination"]
     # send: settles an email whose worker died after SES accepted it (no duplicate on the retry).
     assert sorted(destination["MatchingEventTypes"]) == ["bounce", "complaint", "send"]
@@ -128,14 +131,25 @@ def test_ses_sends_bounces_and_complaints_reach_the_ses_events_worker_which_repo
 
 
 PARAMETERS = {
-    "LinkSecret": "a-deployed-link-secret-of-at-least-32-bytes",
-    "StaffTokenSecret": "a-deployed-staff-token-secret-of-32-bytes-or-more",
+    "Stage": "prod",
+    "LinkSecretParameter": "/relais/prod/link-secret",
+    "StaffTokenSecretParameter": "/relais/prod/jwt-secret",
+    "MailevaParameter": "",
     "StaffJwksUrl": "",
     "StaffJwtIssuer": "",
     "StaffJwtAudience": "",
 }
-"""What an operator gives `aws cloudformation deploy --parameter-overrides` (the secrets have no default)."""
-PHYSICAL = {"DocumentsBucket": "relais-documents-123456789012", "RestAPI": "abc123"}
+"""What an operator gives `aws cloudformation deploy --parameter-overrides`: the SSM names of the secrets."""
+SECRETS = {
+    "/relais/prod/link-secret": "a-deployed-link-secret-of-at-least-32-bytes",
+    "/relais/prod/jwt-secret": "a-deployed-staff-token-secret-of-32-bytes-or-more",
+}
+"""The SecureStrings the operator put in SSM Parameter Store before the deployment."""
+PHYSICAL = {
+    "DocumentsBucket": "relais-prod-documents-123456789012",
+    "EmailConfigurationSet": "relais-prod",
+    "RestAPI": "abc123",
+}
 PSEUDO = {"AWS::Region": "eu-west-3", "AWS::URLSuffix": "amazonaws.com", "AWS::AccountId": "123456789012"}
 LAMBDA_RUNTIME = {
     "AWS_REGION": "eu-west-3",
@@ -156,7 +170,7 @@ def _value(template: dict[str, Any], node: Any) -> str:
             return PARAMETERS.get(name, str(template["Parameters"][name].get("Default", "")))
         return PHYSICAL[name]
     text = str(node["Fn::Sub"])
-    for name, value in {**PSEUDO, **PHYSICAL}.items():
+    for name, value in {**PSEUDO, **PHYSICAL, **PARAMETERS}.items():
         text = text.replace("${" + name + "}", value)
     assert "${" not in text, text
     return text
@@ -165,15 +179,27 @@ def _value(template: dict[str, Any], node: Any) -> str:
 def packaged_environment(template: dict[str, Any], function: str) -> dict[str, str]:
     properties = template["Resources"][function]["Properties"]
     variables = properties.get("Environment", {}).get("Variables", {})
-    return {**LAMBDA_RUNTIME, **{name: _value(template, node) for name, node in variables.items()}}
+    # Lambda names the function in its environment too: the settings check it is the stage packaged.
+    runtime = {**LAMBDA_RUNTIME, "AWS_LAMBDA_FUNCTION_NAME": _value(template, properties["FunctionName"])}
+    return {**runtime, **{name: _value(template, node) for name, node in variables.items()}}
 
 
 @pytest.fixture
 def as_packaged(
     template: dict[str, Any], monkeypatch: pytest.MonkeyPatch, aws: Any
 ) -> Iterator[Callable[[str], None]]:
-    """Switch the process to exactly one packaged function's environment (the adapters are rebuilt)."""
+    """Switch the process to exactly one packaged function's environment (the adapters are rebuilt), on
+    the resources of the `prod` stage beside the local ones."""
+    from aws_lambda_powertools.utilities import parameters
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+
     from chalicelib import wiring
+    from chalicelib.local.provision import provision
+
+    provision(aws.client, account_id=DEFAULT_ACCOUNT_ID, region=REGION, stage="prod")
+    for name, secret in SECRETS.items():
+        aws.client("ssm").put_parameter(Name=name, Value=secret, Type="SecureString")
+    parameters.clear_caches()
 
     original = dict(os.environ)
 
@@ -189,6 +215,7 @@ def as_packaged(
     os.environ.clear()
     os.environ.update(original)
     wiring.reset()
+    parameters.clear_caches()
 
 
 def _context(function: str) -> Any:
@@ -295,7 +322,9 @@ def test_every_handler_runs_with_exactly_the_environment_of_the_packaged_templat
     assert unsubscribe["statusCode"] == 400, unsubscribe["body"]
 
     as_packaged("StaffAuthorizer")
-    staff_token = mint_token(PARAMETERS["StaffTokenSecret"], "admin", "admin", account_id, timedelta(hours=1))
+    staff_token = mint_token(
+        SECRETS["/relais/prod/jwt-secret"], "admin", "admin", account_id, timedelta(hours=1)
+    )
     allowed = staff_authorizer(
         {"type": "TOKEN", "authorizationToken": f"Bearer {staff_token}", "methodArn": METHOD_ARN},
         _context("staff_authorizer"),
@@ -311,12 +340,12 @@ def test_every_handler_runs_with_exactly_the_environment_of_the_packaged_templat
 
     as_packaged("CommunicationsWorker")
     sent = app.communications_worker(
-        _sqs_event("relais-communications", aws), _context("communications_worker")
+        _sqs_event(queue_name(Queue.COMMUNICATIONS, "prod"), aws), _context("communications_worker")
     )
     assert sent == {"batchItemFailures": []}
 
     as_packaged("BulkWorker")
-    applied = app.bulk_worker(_sqs_event("relais-bulk", aws), _context("bulk_worker"))
+    applied = app.bulk_worker(_sqs_event(queue_name(Queue.BULK, "prod"), aws), _context("bulk_worker"))
     assert applied == {"batchItemFailures": []}
 
     as_packaged("DunningTick")
@@ -334,7 +363,7 @@ def test_every_handler_runs_with_exactly_the_environment_of_the_packaged_templat
         "attributes": {"ApproximateReceiveCount": "1"},
         "messageAttributes": {},
         "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:eu-west-3:123456789012:relais-ses-events",
+        "eventSourceARN": f"arn:aws:sqs:eu-west-3:123456789012:{queue_name(Queue.SES_EVENTS, 'prod')}",
         "awsRegion": "eu-west-3",
     }
     assert app.ses_events({"Records": [ses_record]}, _context("ses_events")) == {"batchItemFailures": []}
@@ -350,15 +379,21 @@ def test_every_handler_runs_with_exactly_the_environment_of_the_packaged_templat
 METHOD_ARN = "arn:aws:execute-api:eu-west-3:123456789012:abc123/api/GET/account"
 EVERYWHERE = {"RELAIS_STAGE", "RELAIS_TABLE_NAME", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
 READS = {
-    "APIHandler": {"RELAIS_PORTAL_TOKEN_DAYS", "RELAIS_DOCUMENTS_BUCKET", "RELAIS_LINK_SECRET"},
-    "StaffAuthorizer": {"RELAIS_JWT_SECRET", "RELAIS_JWKS_URL", "RELAIS_JWT_ISSUER", "RELAIS_JWT_AUDIENCE"},
+    "APIHandler": {"RELAIS_PORTAL_TOKEN_DAYS", "RELAIS_DOCUMENTS_BUCKET", "RELAIS_LINK_SECRET_PARAMETER"},
+    "StaffAuthorizer": {
+        "RELAIS_JWT_SECRET_PARAMETER",
+        "RELAIS_JWKS_URL",
+        "RELAIS_JWT_ISSUER",
+        "RELAIS_JWT_AUDIENCE",
+    },
     "PortalAuthorizer": set(),
     "CommunicationsWorker": {
         "RELAIS_FROM_ADDRESS",
         "RELAIS_SES_CONFIGURATION_SET",
         "RELAIS_PORTAL_TOKEN_DAYS",
         "RELAIS_API_URL",
-        "RELAIS_LINK_SECRET",
+        "RELAIS_LINK_SECRET_PARAMETER",
+        "RELAIS_MAILEVA_PARAMETER",
         "RELAIS_DOCUMENTS_BUCKET",
     },
     "BulkWorker": set(),
@@ -373,7 +408,7 @@ def test_each_packaged_function_gets_exactly_the_variables_its_code_reads(templa
     functions = {k for k, v in template["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
     assert functions == set(READS)
     for function, reads in READS.items():
-        given = set(packaged_environment(template, function)) - set(LAMBDA_RUNTIME)
+        given = set(packaged_environment(template, function)) - {*LAMBDA_RUNTIME, "AWS_LAMBDA_FUNCTION_NAME"}
         assert given == EVERYWHERE | reads, function
 
 
@@ -385,13 +420,66 @@ def test_the_sender_address_of_the_worker_is_the_ses_identity_the_template_verif
     assert template["Resources"]["SenderIdentity"]["Properties"]["EmailIdentity"] == {"Ref": "SenderAddress"}
 
 
-def test_the_link_secret_is_a_parameter_of_at_least_32_characters_never_echoed(
-    template: dict[str, Any],
+def test_a_packaged_function_reads_its_secret_from_ssm_and_its_environment_only_names_it(
+    as_packaged: Callable[[str], None], aws: Any
 ) -> None:
-    parameter = template["Parameters"]["LinkSecret"]
-    assert parameter["NoEcho"] is True
-    assert parameter["MinLength"] >= 32
-    assert "Default" not in parameter
+    from chalicelib import wiring
+    from chalicelib.api.authorizers import Unauthorized, staff_authorizer
+    from chalicelib.local.stack import mint_token
+
+    as_packaged("StaffAuthorizer")
+    assert "RELAIS_JWT_SECRET" not in os.environ
+    assert os.environ["RELAIS_JWT_SECRET_PARAMETER"] == "/relais/prod/jwt-secret"
+    signed = mint_token(SECRETS["/relais/prod/jwt-secret"], "admin", "admin", "a-1", timedelta(hours=1))
+    allowed = staff_authorizer(
+        {"type": "TOKEN", "authorizationToken": f"Bearer {signed}", "methodArn": METHOD_ARN},
+        _context("staff_authorizer"),
+    )
+    assert allowed["context"]["account_id"] == "a-1"
+    forged = mint_token(
+        "another-secret-of-at-least-32-bytes-long", "admin", "admin", "a-1", timedelta(hours=1)
+    )
+    with pytest.raises(Unauthorized):
+        staff_authorizer(
+            {"type": "TOKEN", "authorizationToken": f"Bearer {forged}", "methodArn": METHOD_ARN},
+            _context("staff_authorizer"),
+        )
+
+    as_packaged("APIHandler")
+    assert "RELAIS_LINK_SECRET" not in os.environ
+    assert wiring.container().settings.signing_secret() == SECRETS["/relais/prod/link-secret"]
+
+
+SECRET_VARIABLES = {
+    "RELAIS_JWT_SECRET",
+    "RELAIS_LINK_SECRET",
+    *(f"RELAIS_MAILEVA_{n}" for n in ("CLIENT_ID", "CLIENT_SECRET", "USERNAME", "PASSWORD")),
+}
+
+
+def test_no_secret_value_is_in_the_packaged_template_nor_in_the_deployed_stages_configuration(
+    packaged: Path, template: dict[str, Any]
+) -> None:
+    for name in ("LinkSecretParameter", "StaffTokenSecretParameter", "MailevaParameter"):
+        parameter = template["Parameters"][name]
+        assert parameter["Type"] == "String"
+        assert parameter["AllowedPattern"].startswith(("^/", "^(/")), "an SSM parameter's name"
+    assert not [name for name, spec in template["Parameters"].items() if spec.get("NoEcho")]
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            variables = resource["Properties"].get("Environment", {}).get("Variables", {})
+            assert not SECRET_VARIABLES & set(variables), logical_id
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    deployed = [config, *(stage for name, stage in config["stages"].items() if name != "local")]
+    for scope in deployed:
+        named = set(scope.get("environment_variables", {}))
+        for function in scope.get("lambda_functions", {}).values():
+            named |= set(function.get("environment_variables", {}))
+        assert not SECRET_VARIABLES & named
+    text = packaged.read_text()
+    for secret in (*config["stages"]["local"]["environment_variables"].values(), *SECRETS.values()):
+        if "secret" in secret:
+            assert secret not in text
 
 
 def test_api_gateway_caches_a_staff_authorization_for_at_most_a_minute_and_a_portal_one_never(
@@ -405,3 +493,151 @@ def test_api_gateway_caches_a_staff_authorization_for_at_most_a_minute_and_a_por
     }
     assert 0 < ttl["staff_authorizer"] <= 60
     assert ttl["portal_authorizer"] == 0
+
+
+def _alarms(template: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+
+
+def _fires_above(alarm: dict[str, Any], threshold: float) -> bool:
+    """Mails the operators as soon as the metric passes the threshold, and only then."""
+    return (
+        alarm["Threshold"] == threshold
+        and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        and alarm["EvaluationPeriods"] == 1
+        and alarm["TreatMissingData"] == "notBreaching"
+        and alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    )
+
+
+def test_a_message_on_any_dead_letter_queue_mails_the_operators(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    dead_letter_queues = {
+        k for k, v in resources.items() if v["Type"] == "AWS::SQS::Queue" and "DeadLetter" in k
+    }
+    assert len(dead_letter_queues) >= 4
+    watched = {
+        alarm["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+        for alarm in _alarms(template)
+        if alarm["Namespace"] == "AWS/SQS"
+        and alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        and _fires_above(alarm, 0)
+    }
+    assert watched == dead_letter_queues
+    subscription = next(v["Properties"] for v in resources.values() if v["Type"] == "AWS::SNS::Subscription")
+    assert subscription == {
+        "TopicArn": {"Ref": "AlarmTopic"},
+        "Protocol": "email",
+        "Endpoint": {"Ref": "AlarmEmail"},
+    }
+
+
+def test_every_worker_that_fails_mails_the_operators(template: dict[str, Any]) -> None:
+    """A worker is a function run by events (a queue, the schedule, S3's events), not by the API."""
+    workers = {
+        k
+        for k, v in template["Resources"].items()
+        if v["Type"] == "AWS::Serverless::Function" and v["Properties"].get("Events")
+    }
+    assert {"CommunicationsWorker", "BulkWorker", "SesEvents", "UploadEvents", "DunningTick"} <= workers
+    watched = {
+        alarm["Dimensions"][0]["Value"]["Ref"]
+        for alarm in _alarms(template)
+        if alarm["Namespace"] == "AWS/Lambda" and alarm["MetricName"] == "Errors" and _fires_above(alarm, 0)
+    }
+    assert watched == workers
+
+
+def test_an_ses_bounce_rate_above_5_percent_mails_the_operators(template: dict[str, Any]) -> None:
+    (bounce,) = [a for a in _alarms(template) if a["Namespace"] == "AWS/SES"]
+    assert bounce["MetricName"] == "Reputation.BounceRate"
+    assert _fires_above(bounce, 0.05)
+
+
+def test_the_table_can_be_restored_to_any_second_is_encrypted_and_forgets_expired_items(
+    template: dict[str, Any],
+) -> None:
+    table = template["Resources"]["RelaisTable"]
+    assert table["DeletionPolicy"] == "Retain"
+    properties = table["Properties"]
+    assert properties["TableName"] == {"Fn::Sub": "relais-${Stage}"}
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["SSESpecification"] == {"SSEEnabled": True}
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+
+
+def test_the_bucket_is_private_encrypted_tls_only_and_drops_abandoned_uploads(
+    template: dict[str, Any],
+) -> None:
+    bucket = template["Resources"]["DocumentsBucket"]["Properties"]
+    assert bucket["BucketName"] == {"Fn::Sub": "relais-${Stage}-documents-${AWS::AccountId}"}
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    assert len(bucket["PublicAccessBlockConfiguration"]) == 4
+    (encryption,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    rules = {rule["Id"]: rule for rule in bucket["LifecycleConfiguration"]["Rules"]}
+    assert rules["abandoned-uploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    assert rules["overwritten-uploads"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
+    assert all(rule["Status"] == "Enabled" for rule in rules.values())
+    (policy,) = [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::S3::BucketPolicy" and r["Properties"]["Bucket"] == {"Ref": "DocumentsBucket"}
+    ]
+    (tls_only,) = policy["PolicyDocument"]["Statement"]
+    assert (tls_only["Effect"], tls_only["Action"]) == ("Deny", "s3:*")
+    assert tls_only["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_the_stack_names_its_stage_and_region_and_each_function_carries_the_stage(
+    template: dict[str, Any],
+) -> None:
+    assert template["Outputs"]["Region"]["Value"] == {"Ref": "AWS::Region"}
+    assert template["Outputs"]["Stage"]["Value"] == {"Ref": "Stage"}
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            handler = resource["Properties"]["Handler"].rsplit(".", 1)[1]
+            function = "api_handler" if handler == "app" else handler
+            assert resource["Properties"]["FunctionName"] == {"Fn::Sub": f"relais-${{Stage}}-{function}"}, (
+                logical_id
+            )
+
+
+def _preflight(**variables: str) -> subprocess.CompletedProcess[str]:
+    """`make deploy`'s first step, as a new user without AWS credentials runs it."""
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("AWS_") and name not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")
+    }
+    environment.update(
+        {
+            "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+    return subprocess.run(
+        ["make", "--no-print-directory", "deploy-preflight", *(f"{k}={v}" for k, v in variables.items())],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_make_deploy_stops_at_once_naming_what_is_missing() -> None:
+    no_bucket = _preflight(SENDER_ADDRESS="notifications@example.fr", ALARM_EMAIL="ops@example.fr")
+    assert no_bucket.returncode != 0
+    assert "set DEPLOY_BUCKET" in no_bucket.stderr or "AWS CLI is not installed" in no_bucket.stderr
+
+    no_credentials = _preflight(
+        DEPLOY_BUCKET="artifacts", SENDER_ADDRESS="notifications@example.fr", ALARM_EMAIL="ops@example.fr"
+    )
+    assert no_credentials.returncode != 0
+    assert (
+        "no usable AWS credentials" in no_credentials.stderr
+        or "AWS CLI is not installed" in no_credentials.stderr
+    )

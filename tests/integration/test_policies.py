@@ -1,8 +1,12 @@
 """The hand-written IAM policies of policies/*.json grant exact actions on Relais's own resources.
 
-Region and account may stay `*` in these static files (one stage per account); a bare `*` only where AWS
-has no resource to name. Each function may call on the table only what its code calls: no DeleteItem
-where nothing deletes.
+Each resource is a CloudFormation `Fn::Sub` naming the stage's own resource (`relais-${Stage}-…`) in the
+stack's account and region, so that a `dev` function can touch nothing of `prod` in the same account; a
+bare `*` only where AWS has no resource to name. Each function may call on the table only what its code
+calls: no DeleteItem where nothing deletes. A function that needs a secret may read exactly its SSM
+parameters, named by the template's parameters; no `kms:Decrypt` is needed, since the SecureStrings use the
+AWS managed key `aws/ssm`, whose key policy lets SSM decrypt for any principal of the account allowed to
+read the parameter (a customer managed key would need `kms:Decrypt` with a `kms:ViaService` condition).
 """
 
 from __future__ import annotations
@@ -14,19 +18,24 @@ from typing import Any
 
 import pytest
 
+from chalicelib.local.provision import render_policy
+
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = sorted((ROOT / "policies").glob("*.json"))
-OWN_RESOURCE = re.compile(
-    r"^arn:aws:("
-    r"dynamodb:\*:\*:table/relais(/index/(GSI[1-4]|due))?"
-    r"|sqs:\*:\*:relais-[a-z-]+"
-    r"|s3:::relais-documents-\*(/accounts/\*(/letters/\*)?)?"
-    r"|ses:\*:\*:configuration-set/relais"
-    r"|logs:\*:\*:log-group:/aws/lambda/relais-\*(:log-stream:\*)?"
+_IN_STACK = r"\$\{AWS::Region\}:\$\{AWS::AccountId\}"
+OWN_RESOURCE = (
+    r"^arn:\$\{AWS::Partition\}:("
+    rf"dynamodb:{_IN_STACK}:table/relais-\$\{{Stage\}}(/index/(GSI[1-4]|due))?"
+    rf"|sqs:{_IN_STACK}:relais-\$\{{Stage\}}-[a-z-]+"
+    r"|s3:::relais-\$\{Stage\}-documents-\$\{AWS::AccountId\}(/accounts/\*(/letters/\*)?)?"
+    rf"|ses:{_IN_STACK}:configuration-set/relais-\$\{{Stage\}}"
+    rf"|logs:{_IN_STACK}:log-group:/aws/lambda/relais-\$\{{Stage\}}-{{function}}(:\*)?"
+    rf"|ssm:{_IN_STACK}:parameter\$\{{(LinkSecret|StaffTokenSecret|Maileva)Parameter\}}"
     r")$"
 )
-"""`relais-documents-*`: the bucket's name ends with the AWS account id, which may stay `*` here; the bucket
-itself is named for listing the versions of a dossier's files to erase them (under `accounts/` only)."""
+"""`{function}`: each function writes its own log group only (`:*`: IAM sees a log group's ARN with that
+suffix, and its streams under it, as AWSLambdaBasicExecutionRole names them). The bucket is named for
+listing the versions of a dossier's files to erase them (under `accounts/` only)."""
 BARE_STAR_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "cloudwatch:PutMetricData"}
 """The only actions AWS authorizes on no resource but `*`."""
 DELETES = {"api_handler"}
@@ -39,8 +48,8 @@ def statements(path: Path) -> list[dict[str, Any]]:
     return list(document["Statement"])
 
 
-def as_list(value: str | list[str]) -> list[str]:
-    return [value] if isinstance(value, str) else value
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 @pytest.mark.parametrize("path", POLICIES, ids=lambda p: p.stem)
@@ -53,11 +62,14 @@ def test_a_policy_names_exact_actions_on_relais_own_resources(path: Path) -> Non
         for action in actions:
             assert "*" not in action, f"{path.stem}: {action}"
             assert re.fullmatch(r"[a-z0-9-]+:[A-Za-z]+", action), f"{path.stem}: {action}"
+        own = re.compile(OWN_RESOURCE.replace("{function}", path.stem))
         for resource in as_list(statement["Resource"]):
             if resource == "*":
                 assert set(actions) <= BARE_STAR_ACTIONS, f"{path.stem}: * for {actions}"
                 continue
-            assert OWN_RESOURCE.match(resource), f"{path.stem}: {resource} does not name a Relais resource"
+            assert set(resource) == {"Fn::Sub"}, f"{path.stem}: {resource} is not the stage's own resource"
+            arn = resource["Fn::Sub"]
+            assert own.match(arn), f"{path.stem}: {arn} does not name a Relais resource of the stage"
 
 
 @pytest.mark.parametrize("path", POLICIES, ids=lambda p: p.stem)
@@ -65,6 +77,67 @@ def test_only_a_function_that_deletes_items_may_delete_them(path: Path) -> None:
     actions = {action for statement in statements(path) for action in as_list(statement["Action"])}
     assert ("dynamodb:DeleteItem" in actions) == (path.stem in DELETES), path.stem
     assert "dynamodb:Scan" not in actions, "no Scan anywhere (DESIGN.md)"
+
+
+def test_the_policies_name_the_resources_the_local_stack_creates_for_its_stage(aws: Any) -> None:
+    """Rendered for the local stage, every table, queue, bucket and configuration set a policy names is
+    one the template created under that very name (the code and the template agree on the names)."""
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+
+    settings = aws.settings
+    sqs = aws.client("sqs")
+    queues = {url.rsplit("/", 1)[1] for url in sqs.list_queues()["QueueUrls"]}
+    created = {
+        "dynamodb": {
+            f"table/{settings.table_name}",
+            *(f"table/{settings.table_name}/index/{i}" for i in INDEXES),
+        },
+        "sqs": queues,
+        "s3": {settings.documents_bucket},
+        "ses": {f"configuration-set/{settings.ses_configuration_set}"},
+    }
+    for path in POLICIES:
+        document = render_policy(
+            json.loads(path.read_text()), "local", DEFAULT_ACCOUNT_ID, settings.region, SECRET_PARAMETERS
+        )
+        for statement in document["Statement"]:
+            for arn in as_list(statement["Resource"]):
+                service, resource = arn.split(":")[2], arn.split(":")[-1]
+                if service == "logs":
+                    assert resource in ("*", f"/aws/lambda/relais-local-{path.stem}"), arn
+                elif service == "ssm":
+                    assert resource.removeprefix("parameter") in SECRET_PARAMETERS.values(), arn
+                elif service == "s3":
+                    assert arn.split(":::")[1].split("/")[0] in created["s3"], arn
+                else:
+                    assert resource in created[service], f"{path.stem}: {arn}"
+
+
+INDEXES = ("GSI1", "GSI2", "GSI3", "GSI4", "due")
+SECRET_PARAMETERS = {
+    "LinkSecretParameter": "/relais/local/link-secret",
+    "StaffTokenSecretParameter": "/relais/local/jwt-secret",
+    "MailevaParameter": "/relais/local/maileva",
+}
+
+
+@pytest.mark.parametrize("path", POLICIES, ids=lambda p: p.stem)
+def test_a_function_reads_only_the_secrets_its_code_reads(path: Path) -> None:
+    named = {
+        resource["Fn::Sub"].rsplit("${", 1)[1].rstrip("}")
+        for statement in statements(path)
+        for resource in as_list(statement["Resource"])
+        if ":ssm:" in str(resource)
+    }
+    assert named == SECRETS.get(path.stem, set())
+
+
+SECRETS = {
+    "api_handler": {"LinkSecretParameter"},
+    "communications_worker": {"LinkSecretParameter", "MailevaParameter"},
+    "staff_authorizer": {"StaffTokenSecretParameter"},
+}
+"""The unsubscribe links (API and worker), the registered letters (worker), the staff tokens' HS256 key."""
 
 
 def test_every_function_of_the_app_has_one_policy() -> None:

@@ -48,7 +48,7 @@ def test_a_live_link_opens_its_dossier_and_role(link: str) -> None:
 def test_the_table_holds_the_hash_of_the_secret_never_the_secret(aws: Container, link: str) -> None:
     dynamodb = aws.client("dynamodb")
     item = dynamodb.get_item(
-        TableName="relais",
+        TableName=aws.settings.table_name,
         Key={"PK": {"S": f"PORTALTOKEN#{hash_portal_secret(link)}"}, "SK": {"S": "PORTALTOKEN"}},
     )["Item"]
     assert link not in str(item)

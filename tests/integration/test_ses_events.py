@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from chalicelib.config import Queue, queue_name
 from chalicelib.domain.communications import Communication, CommunicationKind, CommunicationStatus, Recipient
 from chalicelib.local.outbox import sent_messages
 from chalicelib.local.pumps import drain
@@ -112,7 +113,7 @@ def test_the_deployed_handler_reads_an_eventbridge_event_and_reports_an_unreadab
                 "messageAttributes": {},
                 "md5OfBody": "",
                 "eventSource": "aws:sqs",
-                "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:relais-ses-events",
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:{queue_name(Queue.SES_EVENTS)}",
                 "awsRegion": REGION,
             }
             for record in records

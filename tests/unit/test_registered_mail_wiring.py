@@ -25,11 +25,15 @@ MAILEVA = {
 
 
 def _provider(environ: dict[str, str]) -> object:
+    """The provider of the container the stage's process builds (the local stack's in the local stage)."""
+    from chalicelib.local.container import LocalContainer
     from chalicelib.wiring import Container
 
-    container = Container.__new__(Container)
-    container.settings = load_settings(environ)
-    return Container.registered_mail.func(container)  # type: ignore[attr-defined]
+    settings = load_settings(environ)
+    kind = LocalContainer if settings.stage == "local" else Container
+    container = kind.__new__(kind)
+    container.settings = settings
+    return kind.registered_mail.func(container)  # type: ignore[attr-defined]
 
 
 def test_a_deployed_stage_without_maileva_settings_has_no_provider() -> None:
