@@ -66,7 +66,7 @@ def trial_view(trial: Trial) -> dict[str, str]:
     return {"feature": trial.feature, "started_at": iso(trial.started_at), "ends_at": iso(trial.ends_at)}
 
 
-def account_view(account: Account, now: datetime) -> dict[str, Any]:
+def account_view(account: Account, now: datetime, request: Request) -> dict[str, Any]:
     return {
         "id": account.id,
         "name": account.name,
@@ -80,6 +80,7 @@ def account_view(account: Account, now: datetime) -> dict[str, Any]:
             "dossier_retention_days": account.dossier_retention_days,
         },
         "legal": account.legal.as_json() if account.legal else None,
+        "logo_url": logo_url(request, account.id, account.logo_etag) if account.logo_etag else None,
         "trials": {
             feature: {"started_at": iso(t.started_at), "ends_at": iso(t.ends_at)}
             for feature, t in account.trials.items()
@@ -105,7 +106,7 @@ def create_account() -> Response:
         services.communications_queue,
         now,
     )
-    return Response(account_view(account, now), status_code=201)
+    return Response(account_view(account, now, accounts.current_request), status_code=201)
 
 
 @accounts.route("/admin/accounts/{account_id}", methods=["PATCH"], authorizer=staff_authorizer)
@@ -115,14 +116,16 @@ def change_plan(account_id: str) -> dict[str, Any]:
     services = container()
     boosters = None if body.boosters is None else frozenset(body.boosters)
     account = service.change_plan(account_id, body.plan, boosters, services.accounts)
-    return account_view(account, services.now())
+    return account_view(account, services.now(), accounts.current_request)
 
 
 @accounts.route("/account", methods=["GET"], authorizer=staff_authorizer)
 def get_account() -> dict[str, Any]:
     account_id = staff_principal(accounts.current_request).require_account()
     services = container()
-    return account_view(service.get_account(account_id, services.accounts), services.now())
+    return account_view(
+        service.get_account(account_id, services.accounts), services.now(), accounts.current_request
+    )
 
 
 @accounts.route("/account/settings", methods=["PATCH"], authorizer=staff_authorizer)
@@ -140,7 +143,7 @@ def change_settings() -> dict[str, Any]:
         now,
         {name: getattr(body, name) for name in sent},
     )
-    return account_view(account, now)
+    return account_view(account, now, accounts.current_request)
 
 
 @accounts.route(
@@ -200,7 +203,7 @@ def change_legal_identity() -> dict[str, Any]:
     body = parse_body(accounts.current_request, LegalPatch)
     services = container()
     account = service.set_legal_identity(account_id, body.changes(), services.accounts)
-    return account_view(account, services.now())
+    return account_view(account, services.now(), accounts.current_request)
 
 
 @accounts.route("/account/trials", methods=["POST"], authorizer=staff_authorizer)

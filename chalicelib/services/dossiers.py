@@ -191,7 +191,7 @@ def _mutate(
 def _variables(dossier: Dossier, account: Account, about: str, extra: dict[str, str]) -> dict[str, str]:
     name, _, role_id = dossier.participant_name(about)
     return {
-        "account.name": account.name,
+        "account.name": account.public_name,
         "dossier.reference": dossier.reference,
         "dossier.due_date": french_date(dossier.due_date) if dossier.due_date else "",
         "contributor.name": name,
