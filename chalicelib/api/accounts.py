@@ -25,6 +25,7 @@ from chalicelib.api.routing import ApiBlueprint
 from chalicelib.domain.accounts import Account
 from chalicelib.domain.clock import iso
 from chalicelib.domain.errors import NotFound
+from chalicelib.domain.events import Actor, staff
 from chalicelib.domain.legal import RegisteredMailChannel
 from chalicelib.domain.plans import Plan, Trial
 from chalicelib.services import accounts as service
@@ -128,9 +129,15 @@ def get_account() -> dict[str, Any]:
     )
 
 
+def _admin() -> tuple[str, Actor]:
+    """The caller's account (account administrators only) and the caller, as the audit trail names him."""
+    principal = staff_principal(accounts.current_request)
+    return principal.require_account(admin_only=True), staff(principal.subject)
+
+
 @accounts.route("/account/settings", methods=["PATCH"], authorizer=staff_authorizer)
 def change_settings() -> dict[str, Any]:
-    account_id = staff_principal(accounts.current_request).require_account(admin_only=True)
+    account_id, actor = _admin()
     body = parse_body(accounts.current_request, SettingsBody)
     services = container()
     now = services.now()
@@ -141,6 +148,7 @@ def change_settings() -> dict[str, Any]:
         body.registered_mail_channel,
         services.accounts,
         now,
+        actor,
         {name: getattr(body, name) for name in sent},
     )
     return account_view(account, now, accounts.current_request)
@@ -153,7 +161,7 @@ def change_settings() -> dict[str, Any]:
     content_types=["image/png", "image/jpeg"],
 )
 def put_logo() -> dict[str, Any]:
-    account_id = staff_principal(accounts.current_request).require_account(admin_only=True)
+    account_id, actor = _admin()
     request = accounts.current_request
     services = container()
     stored = service.set_logo(
@@ -162,6 +170,8 @@ def put_logo() -> dict[str, Any]:
         request.headers.get("content-type", ""),
         services.accounts,
         services.logos,
+        actor,
+        services.now(),
     )
     return {"logo_url": logo_url(request, account_id, stored.etag), "content_type": stored.logo.content_type}
 
@@ -199,10 +209,10 @@ def get_logo(account_id: str) -> Response:
 
 @accounts.route("/account/legal", methods=["PATCH"], authorizer=staff_authorizer)
 def change_legal_identity() -> dict[str, Any]:
-    account_id = staff_principal(accounts.current_request).require_account(admin_only=True)
+    account_id, actor = _admin()
     body = parse_body(accounts.current_request, LegalPatch)
     services = container()
-    account = service.set_legal_identity(account_id, body.changes(), services.accounts)
+    account = service.set_legal_identity(account_id, body.changes(), services.accounts, actor, services.now())
     return account_view(account, services.now(), accounts.current_request)
 
 

@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from chalicelib.domain.accounts import Account
+from chalicelib.domain.audit import AuditEntry, AuditType
 from chalicelib.domain.clock import iso
 from chalicelib.domain.communications import (
     Communication,
@@ -49,6 +50,7 @@ from chalicelib.domain.errors import (
     StaleVersion,
     Unauthenticated,
 )
+from chalicelib.domain.events import SYSTEM, Actor
 from chalicelib.domain.files import StoredObject, mismatch
 from chalicelib.domain.footers import footer, legal_mentions, privacy_notice, sender_name
 from chalicelib.domain.formatting import french_date
@@ -56,7 +58,6 @@ from chalicelib.domain.identity import PortalPrincipal
 from chalicelib.domain.ids import new_ulid
 from chalicelib.domain.plans import Feature
 from chalicelib.domain.procedures import MAIN, Automation, Target, Trigger
-from chalicelib.observability import logger
 from chalicelib.services.communications import RETRY_AFTER, DeliveryRequest
 from chalicelib.services.messages import message_fields, message_time
 from chalicelib.services.portal_links import MintedLink, mint_link
@@ -83,7 +84,9 @@ class DossierRepository(Protocol):
         erase_at: datetime | None = None,
     ) -> int: ...
 
-    def erase(self, account_id: str, dossier_id: str, token_hashes: list[str]) -> None: ...
+    def erase(self, account_id: str, dossier_id: str, token_hashes: list[str], audit: AuditEntry) -> None:
+        """Erase the dossier's items and links, the dossier last with `audit` (once: while it exists)."""
+        ...
 
 
 class DeadlineRepository(Protocol):
@@ -485,24 +488,17 @@ def dossier_prefix(account_id: str, dossier_id: str) -> str:
     return f"accounts/{account_id}/dossiers/{dossier_id}/"
 
 
-def erase_dossier(account_id: str, dossier_id: str, files: Documents, ctx: Context, by: str) -> None:
-    """Erase a dossier (RGPD): every version of its files first, then its item, its scheduled deadlines
-    and its live portal links (revoked links keep no personal data and expire by TTL). Files first, so
-    that a failure half-way leaves the dossier visible and the erasure can be asked again. Its queued
-    emails are skipped and emptied by the worker, which finds the dossier gone."""
+def erase_dossier(account_id: str, dossier_id: str, files: Documents, ctx: Context, by: Actor) -> None:
+    """Erase a dossier (RGPD): every version of its files first, then its scheduled deadlines, its events,
+    every portal link it minted (live or revoked) and last its item, with the entry of the account's audit
+    trail that records the erasure. Files first, so that a failure half-way leaves the dossier visible
+    and the erasure can be asked again. Its queued emails are skipped and emptied by the worker, which
+    finds the dossier gone."""
     _, _, tokens = _load(account_id, dossier_id, ctx)
     versions = files.erase_prefix(dossier_prefix(account_id, dossier_id))
-    ctx.dossiers.erase(account_id, dossier_id, [h for hashes in tokens.values() for h in hashes])
-    logger.info(
-        "account activity: dossier erased",
-        extra={
-            "account_id": account_id,
-            "dossier_id": dossier_id,
-            "file_versions": versions,
-            "by": by,
-            "at": ctx.now.isoformat(),
-        },
-    )
+    data = {"dossier_id": dossier_id, "file_versions_erased": versions}
+    audit = AuditEntry(account_id, AuditType.DOSSIER_ERASED, ctx.now, by, data)
+    ctx.dossiers.erase(account_id, dossier_id, [h for hashes in tokens.values() for h in hashes], audit)
 
 
 ERASURE_MESSAGE = "dossier_erasure"
@@ -529,7 +525,7 @@ def erase_expired(request: ErasureRequest, files: Documents, ctx: Context) -> bo
     found = ctx.dossiers.get(request.account_id, request.dossier_id)
     if found is None or found[0].status not in CLOSED:
         return False
-    erase_dossier(request.account_id, request.dossier_id, files, ctx, by="retention")
+    erase_dossier(request.account_id, request.dossier_id, files, ctx, by=SYSTEM)
     return True
 
 
