@@ -474,6 +474,16 @@ def review_document(
     return change.dossier, result["document"]
 
 
+def archive_dossier(account_id: str, dossier_id: str, ctx: Context) -> Dossier:
+    """Close the dossier for good: archived, it is erased `dossier_retention_days` later (from now, unless
+    its completion already set that moment). Conflict when it is already archived."""
+
+    def apply(dossier: Dossier, tokens: dict[str, list[str]]) -> Change:
+        return Change(dossier.archived())
+
+    return _mutate(account_id, dossier_id, ctx, apply).dossier
+
+
 def _participant_of_role(dossier: Dossier, role_id: str) -> str:
     if role_id == MAIN:
         return MAIN
