@@ -22,6 +22,7 @@ from chalicelib.services.ports import Mailer, RegisteredMail
 from chalicelib.services.unsubscribe import UnsubscribeLinkMaker
 
 if TYPE_CHECKING:
+    from chalicelib.adapters.dynamodb.audit import DynamoAuditTrail
     from chalicelib.adapters.dynamodb.deadlines import DynamoDeadlineRepository
     from chalicelib.adapters.dynamodb.dossiers import DynamoDossierRepository, DynamoProcedureRepository
     from chalicelib.adapters.dynamodb.due_steps import DynamoDueSteps
@@ -221,7 +222,6 @@ class Container:
             self.portal_tokens,
             portal_page_url(self.settings),
             self.settings.portal_token_days,
-            self.dossiers,
         )
 
     @cached_property
@@ -271,6 +271,12 @@ class Container:
         from chalicelib.adapters.sqs import SqsQueue
 
         return SqsQueue(self.client("sqs"), self.settings.queue(Queue.WEBHOOKS))
+
+    @cached_property
+    def audit_trail(self) -> DynamoAuditTrail:
+        from chalicelib.adapters.dynamodb.audit import DynamoAuditTrail
+
+        return DynamoAuditTrail()
 
     @cached_property
     def activity(self) -> DynamoActivityLog:

@@ -9,15 +9,25 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.domain.accounts import Account
+from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.communications import Communication, CommunicationStatus
+from chalicelib.domain.deliverability import Suppression, address_hash
 from chalicelib.domain.errors import Conflict, StaleVersion
-from chalicelib.services.ports import DeliveryInFlight, MailerThrottled, MailRejected, OutgoingEmail
+from chalicelib.services.ports import Cursor, DeliveryInFlight, MailerThrottled, MailRejected, OutgoingEmail
+
+
+def _page(items: list[Any], limit: int, cursor: Cursor | None) -> tuple[list[Any], Cursor | None]:
+    """A page of a list already in its order; the cursor is the offset of the next page."""
+    start = int(cursor["offset"]) if cursor else 0
+    end = start + limit
+    return items[start:end], {"offset": end} if end < len(items) else None
 
 
 class FakeAccountRepository:
     def __init__(self, communications: FakeCommunicationRepository | None = None) -> None:
         self.accounts: dict[str, Account] = {}
         self.communications = communications if communications is not None else FakeCommunicationRepository()
+        self.audit: list[AuditEntry] = []
 
     def open(self, account: Account, welcome: Communication, retry_at: datetime) -> Account:
         if account.id in self.accounts:
@@ -34,12 +44,14 @@ class FakeAccountRepository:
     def get(self, account_id: str) -> Account | None:
         return self.accounts.get(account_id)
 
-    def save(self, account: Account) -> Account:
+    def save(self, account: Account, audit: AuditEntry | None = None) -> Account:
         current = self.accounts.get(account.id)
         if current is None or current.version != account.version:
             raise StaleVersion()
         saved = replace(account, version=account.version + 1)
         self.accounts[account.id] = saved
+        if audit is not None:
+            self.audit.append(audit)
         return saved
 
 
@@ -60,6 +72,23 @@ class FakeCommunicationRepository:
 
     def get(self, account_id: str, communication_id: str) -> Communication | None:
         return self.communications.get((account_id, communication_id))
+
+    def client_history(
+        self, account_id: str, client_id: str, limit: int, cursor: Cursor | None
+    ) -> tuple[list[Communication], Cursor | None]:
+        """Newest first, as the client index reads them."""
+        history = sorted(
+            (c for (a, _), c in self.communications.items() if a == account_id and c.client_id == client_id),
+            key=lambda c: (c.created_at, c.id),
+            reverse=True,
+        )
+        return _page(history, limit, cursor)
+
+    def forget(self, account_id: str, communication_id: str) -> None:
+        key = (account_id, communication_id)
+        self.communications[key] = replace(
+            self.communications[key], to=(), cc=(), variables={}, template=None, subject=None, party_ids={}
+        )
 
     def claim(
         self, account_id: str, communication_id: str, now: datetime, lease: timedelta
@@ -166,14 +195,30 @@ class FakeMailer:
 
 class FakeSuppressionList:
     def __init__(self, *addresses: str) -> None:
-        self.reasons: dict[tuple[str, str], str] = {}
+        self.records: dict[tuple[str, str], Suppression] = {}
+        self.audit: list[AuditEntry] = []
         for address in addresses:
-            self.reasons[("A1", address)] = "bounce: Permanent/General"
+            self.add("A1", address, "bounce: Permanent/General", None, datetime(2026, 1, 1))
 
     def add(
         self, account_id: str, address: str, reason: str, communication_id: str | None, at: datetime
     ) -> None:
-        self.reasons[(account_id, address)] = reason
+        self.records[(account_id, address_hash(address))] = Suppression(
+            address_hash(address), reason, communication_id, at
+        )
 
     def suppressed(self, account_id: str, addresses: Iterable[str]) -> set[str]:
-        return {a for a in addresses if (account_id, a) in self.reasons}
+        return {a for a in addresses if (account_id, address_hash(a)) in self.records}
+
+    def entries(
+        self, account_id: str, limit: int, cursor: Cursor | None
+    ) -> tuple[list[Suppression], Cursor | None]:
+        """By hash, as the table's sort key orders them."""
+        listed = sorted((d, s) for (a, d), s in self.records.items() if a == account_id)
+        return _page([s for _, s in listed], limit, cursor)
+
+    def remove(self, account_id: str, digest: str, audit: AuditEntry) -> bool:
+        if self.records.pop((account_id, digest), None) is None:
+            return False
+        self.audit.append(audit)
+        return True

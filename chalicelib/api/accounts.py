@@ -25,6 +25,7 @@ from chalicelib.api.routing import ApiBlueprint
 from chalicelib.domain.accounts import Account
 from chalicelib.domain.clock import iso
 from chalicelib.domain.errors import NotFound
+from chalicelib.domain.events import Actor, staff
 from chalicelib.domain.legal import RegisteredMailChannel
 from chalicelib.domain.plans import Plan, Trial
 from chalicelib.services import accounts as service
@@ -66,7 +67,7 @@ def trial_view(trial: Trial) -> dict[str, str]:
     return {"feature": trial.feature, "started_at": iso(trial.started_at), "ends_at": iso(trial.ends_at)}
 
 
-def account_view(account: Account, now: datetime) -> dict[str, Any]:
+def account_view(account: Account, now: datetime, request: Request) -> dict[str, Any]:
     return {
         "id": account.id,
         "name": account.name,
@@ -80,6 +81,7 @@ def account_view(account: Account, now: datetime) -> dict[str, Any]:
             "dossier_retention_days": account.dossier_retention_days,
         },
         "legal": account.legal.as_json() if account.legal else None,
+        "logo_url": logo_url(request, account.id, account.logo_etag) if account.logo_etag else None,
         "trials": {
             feature: {"started_at": iso(t.started_at), "ends_at": iso(t.ends_at)}
             for feature, t in account.trials.items()
@@ -105,7 +107,7 @@ def create_account() -> Response:
         services.communications_queue,
         now,
     )
-    return Response(account_view(account, now), status_code=201)
+    return Response(account_view(account, now, accounts.current_request), status_code=201)
 
 
 @accounts.route("/admin/accounts/{account_id}", methods=["PATCH"], authorizer=staff_authorizer)
@@ -115,19 +117,27 @@ def change_plan(account_id: str) -> dict[str, Any]:
     services = container()
     boosters = None if body.boosters is None else frozenset(body.boosters)
     account = service.change_plan(account_id, body.plan, boosters, services.accounts)
-    return account_view(account, services.now())
+    return account_view(account, services.now(), accounts.current_request)
 
 
 @accounts.route("/account", methods=["GET"], authorizer=staff_authorizer)
 def get_account() -> dict[str, Any]:
     account_id = staff_principal(accounts.current_request).require_account()
     services = container()
-    return account_view(service.get_account(account_id, services.accounts), services.now())
+    return account_view(
+        service.get_account(account_id, services.accounts), services.now(), accounts.current_request
+    )
+
+
+def _admin() -> tuple[str, Actor]:
+    """The caller's account (account administrators only) and the caller, as the audit trail names him."""
+    principal = staff_principal(accounts.current_request)
+    return principal.require_account(admin_only=True), staff(principal.subject)
 
 
 @accounts.route("/account/settings", methods=["PATCH"], authorizer=staff_authorizer)
 def change_settings() -> dict[str, Any]:
-    account_id = staff_principal(accounts.current_request).require_account(admin_only=True)
+    account_id, actor = _admin()
     body = parse_body(accounts.current_request, SettingsBody)
     services = container()
     now = services.now()
@@ -138,9 +148,10 @@ def change_settings() -> dict[str, Any]:
         body.registered_mail_channel,
         services.accounts,
         now,
+        actor,
         {name: getattr(body, name) for name in sent},
     )
-    return account_view(account, now)
+    return account_view(account, now, accounts.current_request)
 
 
 @accounts.route(
@@ -150,7 +161,7 @@ def change_settings() -> dict[str, Any]:
     content_types=["image/png", "image/jpeg"],
 )
 def put_logo() -> dict[str, Any]:
-    account_id = staff_principal(accounts.current_request).require_account(admin_only=True)
+    account_id, actor = _admin()
     request = accounts.current_request
     services = container()
     stored = service.set_logo(
@@ -159,6 +170,8 @@ def put_logo() -> dict[str, Any]:
         request.headers.get("content-type", ""),
         services.accounts,
         services.logos,
+        actor,
+        services.now(),
     )
     return {"logo_url": logo_url(request, account_id, stored.etag), "content_type": stored.logo.content_type}
 
@@ -196,11 +209,11 @@ def get_logo(account_id: str) -> Response:
 
 @accounts.route("/account/legal", methods=["PATCH"], authorizer=staff_authorizer)
 def change_legal_identity() -> dict[str, Any]:
-    account_id = staff_principal(accounts.current_request).require_account(admin_only=True)
+    account_id, actor = _admin()
     body = parse_body(accounts.current_request, LegalPatch)
     services = container()
-    account = service.set_legal_identity(account_id, body.changes(), services.accounts)
-    return account_view(account, services.now())
+    account = service.set_legal_identity(account_id, body.changes(), services.accounts, actor, services.now())
+    return account_view(account, services.now(), accounts.current_request)
 
 
 @accounts.route("/account/trials", methods=["POST"], authorizer=staff_authorizer)

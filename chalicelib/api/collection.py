@@ -508,6 +508,11 @@ def resend_invitation(dossier_id: str, contributor_id: str) -> Response:
     return Response({"resent": True}, status_code=202)
 
 
+@collection.route("/dossiers/{dossier_id}/archive", methods=["POST"], authorizer=staff_authorizer)
+def archive_dossier(dossier_id: str) -> dict[str, Any]:
+    return dossier_view(dossier_service.archive_dossier(_account(), dossier_id, context()))
+
+
 @collection.route(
     "/dossiers/{dossier_id}/documents/{document_id}/review", methods=["POST"], authorizer=staff_authorizer
 )

@@ -1,5 +1,6 @@
 """Privacy (RGPD), for account administrators: the suppression list and the unsubscriptions, seen page by
-page and undone one entry at a time."""
+page and undone one entry at a time; erasures; and the account's audit trail, where each of these changes
+(and each change of the account's settings, legal identity and logo) is recorded."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from chalicelib.api.pagination import page, page_params
 from chalicelib.api.requests import staff_principal
 from chalicelib.api.routing import ApiBlueprint
 from chalicelib.domain.clock import iso
+from chalicelib.domain.events import Actor, staff
 from chalicelib.services import dossiers
 from chalicelib.services import privacy as service
 from chalicelib.wiring import container
@@ -19,9 +21,9 @@ from chalicelib.wiring import container
 privacy = ApiBlueprint(__name__)
 
 
-def _admin() -> tuple[str, str]:
+def _admin() -> tuple[str, Actor]:
     principal = staff_principal(privacy.current_request)
-    return principal.require_account(admin_only=True), principal.subject
+    return principal.require_account(admin_only=True), staff(principal.subject)
 
 
 @privacy.route("/account/suppressions", methods=["GET"], authorizer=staff_authorizer)
@@ -94,3 +96,11 @@ def erase_client(client_id: str) -> Response:
         account_id, client_id, services.partners, services.communications, subject, services.now()
     )
     return Response(body="", status_code=204)
+
+
+@privacy.route("/account/activity", methods=["GET"], authorizer=staff_authorizer)
+def account_activity() -> dict[str, Any]:
+    account_id, _ = _admin()
+    limit, cursor = page_params(privacy.current_request)
+    entries, position = service.account_activity(account_id, container().audit_trail, limit, cursor)
+    return page([entry.as_json() for entry in entries], position)

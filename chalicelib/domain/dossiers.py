@@ -231,6 +231,12 @@ class Dossier:
             raise Conflict("This role already has a contributor in this dossier.")
         return replace(self, contributors=(*self.contributors, contributor))
 
+    def archived(self) -> Dossier:
+        """Staff close the dossier for good (finished elsewhere, abandoned); its retention then runs."""
+        if self.status is DossierStatus.ARCHIVED:
+            raise Conflict("This dossier is already archived.")
+        return replace(self, status=DossierStatus.ARCHIVED)
+
     def without_contributor(self, contributor_id: str) -> Dossier:
         self.contributor(contributor_id)
         return replace(self, contributors=tuple(c for c in self.contributors if c.id != contributor_id))
@@ -299,7 +305,8 @@ class Dossier:
             )
         documents = tuple(changed if d.id == document_id else d for d in self.documents)
         dossier = replace(self, documents=documents)
-        if all(d.status is DocumentStatus.APPROVED for d in documents if d.requirement.required):
+        approved = all(d.status is DocumentStatus.APPROVED for d in documents if d.requirement.required)
+        if approved and dossier.status is DossierStatus.IN_PROGRESS:
             dossier = replace(dossier, status=DossierStatus.COMPLETED)
         return dossier, changed
 

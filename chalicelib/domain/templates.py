@@ -115,7 +115,9 @@ KIND_VARIABLES: dict[CommunicationKind, frozenset[str]] = {
     for kind, offered in _OFFERED.items()
 }
 """API.md "Templates": every variable a template of each kind may use (`account.name` everywhere; the
-addressee's `recipient.*` in the kinds the partner rules govern, "Rules made precise")."""
+addressee's `recipient.*` in the kinds the partner rules govern, "Rules made precise"). `account.name` is
+the broker's public name (`Account.public_name`: its legal name once given), the name the email comes
+from, so a sign-off never names another; the welcome email alone, to the broker, says the account's name."""
 
 ALLOWED_FILTERS = frozenset(
     {"upper", "lower", "title", "capitalize", "trim", "default", "d", "replace", "truncate", "striptags"}

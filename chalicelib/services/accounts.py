@@ -7,8 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.domain.accounts import Account, sniffed_logo
+from chalicelib.domain.audit import AuditEntry, AuditType, changed_legal_fields, changed_settings
 from chalicelib.domain.communications import Communication, CommunicationKind, Recipient, communication_id
 from chalicelib.domain.errors import AccountNotFound, Unauthenticated
+from chalicelib.domain.events import Actor
 from chalicelib.domain.ids import new_ulid
 from chalicelib.domain.legal import RegisteredMailChannel, identity_with
 from chalicelib.domain.plans import Plan, Trial
@@ -76,11 +78,16 @@ def change_plan(
     return account if changed == account else accounts.save(changed)
 
 
-def set_legal_identity(account_id: str, changes: dict[str, Any], accounts: AccountRepository) -> Account:
+def set_legal_identity(
+    account_id: str, changes: dict[str, Any], accounts: AccountRepository, by: Actor, now: datetime
+) -> Account:
     """Apply a PATCH of the broker's legal identity; a concurrent change answers 409 (stale version)."""
     account = get_account(account_id, accounts)
     changed = replace(account, legal=identity_with(account.legal, changes))
-    return account if changed == account else accounts.save(changed)
+    if changed == account:
+        return account
+    data = {"fields": changed_legal_fields(account, changed)}
+    return accounts.save(changed, AuditEntry(account_id, AuditType.LEGAL_IDENTITY_CHANGED, now, by, data))
 
 
 def set_settings(
@@ -89,6 +96,7 @@ def set_settings(
     registered_mail_channel: RegisteredMailChannel | None,
     accounts: AccountRepository,
     now: datetime,
+    by: Actor,
     changes: dict[str, Any] | None = None,
 ) -> Account:
     """Change the settings sent, each optional; the partner switch needs its feature (402). `changes`
@@ -104,7 +112,11 @@ def set_settings(
         changed = changed.with_brand_color(changes["brand_color"])
     if "dossier_retention_days" in changes:
         changed = changed.with_retention_days(changes["dossier_retention_days"])
-    return account if changed == account else accounts.save(changed)
+    settings = changed_settings(account, changed)
+    if not settings:
+        return account if changed == account else accounts.save(changed)
+    audit = AuditEntry(account_id, AuditType.SETTINGS_CHANGED, now, by, {"changes": settings})
+    return accounts.save(changed, audit)
 
 
 def start_trial(account_id: str, feature: str, accounts: AccountRepository, now: datetime) -> Trial:
@@ -116,14 +128,23 @@ def start_trial(account_id: str, feature: str, accounts: AccountRepository, now:
 
 
 def set_logo(
-    account_id: str, data: bytes, content_type: str, accounts: AccountRepository, logos: LogoStore
+    account_id: str,
+    data: bytes,
+    content_type: str,
+    accounts: AccountRepository,
+    logos: LogoStore,
+    by: Actor,
+    now: datetime,
 ) -> StoredLogo:
     """Replace the account's logo with a PNG or JPEG recognised by its first bytes (415, 400, 413), then
-    name its version on the account: a crash between the two leaves the old URL, which a retry mends."""
+    name its version on the account with the audit entry: a crash between the two leaves the old URL
+    (and no entry), which a retry mends."""
     account = get_account(account_id, accounts)
     stored = logos.put(account_id, sniffed_logo(data, content_type))
     if account.logo_etag != stored.etag:
-        accounts.save(replace(account, logo_etag=stored.etag))
+        logo = {"etag": stored.etag, "content_type": stored.logo.content_type, "bytes": len(stored.logo.data)}
+        audit = AuditEntry(account_id, AuditType.LOGO_CHANGED, now, by, logo)
+        accounts.save(replace(account, logo_etag=stored.etag), audit)
     return stored
 
 

@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from chalicelib.domain.accounts import Account
+from chalicelib.domain.audit import AuditEntry, AuditType
 from chalicelib.domain.clock import iso
 from chalicelib.domain.communications import (
     Communication,
@@ -59,7 +60,6 @@ from chalicelib.domain.identity import PortalPrincipal
 from chalicelib.domain.ids import new_ulid
 from chalicelib.domain.plans import Feature
 from chalicelib.domain.procedures import MAIN, Automation, Target, Trigger
-from chalicelib.observability import logger
 from chalicelib.services.communications import RETRY_AFTER, DeliveryRequest
 from chalicelib.services.events import announce
 from chalicelib.services.messages import message_fields, message_time
@@ -88,7 +88,9 @@ class DossierRepository(Protocol):
         events: tuple[Event, ...] = (),
     ) -> int: ...
 
-    def erase(self, account_id: str, dossier_id: str, token_hashes: list[str]) -> None: ...
+    def erase(self, account_id: str, dossier_id: str, token_hashes: list[str], audit: AuditEntry) -> None:
+        """Erase the dossier's items and links, the dossier last with `audit` (once: while it exists)."""
+        ...
 
 
 class DeadlineRepository(Protocol):
@@ -208,7 +210,7 @@ def _mutate(
 def _variables(dossier: Dossier, account: Account, about: str, extra: dict[str, str]) -> dict[str, str]:
     name, _, role_id = dossier.participant_name(about)
     return {
-        "account.name": account.name,
+        "account.name": account.public_name,
         "dossier.reference": dossier.reference,
         "dossier.due_date": french_date(dossier.due_date) if dossier.due_date else "",
         "contributor.name": name,
@@ -509,6 +511,16 @@ def participant_actor(dossier: Dossier, participant_id: str) -> Actor:
     return participant(participant_id, dossier.participant_name(participant_id)[0] if known else "")
 
 
+def archive_dossier(account_id: str, dossier_id: str, ctx: Context) -> Dossier:
+    """Close the dossier for good: archived, it is erased `dossier_retention_days` later (from now, unless
+    its completion already set that moment). Conflict when it is already archived."""
+
+    def apply(dossier: Dossier, tokens: dict[str, list[str]]) -> Change:
+        return Change(dossier.archived())
+
+    return _mutate(account_id, dossier_id, ctx, apply).dossier
+
+
 def _participant_of_role(dossier: Dossier, role_id: str) -> str:
     if role_id == MAIN:
         return MAIN
@@ -523,24 +535,17 @@ def dossier_prefix(account_id: str, dossier_id: str) -> str:
     return f"accounts/{account_id}/dossiers/{dossier_id}/"
 
 
-def erase_dossier(account_id: str, dossier_id: str, files: Documents, ctx: Context, by: str) -> None:
-    """Erase a dossier (RGPD): every version of its files first, then its item, its scheduled deadlines
-    and its live portal links (revoked links keep no personal data and expire by TTL). Files first, so
-    that a failure half-way leaves the dossier visible and the erasure can be asked again. Its queued
-    emails are skipped and emptied by the worker, which finds the dossier gone."""
+def erase_dossier(account_id: str, dossier_id: str, files: Documents, ctx: Context, by: Actor) -> None:
+    """Erase a dossier (RGPD): every version of its files first, then its scheduled deadlines, its events,
+    every portal link it minted (live or revoked) and last its item, with the entry of the account's audit
+    trail that records the erasure. Files first, so that a failure half-way leaves the dossier visible
+    and the erasure can be asked again. Its queued emails are skipped and emptied by the worker, which
+    finds the dossier gone."""
     _, _, tokens = _load(account_id, dossier_id, ctx)
     versions = files.erase_prefix(dossier_prefix(account_id, dossier_id))
-    ctx.dossiers.erase(account_id, dossier_id, [h for hashes in tokens.values() for h in hashes])
-    logger.info(
-        "account activity: dossier erased",
-        extra={
-            "account_id": account_id,
-            "dossier_id": dossier_id,
-            "file_versions": versions,
-            "by": by,
-            "at": ctx.now.isoformat(),
-        },
-    )
+    data = {"dossier_id": dossier_id, "file_versions_erased": versions}
+    audit = AuditEntry(account_id, AuditType.DOSSIER_ERASED, ctx.now, by, data)
+    ctx.dossiers.erase(account_id, dossier_id, [h for hashes in tokens.values() for h in hashes], audit)
 
 
 ERASURE_MESSAGE = "dossier_erasure"
@@ -567,7 +572,7 @@ def erase_expired(request: ErasureRequest, files: Documents, ctx: Context) -> bo
     found = ctx.dossiers.get(request.account_id, request.dossier_id)
     if found is None or found[0].status not in CLOSED:
         return False
-    erase_dossier(request.account_id, request.dossier_id, files, ctx, by="retention")
+    erase_dossier(request.account_id, request.dossier_id, files, ctx, by=SYSTEM)
     return True
 
 

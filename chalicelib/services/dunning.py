@@ -920,7 +920,7 @@ def _step_email(
     resolution, client = view.resolution, view.client
     addressee = resolution.to[0] if resolution.to else None
     variables = {
-        "account.name": account.name,
+        "account.name": account.public_name,
         "client.name": client.name,
         "client.email": client.email or "",
         "apporteur.name": view.apporteur.name if view.apporteur else "",

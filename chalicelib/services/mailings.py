@@ -559,7 +559,7 @@ def _variables(
 ) -> dict[str, str]:
     addressee = resolution.to[0] if resolution.to else None
     variables = {
-        "account.name": account.name,
+        "account.name": account.public_name,
         "client.name": entity.client.name,
         "client.email": entity.client.email or "",
         "apporteur.name": entity.apporteur.name if entity.apporteur else "",

@@ -336,7 +336,7 @@ def send_manual_email(
     resolution = view.resolution
     addressee = resolution.to[0] if resolution.to else None
     variables = {
-        "account.name": view.account.name,
+        "account.name": view.account.public_name,
         "client.name": view.client.name,
         "client.email": view.client.email or "",
         "apporteur.name": view.apporteur.name if view.apporteur else "",

@@ -7,15 +7,10 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from chalicelib.domain.identity import PortalPrincipal
 from chalicelib.services.identity import hash_portal_secret
 from chalicelib.services.ports import PortalTokenRepository
-
-
-class DossierLookup(Protocol):
-    def get(self, account_id: str, dossier_id: str) -> object | None: ...
 
 
 @dataclass(frozen=True)
@@ -45,19 +40,14 @@ def mint_link(
 class PortalLinkMinter:
     """Used by the worker: a fresh link for each dossier email, stored (hashed) before it is sent."""
 
-    def __init__(
-        self, tokens: PortalTokenRepository, portal_url: str, days: int, dossiers: DossierLookup
-    ) -> None:
+    def __init__(self, tokens: PortalTokenRepository, portal_url: str, days: int) -> None:
         self._tokens = tokens
         self._portal_url = portal_url
         self._days = days
-        self._dossiers = dossiers
 
     def link_for(self, account_id: str, participant: str, now: datetime) -> str | None:
         """None when the dossier was erased: no link (nor token) is minted for it any more."""
         dossier_id, role_id, participant_id, generation = participant.split("/")
-        if self._dossiers.get(account_id, dossier_id) is None:
-            return None
         minted = mint_link(
             self._portal_url,
             account_id,
@@ -68,5 +58,6 @@ class PortalLinkMinter:
             now,
             int(generation),
         )
-        self._tokens.add(minted.token_hash, minted.principal, minted.expires_at)
+        if not self._tokens.add(minted.token_hash, minted.principal, minted.expires_at):
+            return None
         return minted.link

@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 from chalicelib.domain.accounts import Account, Logo
+from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.communications import Communication, CommunicationStatus, Recipient
 from chalicelib.domain.deliverability import Suppression
 from chalicelib.domain.dunning import DunningPolicy
@@ -29,8 +30,9 @@ class AccountRepository(Protocol):
 
     def get(self, account_id: str) -> Account | None: ...
 
-    def save(self, account: Account) -> Account:
-        """Write a changed account; raises StaleVersion if it changed since it was read."""
+    def save(self, account: Account, audit: AuditEntry | None = None) -> Account:
+        """Write a changed account; raises StaleVersion if it changed since it was read. With `audit`, the
+        entry that records the change is written with it (both or neither)."""
         ...
 
 
@@ -85,7 +87,16 @@ class PartnerRepository(Protocol):
         self, account_id: str, kind: RecordKind, filters: DealFilters, limit: int, cursor: Cursor | None
     ) -> tuple[list[PartnerRecord], Cursor | None]: ...
 
-    def remove(self, account_id: str, keys: Iterable[tuple[RecordKind, str]]) -> None: ...
+    def remove(
+        self,
+        account_id: str,
+        record: tuple[RecordKind, str],
+        dependents: Iterable[tuple[RecordKind, str]],
+        audit: AuditEntry,
+    ) -> None:
+        """Erase the record and its dependents (the dependents first); the audit entry is written with
+        the record's deletion, only while it exists. Idempotent."""
+        ...
 
 
 class CommunicationRepository(Protocol):
@@ -167,8 +178,9 @@ class SuppressionList(Protocol):
         self, account_id: str, limit: int, cursor: Cursor | None
     ) -> tuple[list[Suppression], Cursor | None]: ...
 
-    def remove(self, account_id: str, digest: str) -> bool:
-        """Take the address of this hash off the list; False when it was not on it."""
+    def remove(self, account_id: str, digest: str, audit: AuditEntry) -> bool:
+        """Take the address of this hash off the list, with the audit entry (both or neither); False when
+        it was not on it."""
         ...
 
 
@@ -185,13 +197,24 @@ class UnsubscriptionRepository(Protocol):
         self, account_id: str, limit: int, cursor: Cursor | None
     ) -> tuple[list[Unsubscription], Cursor | None]: ...
 
-    def remove(self, account_id: str, party: str, party_id: str) -> bool:
-        """The addressee receives the account's mailings again; False when it had not unsubscribed."""
+    def remove(self, account_id: str, party: str, party_id: str, audit: AuditEntry) -> bool:
+        """The addressee receives the account's mailings again, with the audit entry (both or neither);
+        False when it had not unsubscribed."""
+        ...
+
+
+class AuditTrail(Protocol):
+    def page(
+        self, account_id: str, limit: int, cursor: Cursor | None
+    ) -> tuple[list[AuditEntry], Cursor | None]:
+        """A page of the account's audit trail, oldest first."""
         ...
 
 
 class PortalTokenRepository(Protocol):
-    def add(self, token_hash: str, principal: PortalPrincipal, expires_at: datetime) -> None: ...
+    def add(self, token_hash: str, principal: PortalPrincipal, expires_at: datetime) -> bool:
+        """Store a link of the principal's dossier; False (nothing stored) when the dossier is gone."""
+        ...
 
     def find_active(self, token_hash: str, now: datetime) -> PortalPrincipal | None:
         """The principal of a live link (known, not revoked, not expired), else None."""

@@ -1,17 +1,19 @@
 """Privacy (RGPD) use cases an account administrator runs: erasing a client, seeing and undoing the
-suppression list and the unsubscriptions. There is no activity log yet (issue 16): each change is
-recorded as a structured log line naming who made it and when, which the activity log can be built from."""
+suppression list and the unsubscriptions. Each change writes an entry of the account's audit trail
+(`GET /account/activity`) with the change itself."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from chalicelib.domain.audit import AuditEntry, AuditType
 from chalicelib.domain.deliverability import Suppression
 from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.domain.events import Actor
 from chalicelib.domain.partners import Client, Deal, DealFilters, RecordKind, dunning_underway
 from chalicelib.domain.unsubscribe import Unsubscription, parse_unsubscription_id
-from chalicelib.observability import logger
 from chalicelib.services.ports import (
+    AuditTrail,
     CommunicationRepository,
     Cursor,
     PartnerRepository,
@@ -27,15 +29,12 @@ def list_suppressions(
 
 
 def lift_suppression(
-    account_id: str, digest: str, suppressions: SuppressionList, by: str, now: datetime
+    account_id: str, digest: str, suppressions: SuppressionList, by: Actor, now: datetime
 ) -> None:
     """The address may be written to again (the admin vouches it works, or the complaint was a mistake)."""
-    if not suppressions.remove(account_id, digest):
+    audit = AuditEntry(account_id, AuditType.SUPPRESSION_REMOVED, now, by, {"address_hash": digest})
+    if not suppressions.remove(account_id, digest, audit):
         raise NotFound("No such address on the suppression list.")
-    logger.info(
-        "account activity: suppression lifted",
-        extra={"account_id": account_id, "address_hash": digest, "by": by, "at": now.isoformat()},
-    )
 
 
 def list_unsubscriptions(
@@ -45,21 +44,21 @@ def list_unsubscriptions(
 
 
 def undo_unsubscription(
-    account_id: str, unsubscription_id: str, unsubscriptions: UnsubscriptionRepository, by: str, now: datetime
+    account_id: str,
+    unsubscription_id: str,
+    unsubscriptions: UnsubscriptionRepository,
+    by: Actor,
+    now: datetime,
 ) -> None:
     """The addressee receives the account's mailings again (he asked the broker to, for instance)."""
     named = parse_unsubscription_id(unsubscription_id)
-    if named is None or not unsubscriptions.remove(account_id, *named):
+    if named is None:
         raise NotFound("No such unsubscription.")
-    logger.info(
-        "account activity: unsubscription undone",
-        extra={
-            "account_id": account_id,
-            "unsubscription_id": unsubscription_id,
-            "by": by,
-            "at": now.isoformat(),
-        },
-    )
+    party, party_id = named
+    data = {"unsubscription_id": unsubscription_id, "party": party, "party_id": party_id}
+    audit = AuditEntry(account_id, AuditType.UNSUBSCRIPTION_REMOVED, now, by, data)
+    if not unsubscriptions.remove(account_id, party, party_id, audit):
+        raise NotFound("No such unsubscription.")
 
 
 def _deals_of(account_id: str, client_id: str, kind: RecordKind, partners: PartnerRepository) -> list[Deal]:
@@ -80,7 +79,7 @@ def erase_client(
     client_id: str,
     partners: PartnerRepository,
     communications: CommunicationRepository,
-    by: str,
+    by: Actor,
     now: datetime,
 ) -> None:
     """Erase a client (RGPD): his record (name, email, postal address, consent), his projects (prospect
@@ -101,24 +100,25 @@ def erase_client(
             "the contract terminated."
         )
     projects = _deals_of(account_id, client_id, RecordKind.PROJECT, partners)
+    emptied = 0
     cursor: Cursor | None = None
     while True:
         history, cursor = communications.client_history(account_id, client_id, 100, cursor)
         for communication in history:
             communications.forget(account_id, communication.id)
+        emptied += len(history)
         if cursor is None:
             break
+    data = {"client_id": client_id, "projects_erased": len(projects), "communications_emptied": emptied}
     partners.remove(
-        account_id, [(RecordKind.CLIENT, client_id), *((RecordKind.PROJECT, p.id) for p in projects)]
+        account_id,
+        (RecordKind.CLIENT, client_id),
+        [(RecordKind.PROJECT, p.id) for p in projects],
+        AuditEntry(account_id, AuditType.CLIENT_ERASED, now, by, data),
     )
-    logger.info(
-        "account activity: client erased",
-        extra={
-            "account_id": account_id,
-            "client_id": client_id,
-            "projects": len(projects),
-            "communications_emptied": True,
-            "by": by,
-            "at": now.isoformat(),
-        },
-    )
+
+
+def account_activity(
+    account_id: str, trail: AuditTrail, limit: int, cursor: Cursor | None
+) -> tuple[list[AuditEntry], Cursor | None]:
+    return trail.page(account_id, limit, cursor)

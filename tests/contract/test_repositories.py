@@ -236,3 +236,48 @@ def test_accepted_copies_add_up_while_sending_and_a_release_keeps_them(store: tu
     )
     retaken = communications.claim("01ACCOUNT", "cm_1", NOW, lease)
     assert retaken.delivered_to == ("b@bernard.fr", "jean@dupont.fr")
+
+
+def _removal(digest: str) -> Any:
+    from chalicelib.domain.audit import AuditEntry, AuditType
+    from chalicelib.domain.events import staff
+
+    return AuditEntry("01ACCOUNT", AuditType.SUPPRESSION_REMOVED, NOW, staff("u1"), {"address_hash": digest})
+
+
+def test_the_suppression_list_pages_by_hash_and_an_entry_is_removed_once(suppressions: Any) -> None:
+    from chalicelib.domain.deliverability import address_hash
+
+    for n in range(3):
+        suppressions.add("01ACCOUNT", f"c{n}@dupont.fr", "complaint", f"cm_{n}", NOW)
+    suppressions.add("01OTHER", "c9@dupont.fr", "complaint", None, NOW)
+    first, cursor = suppressions.entries("01ACCOUNT", 2, None)
+    second, end = suppressions.entries("01ACCOUNT", 2, cursor)
+    assert end is None
+    listed = [s.address_hash for s in first + second]
+    assert listed == sorted(address_hash(f"c{n}@dupont.fr") for n in range(3))
+    assert suppressions.remove("01ACCOUNT", address_hash("c1@dupont.fr"), _removal("x")) is True
+    assert suppressions.remove("01ACCOUNT", address_hash("c1@dupont.fr"), _removal("x")) is False
+    assert suppressions.remove("01ACCOUNT", address_hash("c9@dupont.fr"), _removal("x")) is False
+    assert suppressions.suppressed("01ACCOUNT", ["c1@dupont.fr", "c2@dupont.fr"]) == {"c2@dupont.fr"}
+
+
+def test_a_clients_history_is_newest_first_and_a_forgotten_email_keeps_only_its_kind_status_and_dates(
+    store: tuple[Any, Any],
+) -> None:
+    _, communications = store
+    for n in range(3):
+        email = replace(_communication(f"cm_{n}"), client_id="CL1", created_at=NOW + timedelta(minutes=n))
+        communications.add(email, retry_at=NOW)
+    communications.add(replace(_communication("cm_other"), client_id="CL2"), retry_at=NOW)
+    first, cursor = communications.client_history("01ACCOUNT", "CL1", 2, None)
+    second, _ = communications.client_history("01ACCOUNT", "CL1", 2, cursor)
+    assert [c.id for c in first + second] == ["cm_2", "cm_1", "cm_0"]
+    communications.forget("01ACCOUNT", "cm_1")
+    forgotten = communications.get("01ACCOUNT", "cm_1")
+    assert (forgotten.to, forgotten.variables, forgotten.subject) == ((), {}, None)
+    assert (forgotten.kind, forgotten.status, forgotten.created_at) == (
+        _communication().kind,
+        CommunicationStatus.QUEUED,
+        NOW + timedelta(minutes=1),
+    )

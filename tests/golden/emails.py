@@ -60,7 +60,7 @@ _UNPAID_KINDS = (
 
 def _dossier(kind: CommunicationKind, contributor: bool) -> dict[str, str]:
     variables = {
-        "account.name": ACCOUNT.name,
+        "account.name": ACCOUNT.public_name,
         "dossier.reference": "LOC-2027-014",
         "dossier.due_date": "15/03/2027",
         "dossier.portal_link": "https://api.exemple.fr/p#token=…",
@@ -80,7 +80,7 @@ def _dossier(kind: CommunicationKind, contributor: bool) -> dict[str, str]:
 
 def _party(apporteur: bool) -> dict[str, str]:
     return {
-        "account.name": ACCOUNT.name,
+        "account.name": ACCOUNT.public_name,
         "client.name": "Jean Dupont",
         "client.email": "jean.dupont@exemple.fr",
         "apporteur.name": "Courtage Ouest",

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
+from chalicelib.local.outbox import sent_messages
 from chalicelib.local.pumps import drain
+from chalicelib.local.stack import REGION
 from tests.support import Api, token
 
 PNG = (
@@ -138,6 +140,29 @@ def test_a_logo_is_stored_and_served_from_the_api_with_caching_headers(broker: d
         headers={"Accept": BROWSER_ACCEPT, "If-None-Match": served.headers["ETag"]},
     )
     assert again.status_code == 304
+
+
+def test_the_account_shows_the_address_of_its_logo_once_one_is_sent(broker: dict[str, Any]) -> None:
+    admin = broker["admin"]
+    assert _ok(admin.get("/account"))["logo_url"] is None
+    sent = _ok(admin.put("/account/logo", raw=PNG, headers={"Content-Type": "image/png"}))
+    manager = admin.as_(token("manager", broker["account_id"]))
+    shown = _ok(manager.get("/account"))["logo_url"]
+    assert shown == sent["logo_url"] == _ok(broker["main"].get("/portal"))["broker"]["logo_url"]
+    assert f"/logos/{broker['account_id']}?v=" in shown
+
+
+def test_a_default_email_signs_with_the_name_it_comes_from(broker: dict[str, Any]) -> None:
+    admin = broker["admin"]
+    pid = broker["dossier"]["procedure_id"]
+    recipient = {"name": "Marc Petit", "email": "marc@ex.fr"}
+    _ok(admin.post("/dossiers", {"procedure_id": pid, "recipient": recipient, "notify": True}), 201)
+    drain()
+    [email] = [m for m in sent_messages(REGION) if m["to"] == ["marc@ex.fr"]]
+    assert "Cabinet Martin SAS" in email["from"]
+    assert email["subject"].startswith("Cabinet Martin SAS\u00a0: votre dossier")
+    body = email["text"].split("\n--\n", 1)[0]
+    assert body.rstrip().endswith("Bien cordialement,\nCabinet Martin SAS")
 
 
 def test_a_logo_is_refused_unless_png_or_jpeg_by_its_bytes_and_under_200_kb(broker: dict[str, Any]) -> None:

@@ -38,8 +38,10 @@ suffix, and its streams under it, as AWSLambdaBasicExecutionRole names them). Th
 listing the versions of a dossier's files to erase them (under `accounts/` only)."""
 BARE_STAR_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "cloudwatch:PutMetricData"}
 """The only actions AWS authorizes on no resource but `*`."""
-DELETES = {"api_handler"}
-"""Deleting a mailing draft, and Powertools' idempotency forgetting a refused request."""
+DELETES = {"api_handler", "communications_worker"}
+"""Deleting a mailing draft, and Powertools' idempotency forgetting a refused request; the retention's
+erasure of a dossier, whose item goes in one transaction with its audit entry (a transaction's Delete
+needs DeleteItem)."""
 
 
 def statements(path: Path) -> list[dict[str, Any]]:

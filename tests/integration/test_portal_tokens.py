@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.adapters.dynamodb.repositories import portal_token_item
 from chalicelib.api.authorizers import Unauthorized, portal_authorizer
 from chalicelib.domain.identity import PortalPrincipal
 from chalicelib.services.identity import hash_portal_secret
@@ -27,9 +28,8 @@ def _authorize(secret: str) -> dict[str, Any]:
 def link(aws: Container) -> str:
     secret = secrets.token_urlsafe(32)
     aws.clock = lambda: ISSUED
-    aws.portal_tokens.add(
-        hash_portal_secret(secret), PortalPrincipal("A1", "D1", "garant", ""), ISSUED + timedelta(days=30)
-    )
+    principal = PortalPrincipal("A1", "D1", "garant", "")
+    portal_token_item(hash_portal_secret(secret), principal, ISSUED + timedelta(days=30)).save()
     return secret
 
 

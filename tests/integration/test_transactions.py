@@ -73,5 +73,6 @@ def test_a_dossier_its_link_and_its_email_are_written_together_or_not_at_all(
     created = staff.post("/dossiers", body)
     assert created.status == 201
     assert created.body["notified"] is True
-    # The dossier, the main recipient's link, the dossier-created email and the dossier.created event.
-    assert len(_items(aws)) - before == 4
+    # The dossier, the main recipient's link (and its trace beside the dossier), the dossier-created email
+    # and the dossier.created event.
+    assert len(_items(aws)) - before == 5

@@ -11,10 +11,12 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.adapters.dynamodb.audit import audit_item
 from chalicelib.adapters.dynamodb.cursors import check_cursor
 from chalicelib.adapters.dynamodb.deadlines import deadline_item, erasure_item
 from chalicelib.adapters.dynamodb.events import event_item
 from chalicelib.adapters.dynamodb.models import (
+    AuditEntryItem,
     CommunicationItem,
     DossierItem,
     EventItem,
@@ -23,7 +25,12 @@ from chalicelib.adapters.dynamodb.models import (
     condition_failed,
     transactions,
 )
-from chalicelib.adapters.dynamodb.repositories import communication_item, portal_token_item
+from chalicelib.adapters.dynamodb.repositories import (
+    communication_item,
+    dossier_link_item,
+    portal_token_item,
+)
+from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.clock import iso, parse_iso
 from chalicelib.domain.communications import Communication, TemplateSource
 from chalicelib.domain.dossiers import (
@@ -393,6 +400,7 @@ class DynamoDossierRepository:
                 transaction.save(item, condition=condition)
                 for token_hash, principal, expires_at in minted:
                     transaction.save(portal_token_item(token_hash, principal, expires_at))
+                    transaction.save(dossier_link_item(token_hash, principal, expires_at))
                 for token_hash in revoked:
                     transaction.update(
                         PortalTokenItem(f"PORTALTOKEN#{token_hash}", "PORTALTOKEN"),
@@ -416,14 +424,33 @@ class DynamoDossierRepository:
             raise
         return version + 1
 
-    def erase(self, account_id: str, dossier_id: str, token_hashes: list[str]) -> None:
-        """Delete the dossier's partition (the dossier, its scheduled deadlines and its events: its
-        activity goes with it) and its live portal tokens. Idempotent."""
+    def erase(self, account_id: str, dossier_id: str, token_hashes: list[str], audit: AuditEntry) -> None:
+        """Delete the dossier's partition (its scheduled deadlines, one item per automation; its events; the
+        trace of every link it minted, each expiring with its link: a few Query pages) with the token
+        item of every link it minted, live or revoked, then the dossier itself with the audit entry in
+        one transaction, written only while the dossier exists. A failure half-way leaves the dossier to
+        be erased again; a second erasure records nothing. `token_hashes`: its live links, for dossiers
+        minted before their links left a trace."""
+        pk = _dossier_pk(account_id, dossier_id)
+        tokens = set(token_hashes)
         with DossierItem.batch_write() as batch:
-            for item in DossierItem.query(_dossier_pk(account_id, dossier_id), page_size=100):
+            for item in DossierItem.query(pk, page_size=100):
+                if item.sk == "DOSSIER":
+                    continue
+                if item.sk.startswith("PORTALTOKEN#"):
+                    tokens.add(item.sk.removeprefix("PORTALTOKEN#"))
                 batch.delete(item)
-            for token_hash in token_hashes:
+            for token_hash in sorted(tokens):
                 batch.delete(PortalTokenItem(f"PORTALTOKEN#{token_hash}", "PORTALTOKEN"))
+        try:
+            with TransactWrite(connection=transactions()) as transaction:
+                transaction.delete(
+                    DossierItem(pk, "DOSSIER"), condition=DossierItem.pk.exists(), add_version_condition=False
+                )
+                transaction.save(audit_item(audit), condition=AuditEntryItem.pk.does_not_exist())
+        except TransactWriteError as exc:
+            if not condition_failed(exc):
+                raise
 
     def list_dossiers(
         self, account_id: str, status: str | None, procedure_id: str | None, limit: int, cursor: Cursor | None

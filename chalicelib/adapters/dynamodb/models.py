@@ -23,6 +23,8 @@ Key design (every key but the portal token's starts with the account, so no quer
 | event (dossier)   | ACCOUNT#<a>#DOSSIER#<id>  | EVENT#<event_id>   | until fanned out: WH#<shard> / <at>#|
 | event (contract)  | ACCOUNT#<a>#CONTRACT#<id>#EVENTS | EVENT#<id>  | (same)                              |
 | event (account)   | ACCOUNT#<a>#EVENTS#<shard>| EVENT#<event_id>   | (same)                              |
+| audit entry       | ACCOUNT#<a>#AUDIT         | AUDIT#<entry_id>   |                                     |
+| dossier's link    | ACCOUNT#<a>#DOSSIER#<id>  | PORTALTOKEN#<sha256> | (expires with the link: TTL)      |
 | idempotency (PT)  | IDEMPOTENCY#<store>#<n>   | <hash>             |                                     |
 
 Partner filters, each one Query (`<E>` is the entity: CLIENT, CONTRACT, PROJECT; SK the record id):
@@ -345,6 +347,25 @@ class EventItem(_TableModel):
     due_index = _due_index("Event")()
 
 
+class DossierLinkItem(_TableModel):
+    """A portal link a dossier minted (`ACCOUNT#<a>#DOSSIER#<id>` / `PORTALTOKEN#<sha256>`), live, revoked or
+    minted by the worker for an email: erasing the dossier reads its partition and deletes each link's
+    token item with it. It expires with the link (`ttl`), so a dossier keeps as many as live links."""
+
+    ttl = NumberAttribute(null=True)
+
+
+class AuditEntryItem(_TableModel):
+    """An entry of the account's audit trail (`ACCOUNT#<a>#AUDIT` / `AUDIT#<entry_id>`, ids are ULIDs so
+    the trail reads oldest first): ids and hashes only, it outlives what it is about."""
+
+    entry_id = UnicodeAttribute()
+    type = UnicodeAttribute()
+    at = UTCDateTimeAttribute()
+    actor = JSONAttribute()
+    data = JSONAttribute()
+
+
 class PortalTokenItem(_TableModel):
     account_id = UnicodeAttribute()
     dossier_id = UnicodeAttribute()
@@ -371,6 +392,8 @@ MODELS: tuple[type[_TableModel], ...] = (
     DeadlineItem,
     ScheduledItem,
     EventItem,
+    DossierLinkItem,
+    AuditEntryItem,
     PortalTokenItem,
 )
 

@@ -15,14 +15,22 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
-from pynamodb.transactions import TransactGet
+from pynamodb.transactions import TransactGet, TransactWrite
 
+from chalicelib.adapters.dynamodb.audit import audit_item
 from chalicelib.adapters.dynamodb.cursors import check_cursor
-from chalicelib.adapters.dynamodb.models import AccountItem, PartnerItem, transactions
+from chalicelib.adapters.dynamodb.models import (
+    AccountItem,
+    AuditEntryItem,
+    PartnerItem,
+    condition_failed,
+    transactions,
+)
 from chalicelib.adapters.dynamodb.repositories import DynamoAccountRepository
 from chalicelib.domain.accounts import Account
+from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.errors import Conflict, StaleVersion
 from chalicelib.domain.legal import Insurer, PostalAddress
 from chalicelib.domain.partners import (
@@ -274,11 +282,30 @@ class DynamoPartnerRepository:
         query = index.query(partition, filter_condition=condition, limit=limit, last_evaluated_key=cursor)
         return [_from_item(item) for item in query], query.last_evaluated_key
 
-    def remove(self, account_id: str, keys: Iterable[tuple[RecordKind, str]]) -> None:
-        """Delete these records (an erasure); idempotent."""
+    def remove(
+        self,
+        account_id: str,
+        record: tuple[RecordKind, str],
+        dependents: Iterable[tuple[RecordKind, str]],
+        audit: AuditEntry,
+    ) -> None:
+        """Erase a record and those that depend on it: the dependents first, then the record with the
+        audit entry in one transaction, written only while the record exists, so a retried erasure
+        records itself once. Idempotent."""
         with PartnerItem.batch_write() as batch:
-            for kind, record_id in keys:
+            for kind, record_id in dependents:
                 batch.delete(PartnerItem(_pk(account_id), _sk(kind, record_id)))
+        try:
+            with TransactWrite(connection=transactions()) as transaction:
+                transaction.delete(
+                    PartnerItem(_pk(account_id), _sk(*record)),
+                    condition=PartnerItem.pk.exists(),
+                    add_version_condition=False,
+                )
+                transaction.save(audit_item(audit), condition=AuditEntryItem.pk.does_not_exist())
+        except TransactWriteError as exc:
+            if not condition_failed(exc):
+                raise
 
     def records(self, account_id: str, keys: Iterable[tuple[RecordKind, str]]) -> dict[str, Record]:
         """Up to 100 records by kind and id in one BatchGetItem, by id; missing ones are left out."""

@@ -10,17 +10,22 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.adapters.dynamodb.audit import audit_item
 from chalicelib.adapters.dynamodb.cursors import check_cursor
 from chalicelib.adapters.dynamodb.models import (
     DUE_SHARDS,
     AccountItem,
+    AuditEntryItem,
     CommunicationItem,
+    DossierItem,
+    DossierLinkItem,
     MailingItem,
     PortalTokenItem,
     condition_failed,
     transactions,
 )
 from chalicelib.domain.accounts import DEFAULT_RETENTION_DAYS, Account
+from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.clock import iso, parse_iso
 from chalicelib.domain.communications import (
     FINAL_STATUSES,
@@ -93,12 +98,24 @@ class DynamoAccountRepository:
             return None
         return self.to_domain(item)
 
-    def save(self, account: Account) -> Account:
+    def save(self, account: Account, audit: AuditEntry | None = None) -> Account:
+        """Write the account at its version; with `audit`, the entry that records the change in the same
+        transaction."""
         item = self._to_item(account)
+        if audit is None:
+            try:
+                item.save()
+            except PutError as exc:
+                if _condition_failed(exc):
+                    raise StaleVersion() from exc
+                raise
+            return replace(account, version=int(item.version or 0))
         try:
-            item.save()
-        except PutError as exc:
-            if _condition_failed(exc):
+            with TransactWrite(connection=transactions()) as transaction:
+                transaction.save(item)
+                transaction.save(audit_item(audit), condition=AuditEntryItem.pk.does_not_exist())
+        except TransactWriteError as exc:
+            if condition_failed(exc):
                 raise StaleVersion() from exc
             raise
         return replace(account, version=int(item.version or 0))
@@ -494,11 +511,36 @@ def portal_token_item(token_hash: str, principal: PortalPrincipal, expires_at: d
     )
 
 
+def dossier_link_item(token_hash: str, principal: PortalPrincipal, expires_at: datetime) -> DossierLinkItem:
+    """The link's trace in its dossier's partition, so that erasing the dossier finds every token item."""
+    return DossierLinkItem(
+        f"ACCOUNT#{principal.account_id}#DOSSIER#{principal.dossier_id}",
+        f"PORTALTOKEN#{token_hash}",
+        ttl=int(expires_at.timestamp()) + 86400,
+    )
+
+
 class DynamoPortalTokenRepository:
     _SK = "PORTALTOKEN"
 
-    def add(self, token_hash: str, principal: PortalPrincipal, expires_at: datetime) -> None:
-        portal_token_item(token_hash, principal, expires_at).save()
+    def add(self, token_hash: str, principal: PortalPrincipal, expires_at: datetime) -> bool:
+        """The token and its trace in the dossier's partition, in one transaction that holds only while
+        the dossier exists: False when it was erased (no link may outlive it)."""
+        try:
+            with TransactWrite(connection=transactions()) as transaction:
+                transaction.condition_check(
+                    DossierItem,
+                    f"ACCOUNT#{principal.account_id}#DOSSIER#{principal.dossier_id}",
+                    "DOSSIER",
+                    condition=DossierItem.pk.exists(),
+                )
+                transaction.save(dossier_link_item(token_hash, principal, expires_at))
+                transaction.save(portal_token_item(token_hash, principal, expires_at))
+        except TransactWriteError as exc:
+            if condition_failed(exc):
+                return False
+            raise
+        return True
 
     def find_active(self, token_hash: str, now: datetime) -> PortalPrincipal | None:
         try:

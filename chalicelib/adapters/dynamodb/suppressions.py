@@ -4,7 +4,8 @@ BatchGetItem. Only the hash of the address is stored (RGPD); the caller knows th
 
 Items written before the hashing are keyed by the plain address (`SUPPRESSED#<address>`, with `address`):
 they still suppress (each lookup reads both keys in the same BatchGetItem), a new suppression of the same
-address replaces them, and the list shows them by the hash of their address."""
+address replaces them, the list shows them by the hash of their address, and an administrator removes them
+by that hash (found by reading the account's list, only when no hashed item has that key)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,17 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from pynamodb.exceptions import DeleteError
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.transactions import TransactWrite
 
-from chalicelib.adapters.dynamodb.models import SuppressionItem
+from chalicelib.adapters.dynamodb.audit import audit_item
+from chalicelib.adapters.dynamodb.models import (
+    AuditEntryItem,
+    SuppressionItem,
+    condition_failed,
+    transactions,
+)
+from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.deliverability import Suppression, address_hash
 
 _PREFIX = "SUPPRESSED#"
@@ -74,13 +83,38 @@ class DynamoSuppressionRepository:
         entries = [_entry(item) for item in found]
         return entries, found.last_evaluated_key
 
-    def remove(self, account_id: str, digest: str) -> bool:
-        """Take the address off the list (it may be written to again); False when it was not on it."""
-        item = SuppressionItem(_pk(account_id), f"{_PREFIX}{digest}")
+    def remove(self, account_id: str, digest: str, audit: AuditEntry) -> bool:
+        """Take the address off the list (it may be written to again) with the audit entry that says so,
+        in one transaction; False when it was not on it."""
+        if self._delete((_pk(account_id), f"{_PREFIX}{digest}"), audit):
+            return True
+        legacy = self._plain_item_of(account_id, digest)
+        return legacy is not None and self._delete(legacy, audit)
+
+    @staticmethod
+    def _delete(key: tuple[str, str], audit: AuditEntry) -> bool:
         try:
-            item.delete(condition=SuppressionItem.pk.exists())
-        except DeleteError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
+            with TransactWrite(connection=transactions()) as transaction:
+                transaction.delete(SuppressionItem(*key), condition=SuppressionItem.pk.exists())
+                transaction.save(audit_item(audit), condition=AuditEntryItem.pk.does_not_exist())
+        except TransactWriteError as exc:
+            if condition_failed(exc):
                 return False
             raise
         return True
+
+    @staticmethod
+    def _plain_item_of(account_id: str, digest: str) -> tuple[str, str] | None:
+        """The key of the item written before the hashing whose address has this hash, if any: its key
+        holds the address, not the hash, so the account's list is read, a page of 100 at a time (those
+        items are finite: none has been written since)."""
+        found = SuppressionItem.query(
+            _pk(account_id),
+            SuppressionItem.sk.startswith(_PREFIX),
+            filter_condition=SuppressionItem.address.exists(),
+            page_size=100,
+        )
+        for item in found:
+            if address_hash(str(item.address)) == digest:
+                return item.pk, item.sk
+        return None

@@ -7,9 +7,17 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from pynamodb.exceptions import DeleteError, PutError
+from pynamodb.exceptions import PutError, TransactWriteError
+from pynamodb.transactions import TransactWrite
 
-from chalicelib.adapters.dynamodb.models import UnsubscriptionItem
+from chalicelib.adapters.dynamodb.audit import audit_item
+from chalicelib.adapters.dynamodb.models import (
+    AuditEntryItem,
+    UnsubscriptionItem,
+    condition_failed,
+    transactions,
+)
+from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.unsubscribe import Addressee, Unsubscription
 
 
@@ -58,14 +66,18 @@ class DynamoUnsubscriptionRepository:
             entries.append(Unsubscription(party, party_id, item.unsubscribed_at))
         return entries, found.last_evaluated_key
 
-    def remove(self, account_id: str, party: str, party_id: str) -> bool:
-        """The addressee receives the account's mailings again; False when it had not unsubscribed."""
+    def remove(self, account_id: str, party: str, party_id: str, audit: AuditEntry) -> bool:
+        """The addressee receives the account's mailings again, recorded by the audit entry in the same
+        transaction; False when it had not unsubscribed."""
         try:
-            UnsubscriptionItem(*_key(account_id, party, party_id)).delete(
-                condition=UnsubscriptionItem.pk.exists()
-            )
-        except DeleteError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
+            with TransactWrite(connection=transactions()) as transaction:
+                transaction.delete(
+                    UnsubscriptionItem(*_key(account_id, party, party_id)),
+                    condition=UnsubscriptionItem.pk.exists(),
+                )
+                transaction.save(audit_item(audit), condition=AuditEntryItem.pk.does_not_exist())
+        except TransactWriteError as exc:
+            if condition_failed(exc):
                 return False
             raise
         return True
