@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -12,6 +12,7 @@ from chalicelib.domain.accounts import Account, Logo
 from chalicelib.domain.communications import Communication, CommunicationStatus, Recipient
 from chalicelib.domain.deliverability import Suppression
 from chalicelib.domain.dunning import DunningPolicy
+from chalicelib.domain.events import Event
 from chalicelib.domain.identity import PortalPrincipal
 from chalicelib.domain.legal import BrokerIdentity, PostalAddress
 from chalicelib.domain.partners import Apporteur, Client, Deal, DealFilters, Product, RecordKind
@@ -111,9 +112,16 @@ class CommunicationRepository(Protocol):
         """Delete what the email would have said and to whom (its recipients, variables and template)."""
         ...
 
-    def settle(self, communication: Communication, expected: CommunicationStatus | None = None) -> bool:
-        """Record a status and take it off the retry schedule; with `expected`, only from that status
-        (False when it had moved on), and then a mailing's counts move with it."""
+    def settle(
+        self,
+        communication: Communication,
+        expected: CommunicationStatus | None = None,
+        events: Sequence[Event] = (),
+        at: datetime | None = None,
+    ) -> list[Event] | None:
+        """Record a status and take it off the retry schedule, with its events, in one write; with
+        `expected`, only from that status (None when it had moved on), and then a mailing's counts move
+        with it. The events written, to announce: `mailing.finished` too when this ended a mailing."""
         ...
 
     def statuses(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], CommunicationStatus]:
@@ -141,8 +149,10 @@ class CommunicationRepository(Protocol):
         provider_message_id: str,
         subject: str | None,
         at: datetime,
-    ) -> bool:
-        """SES's Send event: settle as `sent` a communication still `sending`; False otherwise."""
+        events: Sequence[Event] = (),
+    ) -> list[Event] | None:
+        """SES's Send event: settle as `sent` a communication still `sending`, with its events; None
+        otherwise."""
         ...
 
     def due_for_retry(self, now: datetime, limit: int) -> list[tuple[str, str]]:
