@@ -183,6 +183,7 @@ class Container:
             letters=self.documents,
             render_letter=render_letter,
             registered_mail=self.registered_mail,
+            webhooks=self.webhooks_queue,
         )
 
     @cached_property
