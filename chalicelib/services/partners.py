@@ -13,7 +13,9 @@ from chalicelib.domain.communications import (
     CommunicationKind,
     TemplateSource,
 )
+from chalicelib.domain.contract_events import dunning_events
 from chalicelib.domain.errors import AccountNotFound, FieldIssue, InvalidInput, NotFound, StaleVersion
+from chalicelib.domain.events import SYSTEM, Actor
 from chalicelib.domain.footers import footer, legal_mentions, sender_name
 from chalicelib.domain.ids import new_ulid
 from chalicelib.domain.legal import Insurer, PostalAddress, check_postal_address
@@ -31,6 +33,7 @@ from chalicelib.domain.plans import Feature
 from chalicelib.domain.recipients import Resolution, resolve_recipients
 from chalicelib.domain.templates import render_kind, validate_template
 from chalicelib.services.communications import queue_communication
+from chalicelib.services.events import announce
 from chalicelib.services.ports import CommunicationRepository, MessageQueue, PartnerRecord, PartnerRepository
 
 
@@ -224,10 +227,14 @@ def update_deal(
     partners: PartnerRepository,
     now: datetime,
     steps: PendingSteps | None = None,
+    actor: Actor = SYSTEM,
+    webhooks: MessageQueue | None = None,
 ) -> Deal:
     """Change a deal at the version it was read (`commissioning` None: not sent); a new apporteur
     without a block prefills it again. A contract set `terminated` or `cancelled` loses its pending
-    dunning and document steps (`steps`) at once; one set back from those takes them back."""
+    dunning and document steps (`steps`) at once; one set back from those takes them back. A contract
+    whose status changes says so (`contract.suspended`, `.reinstated`, `.terminated`, by `actor`), in the
+    same write, announced on `webhooks`."""
     deal = get_record(account_id, kind, deal_id, partners)
     assert isinstance(deal, Deal)
     _check_version(version, deal.version)
@@ -246,8 +253,11 @@ def update_deal(
         changed = replace(changed, commissioning=block)
     if changed == deal:
         return deal
-    saved = partners.save(changed, now)
+    events = dunning_events(deal, changed, None, None, now, actor) if deal.kind is RecordKind.CONTRACT else []
+    saved = partners.save(changed, now, events)
     assert isinstance(saved, Deal)
+    if events and webhooks is not None:
+        announce(events, webhooks)
     if steps is not None and saved.kind is RecordKind.CONTRACT:
         if saved.status in ENDED_STATUSES:
             steps.cancel_pending(account_id, saved.id)

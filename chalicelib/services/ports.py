@@ -70,8 +70,11 @@ class PartnerRepository(Protocol):
         """Store a new record; returns it as stored (version 1)."""
         ...
 
-    def save(self, record: PartnerRecord, updated_at: datetime) -> PartnerRecord:
-        """Write a changed record; StaleVersion when it changed since `record.version` was read."""
+    def save(
+        self, record: PartnerRecord, updated_at: datetime, events: Sequence[Event] = ()
+    ) -> PartnerRecord:
+        """Write a changed record, with the events that tell the change; StaleVersion when it changed
+        since `record.version` was read."""
         ...
 
     def get(self, account_id: str, kind: RecordKind, record_id: str) -> PartnerRecord | None: ...
