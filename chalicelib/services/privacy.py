@@ -1,10 +1,12 @@
 """Privacy (RGPD) use cases an account administrator runs: erasing a client, seeing and undoing the
-suppression list and the unsubscriptions. There is no activity log yet (issue 16): each change is
-recorded as a structured log line naming who made it and when, which the activity log can be built from."""
+suppression list and the unsubscriptions. Each change is recorded as a structured log line naming who
+made it and when. Erasing a client also erases his contracts' activity logs (their events name him by id
+and tell his dunning)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
 from chalicelib.domain.deliverability import Suppression
 from chalicelib.domain.errors import Conflict, NotFound
@@ -62,6 +64,12 @@ def undo_unsubscription(
     )
 
 
+class ContractEventEraser(Protocol):
+    def erase_contract_events(self, account_id: str, contract_id: str) -> int:
+        """Delete a contract's activity log (its events); how many were deleted."""
+        ...
+
+
 def _deals_of(account_id: str, client_id: str, kind: RecordKind, partners: PartnerRepository) -> list[Deal]:
     """Every contract or project of the client, a Query page of 100 at a time (the client index)."""
     deals: list[Deal] = []
@@ -82,10 +90,12 @@ def erase_client(
     communications: CommunicationRepository,
     by: str,
     now: datetime,
+    contract_events: ContractEventEraser | None = None,
 ) -> None:
     """Erase a client (RGPD): his record (name, email, postal address, consent), his projects (prospect
-    data about him alone), and the recipients, variables and content of his emails (their history keeps
-    kind, status and dates). Conflict while a contract of his has dunning underway.
+    data about him alone), the recipients, variables and content of his emails (their history keeps
+    kind, status and dates), and his contracts' activity logs (`contract_events`). Conflict while a
+    contract of his has dunning underway.
 
     Kept, for the broker's legal obligations: his contracts (reference, product, commission, status,
     installments and payments, under his now unknown client id) and the registered letters of the
@@ -108,6 +118,10 @@ def erase_client(
             communications.forget(account_id, communication.id)
         if cursor is None:
             break
+    events_erased = 0
+    if contract_events is not None:
+        for contract in contracts:
+            events_erased += contract_events.erase_contract_events(account_id, contract.id)
     partners.remove(
         account_id, [(RecordKind.CLIENT, client_id), *((RecordKind.PROJECT, p.id) for p in projects)]
     )
@@ -118,6 +132,7 @@ def erase_client(
             "client_id": client_id,
             "projects": len(projects),
             "communications_emptied": True,
+            "contract_events_erased": events_erased,
             "by": by,
             "at": now.isoformat(),
         },

@@ -190,3 +190,28 @@ def test_a_staff_patch_of_the_contracts_status_is_told_with_the_staff_user(broke
     assert [(e.type.value, e.actor.id) for e in told] == [("contract.suspended", STAFF)]
     assert told[0].data["contract_id"] == book["contract"]["id"]
     assert "installment_id" not in told[0].data
+
+
+def test_erasing_a_client_erases_his_contracts_activity_and_no_one_elses(broker: Office, aws: Any) -> None:
+    from chalicelib.local.pumps import drain
+
+    account_id = broker.ok("GET", "/account")["id"]
+    jean = broker.ok("POST", "/clients", {"name": "Jean Dupont", "email": "jean@dupont.fr"}, 201)
+    paul = broker.ok("POST", "/clients", {"name": "Paul Martin", "email": "paul@martin.fr"}, 201)
+    mine = [
+        broker.ok("POST", "/contracts", {"client_id": jean["id"], "reference": f"J-{n}"}, 201)["id"]
+        for n in range(2)
+    ]
+    other = broker.ok("POST", "/contracts", {"client_id": paul["id"], "reference": "P-1"}, 201)["id"]
+    broker.ok(
+        "POST", f"/clients/{jean['id']}/emails", {"contract_id": mine[0], "subject": "A", "body": "B"}, 202
+    )
+    for contract_id in (mine[1], other):
+        broker.ok("PATCH", f"/contracts/{contract_id}", {"status": "suspended", "version": 1})
+    drain()
+    assert all(activity(aws, account_id, SubjectKind.CONTRACT, k) for k in (*mine, other))
+    assert broker.call("DELETE", f"/clients/{jean['id']}")[0] == 204
+    assert [activity(aws, account_id, SubjectKind.CONTRACT, k) for k in mine] == [[], []]
+    assert [e.type.value for e in activity(aws, account_id, SubjectKind.CONTRACT, other)] == [
+        "contract.suspended"
+    ]
