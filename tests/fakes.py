@@ -51,11 +51,12 @@ class FakeCommunicationRepository:
         self.claimed_at: dict[tuple[str, str], datetime] = {}
         self.events: list[Event] = []
 
-    def add(self, communication: Communication, retry_at: datetime) -> bool:
+    def add(self, communication: Communication, retry_at: datetime, events: Sequence[Event] = ()) -> bool:
         key = (communication.account_id, communication.id)
         if key in self.communications:
             return False
         self.communications[key] = communication
+        self.events.extend(events)
         if communication.status is CommunicationStatus.QUEUED:
             self.retry_at[key] = retry_at
         return True

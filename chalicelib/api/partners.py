@@ -502,7 +502,8 @@ def client_recipients(client_id: str) -> dict[str, Any]:
 
 @partners.route("/clients/{client_id}/emails", methods=["POST"], authorizer=staff_authorizer)
 def send_email(client_id: str) -> Response:
-    account_id = _account()
+    principal = staff_principal(partners.current_request)
+    account_id = principal.require_account()
     body = parse_body(partners.current_request, ManualEmailBody)
     services = container()
     communication = service.send_manual_email(
@@ -514,6 +515,8 @@ def send_email(client_id: str) -> Response:
         services.communications,
         services.communications_queue,
         _now(),
+        staff(principal.subject),
+        services.webhooks_queue,
     )
     answer = {
         "communication_id": communication.id,

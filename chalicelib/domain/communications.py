@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
-from chalicelib.domain.events import Event, EventType, Subject, SubjectKind
+from chalicelib.domain.events import SYSTEM, Actor, Event, EventType, Subject, SubjectKind
 from chalicelib.domain.ids import stable_id
 
 
@@ -209,6 +209,7 @@ def communication_event(
     parties: tuple[str, ...] = (),
     bounce_type: str | None = None,
     subject: Subject | None = None,
+    actor: Actor = SYSTEM,
 ) -> Event | None:
     """The event of an email settled as it now stands (`sent`, `skipped`, `bounced`, `complained`; a
     `failed` one has none). Ids, kind and status only: no body, no address; the parties a bounce or a
@@ -240,6 +241,7 @@ def communication_event(
         at=at,
         subject=subject or event_subject(communication),
         data=data,
+        actor=actor,
     )
 
 

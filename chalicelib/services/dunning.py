@@ -523,7 +523,9 @@ def _events(
         else dunning_events(contract, changed, None, None, ctx.now, actor)
     )
     skipped = (
-        communication_event(email, ctx.now) if email and email.status is CommunicationStatus.SKIPPED else None
+        communication_event(email, ctx.now, actor=actor)
+        if email and email.status is CommunicationStatus.SKIPPED
+        else None
     )
     return in_order([*told, skipped]) if skipped is not None else told
 

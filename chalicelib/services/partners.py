@@ -12,6 +12,7 @@ from chalicelib.domain.communications import (
     Communication,
     CommunicationKind,
     TemplateSource,
+    communication_event,
 )
 from chalicelib.domain.contract_events import dunning_events
 from chalicelib.domain.errors import AccountNotFound, FieldIssue, InvalidInput, NotFound, StaleVersion
@@ -338,9 +339,12 @@ def send_manual_email(
     communications: CommunicationRepository,
     queue: MessageQueue,
     now: datetime,
+    actor: Actor = SYSTEM,
+    webhooks: MessageQueue | None = None,
 ) -> Communication:
     """Write from the client record: addressed by the rules, rendered by the worker from this template.
-    When nobody can receive it, it is recorded `skipped` at once and nothing is queued."""
+    When nobody can receive it, it is recorded `skipped` at once with its `communication.skipped` event
+    (by `actor`), and nothing is queued."""
     validate_template(CommunicationKind.MANUAL, template)
     view = recipients_of(account_id, client_id, contract_id, CommunicationKind.MANUAL, partners, now)
     resolution = view.resolution
@@ -378,7 +382,10 @@ def send_manual_email(
     )
     if resolution.nobody:
         skipped = communication.skipped("no recipient has an email address")
-        communications.add(skipped, retry_at=now)
+        event = communication_event(skipped, now, actor=actor)
+        told = [event] if event is not None else []
+        if communications.add(skipped, retry_at=now, events=told) and webhooks is not None:
+            announce(told, webhooks)
         return skipped
     queue_communication(communication, communications, queue, now)
     return communication

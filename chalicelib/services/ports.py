@@ -93,9 +93,10 @@ class PartnerRepository(Protocol):
 
 
 class CommunicationRepository(Protocol):
-    def add(self, communication: Communication, retry_at: datetime) -> bool:
-        """Store a queued communication once; False when one with the same id already exists.
-        `retry_at` is when the tick should queue it again if no worker has dealt with it by then."""
+    def add(self, communication: Communication, retry_at: datetime, events: Sequence[Event] = ()) -> bool:
+        """Store a queued communication once (with the events that tell it, in the same write); False when
+        one with the same id already exists. `retry_at` is when the tick should queue it again if no
+        worker has dealt with it by then."""
         ...
 
     def get(self, account_id: str, communication_id: str) -> Communication | None: ...

@@ -166,3 +166,43 @@ def test_a_dossier_email_is_in_the_dossiers_activity(platform: Api, aws: Any) ->
     sent = of_type(activity(aws, account_id, SubjectKind.DOSSIER, dossier_id), "communication.sent")
     assert [e.data["dossier_id"] for e in sent] == [dossier_id]
     assert sent[0].data["kind"] == "dossier_created"
+
+
+def test_an_email_nobody_can_receive_is_told_skipped_at_once_by_the_staff_user_who_wrote_it(
+    platform: Api, aws: Any
+) -> None:
+    staff, account_id = _open(platform)
+    client_id, contract_id = _contract(staff, email=None)
+    announced(aws)
+    answer = staff.post(
+        f"/clients/{client_id}/emails", {"contract_id": contract_id, "subject": "A", "body": "B"}
+    )
+    assert answer.body["status"] == "skipped"
+    [skipped] = activity(aws, account_id, SubjectKind.CONTRACT, contract_id)
+    assert (skipped.type.value, skipped.actor.kind, skipped.actor.id) == (
+        "communication.skipped",
+        ActorKind.STAFF,
+        "user-admin",
+    )
+    assert skipped.data["reason"] == "no recipient has an email address"
+    assert [m["id"] for m in announced(aws)] == [skipped.id]
+
+
+def test_an_email_settled_by_ses_send_event_after_its_worker_died_is_told_sent_once(
+    client: RelaisTestClient, platform: Api, aws: Any, monkeypatch: Any
+) -> None:
+    from chalicelib.adapters.dynamodb.repositories import DynamoCommunicationRepository
+
+    original = DynamoCommunicationRepository.settle
+
+    def crash_once(self: Any, *args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(DynamoCommunicationRepository, "settle", original)
+        raise ConnectionError("the Lambda died right after SES accepted the email")
+
+    monkeypatch.setattr(DynamoCommunicationRepository, "settle", crash_once)
+    _, account_id = _open(platform)
+    for _ in range(3):
+        drain()
+    [sent] = of_type(account_events(account_id), "communication.sent")
+    assert sent.data["kind"] == "account_welcome"
+    assert [m["type"] for m in announced(aws)] == ["communication.sent"]

@@ -215,3 +215,24 @@ def test_erasing_a_client_erases_his_contracts_activity_and_no_one_elses(broker:
     assert [e.type.value for e in activity(aws, account_id, SubjectKind.CONTRACT, other)] == [
         "contract.suspended"
     ]
+
+
+def test_a_legal_notice_decided_skipped_is_told_with_the_change_that_decided_it(
+    broker: Office, aws: Any
+) -> None:
+    """The client has no address: the formal notice's email reaches nobody (never the apporteur alone),
+    and saying so goes with the letter's posting, by the staff user who recorded it."""
+    book = _book(broker, email=None) | {"account_id": broker.ok("GET", "/account")["id"]}
+    _, installment = _paths(book)
+    broker.tick(paris("2027-03-12"))
+    _staff_acts_at(aws, paris("2027-03-12", 15))
+    broker.ok(
+        "POST", f"{installment}/formal-notice/sent", {"sent_on": "2027-03-12", "tracking_number": "1A1"}
+    )
+    types = [(e.type.value, e.actor.kind) for e in _activity(aws, book)]
+    assert types[-2:] == [
+        ("formal_notice.sent", ActorKind.STAFF),
+        ("communication.skipped", ActorKind.STAFF),
+    ]
+    skipped = _activity(aws, book)[-1]
+    assert (skipped.data["kind"], skipped.data["skipped_parties"]) == ("formal_notice", ["client"])

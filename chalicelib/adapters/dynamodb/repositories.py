@@ -300,12 +300,22 @@ def _write_outcome(
 
 
 class DynamoCommunicationRepository:
-    def add(self, communication: Communication, retry_at: datetime) -> bool:
+    def add(self, communication: Communication, retry_at: datetime, events: Sequence[Event] = ()) -> bool:
         item = communication_item(communication, retry_at)
         try:
-            item.save(condition=CommunicationItem.pk.does_not_exist())
+            if not events:
+                item.save(condition=CommunicationItem.pk.does_not_exist())
+                return True
+            with TransactWrite(connection=transactions()) as transaction:
+                transaction.save(item, condition=CommunicationItem.pk.does_not_exist())
+                for event in events:
+                    transaction.save(event_item(event), condition=EventItem.pk.does_not_exist())
         except PutError as exc:
             if _condition_failed(exc):
+                return False
+            raise
+        except TransactWriteError as exc:
+            if condition_failed(exc):
                 return False
             raise
         return True
