@@ -74,15 +74,18 @@ def write_counted(
         if outcome is not _Outcome.MAILING_REFUSED:
             return events if outcome is _Outcome.WRITTEN else None
         current = _read(pk) if may_end else None
-        final = _final(current, count) if current is not None else None
         if current is None:
             return None
+        final = _final(current, count)
         if final is None:
             continue  # it moved on since the guess: guess again
         exact = base & MailingItem.finished_at.does_not_exist() & (MailingItem.unsettled == current.unsettled)
         for name in COUNTS:
             exact = exact & (getattr(MailingItem, name) == int(getattr(current, name) or 0))
         ending = [*events, finished_event(account_id, mailing_id, final, at)]
+        if final.sent + final.failed + final.skipped != final.total:
+            # Sent before its emails were counted `unsettled`: its count cannot tell its end; say nothing.
+            ending = events
         outcome = _transact(own, mailing, [*actions, MailingItem.finished_at.set(at)], exact, ending)
         if outcome is not _Outcome.MAILING_REFUSED:
             return ending if outcome is _Outcome.WRITTEN else None
