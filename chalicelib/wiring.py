@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from chalicelib.adapters.dynamodb.dossiers import DynamoDossierRepository, DynamoProcedureRepository
     from chalicelib.adapters.dynamodb.due_steps import DynamoDueSteps
     from chalicelib.adapters.dynamodb.dunning import DynamoDunningPolicyRepository
+    from chalicelib.adapters.dynamodb.event_erasure import DynamoEventEraser
     from chalicelib.adapters.dynamodb.events import DynamoActivityLog
     from chalicelib.adapters.dynamodb.jobs import DynamoJobRepository
     from chalicelib.adapters.dynamodb.logos import DynamoLogoStore
@@ -183,6 +184,7 @@ class Container:
             letters=self.documents,
             render_letter=render_letter,
             registered_mail=self.registered_mail,
+            webhooks=self.webhooks_queue,
         )
 
     @cached_property
@@ -283,6 +285,12 @@ class Container:
         from chalicelib.adapters.dynamodb.events import DynamoActivityLog
 
         return DynamoActivityLog()
+
+    @cached_property
+    def contract_event_eraser(self) -> DynamoEventEraser:
+        from chalicelib.adapters.dynamodb.event_erasure import DynamoEventEraser
+
+        return DynamoEventEraser()
 
     def _idempotency_store(self, partition: str) -> Any:
         from chalicelib.adapters.idempotency import ShardedDynamoDBPersistenceLayer

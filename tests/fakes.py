@@ -3,7 +3,7 @@ so they cannot drift from the real behaviour."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,6 +13,7 @@ from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.communications import Communication, CommunicationStatus
 from chalicelib.domain.deliverability import Suppression, address_hash
 from chalicelib.domain.errors import Conflict, StaleVersion
+from chalicelib.domain.events import Event
 from chalicelib.services.ports import Cursor, DeliveryInFlight, MailerThrottled, MailRejected, OutgoingEmail
 
 
@@ -60,12 +61,14 @@ class FakeCommunicationRepository:
         self.communications: dict[tuple[str, str], Communication] = {}
         self.retry_at: dict[tuple[str, str], datetime] = {}
         self.claimed_at: dict[tuple[str, str], datetime] = {}
+        self.events: list[Event] = []
 
-    def add(self, communication: Communication, retry_at: datetime) -> bool:
+    def add(self, communication: Communication, retry_at: datetime, events: Sequence[Event] = ()) -> bool:
         key = (communication.account_id, communication.id)
         if key in self.communications:
             return False
         self.communications[key] = communication
+        self.events.extend(events)
         if communication.status is CommunicationStatus.QUEUED:
             self.retry_at[key] = retry_at
         return True
@@ -118,13 +121,20 @@ class FakeCommunicationRepository:
                 current, status=CommunicationStatus.QUEUED, delivered_to=delivered
             )
 
-    def settle(self, communication: Communication, expected: CommunicationStatus | None = None) -> bool:
+    def settle(
+        self,
+        communication: Communication,
+        expected: CommunicationStatus | None = None,
+        events: Sequence[Event] = (),
+        at: datetime | None = None,
+    ) -> list[Event] | None:
         key = (communication.account_id, communication.id)
         if expected is not None and self.communications[key].status is not expected:
-            return False
+            return None
         self.communications[key] = communication
         self.retry_at.pop(key, None)
-        return True
+        self.events.extend(events)
+        return list(events)
 
     def record_delivered(
         self, account_id: str, communication_id: str, addresses: tuple[str, ...]
@@ -145,12 +155,15 @@ class FakeCommunicationRepository:
         provider_message_id: str,
         subject: str | None,
         at: datetime,
-    ) -> bool:
+        events: Sequence[Event] = (),
+    ) -> list[Event] | None:
         key = (account_id, communication_id)
         current = self.communications.get(key)
         if current is None or current.status is not CommunicationStatus.SENDING:
-            return False
-        return self.settle(current.sent(subject or current.subject or "", provider_message_id, at))
+            return None
+        return self.settle(
+            current.sent(subject or current.subject or "", provider_message_id, at), events=events
+        )
 
     def due_for_retry(self, now: datetime, limit: int) -> list[tuple[str, str]]:
         due = sorted((at, key) for key, at in self.retry_at.items() if at <= now)

@@ -25,6 +25,7 @@ from chalicelib.domain.dunning import (
     UnpaidPolicy,
 )
 from chalicelib.domain.errors import FieldIssue, InvalidInput
+from chalicelib.domain.events import staff
 from chalicelib.domain.installments import ExpectedDocument, Installment, Money, parse_money
 from chalicelib.domain.partners import Deal
 from chalicelib.services import dunning as service
@@ -323,7 +324,8 @@ def get_installment(contract_id: str, installment_id: str) -> dict[str, Any]:
     authorizer=staff_authorizer,
 )
 def pay_installment(contract_id: str, installment_id: str) -> dict[str, Any]:
-    account_id = _staff_account()
+    principal = staff_principal(dunning.current_request)
+    account_id = principal.require_account()
     body = parse_body(dunning.current_request, PaymentBody)
     amount, currency = None, None
     if body.amount is not None:
@@ -331,7 +333,14 @@ def pay_installment(contract_id: str, installment_id: str) -> dict[str, Any]:
         amount = parse_money(body.amount.amount, currency or "EUR", "amount").amount
     services = container()
     installment, contract, next_step = service.pay_installment(
-        account_id, contract_id, installment_id, body.paid_at, amount, services.dunning_context(), currency
+        account_id,
+        contract_id,
+        installment_id,
+        body.paid_at,
+        amount,
+        services.dunning_context(),
+        currency,
+        staff(principal.subject),
     )
     return {**_shown(installment, next_step), "contract": contract_state_view(contract)}
 
@@ -380,11 +389,12 @@ def record_letter_sent(contract_id: str, installment_id: str) -> dict[str, Any]:
 
 @dunning.route("/contracts/{contract_id}/termination", methods=["POST"], authorizer=staff_authorizer)
 def confirm_termination(contract_id: str) -> dict[str, Any]:
-    account_id = _staff_account()
+    principal = staff_principal(dunning.current_request)
+    account_id = principal.require_account()
     request = dunning.current_request
     body = parse_body(request, TerminationBody) if (request.raw_body or b"").strip() else TerminationBody()
     contract = service.confirm_termination(
-        account_id, contract_id, body.effective_on, container().dunning_context()
+        account_id, contract_id, body.effective_on, container().dunning_context(), staff(principal.subject)
     )
     return deal_views(account_id, [contract])[0]
 

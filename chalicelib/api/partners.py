@@ -26,6 +26,7 @@ from chalicelib.api.routing import ApiBlueprint
 from chalicelib.domain.clock import iso
 from chalicelib.domain.communications import Communication, CommunicationKind, Recipient, TemplateSource
 from chalicelib.domain.errors import FieldIssue, InvalidInput, NotFound
+from chalicelib.domain.events import staff
 from chalicelib.domain.legal import Insurer
 from chalicelib.domain.partners import (
     CONTRACT_STATUSES,
@@ -387,7 +388,8 @@ def _deal_routes(collection: str) -> None:
         return _get(kind, _only(path))
 
     def patch(**path: str) -> dict[str, Any]:
-        account_id = _account()
+        principal = staff_principal(partners.current_request)
+        account_id = principal.require_account()
         body = parse_body(partners.current_request, patch_type)
         services = container()
         deal = service.update_deal(
@@ -399,6 +401,8 @@ def _deal_routes(collection: str) -> None:
             services.partners,
             _now(),
             ContractSteps(services.dunning_context()),
+            staff(principal.subject),
+            services.webhooks_queue,
         )
         return deal_views(account_id, [deal])[0]
 
@@ -498,7 +502,8 @@ def client_recipients(client_id: str) -> dict[str, Any]:
 
 @partners.route("/clients/{client_id}/emails", methods=["POST"], authorizer=staff_authorizer)
 def send_email(client_id: str) -> Response:
-    account_id = _account()
+    principal = staff_principal(partners.current_request)
+    account_id = principal.require_account()
     body = parse_body(partners.current_request, ManualEmailBody)
     services = container()
     communication = service.send_manual_email(
@@ -510,6 +515,8 @@ def send_email(client_id: str) -> Response:
         services.communications,
         services.communications_queue,
         _now(),
+        staff(principal.subject),
+        services.webhooks_queue,
     )
     answer = {
         "communication_id": communication.id,

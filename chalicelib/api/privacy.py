@@ -93,7 +93,13 @@ def erase_client(client_id: str) -> Response:
     account_id, subject = _admin()
     services = container()
     service.erase_client(
-        account_id, client_id, services.partners, services.communications, subject, services.now()
+        account_id,
+        client_id,
+        services.partners,
+        services.communications,
+        subject,
+        services.now(),
+        services.contract_event_eraser,
     )
     return Response(body="", status_code=204)
 

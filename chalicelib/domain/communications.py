@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
+from chalicelib.domain.events import SYSTEM, Actor, Event, EventType, Subject, SubjectKind
 from chalicelib.domain.ids import stable_id
 
 
@@ -113,6 +114,8 @@ class Communication:
     delivered_to: tuple[str, ...] = ()
     """For a mailing's emails: the (normalized) addresses whose own copy SES already accepted, recorded
     when a send gave its claim back halfway, or by each copy's Send event; a retry writes to the others."""
+    dossier_id: str | None = None
+    """For a dossier's emails: the dossier they are about (their events go to its activity log)."""
 
     @property
     def deliverable_to(self) -> tuple[Recipient, ...]:
@@ -180,3 +183,74 @@ def normalize_address(address: str) -> str:
 def communication_id(account_id: str, subject_entity: str, step: str) -> str:
     """The deterministic key of one email: same account, entity and step, same communication."""
     return stable_id("cm_", account_id, subject_entity, step)
+
+
+_EVENT_TYPES = {
+    CommunicationStatus.SENT: EventType.COMMUNICATION_SENT,
+    CommunicationStatus.SKIPPED: EventType.COMMUNICATION_SKIPPED,
+    CommunicationStatus.BOUNCED: EventType.COMMUNICATION_BOUNCED,
+    CommunicationStatus.COMPLAINED: EventType.COMMUNICATION_COMPLAINED,
+}
+
+
+def event_subject(communication: Communication) -> Subject:
+    """Whose activity log an email's events join: its contract's, its dossier's, else the account's (a
+    mailing's emails, even to a contract, are the account's: a mailing is not about one contract)."""
+    if communication.mailing_id is None and communication.contract_id:
+        return Subject(SubjectKind.CONTRACT, communication.contract_id)
+    if communication.mailing_id is None and communication.dossier_id:
+        return Subject(SubjectKind.DOSSIER, communication.dossier_id)
+    return Subject(SubjectKind.ACCOUNT, communication.account_id)
+
+
+def communication_event(
+    communication: Communication,
+    at: datetime,
+    parties: tuple[str, ...] = (),
+    bounce_type: str | None = None,
+    subject: Subject | None = None,
+    actor: Actor = SYSTEM,
+) -> Event | None:
+    """The event of an email settled as it now stands (`sent`, `skipped`, `bounced`, `complained`; a
+    `failed` one has none). Ids, kind and status only: no body, no address; the parties a bounce or a
+    complaint came from are named by their role (`client`, `apporteur`). `subject` overrides where the
+    event goes (a dossier erased meanwhile has no activity log left)."""
+    event_type = _EVENT_TYPES.get(communication.status)
+    if event_type is None:
+        return None
+    data: dict[str, object] = {
+        "communication_id": communication.id,
+        "kind": communication.kind.value,
+        "status": communication.status.value,
+    }
+    for name in ("contract_id", "client_id", "dossier_id", "mailing_id"):
+        value = getattr(communication, name)
+        if value:
+            data[name] = value
+    if communication.status is CommunicationStatus.SKIPPED:
+        data["reason"] = communication.status_reason or ""
+    if communication.status in (CommunicationStatus.SENT, CommunicationStatus.SKIPPED):
+        data["skipped_parties"] = list(communication.skipped_parties)
+    if communication.status in (CommunicationStatus.BOUNCED, CommunicationStatus.COMPLAINED):
+        data["parties"] = list(parties)
+    if communication.status is CommunicationStatus.BOUNCED:
+        data["bounce_type"] = bounce_type or "Undetermined"
+    return Event(
+        account_id=communication.account_id,
+        type=event_type,
+        at=at,
+        subject=subject or event_subject(communication),
+        data=data,
+        actor=actor,
+    )
+
+
+def parties_of(communication: Communication, addresses: tuple[str, ...]) -> tuple[str, ...]:
+    """The roles (`client`, `apporteur`…) of the email's recipients at these (normalized) addresses."""
+    wanted = set(addresses)
+    found = (
+        r.party
+        for r in (*communication.to, *communication.cc)
+        if r.email and normalize_address(r.email) in wanted
+    )
+    return tuple(dict.fromkeys(found))

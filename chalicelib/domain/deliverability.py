@@ -51,6 +51,8 @@ class DeliveryFeedback:
     addresses: tuple[str, ...]
     at: datetime | None
     detail: str
+    bounce_type: str | None = None
+    """SES's `bounceType` of a bounce: `Permanent`, `Transient` or `Undetermined`."""
 
     @property
     def status(self) -> CommunicationStatus:
@@ -97,12 +99,14 @@ def parse_feedback(body: dict[str, Any]) -> DeliveryFeedback | None:
         recipients = bounce.get("bouncedRecipients") or []
         kind, permanent = FeedbackKind.BOUNCE, bounce.get("bounceType") == "Permanent"
         detail = f"{bounce.get('bounceType', '')}/{bounce.get('bounceSubType', '')}"
+        bounce_type = str(bounce.get("bounceType") or "Undetermined")
         at = bounce.get("timestamp")
     else:
         complaint = event.get("complaint") or {}
         recipients = complaint.get("complainedRecipients") or []
         kind, permanent = FeedbackKind.COMPLAINT, True
         detail = str(complaint.get("complaintFeedbackType") or "complaint")
+        bounce_type = None
         at = complaint.get("timestamp")
     addresses = tuple(
         normalize_address(str(r["emailAddress"]))
@@ -117,6 +121,7 @@ def parse_feedback(body: dict[str, Any]) -> DeliveryFeedback | None:
         addresses=addresses,
         at=parse_iso(str(at)) if at else None,
         detail=detail,
+        bounce_type=bounce_type,
     )
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from chalicelib.domain.events import Event, EventType, Subject, SubjectKind
+
 CHUNK_SIZE = 100
 MAX_IDS = 10_000
 STALLED_AFTER = timedelta(minutes=15)
@@ -79,3 +81,21 @@ class Job:
 
 def chunked(ids: list[str], size: int = CHUNK_SIZE) -> list[list[str]]:
     return [ids[start : start + size] for start in range(0, len(ids), size)]
+
+
+def finished_event(job: Job, at: datetime) -> Event:
+    """`job.finished`, written by the one chunk count that ends the job, with its final counts."""
+    return Event(
+        account_id=job.account_id,
+        type=EventType.JOB_FINISHED,
+        at=at,
+        subject=Subject(SubjectKind.ACCOUNT, job.account_id),
+        data={
+            "job_id": job.id,
+            "kind": job.kind,
+            "status": job.status.value,
+            "total": job.total,
+            "succeeded": job.succeeded,
+            "failed": job.failed,
+        },
+    )

@@ -16,6 +16,7 @@ from enum import StrEnum
 from chalicelib.domain.communications import CommunicationKind, Recipient, TemplateSource
 from chalicelib.domain.deliverability import normalize_address
 from chalicelib.domain.errors import FieldIssue, InvalidInput, PayloadTooLarge
+from chalicelib.domain.events import Event, EventType, Subject, SubjectKind
 from chalicelib.domain.jobs import MAX_IDS
 from chalicelib.domain.partners import RULE_NONE, STATUSES, RecordKind
 from chalicelib.domain.recipients import CommunicationRule, Resolution
@@ -136,6 +137,38 @@ class Mailing:
         if not self.fanned_out or self.sent + self.failed + self.skipped < self.total:
             return MailingStatus.SENDING
         return MailingStatus.PARTIALLY_FAILED if self.failed or self.incomplete else MailingStatus.SENT
+
+
+@dataclass(frozen=True)
+class MailingCounts:
+    total: int
+    sent: int
+    failed: int
+    skipped: int
+    incomplete: bool = False
+
+    @property
+    def status(self) -> MailingStatus:
+        """The status of a mailing these counts end."""
+        return MailingStatus.PARTIALLY_FAILED if self.failed or self.incomplete else MailingStatus.SENT
+
+
+def finished_event(account_id: str, mailing_id: str, counts: MailingCounts, at: datetime) -> Event:
+    """`mailing.finished`, written by the one write that ends the mailing, with its final counts."""
+    return Event(
+        account_id=account_id,
+        type=EventType.MAILING_FINISHED,
+        at=at,
+        subject=Subject(SubjectKind.ACCOUNT, account_id),
+        data={
+            "mailing_id": mailing_id,
+            "status": counts.status.value,
+            "total": counts.total,
+            "sent": counts.sent,
+            "failed": counts.failed,
+            "skipped": counts.skipped,
+        },
+    )
 
 
 @dataclass(frozen=True)

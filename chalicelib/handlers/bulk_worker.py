@@ -34,7 +34,13 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
             logger.error("unreadable message on the bulk queue", extra={"message_id": record.message_id})
             raise
         if body.get("type") == MESSAGE_TYPE:
-            apply_rule_chunk(RuleChunk.from_message(body), services.partners, services.jobs, services.now())
+            apply_rule_chunk(
+                RuleChunk.from_message(body),
+                services.partners,
+                services.jobs,
+                services.now(),
+                services.webhooks_queue,
+            )
         elif body.get("type") == mailings.MESSAGE_TYPE:
             mailings.fan_out_page(
                 mailings.MailingPage.from_message(body),
@@ -46,13 +52,16 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 services.communications_queue,
                 services.bulk_queue,
                 services.now(),
+                services.webhooks_queue,
             )
         elif body.get("type") == RESUME_MESSAGE:
             request = ResumeRequest.from_message(body)
             if request.kind == "JOB":
-                resume_job(request, services.jobs, services.bulk_queue)
+                resume_job(request, services.jobs, services.bulk_queue, services.webhooks_queue)
             else:
-                mailings.resume_mailing(request, services.mailings, services.bulk_queue)
+                mailings.resume_mailing(
+                    request, services.mailings, services.bulk_queue, services.webhooks_queue
+                )
         else:
             logger.error("unknown message type on the bulk queue", extra={"type": body.get("type")})
             raise ValueError(f"unknown bulk message type {body.get('type')!r}")

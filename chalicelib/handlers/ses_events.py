@@ -49,11 +49,17 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
             )
             raise
         if feedback is not None:
-            record_feedback(feedback, services.communications, services.suppressions, services.now())
+            record_feedback(
+                feedback,
+                services.communications,
+                services.suppressions,
+                services.now(),
+                services.webhooks_queue,
+            )
             return
         acceptance = parse_acceptance(body)
         if acceptance is not None and (acceptance.account_id, acceptance.communication_id) in sending:
-            record_acceptance(acceptance, services.communications, services.now())
+            record_acceptance(acceptance, services.communications, services.now(), services.webhooks_queue)
 
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     return dict(

@@ -16,11 +16,13 @@ from typing import Any, Protocol
 
 from chalicelib.domain.clock import iso
 from chalicelib.domain.errors import FieldIssue, InvalidInput, PayloadTooLarge
+from chalicelib.domain.events import Event
 from chalicelib.domain.ids import new_ulid
 from chalicelib.domain.jobs import MAX_IDS, MAX_RESUMES, Failure, FailureCode, Job, chunked
 from chalicelib.domain.partners import Deal, RecordKind
 from chalicelib.domain.recipients import CommunicationRule
 from chalicelib.observability import logger
+from chalicelib.services.events import announce
 from chalicelib.services.messages import message_fields, message_time
 from chalicelib.services.ports import MessageQueue
 
@@ -43,7 +45,10 @@ class JobRepository(Protocol):
 
     def record_chunk(
         self, account_id: str, job_id: str, chunk: int, succeeded: int, failures: list[Failure], at: datetime
-    ) -> bool: ...
+    ) -> list[Event] | None:
+        """Count a chunk once (None when it was counted already); the events written: `job.finished`
+        when it was the last."""
+        ...
 
 
 class DealWriter(Protocol):
@@ -120,8 +125,15 @@ def start_rule_change(
     return job
 
 
-def apply_rule_chunk(chunk: RuleChunk, deals: DealWriter, jobs: JobRepository, now: datetime) -> bool:
-    """Apply one chunk and count it; False when it had been counted already (nothing is done again)."""
+def apply_rule_chunk(
+    chunk: RuleChunk,
+    deals: DealWriter,
+    jobs: JobRepository,
+    now: datetime,
+    webhooks: MessageQueue | None = None,
+) -> bool:
+    """Apply one chunk and count it, then announce `job.finished` if it was the last; False when it had
+    been counted already (nothing is done again)."""
     if jobs.chunk_done(chunk.account_id, chunk.job_id, chunk.chunk):
         return False
     found = deals.deals(chunk.account_id, chunk.kind, chunk.ids)
@@ -134,11 +146,13 @@ def apply_rule_chunk(chunk: RuleChunk, deals: DealWriter, jobs: JobRepository, n
         else:
             failures.append(Failure(record_id, code))
     counted = jobs.record_chunk(chunk.account_id, chunk.job_id, chunk.chunk, succeeded, failures, now)
+    if counted and webhooks is not None:
+        announce(counted, webhooks)
     logger.info(
         "bulk chunk applied",
         extra={"job_id": chunk.job_id, "chunk": chunk.chunk, "succeeded": succeeded, "failed": len(failures)},
     )
-    return counted
+    return counted is not None
 
 
 def _apply_one(chunk: RuleChunk, deal: Deal | None, deals: DealWriter, now: datetime) -> FailureCode | None:
@@ -185,7 +199,9 @@ class ResumeRequest:
         return cls(kind, account_id, thing_id, message_time(body, "as_of", "resume"))
 
 
-def resume_job(request: ResumeRequest, jobs: JobRepository, queue: MessageQueue) -> int:
+def resume_job(
+    request: ResumeRequest, jobs: JobRepository, queue: MessageQueue, webhooks: MessageQueue | None = None
+) -> int:
     """Queue again the chunks of a stalled job not counted yet; how many. A job done leaves the schedule; one
     that stalled MAX_RESUMES times in a row without a chunk counted gives its remaining ids up as failed
     (`not_processed`), so that it ends. Two resumes of one stall re-queue once (the claim)."""
@@ -204,7 +220,9 @@ def resume_job(request: ResumeRequest, jobs: JobRepository, queue: MessageQueue)
         for message in pending:
             chunk = RuleChunk.from_message(message)
             failures = [Failure(record_id, FailureCode.NOT_PROCESSED) for record_id in chunk.ids]
-            jobs.record_chunk(account_id, job_id, chunk.chunk, 0, failures, request.as_of)
+            counted = jobs.record_chunk(account_id, job_id, chunk.chunk, 0, failures, request.as_of)
+            if counted and webhooks is not None:
+                announce(counted, webhooks)
         jobs.leave_schedule(account_id, job_id)
         logger.warning("bulk job given up", extra={"job_id": job_id, "chunks": len(pending)})
         return 0

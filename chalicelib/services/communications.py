@@ -11,9 +11,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from chalicelib.domain.communications import Communication, CommunicationStatus
+from chalicelib.domain.communications import Communication, CommunicationStatus, communication_event
 from chalicelib.domain.deliverability import normalize_address
 from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.events import Subject, SubjectKind
 from chalicelib.domain.recipients import LEGAL_NOTICES, Reach, reachable
 from chalicelib.domain.templates import (
     UNSUBSCRIBE_SENTENCE,
@@ -22,6 +23,7 @@ from chalicelib.domain.templates import (
     with_unsubscribe_footer,
 )
 from chalicelib.observability import logger
+from chalicelib.services.events import announce
 from chalicelib.services.ports import (
     CommunicationRepository,
     Mailer,
@@ -90,6 +92,7 @@ def deliver(
     now: datetime,
     links: PortalLinks | None = None,
     unsubscribe_links: UnsubscribeLinks | None = None,
+    webhooks: MessageQueue | None = None,
 ) -> CommunicationStatus | None:
     """Render and send one queued communication once, and record the outcome.
 
@@ -97,10 +100,12 @@ def deliver(
     it claimed or settled and sends nothing. Addresses on the account's suppression list (a permanent
     bounce, a complaint) are left out and their parties named in `skipped_parties`; when they were the
     whole To, a remaining Cc takes it, except for a legal notice whose client is suppressed; when nobody
-    remains the communication is `skipped`. A throttled send, or SES refusing the whole account, releases
-    the claim and propagates: the message returns to the queue and is tried again later. A server error of
-    SES (it may have accepted the email) keeps the claim: SES's Send event settles the email if it did,
-    else the retry after the claim's lease sends it. Only a refusal of the address itself fails it.
+    remains the communication is `skipped`. The outcome is written with its event (`communication.sent`
+    or `.skipped`) in one TransactWriteItems, then announced on `webhooks`. A throttled send, or SES
+    refusing the whole account, releases the claim and propagates: the message returns to the queue and
+    is tried again later. A server error of SES (it may have accepted the email) keeps the claim: SES's
+    Send event settles the email if it did, else the retry after the claim's lease sends it. Only a
+    refusal of the address itself fails it.
     Returns the final status, or None when there was nothing to do.
     """
     communication = repository.claim(request.account_id, request.communication_id, now, CLAIM_LEASE)
@@ -114,20 +119,23 @@ def deliver(
         reach = _reachable(communication, suppressions)
         to, cc = reach.to, reach.cc
         communication = communication.without_parties(reach.suppressed_parties)
+    settle = _Settle(repository, webhooks, now, log_keys)
     if not to:
-        return _settle(repository, communication.skipped(_nobody_reason(communication)), log_keys)
+        return settle(communication.skipped(_nobody_reason(communication)))
     variables = communication.variables
     if communication.portal_participant and links is not None:
         # A fresh link per email, minted now: no secret ever waits in the table.
         link = links.link_for(communication.account_id, communication.portal_participant, now)
         if link is None:
             repository.forget(communication.account_id, communication.id)
-            return _settle(repository, replace(communication, subject=None).skipped(DOSSIER_ERASED), log_keys)
+            erased = replace(communication, subject=None).skipped(DOSSIER_ERASED)
+            # The dossier's activity log went with it: the account's says what became of the email.
+            return settle(erased, Subject(SubjectKind.ACCOUNT, communication.account_id))
         variables = {**variables, "dossier.portal_link": link}
     try:
         rendered = render_kind(communication.kind, variables, communication.template)
     except (KeyError, TemplateError) as exc:
-        return _settle(repository, communication.failed(f"template could not be rendered: {exc}"), log_keys)
+        return settle(communication.failed(f"template could not be rendered: {exc}"))
     email = OutgoingEmail(
         account_id=communication.account_id,
         communication_id=communication.id,
@@ -179,12 +187,9 @@ def deliver(
             delivered.append(address)
     if not message_ids and not communication.delivered_to:
         reason = f"refused by the mail provider: {refusals[0]}"
-        return _settle(repository, communication.failed(reason), log_keys)
+        return settle(communication.failed(reason))
     provider_id = message_ids[0] if message_ids else communication.provider_message_id
-    sent = communication.sent(rendered.subject, provider_id, now)
-    repository.settle(sent, expected=CommunicationStatus.SENDING)
-    logger.info("communication sent", extra=log_keys)
-    return CommunicationStatus.SENT
+    return settle(communication.sent(rendered.subject, provider_id, now))
 
 
 def _envelope_address(email: OutgoingEmail) -> str | None:
@@ -194,12 +199,27 @@ def _envelope_address(email: OutgoingEmail) -> str | None:
     return normalize_address(str(email.envelope[0].email))
 
 
-def _settle(
-    repository: CommunicationRepository, outcome: Communication, log_keys: dict[str, str]
-) -> CommunicationStatus:
-    repository.settle(outcome, expected=CommunicationStatus.SENDING)
-    logger.info(f"communication {outcome.status.value}", extra={**log_keys, "reason": outcome.status_reason})
-    return outcome.status
+@dataclass(frozen=True)
+class _Settle:
+    """Write a claimed email's outcome once (from `sending`), with its event, then announce what was
+    written; a duplicate that lost the race writes and announces nothing."""
+
+    repository: CommunicationRepository
+    webhooks: MessageQueue | None
+    now: datetime
+    log_keys: dict[str, str]
+
+    def __call__(self, outcome: Communication, subject: Subject | None = None) -> CommunicationStatus:
+        event = communication_event(outcome, self.now, subject=subject)
+        written = self.repository.settle(
+            outcome, expected=CommunicationStatus.SENDING, events=[event] if event else [], at=self.now
+        )
+        if written and self.webhooks is not None:
+            announce(written, self.webhooks)
+        logger.info(
+            f"communication {outcome.status.value}", extra={**self.log_keys, "reason": outcome.status_reason}
+        )
+        return outcome.status
 
 
 def _nobody_reason(communication: Communication) -> str:

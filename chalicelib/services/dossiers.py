@@ -265,6 +265,7 @@ def _email(
         variables=_variables(dossier, account, about, extra or {}) | notice,
         template=template,
         portal_participant=participant,
+        dossier_id=dossier.id,
     )
 
 

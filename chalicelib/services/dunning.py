@@ -13,7 +13,7 @@ which the wiring imports lazily: the API's import path never loads the PDF libra
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -25,8 +25,10 @@ from chalicelib.domain.communications import (
     Communication,
     CommunicationKind,
     CommunicationStatus,
+    communication_event,
     communication_id,
 )
+from chalicelib.domain.contract_events import dunning_events, in_order
 from chalicelib.domain.dunning import (
     DueStep,
     DunningPolicy,
@@ -46,6 +48,7 @@ from chalicelib.domain.errors import (
     NotFound,
     StaleVersion,
 )
+from chalicelib.domain.events import SYSTEM, Actor, Event, staff
 from chalicelib.domain.footers import footer, legal_mentions, sender_name
 from chalicelib.domain.formatting import french_amount, french_date
 from chalicelib.domain.ids import new_ulid
@@ -69,6 +72,7 @@ from chalicelib.domain.partners import Client, Deal, Product, RecordKind
 from chalicelib.domain.templates import validate_template
 from chalicelib.observability import logger
 from chalicelib.services.communications import RETRY_AFTER, DeliveryRequest
+from chalicelib.services.events import announce
 from chalicelib.services.messages import message_fields, message_time
 from chalicelib.services.partners import recipients_of
 from chalicelib.services.ports import (
@@ -139,6 +143,7 @@ class ScheduledRepository(Protocol):
         next_at: datetime | None,
         contract: Deal | None = None,
         communication: tuple[Communication, datetime] | None = None,
+        events: Sequence[Event] = (),
     ) -> None: ...
 
 
@@ -155,6 +160,8 @@ class DunningContext:
     """Renders a letter's PDF; the wiring imports the PDF library only when it is first called."""
     registered_mail: RegisteredMail | None = None
     """The provider of the `provider` channel; None when this stage has none configured."""
+    webhooks: MessageQueue | None = None
+    """Where the events of a change are announced once it is written."""
 
 
 def _contract(account_id: str, contract_id: str, ctx: DunningContext) -> Deal:
@@ -315,6 +322,7 @@ def pay_installment(
     amount: Decimal | None,
     ctx: DunningContext,
     currency: str | None = None,
+    actor: Actor = SYSTEM,
 ) -> tuple[Installment, Deal, DueStep | None]:
     """Record a payment; a full one stops the installment's dunning, and a suspended contract whose due
     installments are all paid is active again, its cover resuming at noon (Paris) the next day, with a
@@ -333,6 +341,7 @@ def pay_installment(
         account = _account(account_id, ctx)
         step = DueStep(Step(K.REINSTATEMENT_NOTICE, len(paid.payments)), paid_on)
         email = _step_email(account, changed, paid, step, policy, ctx)
+    events = _events(contract, changed, installment, paid, email, ctx, actor)
     ctx.scheduled.commit(
         account_id,
         paid,
@@ -340,7 +349,9 @@ def pay_installment(
         _installment_due_at(paid, changed, policy),
         contract=changed if changed != contract else None,
         communication=(email, ctx.now + RETRY_AFTER) if email else None,
+        events=events,
     )
+    _announce(events, ctx)
     _queue(email, ctx)
     return paid, changed, next_step
 
@@ -366,13 +377,16 @@ def reverse_payment(
     others = [i for i in ctx.scheduled.installments_of(account_id, contract_id) if i.id != reopened.id]
     changed = _contract_after(contract, [*others, reopened], paris_date(ctx.now), None)
     next_step = _installment_step(reopened, changed, policy)
+    events = _events(contract, changed, installment, reopened, None, ctx, staff(by))
     ctx.scheduled.commit(
         account_id,
         reopened,
         version,
         _installment_due_at(reopened, changed, policy),
         contract=changed if changed != contract else None,
+        events=events,
     )
+    _announce(events, ctx)
     logger.info(
         "payment reversed",
         extra={
@@ -407,19 +421,26 @@ def record_letter_sent(
         _account(account_id, ctx), contract, sent, DueStep(Step(K.FORMAL_NOTICE), sent_on), policy, ctx
     )
     next_step = _installment_step(sent, contract, policy)
+    events = _events(contract, contract, installment, sent, email, ctx, staff(by))
     ctx.scheduled.commit(
         account_id,
         sent,
         version,
         _installment_due_at(sent, contract, policy),
         communication=(email, ctx.now + RETRY_AFTER),
+        events=events,
     )
+    _announce(events, ctx)
     _queue(email, ctx)
     return sent, next_step
 
 
 def confirm_termination(
-    account_id: str, contract_id: str, effective_on: date | None, ctx: DunningContext
+    account_id: str,
+    contract_id: str,
+    effective_on: date | None,
+    ctx: DunningContext,
+    actor: Actor = SYSTEM,
 ) -> Deal:
     """The insurer terminates: 409 unless the contract shows `termination_due`; `effective_on` defaults to
     the later of today (Paris) and the first day termination was due, and may not be before that day.
@@ -457,9 +478,17 @@ def confirm_termination(
     changed = _contract_after(contract, [*others, ended], day, K.TERMINATION_NOTICE)
     step = DueStep(Step(K.TERMINATION_NOTICE), day, effective_on=day)
     email = _step_email(_account(account_id, ctx), contract, ended, step, policy, ctx)
+    events = _events(contract, changed, first, ended, email, ctx, actor)
     ctx.scheduled.commit(
-        account_id, ended, version, None, contract=changed, communication=(email, ctx.now + RETRY_AFTER)
+        account_id,
+        ended,
+        version,
+        None,
+        contract=changed,
+        communication=(email, ctx.now + RETRY_AFTER),
+        events=events,
     )
+    _announce(events, ctx)
     _queue(email, ctx)
     for other, other_version in due[1:]:
         try:
@@ -475,6 +504,35 @@ def _account(account_id: str, ctx: DunningContext) -> Account:
     if account is None:
         raise AccountNotFound()
     return account
+
+
+def _events(
+    contract: Deal,
+    changed: Deal,
+    before: Scheduled,
+    after: Scheduled,
+    email: Communication | None,
+    ctx: DunningContext,
+    actor: Actor = SYSTEM,
+) -> list[Event]:
+    """What the change tells the broker's software: the letter's and the contract's moves, and an email
+    decided `skipped` at once (nobody to write to), each with who made the change."""
+    told = (
+        dunning_events(contract, changed, before, after, ctx.now, actor)
+        if isinstance(before, Installment) and isinstance(after, Installment)
+        else dunning_events(contract, changed, None, None, ctx.now, actor)
+    )
+    skipped = (
+        communication_event(email, ctx.now, actor=actor)
+        if email and email.status is CommunicationStatus.SKIPPED
+        else None
+    )
+    return in_order([*told, skipped]) if skipped is not None else told
+
+
+def _announce(events: list[Event], ctx: DunningContext) -> None:
+    if events and ctx.webhooks is not None:
+        announce(events, ctx.webhooks)
 
 
 def _queue(email: Communication | None, ctx: DunningContext) -> None:
@@ -622,7 +680,11 @@ def _run_step(
     moved = thing.step_sent(step.step, paris_date(ctx.now))
     next_at = _at(next_documents_step(policy.documents, thing.created_on, moved.last_sent))
     email = _step_email(account, contract, thing, step, policy, ctx)
-    ctx.scheduled.commit(account_id, moved, version, next_at, communication=(email, ctx.now + RETRY_AFTER))
+    events = _events(contract, contract, thing, moved, email, ctx)
+    ctx.scheduled.commit(
+        account_id, moved, version, next_at, communication=(email, ctx.now + RETRY_AFTER), events=events
+    )
+    _announce(events, ctx)
     return DeliveryRequest(account_id, email.id) if email.status is CommunicationStatus.QUEUED else None
 
 
@@ -637,10 +699,13 @@ def _take_installment_step(
     """The installment's step due at the tick's time, written with what it causes (the letter, the
     contract's status and stage, its email) at the version read; and, when its day has come, the
     letter's tracking check, written with it."""
+    read = thing
     thing = _tracked(thing, ctx) if thing.tracking_due(ctx.now) else thing
     step = thing.step_at(policy.unpaid, ctx.now) if thing.status is InstallmentStatus.DUE else None
     if step is None:
-        ctx.scheduled.commit(account.id, thing, version, thing.due_at(policy.unpaid))
+        events = _events(contract, contract, read, thing, None, ctx)
+        ctx.scheduled.commit(account.id, thing, version, thing.due_at(policy.unpaid), events=events)
+        _announce(events, ctx)
         return None
     kind, today = step.step.kind, paris_date(ctx.now)
     email: Communication | None = None
@@ -664,6 +729,7 @@ def _take_installment_step(
     others = [i for i in ctx.scheduled.installments_of(account.id, contract.id) if i.id != thing.id]
     changed = _contract_after(contract, [*others, moved], today, caused)
     next_at = _installment_due_at(moved, changed, policy)
+    events = _events(contract, changed, read, moved, email, ctx)
     ctx.scheduled.commit(
         account.id,
         moved,
@@ -671,7 +737,9 @@ def _take_installment_step(
         next_at,
         contract=changed if changed != contract else None,
         communication=(email, ctx.now + RETRY_AFTER) if email else None,
+        events=events,
     )
+    _announce(events, ctx)
     if email is None or email.status is not CommunicationStatus.QUEUED:
         return None
     return DeliveryRequest(account.id, email.id)

@@ -34,6 +34,7 @@ from chalicelib.domain.errors import (
     NotFound,
     StaleVersion,
 )
+from chalicelib.domain.events import Event
 from chalicelib.domain.footers import footer, legal_mentions, sender_name
 from chalicelib.domain.ids import new_ulid
 from chalicelib.domain.jobs import MAX_RESUMES
@@ -61,6 +62,7 @@ from chalicelib.domain.templates import (
 from chalicelib.observability import logger
 from chalicelib.services.bulk import ResumeRequest
 from chalicelib.services.communications import RETRY_AFTER, DeliveryRequest
+from chalicelib.services.events import announce
 from chalicelib.services.ports import (
     AccountRepository,
     MessageQueue,
@@ -102,13 +104,13 @@ class MailingRepository(Protocol):
         next_page: dict[str, Any] | None,
         retry_at: datetime,
         now: datetime,
-    ) -> bool: ...
+    ) -> list[Event] | None: ...
 
     def claim_stalled(
         self, account_id: str, mailing_id: str, as_of: datetime
     ) -> tuple[int, dict[str, Any]] | None: ...
 
-    def give_up_fan_out(self, account_id: str, mailing_id: str) -> None: ...
+    def give_up_fan_out(self, account_id: str, mailing_id: str, at: datetime) -> list[Event]: ...
 
     def leave_schedule(self, account_id: str, mailing_id: str) -> None: ...
 
@@ -333,9 +335,11 @@ def fan_out_page(
     emails: MessageQueue,
     bulk: MessageQueue,
     now: datetime,
+    webhooks: MessageQueue | None = None,
 ) -> bool:
-    """Decide, write and queue one page of a mailing's emails, then queue the next page.
-    False when the mailing is gone or not sending (the message is dropped)."""
+    """Decide, write and queue one page of a mailing's emails, then queue the next page (and announce
+    `mailing.finished` when the last page left nothing to send). False when the mailing is gone or not
+    sending (the message is dropped)."""
     mailing = mailings.get(page.account_id, page.mailing_id)
     if mailing is None or not mailing.sending:
         logger.warning("mailing page for a mailing that is not sending", extra=page.to_message())
@@ -372,6 +376,8 @@ def fan_out_page(
         now + RETRY_AFTER,
         now,
     )
+    if written and webhooks is not None:
+        announce(written, webhooks)
     emails.send_many(
         DeliveryRequest(c.account_id, c.id).to_message()
         for c in communications
@@ -385,13 +391,18 @@ def fan_out_page(
             "mailing_id": page.mailing_id,
             "page": page.page,
             "entities": outcome.entities,
-            "replayed": not written,
+            "replayed": written is None,
         },
     )
     return True
 
 
-def resume_mailing(request: ResumeRequest, mailings: MailingRepository, bulk: MessageQueue) -> bool:
+def resume_mailing(
+    request: ResumeRequest,
+    mailings: MailingRepository,
+    bulk: MessageQueue,
+    webhooks: MessageQueue | None = None,
+) -> bool:
     """Queue again the next page of a fan-out that has not moved on for STALLED_AFTER (its message failed
     for good, or was lost); False when there was nothing to resume. A mailing no longer fanning out leaves
     the schedule; one that stalled MAX_RESUMES times in a row without a page written gives the rest of its
@@ -408,7 +419,9 @@ def resume_mailing(request: ResumeRequest, mailings: MailingRepository, bulk: Me
         return False
     resumes, next_page = claimed
     if resumes > MAX_RESUMES:
-        mailings.give_up_fan_out(account_id, mailing_id)
+        finished = mailings.give_up_fan_out(account_id, mailing_id, request.as_of)
+        if webhooks is not None:
+            announce(finished, webhooks)
         logger.warning(
             "mailing fan-out given up", extra={"mailing_id": mailing_id, "page": next_page.get("page")}
         )

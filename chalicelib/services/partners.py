@@ -12,8 +12,11 @@ from chalicelib.domain.communications import (
     Communication,
     CommunicationKind,
     TemplateSource,
+    communication_event,
 )
+from chalicelib.domain.contract_events import dunning_events
 from chalicelib.domain.errors import AccountNotFound, FieldIssue, InvalidInput, NotFound, StaleVersion
+from chalicelib.domain.events import SYSTEM, Actor
 from chalicelib.domain.footers import footer, legal_mentions, sender_name
 from chalicelib.domain.ids import new_ulid
 from chalicelib.domain.legal import Insurer, PostalAddress, check_postal_address
@@ -31,6 +34,7 @@ from chalicelib.domain.plans import Feature
 from chalicelib.domain.recipients import Resolution, resolve_recipients
 from chalicelib.domain.templates import render_kind, validate_template
 from chalicelib.services.communications import queue_communication
+from chalicelib.services.events import announce
 from chalicelib.services.ports import CommunicationRepository, MessageQueue, PartnerRecord, PartnerRepository
 
 
@@ -224,10 +228,14 @@ def update_deal(
     partners: PartnerRepository,
     now: datetime,
     steps: PendingSteps | None = None,
+    actor: Actor = SYSTEM,
+    webhooks: MessageQueue | None = None,
 ) -> Deal:
     """Change a deal at the version it was read (`commissioning` None: not sent); a new apporteur
     without a block prefills it again. A contract set `terminated` or `cancelled` loses its pending
-    dunning and document steps (`steps`) at once; one set back from those takes them back."""
+    dunning and document steps (`steps`) at once; one set back from those takes them back. A contract
+    whose status changes says so (`contract.suspended`, `.reinstated`, `.terminated`, by `actor`), in the
+    same write, announced on `webhooks`."""
     deal = get_record(account_id, kind, deal_id, partners)
     assert isinstance(deal, Deal)
     _check_version(version, deal.version)
@@ -246,8 +254,11 @@ def update_deal(
         changed = replace(changed, commissioning=block)
     if changed == deal:
         return deal
-    saved = partners.save(changed, now)
+    events = dunning_events(deal, changed, None, None, now, actor) if deal.kind is RecordKind.CONTRACT else []
+    saved = partners.save(changed, now, events)
     assert isinstance(saved, Deal)
+    if events and webhooks is not None:
+        announce(events, webhooks)
     if steps is not None and saved.kind is RecordKind.CONTRACT:
         if saved.status in ENDED_STATUSES:
             steps.cancel_pending(account_id, saved.id)
@@ -328,9 +339,12 @@ def send_manual_email(
     communications: CommunicationRepository,
     queue: MessageQueue,
     now: datetime,
+    actor: Actor = SYSTEM,
+    webhooks: MessageQueue | None = None,
 ) -> Communication:
     """Write from the client record: addressed by the rules, rendered by the worker from this template.
-    When nobody can receive it, it is recorded `skipped` at once and nothing is queued."""
+    When nobody can receive it, it is recorded `skipped` at once with its `communication.skipped` event
+    (by `actor`), and nothing is queued."""
     validate_template(CommunicationKind.MANUAL, template)
     view = recipients_of(account_id, client_id, contract_id, CommunicationKind.MANUAL, partners, now)
     resolution = view.resolution
@@ -368,7 +382,10 @@ def send_manual_email(
     )
     if resolution.nobody:
         skipped = communication.skipped("no recipient has an email address")
-        communications.add(skipped, retry_at=now)
+        event = communication_event(skipped, now, actor=actor)
+        told = [event] if event is not None else []
+        if communications.add(skipped, retry_at=now, events=told) and webhooks is not None:
+            announce(told, webhooks)
         return skipped
     queue_communication(communication, communications, queue, now)
     return communication

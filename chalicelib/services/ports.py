@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -13,6 +13,7 @@ from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.communications import Communication, CommunicationStatus, Recipient
 from chalicelib.domain.deliverability import Suppression
 from chalicelib.domain.dunning import DunningPolicy
+from chalicelib.domain.events import Event
 from chalicelib.domain.identity import PortalPrincipal
 from chalicelib.domain.legal import BrokerIdentity, PostalAddress
 from chalicelib.domain.partners import Apporteur, Client, Deal, DealFilters, Product, RecordKind
@@ -71,8 +72,11 @@ class PartnerRepository(Protocol):
         """Store a new record; returns it as stored (version 1)."""
         ...
 
-    def save(self, record: PartnerRecord, updated_at: datetime) -> PartnerRecord:
-        """Write a changed record; StaleVersion when it changed since `record.version` was read."""
+    def save(
+        self, record: PartnerRecord, updated_at: datetime, events: Sequence[Event] = ()
+    ) -> PartnerRecord:
+        """Write a changed record, with the events that tell the change; StaleVersion when it changed
+        since `record.version` was read."""
         ...
 
     def get(self, account_id: str, kind: RecordKind, record_id: str) -> PartnerRecord | None: ...
@@ -100,9 +104,10 @@ class PartnerRepository(Protocol):
 
 
 class CommunicationRepository(Protocol):
-    def add(self, communication: Communication, retry_at: datetime) -> bool:
-        """Store a queued communication once; False when one with the same id already exists.
-        `retry_at` is when the tick should queue it again if no worker has dealt with it by then."""
+    def add(self, communication: Communication, retry_at: datetime, events: Sequence[Event] = ()) -> bool:
+        """Store a queued communication once (with the events that tell it, in the same write); False when
+        one with the same id already exists. `retry_at` is when the tick should queue it again if no
+        worker has dealt with it by then."""
         ...
 
     def get(self, account_id: str, communication_id: str) -> Communication | None: ...
@@ -122,9 +127,16 @@ class CommunicationRepository(Protocol):
         """Delete what the email would have said and to whom (its recipients, variables and template)."""
         ...
 
-    def settle(self, communication: Communication, expected: CommunicationStatus | None = None) -> bool:
-        """Record a status and take it off the retry schedule; with `expected`, only from that status
-        (False when it had moved on), and then a mailing's counts move with it."""
+    def settle(
+        self,
+        communication: Communication,
+        expected: CommunicationStatus | None = None,
+        events: Sequence[Event] = (),
+        at: datetime | None = None,
+    ) -> list[Event] | None:
+        """Record a status and take it off the retry schedule, with its events, in one write; with
+        `expected`, only from that status (None when it had moved on), and then a mailing's counts move
+        with it. The events written, to announce: `mailing.finished` too when this ended a mailing."""
         ...
 
     def statuses(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], CommunicationStatus]:
@@ -152,8 +164,10 @@ class CommunicationRepository(Protocol):
         provider_message_id: str,
         subject: str | None,
         at: datetime,
-    ) -> bool:
-        """SES's Send event: settle as `sent` a communication still `sending`; False otherwise."""
+        events: Sequence[Event] = (),
+    ) -> list[Event] | None:
+        """SES's Send event: settle as `sent` a communication still `sending`, with its events; None
+        otherwise."""
         ...
 
     def due_for_retry(self, now: datetime, limit: int) -> list[tuple[str, str]]:

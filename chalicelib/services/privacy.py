@@ -1,10 +1,12 @@
 """Privacy (RGPD) use cases an account administrator runs: erasing a client, seeing and undoing the
 suppression list and the unsubscriptions. Each change writes an entry of the account's audit trail
-(`GET /account/activity`) with the change itself."""
+(`GET /account/activity`) with the change itself. Erasing a client also erases his contracts' activity logs
+(their events name him by id and tell his dunning)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
 from chalicelib.domain.audit import AuditEntry, AuditType
 from chalicelib.domain.deliverability import Suppression
@@ -61,6 +63,12 @@ def undo_unsubscription(
         raise NotFound("No such unsubscription.")
 
 
+class ContractEventEraser(Protocol):
+    def erase_contract_events(self, account_id: str, contract_id: str) -> int:
+        """Delete a contract's activity log (its events); how many were deleted."""
+        ...
+
+
 def _deals_of(account_id: str, client_id: str, kind: RecordKind, partners: PartnerRepository) -> list[Deal]:
     """Every contract or project of the client, a Query page of 100 at a time (the client index)."""
     deals: list[Deal] = []
@@ -81,10 +89,12 @@ def erase_client(
     communications: CommunicationRepository,
     by: Actor,
     now: datetime,
+    contract_events: ContractEventEraser | None = None,
 ) -> None:
     """Erase a client (RGPD): his record (name, email, postal address, consent), his projects (prospect
-    data about him alone), and the recipients, variables and content of his emails (their history keeps
-    kind, status and dates). Conflict while a contract of his has dunning underway.
+    data about him alone), the recipients, variables and content of his emails (their history keeps
+    kind, status and dates), and his contracts' activity logs (`contract_events`). Conflict while a
+    contract of his has dunning underway.
 
     Kept, for the broker's legal obligations: his contracts (reference, product, commission, status,
     installments and payments, under his now unknown client id) and the registered letters of the
@@ -109,7 +119,16 @@ def erase_client(
         emptied += len(history)
         if cursor is None:
             break
-    data = {"client_id": client_id, "projects_erased": len(projects), "communications_emptied": emptied}
+    events_erased = 0
+    if contract_events is not None:
+        for contract in contracts:
+            events_erased += contract_events.erase_contract_events(account_id, contract.id)
+    data = {
+        "client_id": client_id,
+        "projects_erased": len(projects),
+        "communications_emptied": emptied,
+        "contract_events_erased": events_erased,
+    }
     partners.remove(
         account_id,
         (RecordKind.CLIENT, client_id),

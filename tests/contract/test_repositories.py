@@ -187,10 +187,10 @@ def test_only_one_outcome_wins_a_sending_communication(store: tuple[Any, Any]) -
     assert communications.statuses([("01ACCOUNT", "cm_1"), ("01ACCOUNT", "nope")]) == {
         ("01ACCOUNT", "cm_1"): CommunicationStatus.SENDING
     }
-    assert communications.accept("01ACCOUNT", "cm_1", None, "ses-1", "Bienvenue", NOW) is True
+    assert communications.accept("01ACCOUNT", "cm_1", None, "ses-1", "Bienvenue", NOW) == []
     late = claimed.sent("Bienvenue", "ses-1", NOW)
-    assert communications.settle(late, expected=CommunicationStatus.SENDING) is False
-    assert communications.accept("01ACCOUNT", "cm_1", None, "ses-1", "Bienvenue", NOW) is False
+    assert communications.settle(late, expected=CommunicationStatus.SENDING) is None
+    assert communications.accept("01ACCOUNT", "cm_1", None, "ses-1", "Bienvenue", NOW) is None
     read = communications.get("01ACCOUNT", "cm_1")
     assert (read.status, read.provider_message_id) == (CommunicationStatus.SENT, "ses-1")
     # A claim on a settled communication finds nothing to do.
@@ -211,7 +211,7 @@ def test_a_settled_outcome_keeps_the_parties_left_out_when_sending(store: tuple[
     communications.add(_communication(), retry_at=NOW)
     claimed = communications.claim("01ACCOUNT", "cm_1", NOW, timedelta(minutes=15))
     skipped = claimed.without_parties(("account",)).skipped("every recipient is on the suppression list")
-    assert communications.settle(skipped, expected=CommunicationStatus.SENDING) is True
+    assert communications.settle(skipped, expected=CommunicationStatus.SENDING) == []
     read = communications.get("01ACCOUNT", "cm_1")
     assert (read.status, read.skipped_parties) == (CommunicationStatus.SKIPPED, ("account",))
 

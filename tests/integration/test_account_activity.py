@@ -124,7 +124,12 @@ def test_erasing_a_client_is_recorded_once_by_his_id_without_his_name_or_address
     assert staff.call("DELETE", f"/clients/{jean['id']}").status == 204
     assert staff.call("DELETE", f"/clients/{jean['id']}").status == 404
     [erased] = _of(_activity(staff), "client.erased")
-    assert erased["data"] == {"client_id": jean["id"], "projects_erased": 1, "communications_emptied": 0}
+    assert erased["data"] == {
+        "client_id": jean["id"],
+        "projects_erased": 1,
+        "communications_emptied": 0,
+        "contract_events_erased": 0,
+    }
     assert "Dupont" not in json.dumps(erased)
     assert "jean@" not in json.dumps(erased)
 

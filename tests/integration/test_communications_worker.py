@@ -185,7 +185,7 @@ def test_a_crash_between_the_ses_call_and_the_log_write_neither_duplicates_nor_l
 
     original = DynamoCommunicationRepository.settle
 
-    def crash_once(self: Any, communication: Any, expected: Any = None) -> bool:
+    def crash_once(self: Any, communication: Any, expected: Any = None, **_: Any) -> bool:
         monkeypatch.setattr(DynamoCommunicationRepository, "settle", original)
         raise ConnectionError("the Lambda died right after SES accepted the email")
 

@@ -2,6 +2,10 @@
 a job with every failure is one Query, and a chunk is counted by one TransactWriteItems that writes its
 item (only if absent) and adds its counts to the job: a redelivered chunk counts nothing twice.
 
+The chunk count that ends the job (`chunks_left` from 1 to 0) also writes `job.finished`, with the final
+counts: it is first written as "not the last" (one call); when that condition fails, the job is read and
+the count written again as the last one, on the condition that the counts are still those read.
+
 Until every chunk is counted the job sits on the `due` index at the moment it counts as stalled, which each
 chunk counted moves on; the planned chunks' messages wait in a collection of their own
 (`ACCOUNT#<a>#JOB#<id>#PLAN`), so a stalled job re-queues exactly the chunks not counted yet."""
@@ -9,14 +13,18 @@ chunk counted moves on; the planned chunks' messages wait in a collection of the
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.expressions.condition import Condition
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.adapters.dynamodb.models import JobItem, condition_failed, transactions
+from chalicelib.adapters.dynamodb.events import event_item
+from chalicelib.adapters.dynamodb.models import EventItem, JobItem, failed_among, transactions
 from chalicelib.adapters.dynamodb.stalls import claim_stalled, stall_pk, stall_sk
-from chalicelib.domain.jobs import STALLED_AFTER, Failure, FailureCode, Job
+from chalicelib.domain.events import Event
+from chalicelib.domain.jobs import STALLED_AFTER, Failure, FailureCode, Job, finished_event
 
 KEEP_JOBS = timedelta(days=90)
 
@@ -41,6 +49,7 @@ class DynamoJobRepository:
             total=job.total,
             chunks=job.chunks,
             chunks_done=0,
+            chunks_left=job.chunks,
             succeeded=0,
             failed=0,
             created_at=job.created_at,
@@ -93,10 +102,12 @@ class DynamoJobRepository:
 
     def record_chunk(
         self, account_id: str, job_id: str, chunk: int, succeeded: int, failures: list[Failure], at: datetime
-    ) -> bool:
-        """Count a chunk's outcome once; False when it had already been counted (a redelivery)."""
+    ) -> list[Event] | None:
+        """Count a chunk's outcome once; None when it had already been counted (a redelivery), else the
+        events written (`job.finished` when this was the last chunk)."""
+        pk = _pk(account_id, job_id)
         chunk_item = JobItem(
-            _pk(account_id, job_id),
+            pk,
             f"CHUNK#{chunk:05d}",
             succeeded=succeeded,
             failed=len(failures),
@@ -104,26 +115,49 @@ class DynamoJobRepository:
             created_at=at,
             ttl=int((at + KEEP_JOBS).timestamp()),
         )
-        try:
-            with TransactWrite(connection=transactions()) as transaction:
-                transaction.save(chunk_item, condition=JobItem.pk.does_not_exist())
-                transaction.update(
-                    JobItem(_pk(account_id, job_id), "JOB"),
-                    actions=[
-                        JobItem.chunks_done.add(1),
-                        JobItem.succeeded.add(succeeded),
-                        JobItem.failed.add(len(failures)),
-                        # Progress: the job counts as stalled only if nothing moves it on again.
-                        JobItem.due_sk.set(stall_sk(at + STALLED_AFTER, _pk(account_id, job_id))),
-                        JobItem.resumes.set(0),
-                    ],
-                    condition=JobItem.pk.exists(),
-                )
-        except TransactWriteError as exc:
-            if condition_failed(exc):
-                return False
-            raise
-        return True
+        actions = [
+            JobItem.chunks_done.add(1),
+            JobItem.chunks_left.add(-1),
+            JobItem.succeeded.add(succeeded),
+            JobItem.failed.add(len(failures)),
+            # Progress: the job counts as stalled only if nothing moves it on again.
+            JobItem.due_sk.set(stall_sk(at + STALLED_AFTER, pk)),
+            JobItem.resumes.set(0),
+        ]
+        last = JobItem.chunks_left == 1
+        for _ in range(_ATTEMPTS):
+            counted = _count(chunk_item, actions, JobItem.pk.exists() & ~last, [])
+            if counted is not _Counted.JOB_REFUSED:
+                return [] if counted is _Counted.WRITTEN else None
+            try:
+                head = JobItem.get(pk, "JOB", consistent_read=True)
+            except DoesNotExist:
+                return None
+            if head.chunks_left != 1:
+                continue  # it moved on since: count again as not the last
+            done = Job(
+                id=job_id,
+                account_id=account_id,
+                kind=str(head.kind),
+                total=int(head.total or 0),
+                chunks=int(head.chunks or 0),
+                created_at=head.created_at or at,
+                chunks_done=int(head.chunks or 0),
+                succeeded=int(head.succeeded or 0) + succeeded,
+                failed=int(head.failed or 0) + len(failures),
+            )
+            exact = (
+                last
+                & (JobItem.succeeded == int(head.succeeded or 0))
+                & (JobItem.failed == int(head.failed or 0))
+            )
+            events = [finished_event(done, at)]
+            counted = _count(chunk_item, actions, exact, events)
+            if counted is _Counted.WRITTEN:
+                return events
+            if counted is _Counted.CHUNK_REFUSED:
+                return None
+        return None
 
     def get(self, account_id: str, job_id: str) -> Job | None:
         items = list(JobItem.query(_pk(account_id, job_id)))
@@ -149,3 +183,30 @@ class DynamoJobRepository:
             failed=int(head.failed or 0),
             failures=failures,
         )
+
+
+_ATTEMPTS = 5
+"""Chunks counted at once each guess whether they are the last; a guess that lost a race goes again."""
+
+
+class _Counted(Enum):
+    WRITTEN = "written"
+    CHUNK_REFUSED = "chunk_refused"
+    """The chunk was counted already (a redelivery)."""
+    JOB_REFUSED = "job_refused"
+
+
+def _count(chunk_item: JobItem, actions: list[Any], condition: Condition, events: list[Event]) -> _Counted:
+    try:
+        with TransactWrite(connection=transactions()) as transaction:
+            transaction.save(chunk_item, condition=JobItem.pk.does_not_exist())
+            transaction.update(JobItem(chunk_item.pk, "JOB"), actions=actions, condition=condition)
+            for event in events:
+                transaction.save(event_item(event), condition=EventItem.pk.does_not_exist())
+    except TransactWriteError as exc:
+        if failed_among(exc, 0, 1):
+            return _Counted.CHUNK_REFUSED
+        if failed_among(exc, 1, 1):
+            return _Counted.JOB_REFUSED
+        raise
+    return _Counted.WRITTEN

@@ -2,7 +2,8 @@
 
 A fan-out page is written by one TransactWriteItems: its page item (only if absent), its emails, and the
 counts it adds to the mailing; a redelivered page therefore writes and counts nothing twice. The emails'
-outcomes move the counts later, with their own settle (`DynamoCommunicationRepository.settle`).
+outcomes move the counts later, with their own settle (`DynamoCommunicationRepository.settle`). Whichever
+of these writes ends the mailing also writes `mailing.finished` (`mailing_counts`).
 """
 
 from __future__ import annotations
@@ -12,17 +13,19 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamodb.cursors import check_cursor
-from chalicelib.adapters.dynamodb.models import CommunicationItem, MailingItem, condition_failed, transactions
+from chalicelib.adapters.dynamodb.mailing_counts import MailingCount, write_counted
+from chalicelib.adapters.dynamodb.models import CommunicationItem, MailingItem
 from chalicelib.adapters.dynamodb.repositories import communication_item, mailing_pk
 from chalicelib.adapters.dynamodb.stalls import claim_stalled, stall_pk, stall_sk
-from chalicelib.domain.communications import Communication, TemplateSource
+from chalicelib.domain.communications import Communication, CommunicationStatus, TemplateSource
 from chalicelib.domain.errors import Conflict, StaleVersion
+from chalicelib.domain.events import Event
 from chalicelib.domain.jobs import STALLED_AFTER
 from chalicelib.domain.mailings import Audience, AudienceEntity, Mailing, PageOutcome
 
@@ -104,6 +107,7 @@ class DynamoMailingRepository:
             failed=0,
             skipped=0,
             fanned_out=False,
+            unsettled=0,
             draft_version=mailing.version,
             created_at=mailing.created_at,
             gsi1_pk=_list_partition(mailing.account_id),
@@ -199,19 +203,25 @@ class DynamoMailingRepository:
             return None
         return int(item.resumes or 0), dict(item.resume_message)
 
-    def give_up_fan_out(self, account_id: str, mailing_id: str) -> None:
+    def give_up_fan_out(self, account_id: str, mailing_id: str, at: datetime) -> list[Event]:
         """End a fan-out whose next page failed at every attempt: what it counted stays, the mailing is
-        `incomplete` (so `partially_failed` once its emails are settled) and leaves the schedule."""
-        MailingItem(mailing_pk(account_id, mailing_id), "MAILING").update(
+        `incomplete` (so `partially_failed` once its emails are settled) and leaves the schedule. The
+        events written: `mailing.finished` when every email it counted was settled already."""
+        count = MailingCount(
+            adds={},
+            fans_out=True,
+            incomplete=True,
             actions=[
-                MailingItem.fanned_out.set(True),
-                MailingItem.incomplete.set(True),
                 MailingItem.resume_message.remove(),
                 MailingItem.due_pk.remove(),
                 MailingItem.due_sk.remove(),
             ],
             condition=MailingItem.state == "sending",
         )
+        written = write_counted(
+            lambda transaction: 0, mailing_pk(account_id, mailing_id), account_id, mailing_id, count, [], at
+        )
+        return written or []
 
     def leave_schedule(self, account_id: str, mailing_id: str) -> None:
         """Take a mailing that is not fanning out (any more) off the `due` index."""
@@ -234,43 +244,40 @@ class DynamoMailingRepository:
         next_page: dict[str, Any] | None,
         retry_at: datetime,
         now: datetime,
-    ) -> bool:
+    ) -> list[Event] | None:
         """Write a page's emails and counts once, with the page to fan out next (None: this was the last, and
-        the mailing leaves the schedule); False when this page had been written already."""
+        the mailing leaves the schedule); None when this page had been written already, else the events
+        written (`mailing.finished` when this page ended the mailing: nothing of it was left to send)."""
         pk = mailing_pk(account_id, mailing_id)
-        counts: list[Any] = [
-            MailingItem.total.add(outcome.entities),
-            MailingItem.failed.add(outcome.failed),
-            MailingItem.skipped.add(outcome.skipped),
-        ]
         if next_page is None:
-            counts += [
-                MailingItem.fanned_out.set(True),
+            progress: list[Any] = [
                 MailingItem.resume_message.remove(),
                 MailingItem.due_pk.remove(),
                 MailingItem.due_sk.remove(),
             ]
         else:
             # Progress: the fan-out counts as stalled only if nothing moves it on again.
-            counts += [
+            progress = [
                 MailingItem.resume_message.set(next_page),
                 MailingItem.due_sk.set(stall_sk(now + STALLED_AFTER, pk)),
                 MailingItem.resumes.set(0),
             ]
+        count = MailingCount(
+            adds={"total": outcome.entities, "failed": outcome.failed, "skipped": outcome.skipped},
+            unsettled=sum(1 for c in communications if c.status is CommunicationStatus.QUEUED),
+            fans_out=next_page is None,
+            actions=progress,
+            condition=MailingItem.state == "sending",
+        )
         page_item = MailingItem(pk, f"PAGE#{page:06d}", total=outcome.entities, created_at=retry_at)
-        try:
-            with TransactWrite(connection=transactions()) as transaction:
-                transaction.save(page_item, condition=MailingItem.pk.does_not_exist())
-                transaction.update(
-                    MailingItem(pk, "MAILING"), actions=counts, condition=MailingItem.state == "sending"
+
+        def own(transaction: TransactWrite) -> int:
+            transaction.save(page_item, condition=MailingItem.pk.does_not_exist())
+            for communication in communications:
+                transaction.save(
+                    communication_item(communication, retry_at),
+                    condition=CommunicationItem.pk.does_not_exist(),
                 )
-                for communication in communications:
-                    transaction.save(
-                        communication_item(communication, retry_at),
-                        condition=CommunicationItem.pk.does_not_exist(),
-                    )
-        except TransactWriteError as exc:
-            if condition_failed(exc):
-                return False
-            raise
-        return True
+            return 1 + len(communications)
+
+        return write_counted(own, pk, account_id, mailing_id, count, [], now)

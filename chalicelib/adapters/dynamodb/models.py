@@ -149,6 +149,7 @@ class CommunicationItem(_TableModel):
     party_ids = JSONAttribute(null=True)
     delivered_to = UnicodeSetAttribute(null=True, attr_name="delivered_copies")
     """A string set, so that the worker and SES's Send events add accepted copies atomically."""
+    dossier_id = UnicodeAttribute(null=True)
     claimed_at = UTCDateTimeAttribute(null=True)
     due_pk = UnicodeAttribute(null=True, attr_name="DUEPK")
     due_sk = UnicodeAttribute(null=True, attr_name="DUESK")
@@ -205,6 +206,8 @@ class JobItem(_TableModel):
     total = NumberAttribute(null=True)
     chunks = NumberAttribute(null=True)
     chunks_done = NumberAttribute(null=True)
+    chunks_left = NumberAttribute(null=True)
+    """Chunks not counted yet: the chunk that finds it at 1 is the one that ends the job (and says so)."""
     succeeded = NumberAttribute(null=True)
     failed = NumberAttribute(null=True)
     failures = JSONAttribute(null=True)
@@ -239,6 +242,10 @@ class MailingItem(_TableModel):
     """While sending: the queue message of the next page to fan out, re-queued if the mailing stalls."""
     resumes = NumberAttribute(null=True)
     incomplete = BooleanAttribute(null=True)
+    unsettled = NumberAttribute(null=True)
+    """Emails written `queued` whose outcome is not counted yet: the write that leaves it at 0 once the
+    fan-out is done is the one that ends the mailing (and says so, `mailing.finished`)."""
+    finished_at = UTCDateTimeAttribute(null=True)
     due_pk = UnicodeAttribute(null=True, attr_name="DUEPK")
     due_sk = UnicodeAttribute(null=True, attr_name="DUESK")
     draft_version = NumberAttribute(null=True)
@@ -407,6 +414,12 @@ def transactions() -> Connection:
     if _transactions is None:
         _transactions = Connection(region=AccountItem.Meta.region)
     return _transactions
+
+
+def failed_among(exc: TransactWriteError, first: int, count: int) -> bool:
+    """Whether one of the transaction's items `first` to `first + count - 1` failed its condition."""
+    reasons = list(exc.cancellation_reasons or [])[first : first + count]
+    return any(r is not None and r.code == "ConditionalCheckFailed" for r in reasons)
 
 
 def condition_failed(exc: TransactWriteError) -> bool:

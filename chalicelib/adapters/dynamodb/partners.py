@@ -9,7 +9,7 @@ apporteur and product) are one TransactGetItems.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -21,9 +21,11 @@ from pynamodb.transactions import TransactGet, TransactWrite
 
 from chalicelib.adapters.dynamodb.audit import audit_item
 from chalicelib.adapters.dynamodb.cursors import check_cursor
+from chalicelib.adapters.dynamodb.events import event_item
 from chalicelib.adapters.dynamodb.models import (
     AccountItem,
     AuditEntryItem,
+    EventItem,
     PartnerItem,
     condition_failed,
     transactions,
@@ -32,6 +34,7 @@ from chalicelib.adapters.dynamodb.repositories import DynamoAccountRepository
 from chalicelib.domain.accounts import Account
 from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.errors import Conflict, StaleVersion
+from chalicelib.domain.events import Event
 from chalicelib.domain.legal import Insurer, PostalAddress
 from chalicelib.domain.partners import (
     RULE_NONE,
@@ -188,14 +191,25 @@ class DynamoPartnerRepository:
             raise
         return replace(record, version=int(item.version or 0))
 
-    def save(self, record: Record, updated_at: datetime) -> Record:
-        """Write a changed record; StaleVersion when it changed since `record.version` was read."""
+    def save(self, record: Record, updated_at: datetime, events: Sequence[Event] = ()) -> Record:
+        """Write a changed record (with the events that tell the change, in one transaction); StaleVersion
+        when it changed since `record.version` was read."""
         item = _to_item(record)
         item.updated_at = updated_at
         try:
-            item.save(condition=PartnerItem.pk.exists())
+            if not events:
+                item.save(condition=PartnerItem.pk.exists())
+            else:
+                with TransactWrite(connection=transactions()) as transaction:
+                    transaction.save(item, condition=PartnerItem.pk.exists())
+                    for event in events:
+                        transaction.save(event_item(event), condition=EventItem.pk.does_not_exist())
         except PutError as exc:
             if exc.cause_response_code == "ConditionalCheckFailedException":
+                raise StaleVersion() from exc
+            raise
+        except TransactWriteError as exc:
+            if condition_failed(exc):
                 raise StaleVersion() from exc
             raise
         return replace(record, version=int(item.version or 0))

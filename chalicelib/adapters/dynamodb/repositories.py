@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
@@ -12,6 +13,8 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamodb.audit import audit_item
 from chalicelib.adapters.dynamodb.cursors import check_cursor
+from chalicelib.adapters.dynamodb.events import event_item
+from chalicelib.adapters.dynamodb.mailing_counts import MailingCount, write_counted
 from chalicelib.adapters.dynamodb.models import (
     DUE_SHARDS,
     AccountItem,
@@ -19,7 +22,7 @@ from chalicelib.adapters.dynamodb.models import (
     CommunicationItem,
     DossierItem,
     DossierLinkItem,
-    MailingItem,
+    EventItem,
     PortalTokenItem,
     condition_failed,
     transactions,
@@ -36,6 +39,7 @@ from chalicelib.domain.communications import (
     TemplateSource,
 )
 from chalicelib.domain.errors import Conflict, StaleVersion
+from chalicelib.domain.events import Event
 from chalicelib.domain.identity import PortalPrincipal
 from chalicelib.domain.legal import BrokerIdentity, RegisteredMailChannel
 from chalicelib.domain.plans import Plan, Trial
@@ -213,6 +217,7 @@ def _communication_from(item: CommunicationItem, account_id: str) -> Communicati
         mailing_id=item.mailing_id,
         party_ids=dict(item.party_ids or {}),
         delivered_to=tuple(sorted(item.delivered_to or ())),
+        dossier_id=item.dossier_id,
     )
 
 
@@ -247,6 +252,7 @@ def communication_item(communication: Communication, retry_at: datetime) -> Comm
         portal_participant=communication.portal_participant,
         mailing_id=communication.mailing_id,
         party_ids=communication.party_ids or None,
+        dossier_id=communication.dossier_id,
     )
     if communication.status is CommunicationStatus.QUEUED:
         # Only a queued communication waits on the retry schedule (a decided-skipped one never will).
@@ -258,6 +264,13 @@ def communication_item(communication: Communication, retry_at: datetime) -> Comm
     return item
 
 
+_COUNTERS = {
+    CommunicationStatus.SENT: "sent",
+    CommunicationStatus.FAILED: "failed",
+    CommunicationStatus.SKIPPED: "skipped",
+}
+
+
 def _write_outcome(
     item: CommunicationItem,
     actions: list[Any],
@@ -265,45 +278,61 @@ def _write_outcome(
     status: CommunicationStatus,
     mailing_id: str | None,
     conditional: bool,
-) -> bool:
-    """Write a communication's status; a mailing's final outcome also moves its counts, in the same
-    transaction, so that only the one write that wins the condition counts. False when the condition
-    (`conditional`) did not hold."""
+    events: Sequence[Event],
+    at: datetime,
+) -> list[Event] | None:
+    """Write a communication's status with its events; a mailing's final outcome also moves its counts,
+    in the same transaction, so that only the one write that wins the condition counts (and the one that
+    ends the mailing says so). The events written, or None when the condition (`conditional`) did not
+    hold. Without an event nor a count it stays one UpdateItem."""
     account_id = item.pk.split("#")[1]
+    written = list(events)
+    if mailing_id and status in FINAL_STATUSES:
+
+        def own(transaction: TransactWrite) -> int:
+            transaction.update(item, actions=actions, condition=condition)
+            return 1
+
+        count = MailingCount(adds={_COUNTERS[status]: 1}, unsettled=-1)
+        return write_counted(
+            own, mailing_pk(account_id, mailing_id), account_id, mailing_id, count, written, at
+        )
     try:
-        if not (mailing_id and status in FINAL_STATUSES):
+        if not written:
             item.update(actions=actions, condition=condition)
-            return True
-        counter = {
-            CommunicationStatus.SENT: MailingItem.sent,
-            CommunicationStatus.FAILED: MailingItem.failed,
-            CommunicationStatus.SKIPPED: MailingItem.skipped,
-        }[status]
+            return written
         with TransactWrite(connection=transactions()) as transaction:
             transaction.update(item, actions=actions, condition=condition)
-            transaction.update(
-                MailingItem(mailing_pk(account_id, mailing_id), "MAILING"),
-                actions=[counter.add(1)],
-                condition=MailingItem.pk.exists(),
-            )
+            for event in written:
+                transaction.save(event_item(event), condition=EventItem.pk.does_not_exist())
     except UpdateError as exc:
         if conditional and _condition_failed(exc):
-            return False
+            return None
         raise
     except TransactWriteError as exc:
         if condition_failed(exc):
-            return False
+            return None
         raise
-    return True
+    return written
 
 
 class DynamoCommunicationRepository:
-    def add(self, communication: Communication, retry_at: datetime) -> bool:
+    def add(self, communication: Communication, retry_at: datetime, events: Sequence[Event] = ()) -> bool:
         item = communication_item(communication, retry_at)
         try:
-            item.save(condition=CommunicationItem.pk.does_not_exist())
+            if not events:
+                item.save(condition=CommunicationItem.pk.does_not_exist())
+                return True
+            with TransactWrite(connection=transactions()) as transaction:
+                transaction.save(item, condition=CommunicationItem.pk.does_not_exist())
+                for event in events:
+                    transaction.save(event_item(event), condition=EventItem.pk.does_not_exist())
         except PutError as exc:
             if _condition_failed(exc):
+                return False
+            raise
+        except TransactWriteError as exc:
+            if condition_failed(exc):
                 return False
             raise
         return True
@@ -374,10 +403,17 @@ class DynamoCommunicationRepository:
             condition=CommunicationItem.pk.exists(),
         )
 
-    def settle(self, communication: Communication, expected: CommunicationStatus | None = None) -> bool:
-        """Record a status and take the communication off the retry schedule. With `expected`, only if it
-        still has that status (False otherwise): the move from `sending` to an outcome happens once, and
-        only then are a mailing's counts moved, in the same transaction."""
+    def settle(
+        self,
+        communication: Communication,
+        expected: CommunicationStatus | None = None,
+        events: Sequence[Event] = (),
+        at: datetime | None = None,
+    ) -> list[Event] | None:
+        """Record a status and take the communication off the retry schedule, with the events that say so,
+        in one write. With `expected`, only if it still has that status (None otherwise): the move from
+        `sending` to an outcome happens once, and only then are a mailing's counts moved, in the same
+        transaction. The events written (`mailing.finished` too when this outcome ended a mailing)."""
         item = CommunicationItem(*communication_key(communication.account_id, communication.id))
         optional = [
             (CommunicationItem.subject, communication.subject),
@@ -398,7 +434,10 @@ class DynamoCommunicationRepository:
         if expected is not None:
             condition = condition & (CommunicationItem.status == expected.value)
         counted = communication.mailing_id if expected is not None else None
-        return _write_outcome(item, actions, condition, communication.status, counted, expected is not None)
+        moment = at or (events[0].at if events else datetime.now(UTC))
+        return _write_outcome(
+            item, actions, condition, communication.status, counted, expected is not None, events, moment
+        )
 
     def statuses(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], CommunicationStatus]:
         """The status of each (account, communication), by BatchGetItem (100 keys a call); unknown ones
@@ -454,9 +493,11 @@ class DynamoCommunicationRepository:
         provider_message_id: str,
         subject: str | None,
         at: datetime,
-    ) -> bool:
+        events: Sequence[Event] = (),
+    ) -> list[Event] | None:
         """SES accepted the email (its Send event): settle it `sent` if it is still `sending`, that is if
-        its worker died before writing the outcome. False when it had been settled already."""
+        its worker died before writing the outcome, with its events. None when it had been settled
+        already."""
         item = CommunicationItem(*communication_key(account_id, communication_id))
         actions: list[Any] = [
             CommunicationItem.status.set(CommunicationStatus.SENT.value),
@@ -468,7 +509,9 @@ class DynamoCommunicationRepository:
         if subject:
             actions.append(CommunicationItem.subject.set(subject))
         condition = CommunicationItem.status == CommunicationStatus.SENDING.value
-        return _write_outcome(item, actions, condition, CommunicationStatus.SENT, mailing_id, True)
+        return _write_outcome(
+            item, actions, condition, CommunicationStatus.SENT, mailing_id, True, events, at
+        )
 
     def due_for_retry(self, now: datetime, limit: int) -> list[tuple[str, str]]:
         """The `limit` longest-waiting communications past their retry time, across every shard."""

@@ -6,6 +6,7 @@ so a tick run twice or two ticks at once send each step once."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -14,9 +15,11 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamodb.cursors import check_cursor
+from chalicelib.adapters.dynamodb.events import event_item
 from chalicelib.adapters.dynamodb.models import (
     DUE_SHARDS,
     CommunicationItem,
+    EventItem,
     PartnerItem,
     ScheduledItem,
     condition_failed,
@@ -28,6 +31,7 @@ from chalicelib.domain.clock import iso, parse_iso
 from chalicelib.domain.communications import Communication, CommunicationKind
 from chalicelib.domain.dunning import SentStep, Step, TimelineStep
 from chalicelib.domain.errors import StaleVersion
+from chalicelib.domain.events import Event
 from chalicelib.domain.installments import (
     ExpectedDocument,
     ExpectedStatus,
@@ -266,9 +270,11 @@ class DynamoScheduledRepository:
         next_at: datetime | None,
         contract: Deal | None = None,
         communication: tuple[Communication, datetime] | None = None,
+        events: Sequence[Event] = (),
     ) -> None:
-        """Write the installment or document at `version` (0: new), the contract it changed, and its email,
-        all or nothing; StaleVersion when someone else moved it on first."""
+        """Write the installment or document at `version` (0: new), the contract it changed, its email and
+        the events that tell it, all or nothing; StaleVersion when someone else moved it on first (a
+        replayed step then writes no event)."""
         try:
             with TransactWrite(connection=transactions()) as transaction:
                 condition = ScheduledItem.pk.does_not_exist() if not version else None
@@ -280,6 +286,8 @@ class DynamoScheduledRepository:
                     transaction.save(
                         communication_item(email, retry_at), condition=CommunicationItem.pk.does_not_exist()
                     )
+                for event in events:
+                    transaction.save(event_item(event), condition=EventItem.pk.does_not_exist())
         except TransactWriteError as exc:
             if condition_failed(exc):
                 raise StaleVersion() from exc
