@@ -22,7 +22,8 @@ from chalicelib.api.portal import portal
 from chalicelib.api.portal_page import portal_page
 from chalicelib.api.privacy import privacy
 from chalicelib.api.unsubscribe import unsubscribe
-from chalicelib.config import BULK_QUEUE, COMMUNICATIONS_QUEUE, SES_EVENTS_QUEUE
+from chalicelib.api.webhooks import webhooks
+from chalicelib.config import BULK_QUEUE, COMMUNICATIONS_QUEUE, SES_EVENTS_QUEUE, WEBHOOKS_QUEUE
 
 app = Chalice(app_name="relais", configure_logs=False)
 # API Gateway answers a binary body (the account's logo) only when the request's first Accept type is a
@@ -39,6 +40,7 @@ app.register_blueprint(portal)
 app.register_blueprint(portal_page)
 app.register_blueprint(unsubscribe)
 app.register_blueprint(privacy)
+app.register_blueprint(webhooks)
 
 if os.environ.get("RELAIS_STAGE") == "local":
     from chalicelib.api.local import local
@@ -65,6 +67,13 @@ def ses_events(event: SQSEvent) -> dict[str, Any]:
     from chalicelib.handlers import ses_events as handler
 
     return handler.handle(event.to_dict(), event.context)
+
+
+@app.on_sqs_message(queue=WEBHOOKS_QUEUE, batch_size=10)
+def webhook_worker(event: SQSEvent) -> dict[str, Any]:
+    from chalicelib.handlers import webhook_worker as worker
+
+    return worker.handle(event.to_dict(), event.context)
 
 
 @app.on_cw_event({"source": ["aws.s3"], "detail-type": ["Object Created"]})

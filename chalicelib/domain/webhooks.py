@@ -234,7 +234,7 @@ class AttemptOutcome:
 
     @property
     def succeeded(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
+        return self.error is None and self.status is not None and 200 <= self.status < 300
 
 
 def retry_delay(attempt: int) -> timedelta | None:
