@@ -113,15 +113,11 @@ def signed_headers(secrets: Iterable[str], message_id: str, timestamp: int, body
 
 
 def checked_events(events: list[str]) -> tuple[str, ...]:
-    """The event types an endpoint asks for: known types, or `*` alone; 400 naming `events` otherwise."""
+    """The event types an endpoint asks for: known types, or `*` (every type, whatever else is listed);
+    400 naming `events` otherwise."""
     if not events:
         raise InvalidInput("Name at least one event type.", [FieldIssue("events", "must not be empty")])
     if ALL_EVENTS in events:
-        if len(events) > 1:
-            raise InvalidInput(
-                "`*` already means every event type.",
-                [FieldIssue("events", "`*` must be alone")],
-            )
         return (ALL_EVENTS,)
     unknown = [e for e in events if e not in SUBSCRIBABLE]
     if unknown:
