@@ -98,7 +98,7 @@ def create_webhook() -> Response:
 def list_webhooks() -> dict[str, Any]:
     account_id = _admin()
     limit, cursor = page_params(webhooks.current_request)
-    found, position = container().webhooks.page(account_id, limit, cursor)
+    found, position = service.list_endpoints(account_id, container().webhooks, limit, cursor)
     return page([endpoint_view(e) for e in found], position)
 
 
@@ -143,9 +143,7 @@ def test_webhook(webhook_id: str) -> Response:
 def list_deliveries(webhook_id: str) -> dict[str, Any]:
     account_id = _admin()
     limit, cursor = page_params(webhooks.current_request)
-    services = container()
-    service.get_endpoint(account_id, webhook_id, services.webhooks)
-    found, position = services.webhooks.deliveries(account_id, webhook_id, limit, cursor)
+    found, position = service.list_deliveries(account_id, webhook_id, container().webhooks, limit, cursor)
     return page([delivery_view(d) for d in found], position)
 
 

@@ -16,10 +16,11 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from chalicelib.domain.accounts import Account
+from chalicelib.domain.clock import iso, parse_iso
 from chalicelib.domain.communications import Communication, CommunicationKind, Recipient, communication_id
 from chalicelib.domain.errors import Conflict, InvalidInput, NotFound
 from chalicelib.domain.events import Event, EventType, Subject, SubjectKind
@@ -48,6 +49,8 @@ from chalicelib.services.ports import AccountRepository, MessageQueue
 DELIVERY_MESSAGE = "webhook_delivery"
 """The `kind` of a delivery message; an event's message has none."""
 TICK_LIMIT = 10_000
+EARLY_TOLERANCE = timedelta(seconds=1)
+MAX_SQS_DELAY = 900
 UrlCheck = Callable[[str, bool], str]
 """`chalicelib.domain.webhook_urls.check_url`: the normalized URL, or InvalidInput naming `url`."""
 
@@ -87,7 +90,7 @@ class WebhookStore(Protocol):
 
     def all(self, account_id: str) -> list[Endpoint]: ...
 
-    def change(self, endpoint: Endpoint) -> bool: ...
+    def change(self, endpoint: Endpoint, fields: frozenset[str]) -> bool: ...
 
     def remove(self, account_id: str, webhook_id: str) -> bool: ...
 
@@ -120,7 +123,9 @@ class WebhookStore(Protocol):
 @dataclass(frozen=True)
 class AttemptRequest:
     """A delivery message: make attempt `attempt` of a delivery. The first attempt carries the event
-    (its item does not exist yet); `manual` lets an administrator's retry follow a `failed` delivery."""
+    (its item does not exist yet); `manual` lets an administrator's retry follow a `failed` delivery;
+    `not_before`, on a retry sent as a delayed message, is its moment (the tick's messages have none: the
+    tick already chose what is due)."""
 
     account_id: str
     webhook_id: str
@@ -128,6 +133,7 @@ class AttemptRequest:
     attempt: int
     event: dict[str, Any] | None = None
     manual: bool = False
+    not_before: datetime | None = None
 
     def to_message(self) -> dict[str, Any]:
         message: dict[str, Any] = {
@@ -141,12 +147,14 @@ class AttemptRequest:
             message["event"] = self.event
         if self.manual:
             message["manual"] = True
+        if self.not_before is not None:
+            message["not_before"] = iso(self.not_before)
         return message
 
     @classmethod
     def from_message(cls, body: dict[str, Any]) -> AttemptRequest:
         try:
-            event = body.get("event")
+            event, not_before = body.get("event"), body.get("not_before")
             return cls(
                 account_id=str(body["account_id"]),
                 webhook_id=str(body["webhook_id"]),
@@ -154,6 +162,7 @@ class AttemptRequest:
                 attempt=int(body["attempt"]),
                 event=dict(event) if event is not None else None,
                 manual=bool(body.get("manual", False)),
+                not_before=parse_iso(str(not_before)) if not_before is not None else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInput(f"A webhook delivery message is malformed: {exc}") from exc
@@ -190,6 +199,12 @@ def get_endpoint(account_id: str, webhook_id: str, store: WebhookStore) -> Endpo
     return endpoint
 
 
+def list_endpoints(
+    account_id: str, store: WebhookStore, limit: int, cursor: dict[str, Any] | None
+) -> tuple[list[Endpoint], dict[str, Any] | None]:
+    return store.page(account_id, limit, cursor)
+
+
 def change_endpoint(
     account_id: str,
     webhook_id: str,
@@ -209,9 +224,14 @@ def change_endpoint(
         changed = replace(changed, description=checked_description(changes["description"]))
     if "enabled" in changes:
         changed = changed.with_enabled(bool(changes["enabled"]))
-    if changed != endpoint and not store.change(changed):
+    fields = frozenset(name for name in _ENDPOINT_FIELDS if getattr(changed, name) != getattr(endpoint, name))
+    if fields and not store.change(changed, fields):
         raise NotFound("No such webhook endpoint.")
     return changed
+
+
+_ENDPOINT_FIELDS = ("url", "events", "description", "enabled", "failing_since", "disabled_reason")
+_ROTATED_FIELDS = frozenset({"secret", "previous_secret", "previous_secret_expires_at"})
 
 
 def delete_endpoint(account_id: str, webhook_id: str, store: WebhookStore) -> None:
@@ -222,7 +242,7 @@ def delete_endpoint(account_id: str, webhook_id: str, store: WebhookStore) -> No
 def rotate_secret(account_id: str, webhook_id: str, store: WebhookStore, now: datetime) -> Endpoint:
     """A new secret; the previous one keeps signing alongside for 24 hours."""
     rotated = get_endpoint(account_id, webhook_id, store).rotated(new_secret(), now)
-    if not store.change(rotated):
+    if not store.change(rotated, _ROTATED_FIELDS):
         raise NotFound("No such webhook endpoint.")
     return rotated
 
@@ -233,6 +253,8 @@ def send_test(
     """Queue a `webhook.test` event for this endpoint only (never fanned out, never in an activity log);
     returns it and its delivery's id."""
     endpoint = get_endpoint(account_id, webhook_id, store)
+    if not endpoint.enabled:
+        raise Conflict("This webhook endpoint is disabled; enable it before testing it.")
     event = Event(
         account_id,
         EventType.WEBHOOK_TEST,
@@ -243,6 +265,14 @@ def send_test(
     request = _first_attempt(event, endpoint)
     queue.send(request.to_message())
     return event, request.delivery_id
+
+
+def list_deliveries(
+    account_id: str, webhook_id: str, store: WebhookStore, limit: int, cursor: dict[str, Any] | None
+) -> tuple[list[Delivery], dict[str, Any] | None]:
+    """The endpoint's deliveries, newest event first (404 for an endpoint of another account)."""
+    get_endpoint(account_id, webhook_id, store)
+    return store.deliveries(account_id, webhook_id, limit, cursor)
 
 
 def retry_delivery(
@@ -320,19 +350,27 @@ class AttemptContext:
 def attempt(request: AttemptRequest, ctx: AttemptContext) -> DeliveryStatus | None:
     """Make one attempt of a delivery and record it; None when there was nothing to do (a duplicate
     message, a deleted endpoint)."""
+    if request.not_before is not None and request.not_before - ctx.now > EARLY_TOLERANCE:
+        # A delayed message that came early (SQS's delay and our clock disagree): wait the rest.
+        remaining = int((request.not_before - ctx.now).total_seconds()) + 1
+        ctx.queue.send(request.to_message(), delay_seconds=min(remaining, MAX_SQS_DELAY))
+        return None
     endpoint, delivery = ctx.store.for_attempt(request.account_id, request.webhook_id, request.delivery_id)
-    if endpoint is None or not _expected(request, delivery):
+    if not _expected(request, delivery):
         return None
     before = delivery or _new_delivery(request)
-    if not endpoint.enabled:
-        after = given_up(replace(before, attempt=request.attempt - 1), "endpoint disabled")
-        ctx.store.record(before, after)
+    if endpoint is None or not endpoint.enabled:
+        # Nothing is posted; a delivery already listed leaves the retry schedule, with the reason.
+        if delivery is None:
+            return None
+        after = given_up(delivery, "endpoint deleted" if endpoint is None else "endpoint disabled")
+        ctx.store.record(delivery, after)
         return after.status
     body = _body(before.message)
     headers = signed_headers(endpoint.signing_secrets(ctx.now), before.event_id, int(ctx.wall_clock()), body)
     posted = ctx.transport.post(endpoint.url, headers, body)
     outcome = AttemptOutcome(posted.status, posted.duration_ms, posted.error)
-    after = after_attempt(replace(before, attempt=request.attempt - 1), outcome, ctx.now)
+    after = after_attempt(before, outcome, ctx.now)
     recorded = _record(before, after, endpoint, outcome, ctx)
     if not recorded:
         logger.info("webhook attempt already recorded", extra={"delivery_id": request.delivery_id})
@@ -341,7 +379,11 @@ def attempt(request: AttemptRequest, ctx: AttemptContext) -> DeliveryStatus | No
         wait = after.next_attempt_at - ctx.now
         if wait < LONG_RETRY:
             next_request = AttemptRequest(
-                request.account_id, request.webhook_id, request.delivery_id, after.attempt + 1
+                request.account_id,
+                request.webhook_id,
+                request.delivery_id,
+                after.attempt + 1,
+                not_before=after.next_attempt_at,
             )
             ctx.queue.send(next_request.to_message(), delay_seconds=max(0, int(wait.total_seconds())))
     return after.status

@@ -5,6 +5,7 @@ retried on schedule with the same webhook-id, is never delivered twice, and stop
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -394,3 +395,85 @@ def test_a_lost_event_message_is_fanned_out_by_the_tick(platform: Api, aws: Any,
     assert receiver.received == []
     _tick(platform.as_(None), aws.now() + timedelta(minutes=6))
     assert [json.loads(r.body)["type"] for r in receiver.received] == ["contract.suspended"]
+
+
+def test_an_endpoint_failing_for_five_days_is_disabled_and_the_account_is_told(
+    platform: Api, aws: Any, receiver: Receiver, clock: list[datetime]
+) -> None:
+    admin, account_id = _account(platform)
+    endpoint = _create(admin, receiver.url)
+    receiver.answers = [500]
+    _emit(aws, account_id)
+    drain()
+    clock[0] = T0 + timedelta(days=4, hours=23)
+    _emit(aws, account_id)
+    drain()
+    assert admin.get(f"/webhooks/{endpoint['id']}").body["enabled"] is True
+
+    clock[0] = T0 + timedelta(days=5)
+    _emit(aws, account_id)
+    drain()
+    shown = admin.get(f"/webhooks/{endpoint['id']}").body
+    assert (shown["enabled"], shown["disabled_reason"], shown["failing_since"]) == (False, "failing", iso(T0))
+    assert [m["to"] for m in outbox.sent_messages(REGION) if m["kind"] == "webhook_disabled"] == [
+        ["contact@martin.fr"]
+    ]
+    # Its waiting retries give up without a POST; a test is refused until it is enabled again.
+    posts = len(receiver.received)
+    _tick(platform.as_(None), T0 + timedelta(days=6))
+    assert len(receiver.received) == posts
+    assert {d["status"] for d in _deliveries(admin, endpoint["id"])} == {"failed"}
+    assert admin.post(f"/webhooks/{endpoint['id']}/test").status == 409
+
+
+def test_a_delivery_failed_after_eight_attempts_can_be_retried_by_hand(
+    platform: Api, aws: Any, receiver: Receiver, clock: list[datetime]
+) -> None:
+    admin, account_id = _account(platform)
+    endpoint = _create(admin, receiver.url)
+    receiver.answers = [500]
+    _emit(aws, account_id)
+    drain()
+    for _ in range(7):
+        [delivery] = _deliveries(admin, endpoint["id"])
+        clock[0] = datetime.fromisoformat(delivery["next_attempt_at"].replace("Z", "+00:00"))
+        _tick(platform.as_(None), clock[0])
+    [failed] = _deliveries(admin, endpoint["id"])
+    assert (failed["attempt"], failed["status"], failed["next_attempt_at"]) == (8, "failed", None)
+    _tick(platform.as_(None), clock[0] + timedelta(days=1))
+    assert len(receiver.received) == 8
+
+    receiver.answers = [200]
+    assert admin.post(f"/webhooks/{endpoint['id']}/deliveries/{failed['id']}/retry").status == 202
+    drain()
+    [delivered] = _deliveries(admin, endpoint["id"])
+    assert (delivered["attempt"], delivered["status"]) == (9, "succeeded")
+    assert len({r.headers["webhook-id"] for r in receiver.received}) == 1
+
+
+def test_a_hanging_receiver_times_out_and_a_redirect_is_not_followed(
+    platform: Api, aws: Any, receiver: Receiver
+) -> None:
+    from chalicelib.adapters.webhook_http import PinnedHttpTransport
+
+    hanging = socket.socket()
+    hanging.bind(("127.0.0.1", 0))
+    hanging.listen(1)  # accepts the connection, never answers
+    aws.webhook_transport = PinnedHttpTransport(local_stage=True, timeout_s=0.5)
+    try:
+        admin, account_id = _account(platform)
+        slow = _create(admin, f"http://127.0.0.1:{hanging.getsockname()[1]}/relais")
+        moved = _create(admin, receiver.url)
+        receiver.answers = [302]
+        _emit(aws, account_id)
+        drain()
+    finally:
+        hanging.close()
+    [timed_out] = _deliveries(admin, slow["id"])
+    assert (timed_out["status"], timed_out["error"]) == ("pending", "timeout")
+    [redirected] = _deliveries(admin, moved["id"])
+    assert (redirected["status"], redirected["response_status"], redirected["error"]) == (
+        "pending",
+        302,
+        "redirect not followed",
+    )

@@ -193,22 +193,27 @@ class DynamoWebhookStore:
         )
         return [_endpoint_from(item) for item in query]
 
-    def change(self, endpoint: Endpoint) -> bool:
-        """Write what a PATCH or a rotation changes; False when the endpoint is gone meanwhile."""
+    def change(self, endpoint: Endpoint, fields: frozenset[str]) -> bool:
+        """Write the named fields of the endpoint (what a PATCH or a rotation changed, and nothing else, so
+        that a concurrent rotation, PATCH or failure clock is not undone); False when the endpoint is gone."""
+        values = {
+            "url": endpoint.url,
+            "events": list(endpoint.events),
+            "description": endpoint.description,
+            "enabled": endpoint.enabled,
+            "secret": endpoint.secret,
+            "previous_secret": endpoint.previous_secret,
+            "previous_secret_expires_at": endpoint.previous_secret_expires_at,
+            "failing_since": endpoint.failing_since,
+            "disabled_reason": endpoint.disabled_reason.value if endpoint.disabled_reason else None,
+        }
         actions = [
-            WebhookItem.url.set(endpoint.url),
-            WebhookItem.events.set(list(endpoint.events)),
-            WebhookItem.description.set(endpoint.description),
-            WebhookItem.enabled.set(endpoint.enabled),
-            WebhookItem.secret.set(endpoint.secret),
-            *_set_or_remove(WebhookItem.previous_secret, endpoint.previous_secret),
-            *_set_or_remove(WebhookItem.previous_secret_expires_at, endpoint.previous_secret_expires_at),
-            *_set_or_remove(WebhookItem.failing_since, endpoint.failing_since),
-            *_set_or_remove(
-                WebhookItem.disabled_reason,
-                endpoint.disabled_reason.value if endpoint.disabled_reason else None,
-            ),
+            action
+            for name in sorted(fields)
+            for action in _set_or_remove(getattr(WebhookItem, name), values[name])
         ]
+        if not actions:
+            return True
         try:
             WebhookItem(_account_pk(endpoint.account_id), _endpoint_sk(endpoint.id)).update(
                 actions=actions, condition=WebhookItem.pk.exists()

@@ -1,0 +1,102 @@
+"""The worker's attempt, on fakes: what is posted, when, and what waits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from chalicelib.adapters.webhook_http import PostOutcome
+from chalicelib.domain.events import Event, EventType, Subject, SubjectKind
+from chalicelib.domain.webhooks import Endpoint, new_secret
+from chalicelib.services.webhooks import AttemptContext, AttemptRequest, attempt
+
+NOW = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
+EVENT = Event(
+    "acc_1", EventType.DOSSIER_COMPLETED, NOW, Subject(SubjectKind.DOSSIER, "dos_1"), {"dossier_id": "dos_1"}
+)
+
+
+class Queue:
+    def __init__(self) -> None:
+        self.sent: list[tuple[dict[str, Any], int]] = []
+
+    def send(self, body: dict[str, Any], delay_seconds: int = 0) -> None:
+        self.sent.append((body, delay_seconds))
+
+    def send_many(self, bodies: Any) -> None:
+        self.sent += [(b, 0) for b in bodies]
+
+
+class Store:
+    """Holds one endpoint and its deliveries; records as the DynamoDB store does, by the attempt before."""
+
+    def __init__(self) -> None:
+        self.endpoint = Endpoint("acc_1", "whk_1", "http://127.0.0.1:9/x", ("*",), new_secret(), NOW)
+        self.deliveries: dict[str, Any] = {}
+        self.reads = 0
+
+    def for_attempt(self, account_id: str, webhook_id: str, delivery_id: str) -> tuple[Any, Any]:
+        self.reads += 1
+        return self.endpoint, self.deliveries.get(delivery_id)
+
+    def record(self, before: Any, after: Any, endpoint: Any = None, *_: Any) -> bool:
+        if self.deliveries.get(before.id, before).attempt != before.attempt:
+            return False
+        self.deliveries[after.id] = after
+        if endpoint is not None:
+            self.endpoint = endpoint
+        return True
+
+
+class Transport:
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.posts: list[dict[str, str]] = []
+
+    def post(self, url: str, headers: dict[str, str], body: bytes) -> PostOutcome:
+        self.posts.append(headers)
+        return PostOutcome(self.status, 3, None)
+
+
+def _context(store: Store, transport: Transport, queue: Queue, now: datetime = NOW) -> AttemptContext:
+    return AttemptContext(store, transport, queue, accounts=None, emails=queue, now=now)  # type: ignore[arg-type]
+
+
+def _first() -> AttemptRequest:
+    return AttemptRequest("acc_1", "whk_1", "dlv_1", 1, event=EVENT.to_message())
+
+
+def test_a_failed_first_attempt_sends_its_retry_delayed_5_seconds_and_marked_with_its_moment() -> None:
+    store, queue = Store(), Queue()
+    attempt(_first(), _context(store, Transport(500), queue))
+    [(message, delay)] = queue.sent
+    assert delay == 5
+    assert AttemptRequest.from_message(message).attempt == 2
+    assert AttemptRequest.from_message(message).not_before == NOW + timedelta(seconds=5)
+
+
+def test_a_delayed_retry_arriving_early_waits_the_rest_without_reading_or_posting() -> None:
+    store, queue, transport = Store(), Queue(), Transport(200)
+    early = AttemptRequest("acc_1", "whk_1", "dlv_1", 2, not_before=NOW + timedelta(seconds=5))
+    assert attempt(early, _context(store, transport, queue)) is None
+    assert (store.reads, transport.posts) == (0, [])
+    [(message, delay)] = queue.sent
+    assert (message, delay) == (early.to_message(), 6)
+
+
+def test_a_retry_of_five_minutes_or_more_waits_on_the_due_index_not_in_the_queue() -> None:
+    store, queue = Store(), Queue()
+    attempt(_first(), _context(store, Transport(500), queue))
+    queue.sent.clear()
+    second = AttemptRequest("acc_1", "whk_1", "dlv_1", 2)
+    attempt(second, _context(store, Transport(500), queue, NOW + timedelta(seconds=5)))
+    assert queue.sent == []
+    assert store.deliveries["dlv_1"].next_attempt_at == NOW + timedelta(seconds=5, minutes=5)
+
+
+def test_a_duplicate_message_posts_nothing() -> None:
+    store, queue, transport = Store(), Queue(), Transport(200)
+    attempt(_first(), _context(store, transport, queue))
+    attempt(_first(), _context(store, transport, queue))
+    assert len(transport.posts) == 1
+    assert transport.posts[0]["webhook-id"] == EVENT.id
