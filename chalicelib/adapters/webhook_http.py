@@ -7,10 +7,12 @@ the socket itself to an address it checked: a name that resolves to a public add
 with the default TLS context and `server_hostname=<host>`, so the certificate is verified against the name,
 not the address; `Host` is the name.
 
-Redirects are never followed (a 3xx is reported with its status), the whole exchange has one deadline
-(connect, TLS, send, then the status line and headers: at most 64 KB of the answer is read, the body never),
-and request bodies above 256 KB are refused before anything is sent. A receiver's fault never raises: it
-becomes a `PostOutcome` the worker records and retries. Only the standard library is used.
+Redirects are never followed (a 3xx is reported with its status), the whole delivery has one deadline
+(name resolution, connect, TLS, send, then the status line and headers: at most 64 KB of the answer is read,
+the body never), so neither a slow DNS nor a receiver that drips bytes can hold a worker longer, and request
+bodies above 256 KB are refused before anything is sent. A receiver's fault never raises: it becomes a
+`PostOutcome` the worker records and retries; only a header the caller built wrong raises (ValueError),
+before any connection. Only the standard library is used.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from __future__ import annotations
 import http.client
 import io
 import ipaddress
+import re
 import socket
 import ssl
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -36,6 +40,9 @@ USER_AGENT = "Relais-Webhooks/1"
 
 # Headers the transport writes itself: the caller's copies would contradict the request actually sent.
 _OURS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]*$")
+_SEND_CHUNK = 16 * 1024
 
 Resolver = Callable[..., list[tuple[Any, ...]]]
 
@@ -84,6 +91,7 @@ class PinnedHttpTransport:
         self._resolve = resolver
 
     def post(self, url: str, headers: dict[str, str], body: bytes) -> PostOutcome:
+        _check_headers(headers)
         started = time.monotonic()
         deadline = started + self._timeout_s
         host = ""
@@ -94,7 +102,7 @@ class PinnedHttpTransport:
                 raise _Refused("body too large")
             target = _Target.of(url, self._local_stage)
             host = target.host
-            addresses = self._addresses(target)
+            addresses = self._addresses(target, deadline)
             status = self._exchange(target, addresses, headers, body, deadline)
             if 300 <= status < 400:
                 error = "redirect not followed"
@@ -107,15 +115,14 @@ class PinnedHttpTransport:
         )
         return PostOutcome(status=status, duration_ms=duration_ms, error=error)
 
-    def _addresses(self, target: _Target) -> list[tuple[socket.AddressFamily, tuple[Any, ...]]]:
+    def _addresses(
+        self, target: _Target, deadline: float
+    ) -> list[tuple[socket.AddressFamily, tuple[Any, ...]]]:
         """Every address the host resolves to, each allowed; the delivery is refused if one is not."""
         if target.literal is not None:
             family = socket.AF_INET6 if target.literal.version == 6 else socket.AF_INET
             return [(family, (str(target.literal), target.port))]
-        try:
-            results = self._resolve(target.host, target.port, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError) as exc:
-            raise _Refused("name not resolved") from exc
+        results = _resolve_within(self._resolve, target, deadline)
         addresses = [
             (family, sockaddr)
             for family, _type, _proto, _name, sockaddr in results
@@ -140,7 +147,7 @@ class PinnedHttpTransport:
         try:
             if target.tls:
                 sock = _wrap_tls(sock, target.host, deadline)
-            connection = _PinnedConnection(target, sock)
+            connection = _PinnedConnection(target, sock, deadline)
             _remaining(deadline, sock)
             connection.putrequest("POST", target.path_and_query, skip_accept_encoding=True)
             merged = {name.lower(): value for name, value in headers.items() if name.lower() not in _OURS}
@@ -196,6 +203,39 @@ class _Target:
         return cls(host, parts.port or (443 if tls else 80), tls, path, literal)
 
 
+def _check_headers(headers: dict[str, str]) -> None:
+    """Refuse a header the caller built wrong (a line break would split the request), before connecting."""
+    for name, value in headers.items():
+        if not _HEADER_NAME.match(name) or not _HEADER_VALUE.match(value):
+            raise ValueError(f"The webhook header {name!r} cannot be sent as it is.")
+
+
+def _resolve_within(resolve: Resolver, target: _Target, deadline: float) -> list[tuple[Any, ...]]:
+    """The resolver's answer, waited for until the deadline only: getaddrinfo has no timeout of its own.
+
+    A resolution still running at the deadline is left to finish in its daemon thread, its answer unused.
+    """
+    answers: list[list[tuple[Any, ...]]] = []
+    failures: list[Exception] = []
+
+    def run() -> None:
+        try:
+            answers.append(resolve(target.host, target.port, type=socket.SOCK_STREAM))
+        except Exception as exc:  # handed to the caller's thread below, which decides
+            failures.append(exc)
+
+    thread = threading.Thread(target=run, name="webhook-dns", daemon=True)
+    thread.start()
+    thread.join(max(0.0, deadline - time.monotonic()))
+    if failures:
+        if isinstance(failures[0], OSError | UnicodeError):
+            raise _Refused("name not resolved") from failures[0]
+        raise failures[0]
+    if not answers:
+        raise _Refused("timeout")
+    return answers[0]
+
+
 def _remaining(deadline: float, sock: socket.socket) -> None:
     """Give the next socket operation what is left of the deadline, or time out now."""
     left = deadline - time.monotonic()
@@ -245,15 +285,24 @@ def _wrap_tls(sock: socket.socket, host: str, deadline: float) -> ssl.SSLSocket:
 
 
 class _PinnedConnection(http.client.HTTPConnection):
-    """http.client's request writer (header validation, Host) over a socket we connected ourselves."""
+    """http.client's request writer (Host, header checks) over a socket we connected ourselves."""
 
-    def __init__(self, target: _Target, sock: socket.socket) -> None:
+    def __init__(self, target: _Target, sock: socket.socket, deadline: float) -> None:
         super().__init__(target.host, target.port)
         self.default_port = 443 if target.tls else 80
         self.sock = sock
+        self._deadline = deadline
 
     def connect(self) -> None:
         raise RuntimeError("a pinned connection never opens a socket itself")
+
+    def send(self, data: Any) -> None:
+        """Send in chunks, each given what is left of the deadline: a TLS socket's `sendall` gives every
+        partial write the whole timeout, so a receiver reading slowly could otherwise hold us longer."""
+        view = memoryview(data)
+        for start in range(0, len(view), _SEND_CHUNK):
+            _remaining(self._deadline, self.sock)
+            self.sock.sendall(view[start : start + _SEND_CHUNK])
 
 
 def _read_status(sock: socket.socket, deadline: float) -> int:
