@@ -306,10 +306,17 @@ class _PinnedConnection(http.client.HTTPConnection):
 
 
 def _read_status(sock: socket.socket, deadline: float) -> int:
-    """The answer's status, from its status line and headers read within the deadline and 64 KB."""
-    response = http.client.HTTPResponse(_DeadlineSocket(sock, deadline), method="POST")  # type: ignore[arg-type]
-    response.begin()
-    return response.status
+    """The answer's final status, from status lines and headers read within the deadline and 64 KB.
+
+    Interim answers (102 Processing, 103 Early Hints) are skipped as http.client skips 100 Continue: the
+    receiver's verdict follows them on the same connection.
+    """
+    answer = _DeadlineSocket(sock, deadline)
+    while True:
+        response = http.client.HTTPResponse(answer, method="POST")  # type: ignore[arg-type]
+        response.begin()
+        if not (100 <= response.status < 200) or response.status == http.client.SWITCHING_PROTOCOLS:
+            return response.status
 
 
 class _DeadlineSocket:
@@ -317,10 +324,19 @@ class _DeadlineSocket:
     a receiver that drips one byte a second cannot stretch the exchange past the timeout."""
 
     def __init__(self, sock: socket.socket, deadline: float) -> None:
-        self._reader = _DeadlineReader(sock, deadline)
+        self._file = _SharedFile(_DeadlineReader(sock, deadline))
 
-    def makefile(self, mode: str) -> io.BufferedReader:
-        return io.BufferedReader(self._reader)
+    def makefile(self, mode: str) -> _SharedFile:
+        """One buffered file for every answer read: what an interim answer's read buffered is kept."""
+        return self._file
+
+
+class _SharedFile(io.BufferedReader):
+    """Outlives each `HTTPResponse` read from it (a response closes its file when collected); the socket
+    under it is closed by the transport."""
+
+    def close(self) -> None:
+        return None
 
 
 class _AnswerTooLarge(http.client.HTTPException):

@@ -247,6 +247,22 @@ def test_a_caller_cannot_override_the_content_type_or_the_host(
     assert b"evil.example" not in head
 
 
+def test_interim_answers_are_skipped_for_the_final_status(receivers: Callable[[Behaviour], Receiver]) -> None:
+    def early_hints_then_created(connection: socket.socket) -> None:
+        receiver.read_request(connection)
+        connection.sendall(
+            b"HTTP/1.1 102 Processing\r\n\r\n"
+            b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n"
+            b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n"
+        )
+
+    receiver = receivers(early_hints_then_created)
+
+    outcome = local().post(f"http://127.0.0.1:{receiver.port}/", HEADERS, BODY)
+
+    assert (outcome.status, outcome.error, outcome.succeeded) == (201, None, True)
+
+
 def test_a_500_answer_is_reported_with_its_status_and_no_transport_error(
     receivers: Callable[[Behaviour], Receiver],
 ) -> None:
