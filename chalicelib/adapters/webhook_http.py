@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.errors import FieldIssue, InvalidInput
 from chalicelib.domain.webhook_urls import address_allowed, check_url
 from chalicelib.observability import logger
 
@@ -115,6 +115,24 @@ class PinnedHttpTransport:
         )
         return PostOutcome(status=status, duration_ms=duration_ms, error=error)
 
+    def check_url_resolves(self, url: str) -> str:
+        """`check_url`, plus the addresses the host resolves to now: for an endpoint's creation or change,
+        where API.md wants a name resolving into our network refused with a 400 naming `url`, as a
+        literal private address is. Raises InvalidInput on field "url"; answers the normalized URL.
+
+        A name that does not resolve (yet), or a DNS too slow to answer within the timeout, is let
+        through: the URL may be published later, and each delivery checks again anyway.
+        """
+        normalized = check_url(url, self._local_stage)
+        try:
+            self._addresses(_Target.of(normalized, self._local_stage), time.monotonic() + self._timeout_s)
+        except _AddressRefused as refused:
+            issue = f"resolves to an address that cannot receive webhooks ({refused.address})"
+            raise InvalidInput("The webhook URL cannot be used.", [FieldIssue("url", issue)]) from refused
+        except _Refused:
+            pass  # not resolving (yet) or too slow to: each delivery resolves and checks again
+        return normalized
+
     def _addresses(
         self, target: _Target, deadline: float
     ) -> list[tuple[socket.AddressFamily, tuple[Any, ...]]]:
@@ -132,7 +150,7 @@ class PinnedHttpTransport:
             raise _Refused("name not resolved")
         for _family, sockaddr in addresses:
             if not address_allowed(sockaddr[0], self._local_stage):
-                raise _Refused(f"address refused: {sockaddr[0]}")
+                raise _AddressRefused(sockaddr[0])
         return addresses
 
     def _exchange(
@@ -175,6 +193,12 @@ class PinnedHttpTransport:
             raise _Refused(f"connection failed: {exc.strerror or exc}") from exc
         finally:
             sock.close()
+
+
+class _AddressRefused(_Refused):
+    def __init__(self, address: str) -> None:
+        super().__init__(f"address refused: {address}")
+        self.address = address
 
 
 @dataclass(frozen=True)

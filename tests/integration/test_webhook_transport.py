@@ -27,6 +27,7 @@ from chalicelib.adapters.webhook_http import (
     PinnedHttpTransport,
     PostOutcome,
 )
+from chalicelib.domain.errors import FieldIssue, InvalidInput
 
 TIMEOUT = 0.5
 SLACK = 1.0  # this machine is shared: the bound proves the deadline holds, not that it is tight
@@ -609,3 +610,49 @@ def test_a_header_the_caller_built_wrong_raises_before_any_connection(
 
     time.sleep(0.1)
     assert receiver.connections == 0
+
+
+@pytest.mark.parametrize(
+    ("addresses", "refused"),
+    [
+        (("10.0.0.5",), "10.0.0.5"),
+        (("93.184.216.34", "169.254.169.254"), "169.254.169.254"),
+        (("fd00:ec2::254",), "fd00:ec2::254"),
+    ],
+)
+def test_at_creation_a_name_resolving_into_our_network_is_refused_naming_url(
+    addresses: tuple[str, ...], refused: str
+) -> None:
+    resolver, asked = fake_resolver(*addresses)
+    deployed = PinnedHttpTransport(local_stage=False, timeout_s=TIMEOUT, resolver=resolver)
+
+    with pytest.raises(InvalidInput) as invalid:
+        deployed.check_url_resolves("https://Hooks.Example.com/relais")
+
+    assert invalid.value.details == [
+        FieldIssue("url", f"resolves to an address that cannot receive webhooks ({refused})")
+    ]
+    assert asked == ["hooks.example.com"]
+
+
+def test_at_creation_a_public_name_or_one_not_resolving_yet_is_accepted_normalized() -> None:
+    public, _ = fake_resolver("93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946")
+    not_yet, _ = fake_resolver()
+
+    for resolver in (public, not_yet):
+        deployed = PinnedHttpTransport(local_stage=False, timeout_s=TIMEOUT, resolver=resolver)
+
+        assert deployed.check_url_resolves("https://Hooks.Example.com/relais") == (
+            "https://hooks.example.com/relais"
+        )
+
+
+def test_at_creation_the_url_rules_apply_before_any_resolution() -> None:
+    resolver, asked = fake_resolver("93.184.216.34")
+    deployed = PinnedHttpTransport(local_stage=False, timeout_s=TIMEOUT, resolver=resolver)
+
+    with pytest.raises(InvalidInput) as invalid:
+        deployed.check_url_resolves("http://hooks.example.com/")
+
+    assert invalid.value.details == [FieldIssue("url", "must be an https:// URL")]
+    assert asked == []
