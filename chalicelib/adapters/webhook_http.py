@@ -7,10 +7,12 @@ the socket itself to an address it checked: a name that resolves to a public add
 with the default TLS context and `server_hostname=<host>`, so the certificate is verified against the name,
 not the address; `Host` is the name.
 
-Redirects are never followed (a 3xx is reported with its status), the whole exchange has one deadline
-(connect, TLS, send, then the status line and headers: at most 64 KB of the answer is read, the body never),
-and request bodies above 256 KB are refused before anything is sent. A receiver's fault never raises: it
-becomes a `PostOutcome` the worker records and retries. Only the standard library is used.
+Redirects are never followed (a 3xx is reported with its status), the whole delivery has one deadline
+(name resolution, connect, TLS, send, then the status line and headers: at most 64 KB of the answer is read,
+the body never), so neither a slow DNS nor a receiver that drips bytes can hold a worker longer, and request
+bodies above 256 KB are refused before anything is sent. A receiver's fault never raises: it becomes a
+`PostOutcome` the worker records and retries; only a header the caller built wrong raises (ValueError),
+before any connection. Only the standard library is used.
 """
 
 from __future__ import annotations
@@ -18,15 +20,17 @@ from __future__ import annotations
 import http.client
 import io
 import ipaddress
+import re
 import socket
 import ssl
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.errors import FieldIssue, InvalidInput
 from chalicelib.domain.webhook_urls import address_allowed, check_url
 from chalicelib.observability import logger
 
@@ -36,6 +40,9 @@ USER_AGENT = "Relais-Webhooks/1"
 
 # Headers the transport writes itself: the caller's copies would contradict the request actually sent.
 _OURS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]*$")
+_SEND_CHUNK = 16 * 1024
 
 Resolver = Callable[..., list[tuple[Any, ...]]]
 
@@ -84,6 +91,7 @@ class PinnedHttpTransport:
         self._resolve = resolver
 
     def post(self, url: str, headers: dict[str, str], body: bytes) -> PostOutcome:
+        _check_headers(headers)
         started = time.monotonic()
         deadline = started + self._timeout_s
         host = ""
@@ -94,7 +102,7 @@ class PinnedHttpTransport:
                 raise _Refused("body too large")
             target = _Target.of(url, self._local_stage)
             host = target.host
-            addresses = self._addresses(target)
+            addresses = self._addresses(target, deadline)
             status = self._exchange(target, addresses, headers, body, deadline)
             if 300 <= status < 400:
                 error = "redirect not followed"
@@ -107,15 +115,32 @@ class PinnedHttpTransport:
         )
         return PostOutcome(status=status, duration_ms=duration_ms, error=error)
 
-    def _addresses(self, target: _Target) -> list[tuple[socket.AddressFamily, tuple[Any, ...]]]:
+    def check_url_resolves(self, url: str) -> str:
+        """`check_url`, plus the addresses the host resolves to now: for an endpoint's creation or change,
+        where API.md wants a name resolving into our network refused with a 400 naming `url`, as a
+        literal private address is. Raises InvalidInput on field "url"; answers the normalized URL.
+
+        A name that does not resolve (yet), or a DNS too slow to answer within the timeout, is let
+        through: the URL may be published later, and each delivery checks again anyway.
+        """
+        normalized = check_url(url, self._local_stage)
+        try:
+            self._addresses(_Target.of(normalized, self._local_stage), time.monotonic() + self._timeout_s)
+        except _AddressRefused as refused:
+            issue = f"resolves to an address that cannot receive webhooks ({refused.address})"
+            raise InvalidInput("The webhook URL cannot be used.", [FieldIssue("url", issue)]) from refused
+        except _Refused:
+            pass  # not resolving (yet) or too slow to: each delivery resolves and checks again
+        return normalized
+
+    def _addresses(
+        self, target: _Target, deadline: float
+    ) -> list[tuple[socket.AddressFamily, tuple[Any, ...]]]:
         """Every address the host resolves to, each allowed; the delivery is refused if one is not."""
         if target.literal is not None:
             family = socket.AF_INET6 if target.literal.version == 6 else socket.AF_INET
             return [(family, (str(target.literal), target.port))]
-        try:
-            results = self._resolve(target.host, target.port, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError) as exc:
-            raise _Refused("name not resolved") from exc
+        results = _resolve_within(self._resolve, target, deadline)
         addresses = [
             (family, sockaddr)
             for family, _type, _proto, _name, sockaddr in results
@@ -125,7 +150,7 @@ class PinnedHttpTransport:
             raise _Refused("name not resolved")
         for _family, sockaddr in addresses:
             if not address_allowed(sockaddr[0], self._local_stage):
-                raise _Refused(f"address refused: {sockaddr[0]}")
+                raise _AddressRefused(sockaddr[0])
         return addresses
 
     def _exchange(
@@ -140,7 +165,7 @@ class PinnedHttpTransport:
         try:
             if target.tls:
                 sock = _wrap_tls(sock, target.host, deadline)
-            connection = _PinnedConnection(target, sock)
+            connection = _PinnedConnection(target, sock, deadline)
             _remaining(deadline, sock)
             connection.putrequest("POST", target.path_and_query, skip_accept_encoding=True)
             merged = {name.lower(): value for name, value in headers.items() if name.lower() not in _OURS}
@@ -170,6 +195,12 @@ class PinnedHttpTransport:
             sock.close()
 
 
+class _AddressRefused(_Refused):
+    def __init__(self, address: str) -> None:
+        super().__init__(f"address refused: {address}")
+        self.address = address
+
+
 @dataclass(frozen=True)
 class _Target:
     host: str
@@ -194,6 +225,39 @@ class _Target:
         tls = parts.scheme == "https"
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         return cls(host, parts.port or (443 if tls else 80), tls, path, literal)
+
+
+def _check_headers(headers: dict[str, str]) -> None:
+    """Refuse a header the caller built wrong (a line break would split the request), before connecting."""
+    for name, value in headers.items():
+        if not _HEADER_NAME.match(name) or not _HEADER_VALUE.match(value):
+            raise ValueError(f"The webhook header {name!r} cannot be sent as it is.")
+
+
+def _resolve_within(resolve: Resolver, target: _Target, deadline: float) -> list[tuple[Any, ...]]:
+    """The resolver's answer, waited for until the deadline only: getaddrinfo has no timeout of its own.
+
+    A resolution still running at the deadline is left to finish in its daemon thread, its answer unused.
+    """
+    answers: list[list[tuple[Any, ...]]] = []
+    failures: list[Exception] = []
+
+    def run() -> None:
+        try:
+            answers.append(resolve(target.host, target.port, type=socket.SOCK_STREAM))
+        except Exception as exc:  # handed to the caller's thread below, which decides
+            failures.append(exc)
+
+    thread = threading.Thread(target=run, name="webhook-dns", daemon=True)
+    thread.start()
+    thread.join(max(0.0, deadline - time.monotonic()))
+    if failures:
+        if isinstance(failures[0], OSError | UnicodeError):
+            raise _Refused("name not resolved") from failures[0]
+        raise failures[0]
+    if not answers:
+        raise _Refused("timeout")
+    return answers[0]
 
 
 def _remaining(deadline: float, sock: socket.socket) -> None:
@@ -245,22 +309,38 @@ def _wrap_tls(sock: socket.socket, host: str, deadline: float) -> ssl.SSLSocket:
 
 
 class _PinnedConnection(http.client.HTTPConnection):
-    """http.client's request writer (header validation, Host) over a socket we connected ourselves."""
+    """http.client's request writer (Host, header checks) over a socket we connected ourselves."""
 
-    def __init__(self, target: _Target, sock: socket.socket) -> None:
+    def __init__(self, target: _Target, sock: socket.socket, deadline: float) -> None:
         super().__init__(target.host, target.port)
         self.default_port = 443 if target.tls else 80
         self.sock = sock
+        self._deadline = deadline
 
     def connect(self) -> None:
         raise RuntimeError("a pinned connection never opens a socket itself")
 
+    def send(self, data: Any) -> None:
+        """Send in chunks, each given what is left of the deadline: a TLS socket's `sendall` gives every
+        partial write the whole timeout, so a receiver reading slowly could otherwise hold us longer."""
+        view = memoryview(data)
+        for start in range(0, len(view), _SEND_CHUNK):
+            _remaining(self._deadline, self.sock)
+            self.sock.sendall(view[start : start + _SEND_CHUNK])
+
 
 def _read_status(sock: socket.socket, deadline: float) -> int:
-    """The answer's status, from its status line and headers read within the deadline and 64 KB."""
-    response = http.client.HTTPResponse(_DeadlineSocket(sock, deadline), method="POST")  # type: ignore[arg-type]
-    response.begin()
-    return response.status
+    """The answer's final status, from status lines and headers read within the deadline and 64 KB.
+
+    Interim answers (102 Processing, 103 Early Hints) are skipped as http.client skips 100 Continue: the
+    receiver's verdict follows them on the same connection.
+    """
+    answer = _DeadlineSocket(sock, deadline)
+    while True:
+        response = http.client.HTTPResponse(answer, method="POST")  # type: ignore[arg-type]
+        response.begin()
+        if not (100 <= response.status < 200) or response.status == http.client.SWITCHING_PROTOCOLS:
+            return response.status
 
 
 class _DeadlineSocket:
@@ -268,10 +348,19 @@ class _DeadlineSocket:
     a receiver that drips one byte a second cannot stretch the exchange past the timeout."""
 
     def __init__(self, sock: socket.socket, deadline: float) -> None:
-        self._reader = _DeadlineReader(sock, deadline)
+        self._file = _SharedFile(_DeadlineReader(sock, deadline))
 
-    def makefile(self, mode: str) -> io.BufferedReader:
-        return io.BufferedReader(self._reader)
+    def makefile(self, mode: str) -> _SharedFile:
+        """One buffered file for every answer read: what an interim answer's read buffered is kept."""
+        return self._file
+
+
+class _SharedFile(io.BufferedReader):
+    """Outlives each `HTTPResponse` read from it (a response closes its file when collected); the socket
+    under it is closed by the transport."""
+
+    def close(self) -> None:
+        return None
 
 
 class _AnswerTooLarge(http.client.HTTPException):
