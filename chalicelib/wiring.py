@@ -300,6 +300,14 @@ class Container:
 
         return PinnedHttpTransport(local_stage=self.settings.stage == "local")
 
+    @cached_property
+    def webhook_url_check(self) -> Callable[[str], str]:
+        """An endpoint's URL as created or changed: the URL rules, then the addresses its host resolves to
+        now (a name resolving into a private range is a 400 naming `url`, as a literal address is)."""
+        from chalicelib.adapters.webhook_http import PinnedHttpTransport
+
+        return PinnedHttpTransport(local_stage=self.settings.stage == "local").check_url_resolves
+
     def _idempotency_store(self, partition: str) -> Any:
         from chalicelib.adapters.idempotency import ShardedDynamoDBPersistenceLayer
 

@@ -14,7 +14,6 @@ from chalicelib.api.pagination import page, page_params
 from chalicelib.api.requests import PatchBody, StrictBody, parse_body, sent_fields, staff_principal
 from chalicelib.api.routing import ApiBlueprint
 from chalicelib.domain.clock import iso
-from chalicelib.domain.webhook_urls import check_url
 from chalicelib.domain.webhooks import MAX_DESCRIPTION, Delivery, Endpoint
 from chalicelib.services import webhooks as service
 from chalicelib.wiring import container
@@ -72,10 +71,6 @@ def _admin() -> str:
     return staff_principal(webhooks.current_request).require_account(admin_only=True)
 
 
-def _local_stage() -> bool:
-    return container().settings.stage == "local"
-
-
 @webhooks.route("/webhooks", methods=["POST"], authorizer=staff_authorizer)
 def create_webhook() -> Response:
     account_id = _admin()
@@ -87,8 +82,7 @@ def create_webhook() -> Response:
         body.events,
         body.description,
         services.webhooks,
-        check_url,
-        _local_stage(),
+        services.webhook_url_check,
         services.now(),
     )
     return Response(endpoint_view(endpoint, with_secret=True), status_code=201)
@@ -111,8 +105,9 @@ def get_webhook(webhook_id: str) -> dict[str, Any]:
 def change_webhook(webhook_id: str) -> dict[str, Any]:
     account_id = _admin()
     body = parse_body(webhooks.current_request, EndpointPatch)
+    services = container()
     endpoint = service.change_endpoint(
-        account_id, webhook_id, sent_fields(body), container().webhooks, check_url, _local_stage()
+        account_id, webhook_id, sent_fields(body), services.webhooks, services.webhook_url_check
     )
     return endpoint_view(endpoint)
 

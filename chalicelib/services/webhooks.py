@@ -51,8 +51,9 @@ DELIVERY_MESSAGE = "webhook_delivery"
 TICK_LIMIT = 10_000
 EARLY_TOLERANCE = timedelta(seconds=1)
 MAX_SQS_DELAY = 900
-UrlCheck = Callable[[str, bool], str]
-"""`chalicelib.domain.webhook_urls.check_url`: the normalized URL, or InvalidInput naming `url`."""
+UrlCheck = Callable[[str], str]
+"""The normalized URL, or InvalidInput naming `url` (the URL rules of the stage, and where its host
+resolves: `PinnedHttpTransport.check_url_resolves`)."""
 
 _REASONS = {
     DisabledReason.GONE: "il a répondu 410 (Gone), ce qui demande à Relais de ne plus rien lui envoyer",
@@ -178,12 +179,11 @@ def create_endpoint(
     description: str,
     store: WebhookStore,
     check_url: UrlCheck,
-    local_stage: bool,
     now: datetime,
 ) -> Endpoint:
     endpoint = new_endpoint(
         account_id,
-        check_url(url, local_stage),
+        check_url(url),
         checked_events(events),
         checked_description(description),
         now,
@@ -211,13 +211,12 @@ def change_endpoint(
     changes: dict[str, Any],
     store: WebhookStore,
     check_url: UrlCheck,
-    local_stage: bool,
 ) -> Endpoint:
     """Apply a PATCH (`url`, `events`, `enabled`, `description`, each optional)."""
     endpoint = get_endpoint(account_id, webhook_id, store)
     changed = endpoint
     if "url" in changes:
-        changed = replace(changed, url=check_url(changes["url"], local_stage))
+        changed = replace(changed, url=check_url(changes["url"]))
     if "events" in changes:
         changed = replace(changed, events=checked_events(changes["events"]))
     if "description" in changes:

@@ -477,3 +477,16 @@ def test_a_hanging_receiver_times_out_and_a_redirect_is_not_followed(
         302,
         "redirect not followed",
     )
+
+
+def test_a_name_resolving_into_a_private_range_is_refused_at_creation(platform: Api, aws: Any) -> None:
+    from chalicelib.adapters.webhook_http import PinnedHttpTransport
+
+    def resolver(*_: Any, **__: Any) -> list[tuple[Any, ...]]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.5", 443))]
+
+    aws.webhook_url_check = PinnedHttpTransport(local_stage=True, resolver=resolver).check_url_resolves
+    admin, _ = _account(platform)
+    refused = admin.post("/webhooks", {"url": "https://crm.cabinet-martin.fr/relais", "events": ["*"]})
+    assert refused.status == 400
+    assert [d["field"] for d in refused.body["error"]["details"]] == ["url"]
