@@ -310,22 +310,26 @@ class DynamoWebhookStore:
                     return False
                 raise
             return True
+        # Starting or stopping the failure clock never writes `enabled`, so it cannot undo a concurrent
+        # disabling or PATCH; disabling needs the endpoint still enabled, so that two failing deliveries
+        # disable it, and tell the account, once.
         endpoint_condition = WebhookItem.pk.exists()
+        actions = [*_set_or_remove(WebhookItem.failing_since, endpoint.failing_since)]
         if not endpoint.enabled:
             endpoint_condition &= WebhookItem.enabled == True  # noqa: E712 (a PynamoDB condition)
+            actions += [
+                WebhookItem.enabled.set(False),
+                *_set_or_remove(
+                    WebhookItem.disabled_reason,
+                    endpoint.disabled_reason.value if endpoint.disabled_reason else None,
+                ),
+            ]
         try:
             with TransactWrite(connection=transactions()) as transaction:
                 transaction.save(item, condition=condition)
                 transaction.update(
                     WebhookItem(_account_pk(endpoint.account_id), _endpoint_sk(endpoint.id)),
-                    actions=[
-                        WebhookItem.enabled.set(endpoint.enabled),
-                        *_set_or_remove(WebhookItem.failing_since, endpoint.failing_since),
-                        *_set_or_remove(
-                            WebhookItem.disabled_reason,
-                            endpoint.disabled_reason.value if endpoint.disabled_reason else None,
-                        ),
-                    ],
+                    actions=actions,
                     condition=endpoint_condition,
                 )
                 if notice is not None and notice_retry_at is not None:
