@@ -490,3 +490,38 @@ def test_a_name_resolving_into_a_private_range_is_refused_at_creation(platform: 
     refused = admin.post("/webhooks", {"url": "https://crm.cabinet-martin.fr/relais", "events": ["*"]})
     assert refused.status == 400
     assert [d["field"] for d in refused.body["error"]["details"]] == ["url"]
+
+
+def test_make_run_delivers_to_a_receiver_on_localhost_and_local_tick_runs_the_retries_due(
+    receiver: Receiver,
+) -> None:
+    import time
+
+    from tests.support import http_call, local_stack
+
+    def wait_for(posts: int) -> None:
+        deadline = time.monotonic() + 20
+        while len(receiver.received) < posts and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(receiver.received) == posts
+
+    receiver.answers = [500, 500, 200]
+    with local_stack() as stack:
+        status, created = http_call(
+            f"{stack.api_url}/webhooks", "POST", stack.admin_token, {"url": receiver.url, "events": ["*"]}
+        )
+        assert status == 201, created
+        hook = f"{stack.api_url}/webhooks/{created['id']}"
+        assert http_call(f"{hook}/test", "POST", stack.admin_token)[0] == 202
+        wait_for(2)  # the first attempt, then the 5-second retry, by the queue pump alone
+        _, page = http_call(f"{hook}/deliveries", token=stack.admin_token)
+        [delivery] = page["items"]
+        assert (delivery["attempt"], delivery["status"]) == (2, "pending")
+        later = datetime.fromisoformat(delivery["next_attempt_at"].replace("Z", "+00:00"))
+        status, _ = http_call(f"{stack.api_url}/_local/tick", "POST", body={"time": iso(later)})
+        assert status == 200
+        wait_for(3)
+        _, page = http_call(f"{hook}/deliveries", token=stack.admin_token)
+        assert (page["items"][0]["attempt"], page["items"][0]["status"]) == (3, "succeeded")
+    assert len({r.headers["webhook-id"] for r in receiver.received}) == 1
+    assert all(_verify(created["secret"], r)["type"] == "webhook.test" for r in receiver.received)
