@@ -35,8 +35,10 @@ client's communication history), GSI4 `ACCOUNT#<a>#<E>#STATUS#<status>`.
 
 The `due` GSI holds only items with a pending step and is sharded (`DUE#0`..`DUE#7` for communications
 waiting on their retry, `STEP#0`..`STEP#7` for scheduled steps, and for the bulk jobs and mailings still
-running, at the moment they count as stalled if nothing moves them on before) so that no single
-partition takes every schedule; the tick queries each shard for what is due, never the portfolio.
+running, at the moment they count as stalled if nothing moves them on before, `WH#0`..`WH#7` for events
+not yet fanned out to the webhooks, `WHR#0`..`WHR#7` for webhook deliveries waiting on their next
+attempt) so that no single partition takes every schedule; the tick queries each shard for what is due,
+never the portfolio.
 Communications are spread over 16 partitions per account (`<shard>` from a hash of the id): a mailing of
 100,000 emails claims and settles each one without making one hot partition.
 Table names are bound at start (`bind`), so importing this module touches nothing.
