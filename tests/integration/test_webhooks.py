@@ -525,3 +525,17 @@ def test_make_run_delivers_to_a_receiver_on_localhost_and_local_tick_runs_the_re
         assert (page["items"][0]["attempt"], page["items"][0]["status"]) == (3, "succeeded")
     assert len({r.headers["webhook-id"] for r in receiver.received}) == 1
     assert all(_verify(created["secret"], r)["type"] == "webhook.test" for r in receiver.received)
+
+
+def test_an_idempotent_replay_of_a_creation_keeps_no_secret_and_makes_no_second_endpoint(
+    platform: Api, aws: Any, receiver: Receiver
+) -> None:
+    admin, _ = _account(platform)
+    body = {"url": receiver.url, "events": ["*"]}
+    first = admin.post("/webhooks", body, headers={"Idempotency-Key": "create-crm-hook"})
+    replay = admin.post("/webhooks", body, headers={"Idempotency-Key": "create-crm-hook"})
+    assert first.status == replay.status == 201
+    assert first.body["secret"].startswith("whsec_")
+    assert replay.headers.get("Idempotent-Replayed") == "true"
+    assert (replay.body["id"], replay.body["secret"]) == (first.body["id"], None)
+    assert len(admin.get("/webhooks").body["items"]) == 1
