@@ -539,3 +539,57 @@ def test_an_idempotent_replay_of_a_creation_keeps_no_secret_and_makes_no_second_
     assert replay.headers.get("Idempotent-Replayed") == "true"
     assert (replay.body["id"], replay.body["secret"]) == (first.body["id"], None)
     assert len(admin.get("/webhooks").body["items"]) == 1
+
+
+def test_a_batch_posts_side_by_side_so_hanging_receivers_do_not_add_up(platform: Api, aws: Any) -> None:
+    import time
+
+    from chalicelib.adapters.webhook_http import PinnedHttpTransport
+    from chalicelib.handlers import webhook_worker
+
+    hanging = [socket.socket() for _ in range(4)]
+    for listener in hanging:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+    aws.webhook_transport = PinnedHttpTransport(local_stage=True, timeout_s=1.0)
+    try:
+        admin, account_id = _account(platform)
+        for listener in hanging:
+            _create(admin, f"http://127.0.0.1:{listener.getsockname()[1]}/relais")
+        _emit(aws, account_id)
+        sqs = aws.client("sqs")
+        [fan_out] = sqs.receive_message(QueueUrl=aws.webhooks_queue.url)["Messages"]
+        record = {"messageId": "m-0", "receiptHandle": "r", "body": fan_out["Body"], "attributes": {}}
+        assert webhook_worker.handle({"Records": [record]}, None) == {"batchItemFailures": []}
+        deliveries = sqs.receive_message(QueueUrl=aws.webhooks_queue.url, MaxNumberOfMessages=10)["Messages"]
+        records = [
+            {"messageId": f"m-{n}", "receiptHandle": "r", "body": m["Body"], "attributes": {}}
+            for n, m in enumerate(deliveries, start=1)
+        ]
+        started = time.monotonic()
+        assert webhook_worker.handle({"Records": records}, None) == {"batchItemFailures": []}
+        assert time.monotonic() - started < 3  # four 1-second timeouts, side by side
+    finally:
+        for listener in hanging:
+            listener.close()
+    endpoints = admin.get("/webhooks").body["items"]
+    assert len(endpoints) == 4
+    for endpoint in endpoints:
+        assert [d["error"] for d in _deliveries(admin, endpoint["id"])] == ["timeout"]
+
+
+def test_an_unreadable_message_fails_alone_in_its_batch(platform: Api, aws: Any, receiver: Receiver) -> None:
+    from chalicelib.handlers import webhook_worker
+
+    admin, account_id = _account(platform)
+    _create(admin, receiver.url)
+    event = Event(account_id, EventType.JOB_FINISHED, aws.now(), Subject(SubjectKind.ACCOUNT, account_id), {})
+    records = [
+        {"messageId": "bad", "receiptHandle": "r", "body": "{not json", "attributes": {}},
+        {"messageId": "good", "receiptHandle": "r", "body": json.dumps(event.to_message()), "attributes": {}},
+    ]
+    assert webhook_worker.handle({"Records": records}, None) == {
+        "batchItemFailures": [{"itemIdentifier": "bad"}]
+    }
+    drain()
+    assert [json.loads(r.body)["type"] for r in receiver.received] == ["job.finished"]
