@@ -23,6 +23,7 @@ from chalicelib.api.portal import portal
 from chalicelib.api.portal_page import portal_page
 from chalicelib.api.privacy import privacy
 from chalicelib.api.unsubscribe import unsubscribe
+from chalicelib.api.webhooks import webhooks
 from chalicelib.config import Queue, queue_name
 
 app = Chalice(app_name="relais", configure_logs=False)
@@ -41,6 +42,7 @@ app.register_blueprint(portal_page)
 app.register_blueprint(unsubscribe)
 app.register_blueprint(privacy)
 app.register_blueprint(activity)
+app.register_blueprint(webhooks)
 
 if os.environ.get("RELAIS_STAGE") == "local":
     from chalicelib.local.routes import local
@@ -67,6 +69,13 @@ def ses_events(event: SQSEvent) -> dict[str, Any]:
     from chalicelib.handlers import ses_events as handler
 
     return handler.handle(event.to_dict(), event.context)
+
+
+@app.on_sqs_message(queue=queue_name(Queue.WEBHOOKS), batch_size=10)
+def webhook_worker(event: SQSEvent) -> dict[str, Any]:
+    from chalicelib.handlers import webhook_worker as worker
+
+    return worker.handle(event.to_dict(), event.context)
 
 
 @app.on_cw_event({"source": ["aws.s3"], "detail-type": ["Object Created"]})

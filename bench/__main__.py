@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench import aws_calls, cold_import, collection, dunning, letters, partners
+from bench import aws_calls, cold_import, collection, dunning, letters, partners, webhooks
 from bench.figures import RESULTS, Figure, table, write_results
 
 BENCHES: tuple[Callable[[], list[Figure]], ...] = (
@@ -16,6 +16,7 @@ BENCHES: tuple[Callable[[], list[Figure]], ...] = (
     partners.run,
     dunning.run,
     letters.run,
+    webhooks.run,
     cold_import.run,
 )
 

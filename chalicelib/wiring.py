@@ -41,11 +41,13 @@ if TYPE_CHECKING:
     from chalicelib.adapters.dynamodb.scheduled import DynamoScheduledRepository
     from chalicelib.adapters.dynamodb.suppressions import DynamoSuppressionRepository
     from chalicelib.adapters.dynamodb.unsubscriptions import DynamoUnsubscriptionRepository
+    from chalicelib.adapters.dynamodb.webhooks import DynamoWebhookStore
     from chalicelib.adapters.s3 import S3Documents
     from chalicelib.adapters.sqs import SqsQueue
     from chalicelib.domain.letters import FormalNoticeLetter
     from chalicelib.services.dossiers import Context as DossierContext
     from chalicelib.services.dunning import DunningContext
+    from chalicelib.services.webhooks import WebhookTransport
 
 IDEMPOTENCY_SHARDS = 16
 """Idempotency records spread over this many partitions per store (see adapters/idempotency.py)."""
@@ -291,6 +293,28 @@ class Container:
         from chalicelib.adapters.dynamodb.event_erasure import DynamoEventEraser
 
         return DynamoEventEraser()
+
+    @cached_property
+    def webhooks(self) -> DynamoWebhookStore:
+        from chalicelib.adapters.dynamodb.webhooks import DynamoWebhookStore
+
+        return DynamoWebhookStore()
+
+    @cached_property
+    def webhook_transport(self) -> WebhookTransport:
+        """Signed POSTs to the endpoints, each address checked and the checked IP connected to; tests swap
+        it."""
+        from chalicelib.adapters.webhook_http import PinnedHttpTransport
+
+        return PinnedHttpTransport(local_stage=self.settings.stage == "local")
+
+    @cached_property
+    def webhook_url_check(self) -> Callable[[str], str]:
+        """An endpoint's URL as created or changed: the URL rules, then the addresses its host resolves to
+        now (a name resolving into a private range is a 400 naming `url`, as a literal address is)."""
+        from chalicelib.adapters.webhook_http import PinnedHttpTransport
+
+        return PinnedHttpTransport(local_stage=self.settings.stage == "local").check_url_resolves
 
     def _idempotency_store(self, partition: str) -> Any:
         from chalicelib.adapters.idempotency import ShardedDynamoDBPersistenceLayer

@@ -235,3 +235,102 @@ class FakeSuppressionList:
             return False
         self.audit.append(audit)
         return True
+
+
+class FakeWebhookStore:
+    """Endpoints and deliveries in dicts, with the DynamoDB store's conditions (tests/contract)."""
+
+    def __init__(self) -> None:
+        from chalicelib.domain.webhooks import Delivery, Endpoint
+
+        self.endpoints: dict[tuple[str, str], Endpoint] = {}
+        self.delivered: dict[str, Delivery] = {}
+        self.notices: list[Communication] = []
+        self.fanned: list[str] = []
+
+    def add(self, endpoint: Any) -> None:
+        from chalicelib.domain.webhooks import MAX_ENDPOINTS
+
+        if len(self.all(endpoint.account_id)) >= MAX_ENDPOINTS:
+            raise Conflict(f"An account has at most {MAX_ENDPOINTS} webhook endpoints.")
+        self.endpoints[(endpoint.account_id, endpoint.id)] = endpoint
+
+    def get(self, account_id: str, webhook_id: str) -> Any:
+        return self.endpoints.get((account_id, webhook_id))
+
+    def page(self, account_id: str, limit: int, cursor: dict[str, Any] | None) -> tuple[list[Any], None]:
+        return self.all(account_id)[:limit], None
+
+    def all(self, account_id: str) -> list[Any]:
+        return sorted((e for (a, _), e in self.endpoints.items() if a == account_id), key=lambda e: e.id)
+
+    def change(self, endpoint: Any, fields: frozenset[str]) -> bool:
+        stored = self.get(endpoint.account_id, endpoint.id)
+        if stored is None:
+            return False
+        self.endpoints[(endpoint.account_id, endpoint.id)] = replace(
+            stored, **{name: getattr(endpoint, name) for name in fields}
+        )
+        return True
+
+    def remove(self, account_id: str, webhook_id: str) -> bool:
+        return self.endpoints.pop((account_id, webhook_id), None) is not None
+
+    def deliveries(
+        self, account_id: str, webhook_id: str, limit: int, cursor: dict[str, Any] | None
+    ) -> tuple[list[Any], None]:
+        mine = [
+            d for d in self.delivered.values() if (d.account_id, d.webhook_id) == (account_id, webhook_id)
+        ]
+        return sorted(mine, key=lambda d: d.id, reverse=True)[:limit], None
+
+    def delivery(self, account_id: str, webhook_id: str, delivery_id: str) -> Any:
+        found = self.delivered.get(delivery_id)
+        return found if found and (found.account_id, found.webhook_id) == (account_id, webhook_id) else None
+
+    def for_attempt(self, account_id: str, webhook_id: str, delivery_id: str) -> tuple[Any, Any]:
+        return self.get(account_id, webhook_id), self.delivery(account_id, webhook_id, delivery_id)
+
+    def record(
+        self,
+        before: Any,
+        after: Any,
+        endpoint: Any = None,
+        notice: Communication | None = None,
+        notice_retry_at: datetime | None = None,
+    ) -> bool:
+        existing = self.delivered.get(before.id)
+        if before.attempt == 0:
+            if existing is not None:
+                return False
+        elif existing is None or (existing.attempt, existing.status) != (before.attempt, before.status):
+            return False
+        if endpoint is not None:
+            stored = self.get(endpoint.account_id, endpoint.id)
+            if stored is None or (not endpoint.enabled and not stored.enabled):
+                return False
+            changed = replace(stored, failing_since=endpoint.failing_since)
+            if not endpoint.enabled:
+                changed = replace(changed, enabled=False, disabled_reason=endpoint.disabled_reason)
+            self.endpoints[(endpoint.account_id, endpoint.id)] = changed
+            if notice is not None:
+                self.notices.append(notice)
+        self.delivered[after.id] = after
+        return True
+
+    def fanned_out(self, event: Any) -> None:
+        self.fanned.append(event.id)
+
+    def due_deliveries(self, now: datetime, limit: int) -> list[tuple[str, str, str, int]]:
+        from chalicelib.domain.webhooks import DeliveryStatus
+
+        due = sorted(
+            (d for d in self.delivered.values() if d.status is DeliveryStatus.PENDING and d.next_attempt_at),
+            key=lambda d: d.next_attempt_at,
+        )
+        return [(d.account_id, d.webhook_id, d.id, d.attempt + 1) for d in due if d.next_attempt_at <= now][
+            :limit
+        ]
+
+    def due_events(self, now: datetime, limit: int) -> list[Any]:
+        return []

@@ -31,8 +31,11 @@ class SqsQueue:
         account, name = self.url.rstrip("/").split("/")[-2:]
         return f"arn:aws:sqs:{self._client.meta.region_name}:{account}:{name}"
 
-    def send(self, body: dict[str, Any]) -> None:
-        self._client.send_message(QueueUrl=self.url, MessageBody=json.dumps(body, sort_keys=True))
+    def send(self, body: dict[str, Any], delay_seconds: int = 0) -> None:
+        """`delay_seconds` (at most 900, SQS's limit) keeps the message invisible that long: a webhook's
+        first retry waits 5 seconds this way."""
+        extra = {"DelaySeconds": min(delay_seconds, 900)} if delay_seconds else {}
+        self._client.send_message(QueueUrl=self.url, MessageBody=json.dumps(body, sort_keys=True), **extra)
 
     def send_many(self, bodies: Iterable[dict[str, Any]]) -> None:
         batch: list[dict[str, Any]] = []

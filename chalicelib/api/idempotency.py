@@ -8,7 +8,9 @@ with the same key. The Powertools idempotency utility does the bookkeeping (in p
 expiry) in the shared table, on sharded partitions; it is imported only when a request carries the header.
 
 A kept answer holds no secret: a `portal_link` (a live bearer secret) is blanked before the answer is
-stored, and a replay carries a new link minted by the route's relinker (the first one keeps working).
+stored, and a replay carries a new link minted by the route's relinker (the first one keeps working). A
+webhook's signing `secret` is blanked too and comes back null in a replay: it is shown once, and a client
+that lost it rotates it (`POST /webhooks/{id}/secret`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from chalicelib.errors import error_response
 from chalicelib.wiring import container
 
 SECRET_FIELD = "portal_link"
+SIGNING_SECRET_FIELD = "secret"
 HEADER = "idempotency-key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 KEEP_SECONDS = 24 * 3600
@@ -88,8 +91,8 @@ def answer_once(request: Request, get_response: Callable[[Request], Response]) -
             raise _NotKept(response)
         first.append(response)
         body = response.body
-        if isinstance(body, dict) and body.get(SECRET_FIELD):
-            body = {**body, SECRET_FIELD: None}
+        if isinstance(body, dict):
+            body = {**body, **{f: None for f in (SECRET_FIELD, SIGNING_SECRET_FIELD) if body.get(f)}}
         return {"status": response.status_code, "body": body, "headers": dict(response.headers)}
 
     config = IdempotencyConfig(

@@ -31,6 +31,9 @@ class CommunicationKind(StrEnum):
     DEADLINE_APPROACHING = "deadline_approaching"
     ACCOUNT_WELCOME = "account_welcome"
     REINSTATEMENT_NOTICE = "reinstatement_notice"
+    WEBHOOK_DISABLED = "webhook_disabled"
+    """To the account's sender address: one of its webhook endpoints was disabled (410, or 5 days of
+    failures)."""
 
 
 GOVERNED_KINDS: frozenset[CommunicationKind] = frozenset(

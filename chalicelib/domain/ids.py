@@ -9,10 +9,11 @@ import time
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
-def new_ulid(now_ms: int | None = None) -> str:
-    """A ULID: 48 bits of milliseconds then 80 random bits, so ids sort by creation."""
+def new_ulid(now_ms: int | None = None, entropy: bytes | None = None) -> str:
+    """A ULID: 48 bits of milliseconds then 80 random bits, so ids sort by creation. `entropy` (10 bytes,
+    a digest's) makes the same ULID again from the same facts, for ids that must exist once."""
     millis = int(time.time() * 1000) if now_ms is None else now_ms
-    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
+    value = (millis << 80) | int.from_bytes((entropy or os.urandom(10))[:10], "big")
     chars = []
     for _ in range(26):
         chars.append(_CROCKFORD[value & 31])

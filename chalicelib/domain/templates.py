@@ -108,6 +108,7 @@ _OFFERED: dict[CommunicationKind, frozenset[str]] = {
     K.DOCUMENTS_CALL: _DOCUMENTS,
     K.DOCUMENTS_REMINDER: _DOCUMENTS,
     K.ACCOUNT_WELCOME: frozenset(),
+    K.WEBHOOK_DISABLED: frozenset({"webhook.id", "webhook.url", "webhook.description", "webhook.reason"}),
 }
 
 KIND_VARIABLES: dict[CommunicationKind, frozenset[str]] = {
@@ -214,6 +215,20 @@ DEFAULT_TEMPLATES: dict[CommunicationKind, TemplateSource] = {
             "Quand vos clients répondent aux emails que Relais leur envoie en votre nom, leur réponse "
             "arrive à l’adresse qui reçoit ce message. Si ce doit être une autre adresse, dites-le-nous en "
             "répondant à ce message.\n\n"
+            "Bien cordialement,\n"
+            "L’équipe Relais"
+        ),
+    ),
+    K.WEBHOOK_DISABLED: TemplateSource(
+        subject="Relais a désactivé un webhook de {{ account.name }}",
+        body=(
+            "Bonjour,\n\n"
+            "Relais a désactivé le webhook {{ webhook.url }} du compte {{ account.name }}"
+            "{% if webhook.description %} («\u00a0{{ webhook.description }}\u00a0»){% endif %}, "
+            "car {{ webhook.reason }}.\n"
+            "Il ne reçoit plus aucun événement. Une fois votre récepteur rétabli, réactivez-le par l’API "
+            "(champ enabled de PATCH /webhooks/{{ webhook.id }})\u202f; vous pourrez alors relancer "
+            "une à une les livraisons échouées.\n\n"
             "Bien cordialement,\n"
             "L’équipe Relais"
         ),

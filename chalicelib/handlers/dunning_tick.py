@@ -3,7 +3,8 @@
 The outbox guarantee (communications still queued past their retry time are queued again), and one
 message per scheduled step (dossiers' `deadline_approaching` automations, installments' and expected
 documents' steps) for the communications worker, and one per bulk job or mailing that stalled for the bulk
-worker: all read from the sparse sharded `due` index, so a
+worker, and the webhooks' events whose fan-out message was lost and delivery attempts whose retry has
+come, for the webhook worker: all read from the sparse sharded `due` index, so a
 tick reads what is due, never the portfolio, and does no step's work itself.
 """
 
@@ -14,6 +15,7 @@ from datetime import datetime
 from chalicelib.domain.clock import parse_iso
 from chalicelib.services.communications import requeue_forgotten
 from chalicelib.services.schedule import queue_due_steps
+from chalicelib.services.webhooks import requeue_due
 from chalicelib.wiring import container
 
 
@@ -21,6 +23,7 @@ def run(as_of: datetime) -> int:
     """Queue what is due at `as_of`; returns how many messages were queued."""
     services = container()
     requeued = requeue_forgotten(services.communications, services.communications_queue, as_of)
+    requeued += requeue_due(services.webhooks, services.webhooks_queue, as_of)
     return requeued + queue_due_steps(
         services.due_steps, services.communications_queue, services.bulk_queue, as_of
     )

@@ -14,7 +14,7 @@ from typing import Any
 from chalice.local import LambdaContext
 
 from chalicelib.adapters.sqs import SqsQueue
-from chalicelib.handlers import bulk_worker, communications_worker, ses_events
+from chalicelib.handlers import bulk_worker, communications_worker, ses_events, webhook_worker
 from chalicelib.observability import logger
 from chalicelib.wiring import container
 
@@ -30,6 +30,7 @@ def _handlers() -> list[tuple[SqsQueue, str, QueueHandler]]:
         (services.bulk_queue, "bulk_worker", bulk_worker.handle),
         (services.communications_queue, "communications_worker", communications_worker.handle),
         (services.ses_events_queue, "ses_events", ses_events.handle),
+        (services.webhooks_queue, "webhook_worker", webhook_worker.handle),
     ]
 
 

@@ -115,6 +115,17 @@ def _unpaid(kind: CommunicationKind, apporteur: bool, partial: bool, voided: boo
 def variants() -> Iterator[tuple[str, CommunicationKind, dict[str, str]]]:
     """(file name, kind, variables) of every variant of every default template."""
     yield "account_welcome", K.ACCOUNT_WELCOME, {"account.name": ACCOUNT.name}
+    yield (
+        "webhook_disabled",
+        K.WEBHOOK_DISABLED,
+        {
+            "account.name": ACCOUNT.name,
+            "webhook.id": "whk_01GOLDEN",
+            "webhook.url": "https://crm.martin.fr/relais",
+            "webhook.description": "Notre logiciel de gestion",
+            "webhook.reason": "il a répondu 410 (Gone), ce qui demande à Relais de ne plus rien lui envoyer",
+        },
+    )
     for kind in _DOSSIER_KINDS:
         for contributor in (False, True):
             name = f"{kind.value}--{'contributor' if contributor else 'main_recipient'}"

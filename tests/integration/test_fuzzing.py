@@ -29,6 +29,7 @@ BEYOND_A_SCHEMA = re.compile(
     r"|the installment's currency"  # a payment is in the currency of its installment
     r"|the audience has no entity to preview"  # depends on the records the account holds
     r"|must be above 0 and below"  # an amount's bounds, beyond its decimal pattern
+    r"|The webhook URL cannot be used"  # where a URL may point: its address ranges, the stage's schemes
 )
 """Rules that depend on state or on another field's value, which OpenAPI 3.0 cannot express."""
 CASE = re.compile(r"^\d+\. Test Case ID", re.MULTILINE)

@@ -63,6 +63,16 @@ def test_the_communications_worker_reports_partial_batch_failures_from_its_own_q
     assert source["Properties"]["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "EmailWorkerConcurrency"}}
 
 
+def test_the_webhook_worker_reports_partial_batch_failures_from_its_own_queue(
+    template: dict[str, Any],
+) -> None:
+    resources = template["Resources"]
+    source = resources["WebhookWorker"]["Properties"]["Events"]["WebhookWorkerSqsEventSource"]["Properties"]
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["Queue"]["Fn::Sub"].endswith(":relais-prod-webhooks")
+    assert resources["WebhookWorker"]["DependsOn"] == ["WebhooksQueue"]
+
+
 def test_every_queue_has_a_dead_letter_queue(template: dict[str, Any]) -> None:
     queues = {k: v for k, v in template["Resources"].items() if v["Type"] == "AWS::SQS::Queue"}
     for name, queue in queues.items():
@@ -350,8 +360,9 @@ def test_every_handler_runs_with_exactly_the_environment_of_the_packaged_templat
 
     as_packaged("DunningTick")
     ticked = app.dunning_tick(_scheduled_event("Scheduled Event", "aws.events", {}), _context("dunning_tick"))
-    # The bulk job above ended; its last stall check is due by 2027 and leaves the index once made.
-    assert ticked == {"queued": 1}
+    # The bulk job above ended; its last stall check is due by 2027 and leaves the index once made. The two
+    # events written above (no webhook_worker has fanned them out yet) are queued again, as lost ones would be.
+    assert ticked == {"queued": 3}
 
     as_packaged("SesEvents")
     ses_record = {
@@ -367,6 +378,25 @@ def test_every_handler_runs_with_exactly_the_environment_of_the_packaged_templat
         "awsRegion": "eu-west-3",
     }
     assert app.ses_events({"Records": [ses_record]}, _context("ses_events")) == {"batchItemFailures": []}
+
+    hook = app.app(
+        _api_event("POST", "/webhooks", admin, {"url": "https://crm.martin.fr/relais", "events": ["*"]}),
+        _context("api_handler"),
+    )
+    assert hook["statusCode"] == 201, hook["body"]
+
+    as_packaged("WebhookWorker")
+    from chalicelib import wiring
+    from chalicelib.domain.events import Event, EventType, Subject, SubjectKind
+    from chalicelib.services.events import announce
+
+    finished = Event(
+        account_id, EventType.JOB_FINISHED, wiring.utc_now(), Subject(SubjectKind.ACCOUNT, account_id), {}
+    )
+    announce([finished], wiring.container().webhooks_queue)
+    webhooks_event = _sqs_event(queue_name(Queue.WEBHOOKS, "prod"), aws)
+    fanned_out = app.webhook_worker(webhooks_event, _context("webhook_worker"))
+    assert fanned_out == {"batchItemFailures": []}
 
     as_packaged("UploadEvents")
     key = f"accounts/{account_id}/dossiers/d-1/documents/doc-1/upload-1"
@@ -399,6 +429,7 @@ READS = {
     "BulkWorker": set(),
     "DunningTick": set(),
     "SesEvents": set(),
+    "WebhookWorker": set(),
     "UploadEvents": {"RELAIS_DOCUMENTS_BUCKET", "RELAIS_API_URL", "RELAIS_PORTAL_TOKEN_DAYS"},
 }
 """What each function's code reads beyond what all of them read (wiring.py and the handler it runs)."""

@@ -25,6 +25,9 @@ Key design (every key but the portal token's starts with the account, so no quer
 | event (account)   | ACCOUNT#<a>#EVENTS#<shard>| EVENT#<event_id>   | (same)                              |
 | audit entry       | ACCOUNT#<a>#AUDIT         | AUDIT#<entry_id>   |                                     |
 | dossier's link    | ACCOUNT#<a>#DOSSIER#<id>  | PORTALTOKEN#<sha256> | (expires with the link: TTL)      |
+| webhook endpoint  | ACCOUNT#<account_id>      | WEBHOOK#<id>       |                                     |
+| their count       | ACCOUNT#<account_id>      | WEBHOOKS           |                                     |
+| webhook delivery  | ACCOUNT#<a>#WEBHOOK#<id>  | DELIVERY#<id>      | while a retry waits: WHR#<shard>    |
 | idempotency (PT)  | IDEMPOTENCY#<store>#<n>   | <hash>             |                                     |
 
 Partner filters, each one Query (`<E>` is the entity: CLIENT, CONTRACT, PROJECT; SK the record id):
@@ -34,8 +37,10 @@ client's communication history), GSI4 `ACCOUNT#<a>#<E>#STATUS#<status>`.
 
 The `due` GSI holds only items with a pending step and is sharded (`DUE#0`..`DUE#7` for communications
 waiting on their retry, `STEP#0`..`STEP#7` for scheduled steps, and for the bulk jobs and mailings still
-running, at the moment they count as stalled if nothing moves them on before) so that no single
-partition takes every schedule; the tick queries each shard for what is due, never the portfolio.
+running, at the moment they count as stalled if nothing moves them on before, `WH#0`..`WH#7` for events
+not yet fanned out to the webhooks, `WHR#0`..`WHR#7` for webhook deliveries waiting on their next
+attempt) so that no single partition takes every schedule; the tick queries each shard for what is due,
+never the portfolio.
 Communications are spread over 16 partitions per account (`<shard>` from a hash of the id): a mailing of
 100,000 emails claims and settles each one without making one hot partition.
 Table names are bound at start (`bind`), so importing this module touches nothing.
@@ -373,6 +378,53 @@ class AuditEntryItem(_TableModel):
     data = JSONAttribute()
 
 
+class WebhookItem(_TableModel):
+    """A webhook endpoint (SK `WEBHOOK#<id>`) in its account's partition: the fan-out reads an account's
+    endpoints (at most 20) with one Query. It holds its signing secrets, which only the worker reads back."""
+
+    account_id = UnicodeAttribute()
+    webhook_id = UnicodeAttribute()
+    url = UnicodeAttribute()
+    events = JSONAttribute()
+    description = UnicodeAttribute(default="")
+    enabled = BooleanAttribute()
+    secret = UnicodeAttribute()
+    previous_secret = UnicodeAttribute(null=True)
+    previous_secret_expires_at = UTCDateTimeAttribute(null=True)
+    failing_since = UTCDateTimeAttribute(null=True)
+    disabled_reason = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+
+
+class WebhookCountItem(_TableModel):
+    """How many endpoints the account has (SK `WEBHOOKS`), moved in the transaction that adds or deletes
+    one, so two concurrent creations cannot pass the limit together."""
+
+    endpoints = NumberAttribute(default=0)
+
+
+class DeliveryItem(_TableModel):
+    """One event's delivery to one endpoint (PK `ACCOUNT#<a>#WEBHOOK#<id>`, SK `DELIVERY#<ULID>`, so the
+    endpoint's list is one Query, newest first), written by its first attempt and rewritten by each
+    next one under the condition of the attempt it follows; on the `due` index (`WHR#<shard>`) while its
+    next attempt waits. Kept for 30 days (`ttl`)."""
+
+    event_id = UnicodeAttribute()
+    type = UnicodeAttribute()
+    message = JSONAttribute()
+    attempt = NumberAttribute()
+    status = UnicodeAttribute()
+    response_status = NumberAttribute(null=True)
+    duration_ms = NumberAttribute(null=True)
+    attempted_at = UTCDateTimeAttribute(null=True)
+    next_attempt_at = UTCDateTimeAttribute(null=True)
+    last_error = UnicodeAttribute(null=True)
+    ttl = NumberAttribute(null=True)
+    due_pk = UnicodeAttribute(null=True, attr_name="DUEPK")
+    due_sk = UnicodeAttribute(null=True, attr_name="DUESK")
+    due_index = _due_index("Delivery")()
+
+
 class PortalTokenItem(_TableModel):
     account_id = UnicodeAttribute()
     dossier_id = UnicodeAttribute()
@@ -401,6 +453,9 @@ MODELS: tuple[type[_TableModel], ...] = (
     EventItem,
     DossierLinkItem,
     AuditEntryItem,
+    WebhookItem,
+    WebhookCountItem,
+    DeliveryItem,
     PortalTokenItem,
 )
 
