@@ -45,8 +45,21 @@ def run() -> list[Figure]:
         dossier_calls = _twice(lambda: _expect(admin.get(f"/dossiers/{dossier['id']}"), 200))
         wiring.reset()
     return [
-        Figure(name="portal_view_dynamodb_calls", value=portal_calls, target=3, better="lower", unit="calls"),
         Figure(
-            name="dossier_view_dynamodb_calls", value=dossier_calls, target=1, better="lower", unit="calls"
+            name="portal_view_dynamodb_calls",
+            value=portal_calls,
+            target=2,
+            better="lower",
+            unit="calls",
+            issue=5,
+            detail="the token, the dossier, and since issue 15 the account (the broker the page shows)",
+        ),
+        Figure(
+            name="dossier_view_dynamodb_calls",
+            value=dossier_calls,
+            target=1,
+            better="lower",
+            unit="calls",
+            issue=5,
         ),
     ]
