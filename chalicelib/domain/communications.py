@@ -113,6 +113,10 @@ class Communication:
     delivered_to: tuple[str, ...] = ()
     """For a mailing's emails: the (normalized) addresses whose own copy SES already accepted, recorded
     when a send gave its claim back halfway, or by each copy's Send event; a retry writes to the others."""
+    screened: bool = False
+    """Its addressees cannot be on the account's suppression list: an account's welcome, decided in the
+    transaction that opened the account, whose list was then empty. The worker looks nothing up for it,
+    as for a mailing's emails (their fan-out left the suppressed addresses out)."""
 
     @property
     def deliverable_to(self) -> tuple[Recipient, ...]:

@@ -196,6 +196,7 @@ def _communication_from(item: CommunicationItem, account_id: str) -> Communicati
         mailing_id=item.mailing_id,
         party_ids=dict(item.party_ids or {}),
         delivered_to=tuple(sorted(item.delivered_to or ())),
+        screened=bool(item.screened),
     )
 
 
@@ -230,6 +231,7 @@ def communication_item(communication: Communication, retry_at: datetime) -> Comm
         portal_participant=communication.portal_participant,
         mailing_id=communication.mailing_id,
         party_ids=communication.party_ids or None,
+        screened=communication.screened or None,
     )
     if communication.status is CommunicationStatus.QUEUED:
         # Only a queued communication waits on the retry schedule (a decided-skipped one never will).
