@@ -1,11 +1,12 @@
 """The communications worker's AWS calls for one email of every communication kind (issue 17): the
 target is 3, the claim, the SES call and the settling write; anything more is paid on every email sent.
 
-One communication of each kind is written to the table as the app queues it (the kind's default template
-and the variables of its golden sample in tests/golden/emails.py; a dossier email names a real dossier's
-participant, a mailing's a real mailing), then `communications_worker` is invoked with the one SQS record
-Lambda would hand it; Lambda's own receive and delete are not the worker's. Each kind runs twice, cold then
-warm in the same container (see `bench.aws_calls`), and the warm count is the figure.
+The welcome is the one the app queues when it opens an account; one communication of each other kind is
+written to the table as the app queues it (the kind's default template and the variables of its golden
+sample in tests/golden/emails.py; a dossier email names a real dossier's participant, a mailing's a real
+mailing). Then `communications_worker` is invoked with the one SQS record Lambda would hand it; Lambda's
+own receive and delete are not the worker's. Each kind runs twice, cold then warm in the same container
+(see `bench.aws_calls`), and the warm count is the figure.
 
 The worker sends through the deployed stage's mailer: the local stage wraps it in SES's mailbox simulator,
 which posts each Send event to an SQS queue, as EventBridge does outside the worker in AWS.
@@ -28,7 +29,12 @@ from bench.environment import local_stage
 from bench.figures import Figure
 from chalicelib import wiring
 from chalicelib.config import COMMUNICATIONS_QUEUE
-from chalicelib.domain.communications import Communication, CommunicationKind, Recipient
+from chalicelib.domain.communications import (
+    Communication,
+    CommunicationKind,
+    Recipient,
+    communication_id,
+)
 from chalicelib.domain.ids import new_ulid
 from chalicelib.domain.procedures import MAIN
 from chalicelib.local.outbox import sent_messages
@@ -107,6 +113,8 @@ def _samples(platform: Api) -> dict[CommunicationKind, Sample]:
 
     def sample(kind: CommunicationKind) -> Sample:
         def new() -> Communication:
+            if kind is K.ACCOUNT_WELCOME:
+                return _welcome_of_a_new_account(platform)
             base = Communication(
                 id=new_ulid(),
                 account_id=account_id,
@@ -117,8 +125,6 @@ def _samples(platform: Api) -> dict[CommunicationKind, Sample]:
                 created_at=datetime.now(UTC).replace(microsecond=0),
                 variables=golden[kind],
             )
-            if kind is K.ACCOUNT_WELCOME:
-                return replace(base, to=(Recipient("Cabinet", "contact@banc.example", "account"),))
             if kind in _DOSSIER_KINDS:
                 return replace(
                     base,
@@ -134,6 +140,16 @@ def _samples(platform: Api) -> dict[CommunicationKind, Sample]:
         return new
 
     return {kind: sample(kind) for kind in CommunicationKind if kind in golden}
+
+
+def _welcome_of_a_new_account(platform: Api) -> Communication:
+    """The welcome the app queued when it opened an account, as it decided it (not a copy of that)."""
+    account_id = _open_account(platform, "essential")
+    welcome_id = communication_id(account_id, f"account:{account_id}", K.ACCOUNT_WELCOME.value)
+    welcome = wiring.container().communications.get(account_id, welcome_id)
+    if welcome is None:
+        raise RuntimeError("opening an account queued no welcome email")
+    return welcome
 
 
 def _dossier_participant(admin: Api, account_id: str) -> str:
