@@ -87,7 +87,12 @@ def _measure(client: RelaisTestClient) -> list[Figure]:
             issue=6,
         ),
         Figure(
-            name="contract_filter_page_dynamodb_calls", value=filtered, target=1, better="lower", unit="calls"
+            name="contract_filter_page_dynamodb_calls",
+            value=filtered,
+            target=1,
+            better="lower",
+            unit="calls",
+            issue=6,
         ),
         Figure(
             name="bulk_write_calls_per_item",
