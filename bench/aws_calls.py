@@ -6,7 +6,8 @@ PynamoDB builds for itself, which a hook on the container's boto3 session would 
 
 Each operation runs twice on moto's in-process mock: first in a fresh container (`wiring.reset()`: new
 sessions, queue URL not looked up yet, as after a Lambda cold start), then again in the same container (the
-steady state, which is the figure). Setting up (provisioning, accounts, received messages) is not counted.
+steady state, which is the figure). Setting up (provisioning, accounts) is not counted. The worker's calls
+per email are `bench.worker_calls`'s, for every kind of email.
 """
 
 from __future__ import annotations
@@ -25,10 +26,8 @@ from moto import mock_aws
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from bench.environment import local_stage
-from bench.figures import Figure, table
+from bench.figures import Figure
 from chalicelib import wiring
-from chalicelib.config import Queue, queue_name
-from chalicelib.local.outbox import sent_messages
 from chalicelib.local.provision import provision
 from chalicelib.local.stack import REGION
 from chalicelib.observability import logger
@@ -85,9 +84,6 @@ def run() -> list[Figure]:
         BUILTIN_HANDLERS.append(_HOOK)
     with local_stage(), _quiet():
         measures = _measure_all()
-    print("AWS calls per operation, on moto (cold: first call in a fresh container; warm: the next one)")
-    rows = [(m.operation, sum(m.cold.values()), sum(m.warm.values()), m.breakdown()) for m in measures]
-    print(table(("operation", "cold calls", "warm calls", "breakdown"), rows), end="\n\n")
     return [
         Figure(
             name=f"aws_calls.{m.operation}",
@@ -95,6 +91,8 @@ def run() -> list[Figure]:
             target=None,
             better="lower",
             unit="calls",
+            issue=2,
+            detail=m.breakdown(),
         )
         for m in measures
     ]
@@ -141,7 +139,6 @@ def _operations(client: RelaisTestClient) -> dict[str, Attempt]:
     cabinet = _open_account(platform, "premium")
     admin = platform.as_(token("admin", cabinet))
     trial_admins = [platform.as_(token("admin", _open_account(platform, "essential"))) for _ in range(2)]
-    welcomes = _welcome_events(count=2)
 
     def open_account(attempt: int) -> None:
         _open_account(platform, "premium")
@@ -158,21 +155,12 @@ def _operations(client: RelaisTestClient) -> dict[str, Attempt]:
     def start_trial(attempt: int) -> None:
         _expect(trial_admins[attempt].post("/account/trials", {"feature": "contributors"}), 201)
 
-    def deliver_welcome(attempt: int) -> None:
-        # Through app.py's registration, as Lambda's event source mapping would call it.
-        sent_before = len(sent_messages(REGION))
-        answer = client.lambda_.invoke("communications_worker", welcomes[attempt]).payload
-        sent = sent_messages(REGION)[sent_before:]
-        if answer.get("batchItemFailures") or [email["kind"] for email in sent] != ["account_welcome"]:
-            raise RuntimeError(f"the worker did not send one welcome email: {answer}, {len(sent)} sent")
-
     return {
         "POST /admin/accounts": open_account,
         "PATCH /admin/accounts/{id}": change_plan,
         "GET /account": read_account,
         "PATCH /account/settings": change_settings,
         "POST /account/trials": start_trial,
-        "communications_worker (1 welcome email)": deliver_welcome,
     }
 
 
@@ -186,39 +174,3 @@ def _expect(answer: Answer, status: int) -> Any:
     if answer.status != status:
         raise RuntimeError(f"expected {status}, got {answer.status}: {answer.body}")
     return answer.body
-
-
-def _welcome_events(count: int) -> list[dict[str, Any]]:
-    """One single-record SQS event per welcome email waiting on the queue, shaped as Lambda delivers them.
-
-    The messages are received here, uncounted, so that the worker's figure holds the worker's calls and not
-    the receive and delete of Lambda's event source mapping."""
-    sqs = wiring.container().client("sqs")
-    queue = queue_name(Queue.COMMUNICATIONS)
-    url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
-    messages: list[dict[str, Any]] = []
-    while len(messages) < count:
-        received = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=count - len(messages), VisibilityTimeout=600
-        )
-        if not received.get("Messages"):
-            raise RuntimeError(f"fewer than {count} messages on {queue}")
-        messages += received["Messages"]
-    return [
-        {
-            "Records": [
-                {
-                    "messageId": message["MessageId"],
-                    "receiptHandle": message["ReceiptHandle"],
-                    "body": message["Body"],
-                    "attributes": {},
-                    "messageAttributes": {},
-                    "md5OfBody": message["MD5OfBody"],
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT_ID}:{queue}",
-                    "awsRegion": REGION,
-                }
-            ]
-        }
-        for message in messages
-    ]

@@ -1,6 +1,7 @@
 """Document collection: DynamoDB calls of the portal view (the authorizer's token lookup included) and of
 the staff's dossier view, each the warm call of two (see `bench.partners` for the counting). The portal view
-reads three items: the link's token, the dossier, and the account (the broker the page shows, issue 15)."""
+reads three items in two calls: the link's token, then the dossier with its account (the broker the page
+shows, issue 15)."""
 
 from __future__ import annotations
 
@@ -45,8 +46,21 @@ def run() -> list[Figure]:
         dossier_calls = _twice(lambda: _expect(admin.get(f"/dossiers/{dossier['id']}"), 200))
         wiring.reset()
     return [
-        Figure(name="portal_view_dynamodb_calls", value=portal_calls, target=3, better="lower", unit="calls"),
         Figure(
-            name="dossier_view_dynamodb_calls", value=dossier_calls, target=1, better="lower", unit="calls"
+            name="portal_view_dynamodb_calls",
+            value=portal_calls,
+            target=2,
+            better="lower",
+            unit="calls",
+            issue=5,
+            detail="the token, then the dossier with the account (the broker the page shows since issue 15)",
+        ),
+        Figure(
+            name="dossier_view_dynamodb_calls",
+            value=dossier_calls,
+            target=1,
+            better="lower",
+            unit="calls",
+            issue=5,
         ),
     ]

@@ -69,14 +69,30 @@ def _measure(client: RelaisTestClient) -> list[Figure]:
     )
     filtered = _twice(lambda: _expect(admin.get("/contracts?communication_rule=client&limit=50"), 200))
     write_calls, sqs_calls = _bulk(admin, account_id, a, c)
-    print(
-        f"Partner communications: a bulk change of {BULK_SIZE} contracts made {write_calls} DynamoDB writes"
-    )
     return [
-        Figure(name="recipients_dynamodb_calls", value=recipients, target=2, better="lower", unit="calls"),
-        Figure(name="contract_create_dynamodb_calls", value=create, target=3, better="lower", unit="calls"),
         Figure(
-            name="contract_filter_page_dynamodb_calls", value=filtered, target=1, better="lower", unit="calls"
+            name="recipients_dynamodb_calls",
+            value=recipients,
+            target=2,
+            better="lower",
+            unit="calls",
+            issue=6,
+        ),
+        Figure(
+            name="contract_create_dynamodb_calls",
+            value=create,
+            target=3,
+            better="lower",
+            unit="calls",
+            issue=6,
+        ),
+        Figure(
+            name="contract_filter_page_dynamodb_calls",
+            value=filtered,
+            target=1,
+            better="lower",
+            unit="calls",
+            issue=6,
         ),
         Figure(
             name="bulk_write_calls_per_item",
@@ -84,8 +100,10 @@ def _measure(client: RelaisTestClient) -> list[Figure]:
             target=1.05,
             better="lower",
             unit="calls/item",
+            issue=6,
+            detail=f"{write_calls} DynamoDB writes for {BULK_SIZE:,} contracts",
         ),
-        Figure(name="bulk_sqs_calls", value=sqs_calls, target=150, better="lower", unit="calls"),
+        Figure(name="bulk_sqs_calls", value=sqs_calls, target=150, better="lower", unit="calls", issue=6),
     ]
 
 

@@ -142,9 +142,8 @@ def broker_of_dead_link() -> dict[str, Any]:
 @portal.route("/portal", methods=["GET"], authorizer=portal_authorizer)
 def show_portal() -> dict[str, Any]:
     principal = _principal()
-    ctx = context()
-    dossier = service.portal_dossier(principal, ctx)
-    return portal_view(dossier, principal, service.portal_broker(principal, ctx))
+    dossier, broker = service.portal_page(principal, context())
+    return portal_view(dossier, principal, broker)
 
 
 @portal.route("/portal/documents/{document_id}/uploads", methods=["POST"], authorizer=portal_authorizer)

@@ -119,6 +119,10 @@ class Communication:
     when a send gave its claim back halfway, or by each copy's Send event; a retry writes to the others."""
     dossier_id: str | None = None
     """For a dossier's emails: the dossier they are about (their events go to its activity log)."""
+    screened: bool = False
+    """Its addressees cannot be on the account's suppression list: an account's welcome, decided in the
+    transaction that opened the account, whose list was then empty. The worker looks nothing up for it,
+    as for a mailing's emails (their fan-out left the suppressed addresses out)."""
 
     @property
     def deliverable_to(self) -> tuple[Recipient, ...]:

@@ -57,6 +57,7 @@ def create_account(
         to=(Recipient(name=account.name, email=account.sender_email, party="account"),),
         created_at=now,
         variables={"account.name": account.name},
+        screened=True,
     )
     account = accounts.open(account, welcome, retry_at=now + RETRY_AFTER)
     queue.send(DeliveryRequest(account.id, welcome.id).to_message())

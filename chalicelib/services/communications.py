@@ -112,7 +112,7 @@ def deliver(
     if communication is None:
         return None
     log_keys = {"communication_id": communication.id, "kind": communication.kind.value}
-    if communication.mailing_id:
+    if communication.mailing_id or communication.screened:
         # The fan-out left the suppressed addresses out a moment ago, page by page: no lookup per email.
         to, cc = communication.deliverable_to, communication.deliverable_cc
     else:

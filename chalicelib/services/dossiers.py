@@ -75,6 +75,8 @@ CLOSED = (DossierStatus.COMPLETED, DossierStatus.ARCHIVED)
 class DossierRepository(Protocol):
     def get(self, account_id: str, dossier_id: str) -> tuple[Dossier, int, dict[str, list[str]]] | None: ...
 
+    def get_with_account(self, account_id: str, dossier_id: str) -> tuple[Dossier | None, Account | None]: ...
+
     def commit(
         self,
         dossier: Dossier,
@@ -667,6 +669,17 @@ def portal_dossier(principal: PortalPrincipal, ctx: Context) -> Dossier:
     if found is None or not found[0].admits(principal.participant_id, principal.generation):
         raise Unauthenticated("This link is no longer valid.")
     return found[0]
+
+
+def portal_page(principal: PortalPrincipal, ctx: Context) -> tuple[Dossier, Account]:
+    """What the portal page shows, in one read: the link holder's dossier (admitted as by
+    `portal_dossier`) and the broker he deals with."""
+    dossier, account = ctx.dossiers.get_with_account(principal.account_id, principal.dossier_id)
+    if dossier is None or not dossier.admits(principal.participant_id, principal.generation):
+        raise Unauthenticated("This link is no longer valid.")
+    if account is None:
+        raise AccountNotFound()
+    return dossier, account
 
 
 def portal_broker(principal: PortalPrincipal, ctx: Context) -> Account:

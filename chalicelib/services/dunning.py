@@ -74,7 +74,7 @@ from chalicelib.observability import logger
 from chalicelib.services.communications import RETRY_AFTER, DeliveryRequest
 from chalicelib.services.events import announce
 from chalicelib.services.messages import message_fields, message_time
-from chalicelib.services.partners import recipients_of
+from chalicelib.services.partners import recipients_for
 from chalicelib.services.ports import (
     AccountRepository,
     Cursor,
@@ -654,7 +654,7 @@ def _run_step(
     ctx: DunningContext,
     policies: dict[str, DunningPolicy],
 ) -> DeliveryRequest | None:
-    thing, version = _scheduled(account_id, contract_id, kind, thing_id, ctx)
+    thing, version, others = _step_subject(account_id, contract_id, kind, thing_id, ctx)
     account, found = ctx.partners.get_many(
         account_id, [(RecordKind.CONTRACT, contract_id)], with_account=True
     )
@@ -663,10 +663,11 @@ def _run_step(
         ctx.scheduled.commit(account_id, thing, version, None)
         return None
     if account_id not in policies:
-        policies[account_id] = get_policy(account_id, ctx.policies, ctx.accounts)
+        # The account was just read: the defaults hold while it saved no policy.
+        policies[account_id] = ctx.policies.get(account_id) or DunningPolicy()
     policy = policies[account_id]
     if isinstance(thing, Installment):
-        return _take_installment_step(account, contract, thing, version, policy, ctx)
+        return _take_installment_step(account, contract, thing, version, others, policy, ctx)
     step = documents_step_to_send(policy.documents, thing.created_on, thing.last_sent, ctx.now)
     if thing.status is not ExpectedStatus.EXPECTED or step is None:
         next_step = next_documents_step(policy.documents, thing.created_on, thing.last_sent)
@@ -688,11 +689,28 @@ def _run_step(
     return DeliveryRequest(account_id, email.id) if email.status is CommunicationStatus.QUEUED else None
 
 
+def _step_subject(
+    account_id: str, contract_id: str, kind: str, thing_id: str, ctx: DunningContext
+) -> tuple[Scheduled, int, list[Installment]]:
+    """The installment or expected document at its version, and the contract's other installments when
+    it is one: an installment's step moves the contract by all of them, so one Query of the contract's
+    collection reads it with them."""
+    if kind != "INSTALLMENT":
+        return *_scheduled(account_id, contract_id, kind, thing_id, ctx), []
+    collection = ctx.scheduled.all_of(account_id, contract_id)
+    for thing, version in collection:
+        if isinstance(thing, Installment) and thing.id == thing_id:
+            others = [i for i, _ in collection if isinstance(i, Installment) and i.id != thing_id]
+            return thing, version, others
+    raise NotFound("No such installment.")
+
+
 def _take_installment_step(
     account: Account,
     contract: Deal,
     thing: Installment,
     version: int,
+    others: list[Installment],
     policy: DunningPolicy,
     ctx: DunningContext,
 ) -> DeliveryRequest | None:
@@ -726,7 +744,6 @@ def _take_installment_step(
     else:
         moved = thing.step_sent(step.step, today)
         email = _step_email(account, contract, moved, step, policy, ctx)
-    others = [i for i in ctx.scheduled.installments_of(account.id, contract.id) if i.id != thing.id]
     changed = _contract_after(contract, [*others, moved], today, caused)
     next_at = _installment_due_at(moved, changed, policy)
     events = _events(contract, changed, read, moved, email, ctx)
@@ -946,10 +963,9 @@ def _installment_variables(
     thing: Installment,
     step: DueStep,
     policy: DunningPolicy,
-    ctx: DunningContext,
+    insurer: Insurer | None,
 ) -> dict[str, str]:
     notice = thing.formal_notice
-    _, insurer = _client_and_insurer(account.id, contract, ctx)
     deadline = _payment_deadline(thing, step, policy)
     variables = {
         "installment.amount": french_amount(thing.amount.amount, thing.amount.currency),
@@ -984,8 +1000,10 @@ def _step_email(
     """The step's email, addressed by the partner rules of the contract."""
     kind = step.step.kind
     assert isinstance(kind, CommunicationKind)
-    view = recipients_of(account.id, contract.client_id, contract.id, kind, ctx.partners, ctx.now)
-    resolution, client = view.resolution, view.client
+    # The client (and the product's insurer) in one read: the account and the contract are the caller's.
+    client, insurer = _client_and_insurer(account.id, contract, ctx)
+    view = recipients_for(account, client, contract, kind, ctx.partners, ctx.now)
+    resolution = view.resolution
     addressee = resolution.to[0] if resolution.to else None
     variables = {
         "account.name": account.public_name,
@@ -997,7 +1015,7 @@ def _step_email(
         "recipient.party": addressee.party if addressee else "",
     }
     if isinstance(thing, Installment):
-        variables |= _installment_variables(account, contract, thing, step, policy, ctx)
+        variables |= _installment_variables(account, contract, thing, step, policy, insurer)
     else:
         variables["expected_document.label"] = thing.label
         variables["expected_document.due_date"] = french_date(thing.due_date) if thing.due_date else ""

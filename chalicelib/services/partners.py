@@ -308,9 +308,23 @@ def recipients_of(
             "This contract is not one of the client's.",
             [FieldIssue("contract_id", "no such contract for this client")],
         )
-    holder = contract.rules if isinstance(contract, Deal) else client.rules
+    deal = contract if isinstance(contract, Deal) else None
+    return recipients_for(account, client, deal, kind, partners, now)
+
+
+def recipients_for(
+    account: Account,
+    client: Client,
+    contract: Deal | None,
+    kind: CommunicationKind,
+    partners: PartnerRepository,
+    now: datetime,
+) -> RecipientsView:
+    """Who receives an email of `kind` about records the caller has just read (the client, the
+    contract, one of the client's): one read more, the apporteur in force, when there is one."""
+    holder = contract.rules if contract is not None else client.rules
     apporteur = (
-        partners.get(account_id, RecordKind.APPORTEUR, holder.apporteur_id) if holder.apporteur_id else None
+        partners.get(account.id, RecordKind.APPORTEUR, holder.apporteur_id) if holder.apporteur_id else None
     )
     resolution = resolve_recipients(
         rules_in_force=account.partner_communications_enabled
@@ -318,13 +332,13 @@ def recipients_of(
         kind=kind,
         client=client.party,
         client_rules=client.rules,
-        contract=contract.rules if isinstance(contract, Deal) else None,
+        contract=contract.rules if contract is not None else None,
         apporteur=apporteur.party if isinstance(apporteur, Apporteur) else None,
     )
     return RecipientsView(
         account=account,
         client=client,
-        contract=contract if isinstance(contract, Deal) else None,
+        contract=contract,
         apporteur=apporteur if isinstance(apporteur, Apporteur) else None,
         resolution=resolution,
     )

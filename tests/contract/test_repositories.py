@@ -93,6 +93,18 @@ def test_a_communication_is_stored_once_and_reads_back_whole(store: tuple[Any, A
     assert communications.get("02OTHER", "cm_1") is None
 
 
+def test_a_screened_communication_is_still_screened_when_claimed_for_sending(store: tuple[Any, Any]) -> None:
+    _, communications = store
+    communications.add(replace(_communication(), screened=True), retry_at=NOW)
+    communications.add(_communication("cm_2"), retry_at=NOW)
+    claimed = communications.claim("01ACCOUNT", "cm_1", NOW, timedelta(minutes=15))
+    assert claimed is not None
+    assert claimed.screened is True
+    other = communications.claim("01ACCOUNT", "cm_2", NOW, timedelta(minutes=15))
+    assert other is not None
+    assert other.screened is False
+
+
 def test_a_queued_communication_is_due_for_retry_only_once_its_time_has_come(store: tuple[Any, Any]) -> None:
     _, communications = store
     communications.add(_communication("cm_1"), retry_at=NOW + timedelta(minutes=5))

@@ -361,7 +361,7 @@ def test_every_handler_runs_with_exactly_the_environment_of_the_packaged_templat
     as_packaged("DunningTick")
     ticked = app.dunning_tick(_scheduled_event("Scheduled Event", "aws.events", {}), _context("dunning_tick"))
     # The bulk job above ended; its last stall check is due by 2027 and leaves the index once made. The two
-    # events written above (no webhook_worker has fanned them out yet) are queued again, as lost ones would be.
+    # events written above (no webhook_worker fanned them out yet) are queued again, as lost ones would be.
     assert ticked == {"queued": 3}
 
     as_packaged("SesEvents")

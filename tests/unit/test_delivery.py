@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -70,6 +70,38 @@ def test_opening_an_account_queues_one_french_welcome_to_its_sender_address() ->
     assert welcome.kind is CommunicationKind.ACCOUNT_WELCOME
     assert [r.email for r in welcome.to] == ["lea@martin.fr"]
     assert welcome.status is CommunicationStatus.QUEUED
+
+
+class _WatchedSuppressionList(FakeSuppressionList):
+    """Counts the look-ups: each one is a DynamoDB call per email in the deployed worker."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups = 0
+
+    def suppressed(self, account_id: str, addresses: Iterable[str]) -> set[str]:
+        self.lookups += 1
+        return super().suppressed(account_id, addresses)
+
+
+def test_an_accounts_welcome_is_sent_without_a_look_up_of_its_suppression_list_empty_at_opening() -> None:
+    communications, queue, mailer = FakeCommunicationRepository(), FakeQueue(), FakeMailer()
+    suppressions = _WatchedSuppressionList()
+    account = account_service.create_account(
+        account_service.NewAccount("Cabinet Martin", Plan.ESSENTIAL, "lea@martin.fr", frozenset()),
+        FakeAccountRepository(communications),
+        queue,
+        NOW,
+    )
+    [message] = queue.messages
+    request = DeliveryRequest(account.id, message["communication_id"])
+    assert deliver(request, communications, mailer, suppressions, NOW) is CommunicationStatus.SENT
+    assert suppressions.lookups == 0
+    # Any other email is screened when it leaves, a welcome written by hand included.
+    queue_communication(_welcome(), communications, FakeQueue(), NOW)
+    deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, suppressions, NOW)
+    assert suppressions.lookups == 1
+    assert [email.to[0].email for email in mailer.sent] == ["lea@martin.fr", "lea@martin.fr"]
 
 
 def test_queuing_the_same_communication_twice_keeps_one_record() -> None:

@@ -9,13 +9,14 @@ from datetime import date, datetime
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
-from pynamodb.transactions import TransactWrite
+from pynamodb.transactions import TransactGet, TransactWrite
 
 from chalicelib.adapters.dynamodb.audit import audit_item
 from chalicelib.adapters.dynamodb.cursors import check_cursor
 from chalicelib.adapters.dynamodb.deadlines import deadline_item, erasure_item
 from chalicelib.adapters.dynamodb.events import event_item
 from chalicelib.adapters.dynamodb.models import (
+    AccountItem,
     AuditEntryItem,
     CommunicationItem,
     DossierItem,
@@ -26,10 +27,12 @@ from chalicelib.adapters.dynamodb.models import (
     transactions,
 )
 from chalicelib.adapters.dynamodb.repositories import (
+    DynamoAccountRepository,
     communication_item,
     dossier_link_item,
     portal_token_item,
 )
+from chalicelib.domain.accounts import Account
 from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.clock import iso, parse_iso
 from chalicelib.domain.communications import Communication, TemplateSource
@@ -361,6 +364,22 @@ class DynamoDossierRepository:
             int(item.version or 0),
             {k: list(v) for k, v in (item.tokens or {}).items()},
         )
+
+    def get_with_account(self, account_id: str, dossier_id: str) -> tuple[Dossier | None, Account | None]:
+        """The dossier and its account in one TransactGetItems (the portal page shows both); None for
+        either one that does not exist."""
+        with TransactGet(connection=transactions()) as transaction:
+            dossier = transaction.get(DossierItem, _dossier_pk(account_id, dossier_id), "DOSSIER")
+            account = transaction.get(AccountItem, f"ACCOUNT#{account_id}", "ACCOUNT")
+        try:
+            found_dossier: Dossier | None = _dossier_from(dossier.get())
+        except DossierItem.DoesNotExist:
+            found_dossier = None
+        try:
+            found_account: Account | None = DynamoAccountRepository.to_domain(account.get())
+        except AccountItem.DoesNotExist:
+            found_account = None
+        return found_dossier, found_account
 
     def commit(
         self,

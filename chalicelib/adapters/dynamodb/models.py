@@ -153,6 +153,7 @@ class CommunicationItem(_TableModel):
     mailing_id = UnicodeAttribute(null=True)
     party_ids = JSONAttribute(null=True)
     delivered_to = UnicodeSetAttribute(null=True, attr_name="delivered_copies")
+    screened = BooleanAttribute(null=True)
     """A string set, so that the worker and SES's Send events add accepted copies atomically."""
     dossier_id = UnicodeAttribute(null=True)
     claimed_at = UTCDateTimeAttribute(null=True)

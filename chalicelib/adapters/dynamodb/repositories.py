@@ -218,6 +218,7 @@ def _communication_from(item: CommunicationItem, account_id: str) -> Communicati
         party_ids=dict(item.party_ids or {}),
         delivered_to=tuple(sorted(item.delivered_to or ())),
         dossier_id=item.dossier_id,
+        screened=bool(item.screened),
     )
 
 
@@ -253,6 +254,7 @@ def communication_item(communication: Communication, retry_at: datetime) -> Comm
         mailing_id=communication.mailing_id,
         party_ids=communication.party_ids or None,
         dossier_id=communication.dossier_id,
+        screened=communication.screened or None,
     )
     if communication.status is CommunicationStatus.QUEUED:
         # Only a queued communication waits on the retry schedule (a decided-skipped one never will).
