@@ -32,3 +32,13 @@ def aws() -> Iterator[object]:
         provision(services.client, account_id=DEFAULT_ACCOUNT_ID, region=REGION)
         yield services
         wiring.reset()
+
+
+@pytest.fixture
+def webhooks_left_queued(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`drain()` without the webhook worker: the events announced stay on the webhooks queue, for tests of
+    what is announced (tests/announced.py) rather than of what is delivered."""
+    from chalicelib.local import pumps
+
+    every = pumps._handlers
+    monkeypatch.setattr(pumps, "_handlers", lambda: [h for h in every() if h[1] != "webhook_worker"])

@@ -8,12 +8,16 @@ import json
 import uuid
 from typing import Any
 
+import pytest
+
 from chalicelib.config import Queue, queue_name
 from chalicelib.domain.events import ActorKind, SubjectKind
 from chalicelib.local.pumps import drain
 from chalicelib.local.stack import REGION
 from tests.announced import account_events, activity, announced, of_type
 from tests.support import Api, RelaisTestClient, token
+
+pytestmark = pytest.mark.usefixtures("webhooks_left_queued")
 
 BOUNCE = "bounce@simulator.amazonses.com"
 COMPLAINT = "complaint@simulator.amazonses.com"

@@ -16,6 +16,8 @@ from tests.announced import activity, announced
 from tests.integration.test_formal_notice import Office, _book, _chalice_office, _paths, paris
 from tests.support import RelaisTestClient
 
+pytestmark = pytest.mark.usefixtures("webhooks_left_queued")
+
 
 @pytest.fixture
 def broker(client: RelaisTestClient, aws: Any) -> Office:

@@ -16,6 +16,8 @@ from chalicelib.local.pumps import drain
 from tests.announced import account_events, announced, of_type
 from tests.support import Api, open_account
 
+pytestmark = pytest.mark.usefixtures("webhooks_left_queued")
+
 
 def _create(api: Api, path: str, body: dict[str, Any]) -> dict[str, Any]:
     answer = api.post(path, body)
