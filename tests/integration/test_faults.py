@@ -1,0 +1,308 @@
+"""Faults injected into the real app on moto (issue 17): whatever fails, no email or letter goes out twice,
+none is lost, no update is lost, and the counters add up (`sent + failed + skipped = total` for a
+mailing, `succeeded + failed = total` for a bulk job).
+
+The faults come from a botocore `before-call` hook, added to botocore's built-in handlers before the
+container is rebuilt, so that every client it and PynamoDB create carries it: SES answering
+TooManyRequests, DynamoDB answering ProvisionedThroughputExceeded, or cancelling a transaction for a
+TransactionConflict, on a seeded share of the calls. A worker killed between SES's acceptance and its
+own write is a mailer that raises `WorkerKilled` (not an `Exception`: the whole batch dies, as a Lambda
+that times out) once SES has taken the email, so SES's Send event is on its way as in AWS.
+
+The workers are driven as the local pumps drive them (receive ten, invoke, delete what succeeded), with
+two differences that make the faults bite sooner: a failed record is visible again at once, and, when
+asked, every record comes twice in its batch (SQS's at-least-once delivery). A record that fails five
+times lands in its DLQ, as in AWS; the tick, run later by the test's clock, then re-queues what it
+guards. Faults are injected only while a worker or the tick runs, never into the API calls that set a
+scenario up.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from botocore.handlers import BUILTIN_HANDLERS
+from chalice.local import LambdaContext
+
+from chalicelib import wiring
+from chalicelib.local import pumps
+from chalicelib.local.outbox import sent_messages
+from chalicelib.local.stack import REGION
+from chalicelib.services.ports import OutgoingEmail
+from chalicelib.wiring import Container
+from tests.support import Api, RelaisTestClient, open_account
+
+DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+LATER = timedelta(minutes=16)
+"""How far the clock moves between two rounds: past an email's retry time (5 min), a claim's lease and
+a stalled job's or mailing's wait (15 min)."""
+
+
+class WorkerKilled(BaseException):
+    """The Lambda died here (timeout, out of memory): nothing after this point runs."""
+
+
+class _Refused:
+    """What botocore needs of an HTTP answer to raise the parsed error."""
+
+    def __init__(self, status: int) -> None:
+        self.status_code = status
+        self.headers: dict[str, str] = {}
+
+
+@dataclass
+class Faults:
+    """Which faults are on, drawn from one seeded random (the same run every time)."""
+
+    seed: int = 17
+    ses_throttled: float = 0.0
+    dynamodb_refused: float = 0.0
+    killed_after_ses: float = 0.0
+    delivered_twice: bool = False
+    active: bool = False
+    injected: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.random = random.Random(self.seed)
+
+    def before_call(self, model: Any, params: dict[str, Any], **_: Any) -> Any:
+        if not self.active:
+            return None
+        service, operation = model.service_model.service_name, model.name
+        if service == "sesv2" and operation == "SendEmail" and self._draw(self.ses_throttled):
+            return self._refuse("TooManyRequestsException", 429)
+        if service == "dynamodb" and operation in DYNAMODB_WRITES and self._draw(self.dynamodb_refused):
+            if operation == "TransactWriteItems" and self.random.random() < 0.5:
+                items = json.loads(params["body"])["TransactItems"]
+                reasons = [{"Code": "None"}] * (len(items) - 1) + [{"Code": "TransactionConflict"}]
+                return self._refuse("TransactionCanceledException", 400, CancellationReasons=reasons)
+            return self._refuse("ProvisionedThroughputExceededException", 400)
+        return None
+
+    def killed(self) -> bool:
+        return self.active and self._draw(self.killed_after_ses)
+
+    def _draw(self, share: float) -> bool:
+        return share > 0 and self.random.random() < share
+
+    def _refuse(self, code: str, status: int, **extra: Any) -> tuple[_Refused, dict[str, Any]]:
+        self.injected[code] += 1
+        error = {"Error": {"Code": code, "Message": "injected by test_faults"}}
+        return _Refused(status), {**error, **extra, "ResponseMetadata": {"HTTPStatusCode": status}}
+
+
+class KilledAfterSes:
+    """The container's mailer, whose worker dies right after SES took the email (before any write)."""
+
+    def __init__(self, mailer: Any, faults: Faults) -> None:
+        self.mailer, self.faults = mailer, faults
+        self.killed = 0
+
+    def send(self, email: OutgoingEmail) -> str:
+        message_id = str(self.mailer.send(email))
+        if self.faults.killed():
+            self.killed += 1
+            raise WorkerKilled(email.communication_id)
+        return message_id
+
+
+@dataclass
+class Stage:
+    """The app under faults: its container (rebuilt after the hook was added) and the test's clock."""
+
+    services: Container
+    faults: Faults
+    now: datetime
+
+    def later(self, delta: timedelta) -> None:
+        self.now += delta
+
+    def pump(self, passes: int = 2_000) -> None:
+        """Deliver every queued message to its worker until every queue is empty (failures visible
+        again at once, each record twice when asked; the DLQ takes what failed five times)."""
+        sqs = self.services.client("sqs")
+        for _ in range(passes):
+            if not any([self._one_batch(sqs, *handler) for handler in pumps._handlers()]):
+                return
+        raise AssertionError("the queues never emptied")
+
+    def _one_batch(self, sqs: Any, queue: Any, function_name: str, handler: Any) -> bool:
+        received = sqs.receive_message(QueueUrl=queue.url, MaxNumberOfMessages=10, AttributeNames=["All"])
+        messages = received.get("Messages", [])
+        if not messages:
+            return False
+        records = [pumps._as_lambda_record(m, queue.arn) for m in messages]
+        if self.faults.delivered_twice:
+            records += [{**r, "messageId": f"{r['messageId']}-again"} for r in records]
+            self.faults.injected["delivered twice"] += len(messages)
+        context = LambdaContext(function_name=function_name, memory_size=256, max_runtime_ms=60_000)
+        context.aws_request_id = str(uuid.uuid4())
+        self.faults.active = True
+        try:
+            answer = handler({"Records": records}, context)
+            failed = {f["itemIdentifier"].removesuffix("-again") for f in answer["batchItemFailures"]}
+        except WorkerKilled:
+            failed = {m["MessageId"] for m in messages}
+        finally:
+            self.faults.active = False
+        for message in messages:
+            if message["MessageId"] in failed:
+                sqs.change_message_visibility(
+                    QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                )
+            else:
+                sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"])
+        return True
+
+    def tick(self) -> int:
+        """The scheduled tick as of the test's clock, under the same faults (a tick that fails is
+        simply run again by the next minute's schedule: here, by the next round)."""
+        from chalicelib.handlers import dunning_tick
+
+        self.faults.active = True
+        try:
+            return dunning_tick.run(self.now)
+        except Exception:
+            return -1
+        finally:
+            self.faults.active = False
+
+    def settle(self, rounds: int = 12) -> None:
+        """Pump, then let time pass and tick, until a tick finds nothing left to re-queue."""
+        for _ in range(rounds):
+            self.pump()
+            self.later(LATER)
+            if self.tick() == 0:
+                self.pump()
+                return
+        raise AssertionError("the tick kept finding work")
+
+    def fired(self) -> bool:
+        """Whether any fault was injected (a scenario that injected none would prove nothing)."""
+        mailer = self.services.mailer
+        return bool(self.faults.injected) or (isinstance(mailer, KilledAfterSes) and mailer.killed > 0)
+
+
+@pytest.fixture
+def stage(aws: Container, client: RelaisTestClient) -> Iterator[Callable[..., Stage]]:
+    """Builds the app under the given faults (the hook on every client created from then on)."""
+    hooks: list[tuple[str, Any]] = []
+
+    def build(**faults: Any) -> Stage:
+        plan = Faults(**faults)
+        hook = ("before-call.*.*", plan.before_call)
+        BUILTIN_HANDLERS.append(hook)
+        hooks.append(hook)
+        wiring.reset()
+        services = wiring.container()
+        now = datetime.now(UTC).replace(microsecond=0)
+        built = Stage(services, plan, now)
+        services.clock = lambda: built.now
+        services.__dict__["mailer"] = KilledAfterSes(services.mailer, plan)
+        return built
+
+    yield build
+    for hook in hooks:
+        BUILTIN_HANDLERS.remove(hook)
+
+
+# ---- what the scenarios look at ----
+
+
+def _copies(kind: str | None = None) -> Counter[tuple[str, str]]:
+    """How many times each (communication, addressee) was sent by SES (a mailing's email goes as one copy
+    per addressee, each with its own envelope; any other email goes once to all)."""
+    return Counter(
+        (email["communication_id"], email["delivered_to"][0])
+        for email in sent_messages(REGION)
+        if kind is None or email["kind"] == kind
+    )
+
+
+def _sent_once(copies: Counter[tuple[str, str]]) -> None:
+    twice = {key: n for key, n in copies.items() if n > 1}
+    assert not twice, f"sent more than once: {twice}"
+
+
+# ---- the scenarios ----
+
+
+def _book(staff: Api, contracts: int) -> dict[str, Any]:
+    """Five clients with an email, one without; `contracts` contracts spread over them, every third with
+    apporteur B in Cc (rule client_and_apporteur, one copy each)."""
+    b = staff.post("/apporteurs", {"name": "Cabinet Bernard", "email": "b@bernard.fr"}).body["id"]
+    clients = [
+        staff.post("/clients", {"name": f"Client {n}", "email": f"c{n}@exemple.fr"}).body["id"]
+        for n in range(5)
+    ]
+    silent = staff.post("/clients", {"name": "Paul Sansmail"}).body["id"]
+    for n in range(contracts):
+        body: dict[str, Any] = {"client_id": ([*clients, silent])[n % 6], "reference": f"K-{n}"}
+        if n % 3 == 0:
+            body |= {"apporteur_id": b, "commissioning": {"communication_rule": "client_and_apporteur"}}
+        assert staff.post("/contracts", body).status == 201
+    return {"apporteur": b, "clients": clients, "silent": silent}
+
+
+def _send_mailing(staff: Api) -> str:
+    body = {
+        "name": "Offre",
+        "subject": "Du nouveau pour {{ contract.reference }}",
+        "body": "Bonjour {{ recipient.name }},\n\nNotre offre est là.",
+        "audience": {"entity": "contracts"},
+    }
+    mailing_id = str(staff.post("/mailings", body).body["id"])
+    assert staff.post(f"/mailings/{mailing_id}/send").status == 202
+    return mailing_id
+
+
+FAULTS = {
+    "every_message_delivered_twice": {"delivered_twice": True},
+    "worker_killed_between_ses_and_its_write": {"killed_after_ses": 0.3},
+    "ses_throttling_30_percent": {"ses_throttled": 0.3},
+    "dynamodb_throttling_and_conflicts_10_percent": {"dynamodb_refused": 0.1},
+}
+
+
+@pytest.mark.parametrize("faults", FAULTS.values(), ids=FAULTS.keys())
+def test_under_each_fault_every_email_goes_out_once_and_the_counts_add_up(
+    platform: Api, stage: Any, faults: dict[str, Any]
+) -> None:
+    run = stage(**faults)
+    staff, _ = open_account(platform)
+    book = _book(staff, contracts=12)
+    for client_id in book["clients"]:
+        assert (
+            staff.post(f"/clients/{client_id}/emails", {"subject": "Bonjour", "body": "Un mot."}).status
+            == 202
+        )
+    mailing_id = _send_mailing(staff)
+    run.settle()
+
+    _sent_once(_copies())
+    manual = _copies("manual")
+    assert sorted(address for _, address in manual) == [f"Client {n} <c{n}@exemple.fr>" for n in range(5)]
+    for client_id in book["clients"]:
+        statuses = Counter(
+            h["status"] for h in staff.get(f"/clients/{client_id}/communications").body["items"]
+        )
+        assert statuses == {"sent": 3}, statuses  # the email and two contracts' mailing
+    mailing = staff.get(f"/mailings/{mailing_id}").body
+    # 12 contracts: 10 reach a client with an email (4 with B in Cc), 2 are Paul's (no email).
+    assert (mailing["status"], mailing["total"], mailing["sent"], mailing["failed"], mailing["skipped"]) == (
+        "sent",
+        12,
+        10,
+        0,
+        2,
+    )
+    assert sum(_copies("mailing").values()) == 10 + 4
+    assert run.fired()
