@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -38,7 +40,7 @@ from chalicelib.local.outbox import sent_messages
 from chalicelib.local.stack import REGION
 from chalicelib.services.ports import OutgoingEmail
 from chalicelib.wiring import Container
-from tests.support import Api, RelaisTestClient, open_account
+from tests.support import Api, RelaisTestClient, open_account, token
 
 DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 LATER = timedelta(minutes=16)
@@ -306,3 +308,157 @@ def test_under_each_fault_every_email_goes_out_once_and_the_counts_add_up(
     )
     assert sum(_copies("mailing").values()) == 10 + 4
     assert run.fired()
+
+
+ALL_FAULTS = {
+    "delivered_twice": True,
+    "killed_after_ses": 0.05,
+    "ses_throttled": 0.3,
+    "dynamodb_refused": 0.1,
+}
+"""Every fault at once, for the runs at scale (a kill takes its whole batch down: 5% of the emails)."""
+
+
+@pytest.fixture
+def fast_moto() -> Iterator[None]:
+    """moto's transactions and queues without their whole-table copies and whole-queue counts (bench/
+    environment.py): the emulator's speed only, not what the app calls nor what a call leaves."""
+    from bench.environment import fast_moto_queues, fast_moto_transactions
+
+    with fast_moto_transactions(), fast_moto_queues():
+        yield
+
+
+def _seed_contracts(account_id: str, client_ids: list[str], count: int, at: datetime) -> list[str]:
+    """`count` active contracts spread over the clients, written as the repository writes them (going
+    through the API would take minutes on moto; the scenario is the mailing, not the seeding)."""
+    from bench.seeding import contract_item
+    from chalicelib.adapters.dynamodb.models import PartnerItem
+
+    ids = []
+    with PartnerItem.batch_write() as batch:
+        for n in range(count):
+            contract_id, item = contract_item(account_id, client_ids[n % len(client_ids)], f"M-{n}", None, at)
+            batch.save(item)
+            ids.append(contract_id)
+    return ids
+
+
+def test_a_1000_recipient_mailing_under_every_fault_writes_each_once_and_counts_every_one(
+    platform: Api, stage: Any, fast_moto: None
+) -> None:
+    run = stage(**ALL_FAULTS)
+    staff, account_id = open_account(platform)
+    reachable = [
+        staff.post("/clients", {"name": f"Client {n}", "email": f"c{n}@exemple.fr"}).body["id"]
+        for n in range(9)
+    ]
+    silent = staff.post("/clients", {"name": "Paul Sansmail"}).body["id"]
+    # Every tenth contract is Paul's: 900 emails to write, 100 skipped (no address).
+    _seed_contracts(account_id, [*reachable, silent], 1_000, run.now)
+    mailing_id = _send_mailing(staff)
+    run.settle(rounds=20)
+
+    mailing = staff.get(f"/mailings/{mailing_id}").body
+    counts = (mailing["status"], mailing["total"], mailing["sent"], mailing["failed"], mailing["skipped"])
+    assert counts == ("sent", 1_000, 900, 0, 100)
+    copies = _copies("mailing")
+    _sent_once(copies)
+    assert len(copies) == 900
+    assert Counter(address for _, address in copies) == {
+        f"Client {n} <c{n}@exemple.fr>": 100 for n in range(9)
+    }
+    injected = run.faults.injected
+    assert injected["TooManyRequestsException"] > 100
+    assert injected["ProvisionedThroughputExceededException"] > 10
+    assert injected["TransactionCanceledException"] > 0
+    assert run.services.mailer.killed > 10
+
+
+TICK = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
+
+
+def _seed_due_installments(account_id: str, client_id: str, count: int) -> list[tuple[str, str]]:
+    """`count` contracts with one unpaid installment each, whose call (15 days before its due date, the
+    default policy) is due at TICK; (contract, installment) ids."""
+    from bench.seeding import contract_item
+    from chalicelib.adapters.dynamodb.models import PartnerItem, ScheduledItem
+    from chalicelib.adapters.dynamodb.scheduled import _item
+    from chalicelib.domain.ids import new_ulid
+    from chalicelib.domain.installments import Installment, Money
+    from chalicelib.domain.legal_time import sending_moment
+
+    seeded = []
+    due_date = TICK.date() + timedelta(days=15)
+    with PartnerItem.batch_write() as contracts, ScheduledItem.batch_write() as installments:
+        for n in range(count):
+            contract_id, item = contract_item(account_id, client_id, f"T-{n}", None, TICK)
+            contracts.save(item)
+            installment = Installment(new_ulid(), contract_id, due_date, Money(Decimal("84.20")))
+            installments.save(_item(account_id, installment, 1, sending_moment(TICK.date())))
+            seeded.append((contract_id, installment.id))
+    return seeded
+
+
+def _two_ticks_at_once(run: Stage) -> list[int]:
+    """Two ticks started together on two threads (EventBridge may deliver a scheduled event twice)."""
+    from chalicelib.handlers import dunning_tick
+
+    start = threading.Barrier(2)
+    queued: list[int] = []
+
+    def tick() -> None:
+        start.wait()
+        queued.append(dunning_tick.run(run.now))
+
+    threads = [threading.Thread(target=tick) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return queued
+
+
+def _assert_each_step_written_once(run: Stage, account_id: str, seeded: list[tuple[str, str]]) -> None:
+    calls = _copies("unpaid_call")
+    _sent_once(calls)
+    assert len(calls) == len(seeded)
+    for contract_id, installment_id in seeded:
+        found = run.services.scheduled.get(account_id, contract_id, "INSTALLMENT", installment_id)
+        assert found is not None
+        installment, _ = found
+        # The step is recorded (a duplicate of its message, finding nothing due any more, only rewrites
+        # the installment's next moment, at the version it read).
+        assert installment.last_sent is not None
+        assert installment.last_sent.step.kind.value == "unpaid_call"
+
+
+def test_two_ticks_at_once_write_each_step_and_its_email_once(platform: Api, stage: Any) -> None:
+    run = stage(delivered_twice=True)
+    run.now = TICK
+    _, account_id = open_account(platform)
+    client_id = _client_with_email(platform, account_id)
+    seeded = _seed_due_installments(account_id, client_id, 10)
+    assert _two_ticks_at_once(run) == [10, 10]
+    run.settle()
+    _assert_each_step_written_once(run, account_id, seeded)
+
+
+def _client_with_email(platform: Api, account_id: str) -> str:
+    staff = platform.as_(token("manager", account_id))
+    return str(staff.post("/clients", {"name": "Jean Dupont", "email": "jean@dupont.fr"}).body["id"])
+
+
+def test_a_200_step_tick_under_every_fault_writes_each_step_and_its_email_once(
+    platform: Api, stage: Any, fast_moto: None
+) -> None:
+    run = stage(**ALL_FAULTS)
+    run.now = TICK
+    _, account_id = open_account(platform)
+    seeded = _seed_due_installments(account_id, _client_with_email(platform, account_id), 200)
+    assert _two_ticks_at_once(run) == [200, 200]
+    run.settle(rounds=20)
+    _assert_each_step_written_once(run, account_id, seeded)
+    assert run.faults.injected["ProvisionedThroughputExceededException"] > 0
+    assert run.faults.injected["TransactionCanceledException"] > 0
+    assert run.services.mailer.killed > 0
