@@ -71,6 +71,8 @@ class Faults:
     delivered_twice: bool = False
     active: bool = False
     injected: Counter[str] = field(default_factory=Counter)
+    interleaved: dict[str, Callable[[], None]] = field(default_factory=dict)
+    """Something to do (once, without faults) right before the first DynamoDB write naming this key."""
 
     def __post_init__(self) -> None:
         self.random = random.Random(self.seed)
@@ -79,6 +81,8 @@ class Faults:
         if not self.active:
             return None
         service, operation = model.service_model.service_name, model.name
+        if service == "dynamodb" and operation in DYNAMODB_WRITES:
+            self._interleave(params["body"])
         if service == "sesv2" and operation == "SendEmail" and self._draw(self.ses_throttled):
             return self._refuse("TooManyRequestsException", 429)
         if service == "dynamodb" and operation in DYNAMODB_WRITES and self._draw(self.dynamodb_refused):
@@ -88,6 +92,17 @@ class Faults:
                 return self._refuse("TransactionCanceledException", 400, CancellationReasons=reasons)
             return self._refuse("ProvisionedThroughputExceededException", 400)
         return None
+
+    def _interleave(self, body: bytes | str) -> None:
+        text = body.decode() if isinstance(body, bytes) else body
+        for key in [k for k in self.interleaved if k in text]:
+            action = self.interleaved.pop(key)
+            self.active = False
+            try:
+                action()
+            finally:
+                self.active = True
+            self.injected["interleaved"] += 1
 
     def killed(self) -> bool:
         return self.active and self._draw(self.killed_after_ses)
@@ -462,3 +477,102 @@ def test_a_200_step_tick_under_every_fault_writes_each_step_and_its_email_once(
     assert run.faults.injected["ProvisionedThroughputExceededException"] > 0
     assert run.faults.injected["TransactionCanceledException"] > 0
     assert run.services.mailer.killed > 0
+
+
+def test_a_bulk_change_racing_a_manual_edit_of_the_same_contract_keeps_both(
+    platform: Api, stage: Any
+) -> None:
+    run = stage(delivered_twice=True, dynamodb_refused=0.1)
+    staff, _ = open_account(platform)
+    b = staff.post("/apporteurs", {"name": "Cabinet Bernard", "email": "b@bernard.fr"}).body["id"]
+    c = staff.post("/clients", {"name": "Jean Dupont", "email": "jean@dupont.fr"}).body["id"]
+    rule = {"communication_rule": "client"}
+    ids = [
+        staff.post(
+            "/contracts", {"client_id": c, "reference": f"K-{n}", "apporteur_id": b, "commissioning": rule}
+        ).body["id"]
+        for n in range(10)
+    ]
+    raced = staff.get(f"/contracts/{ids[3]}").body
+
+    def manual_edit() -> None:
+        edit = {"version": raced["version"], "reference": "K-3 (avenant)"}
+        assert staff.patch(f"/contracts/{raced['id']}", edit).status == 200
+
+    # The manual edit lands between the worker's read of the contract and its write of the new rule.
+    run.faults.interleaved[raced["id"]] = manual_edit
+    job = staff.post(
+        "/contracts/bulk-updates", {"ids": ids, "set": {"communication_rule": "client_and_apporteur"}}
+    ).body
+    run.settle()
+
+    assert run.faults.injected["interleaved"] == 1
+    done = staff.get(f"/jobs/{job['job_id']}").body
+    assert (done["status"], done["total"], done["succeeded"], done["failed"]) == ("succeeded", 10, 10, 0)
+    assert done["succeeded"] + done["failed"] == done["total"]
+    after = staff.get(f"/contracts/{raced['id']}").body
+    assert (after["reference"], after["commissioning"]["communication_rule"]) == (
+        "K-3 (avenant)",
+        "client_and_apporteur",
+    )
+    for contract_id in ids:
+        assert staff.get(f"/contracts/{contract_id}").body["commissioning"]["communication_rule"] == (
+            "client_and_apporteur"
+        )
+    # An edit made on the version read before the bulk change is refused, not silently applied over it.
+    stale = staff.patch(f"/contracts/{ids[5]}", {"version": raced["version"], "reference": "K-5 bis"})
+    assert stale.status == 409
+
+
+class _TimingOutAfterDeposit:
+    """The registered-letter provider taking the letter, then timing out before it answers: Relais cannot
+    know whether the letter was deposited."""
+
+    def __init__(self, provider: Any, times: int) -> None:
+        self.provider, self.times = provider, times
+
+    def deposit(self, letter: Any, now: datetime) -> Any:
+        from chalicelib.services.ports import RegisteredMailUnavailable
+
+        tracking = self.provider.deposit(letter, now)
+        if self.times:
+            self.times -= 1
+            raise RegisteredMailUnavailable("read timed out")
+        return tracking
+
+    def track(self, provider_id: str, now: datetime) -> Any:
+        return self.provider.track(provider_id, now)
+
+
+def test_a_registered_letter_provider_timing_out_neither_loses_the_letter_nor_deposits_it_twice(
+    platform: Api, stage: Any
+) -> None:
+    from tests.integration.test_formal_notice import _book, _chalice_office, _paths, paris
+
+    run = stage(delivered_twice=True)
+    office = _chalice_office(platform.client, run.services)
+    office.ok("PATCH", "/account/settings", {"partner_communications_enabled": True})
+    office.ok("PATCH", "/account/settings", {"registered_mail_channel": "provider"})
+    book = _book(office)
+    _, installment = _paths(book)
+    simulated = run.services.registered_mail
+    run.services.__dict__["registered_mail"] = _TimingOutAfterDeposit(simulated, times=2)
+
+    def tick_at(day: str, hour: int) -> None:
+        run.now = datetime.fromisoformat(paris(day, hour).replace("Z", "+00:00"))
+        assert run.tick() >= 0
+        run.pump()
+
+    tick_at("2027-03-12", 8)
+    notice = office.ok("GET", installment)["formal_notice"]
+    assert (notice["status"], notice["reason"]) == ("to_send", "provider_unavailable")
+    tick_at("2027-03-12", 9)
+    tick_at("2027-03-12", 10)
+    notice = office.ok("GET", installment)["formal_notice"]
+    assert (notice["status"], notice["sent_on"]) == ("sent", "2027-03-12")
+    [letter] = simulated.letters()
+    assert letter.tracking.tracking_number == notice["tracking_number"]
+    tick_at("2027-03-12", 11)
+    assert len(simulated.letters()) == 1
+    _sent_once(_copies("formal_notice"))
+    assert len(_copies("formal_notice")) >= 1
