@@ -21,16 +21,19 @@ OWN_RESOURCE = re.compile(
     r"dynamodb:\*:\*:table/relais(/index/(GSI[1-4]|due))?"
     r"|sqs:\*:\*:relais-[a-z-]+"
     r"|s3:::relais-documents-\*(/accounts/\*(/letters/\*)?)?"
-    r"|ses:\*:\*:configuration-set/relais"
+    r"|ses:\*:\*:(configuration-set/relais|identity/\*)"
     r"|logs:\*:\*:log-group:/aws/lambda/relais-\*(:log-stream:\*)?"
     r")$"
 )
 """`relais-documents-*`: the bucket's name ends with the AWS account id, which may stay `*` here; the bucket
-itself is named for listing the versions of a dossier's files to erase them (under `accounts/` only)."""
+itself is named for listing the versions of a dossier's files to erase them (under `accounts/` only).
+`identity/*`: SES authorizes SendEmail on the sending identity too, the deployment's own domain, which a
+static file cannot name (test_least_privilege.py)."""
 BARE_STAR_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "cloudwatch:PutMetricData"}
 """The only actions AWS authorizes on no resource but `*`."""
-DELETES = {"api_handler"}
-"""Deleting a mailing draft, and Powertools' idempotency forgetting a refused request."""
+DELETES = {"api_handler", "ses_events"}
+"""Deleting a mailing draft, and Powertools' idempotency forgetting a refused request (api_handler); a
+bounce or complaint replacing an address's plain-text suppression item by its hashed one (ses_events)."""
 
 
 def statements(path: Path) -> list[dict[str, Any]]:
