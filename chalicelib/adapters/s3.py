@@ -16,6 +16,10 @@ UPLOAD_SECONDS = 900
 DOWNLOAD_SECONDS = 300
 
 
+class ErasureIncomplete(RuntimeError):
+    """S3 kept some of the versions it was asked to delete (DeleteObjects answers 200 and lists them)."""
+
+
 class S3Documents:
     def __init__(self, client: Any, bucket: str) -> None:
         self._client = client
@@ -79,7 +83,14 @@ class S3Documents:
                 for v in (*listed.get("Versions", []), *listed.get("DeleteMarkers", []))
             ]
             if versions:
-                self._client.delete_objects(Bucket=self._bucket, Delete={"Objects": versions, "Quiet": True})
+                answer = self._client.delete_objects(
+                    Bucket=self._bucket, Delete={"Objects": versions, "Quiet": True}
+                )
+                # A refused key is reported in the answer, not raised: the erasure must not go on as
+                # if the files were gone (the dossier would be erased and its files kept).
+                if answer.get("Errors"):
+                    codes = sorted({str(error.get("Code")) for error in answer["Errors"]})
+                    raise ErasureIncomplete(f"S3 kept {len(answer['Errors'])} versions: {', '.join(codes)}")
                 erased += len(versions)
             if not listed.get("IsTruncated"):
                 return erased
