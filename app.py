@@ -90,3 +90,10 @@ def dunning_tick(event: CloudWatchEvent) -> dict[str, int]:
     from chalicelib.handlers import dunning_tick as tick
 
     return {"queued": tick.handle(event.time)}
+
+
+@app.schedule("rate(1 minute)")
+def webhook_tick(event: CloudWatchEvent) -> dict[str, int]:
+    from chalicelib.handlers import webhook_tick as tick
+
+    return {"queued": tick.handle(event.time)}

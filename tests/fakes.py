@@ -321,7 +321,8 @@ class FakeWebhookStore:
     def fanned_out(self, event: Any) -> None:
         self.fanned.append(event.id)
 
-    def due_deliveries(self, now: datetime, limit: int) -> list[tuple[str, str, str, int]]:
+    def due_deliveries(self, now: datetime, per_shard: int) -> list[tuple[str, str, str, int]]:
+        """One shard: at most `per_shard` of the due attempts, the oldest."""
         from chalicelib.domain.webhooks import DeliveryStatus
 
         due = sorted(
@@ -329,8 +330,8 @@ class FakeWebhookStore:
             key=lambda d: d.next_attempt_at,
         )
         return [(d.account_id, d.webhook_id, d.id, d.attempt + 1) for d in due if d.next_attempt_at <= now][
-            :limit
+            :per_shard
         ]
 
-    def due_events(self, now: datetime, limit: int) -> list[Any]:
+    def due_events(self, now: datetime, per_shard: int) -> list[Any]:
         return []

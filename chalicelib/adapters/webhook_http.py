@@ -32,9 +32,9 @@ from typing import Any, Protocol
 
 from chalicelib.domain.errors import FieldIssue, InvalidInput
 from chalicelib.domain.webhook_urls import address_allowed, check_url
+from chalicelib.domain.webhooks import MAX_BODY_BYTES
 from chalicelib.observability import logger
 
-MAX_BODY_BYTES = 256 * 1024
 MAX_ANSWER_BYTES = 64 * 1024
 USER_AGENT = "Relais-Webhooks/1"
 

@@ -55,6 +55,9 @@ ones travel as a delayed SQS message."""
 DISABLE_AFTER = timedelta(days=5)
 """An endpoint failing this long since its first failure without a success in between is disabled."""
 GONE = 410
+MAX_BODY_BYTES = 256 * 1024
+"""The largest body posted (issue 16): a larger one is refused by the transport on every attempt, so its
+delivery fails at once instead of being retried for a day (`refused_body`)."""
 
 WEBHOOK_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
@@ -257,6 +260,23 @@ def after_attempt(delivery: Delivery, outcome: AttemptOutcome, now: datetime) ->
         attempted_at=now,
         next_attempt_at=next_at,
         last_error=error,
+    )
+
+
+def refused_body(delivery: Delivery, size: int, now: datetime) -> Delivery:
+    """The delivery once attempt `delivery.attempt + 1` found its body over MAX_BODY_BYTES: nothing was
+    posted, and no retry could post it, so it fails now, saying why."""
+    return replace(
+        delivery,
+        attempt=delivery.attempt + 1,
+        status=DeliveryStatus.FAILED,
+        response_status=None,
+        duration_ms=0,
+        attempted_at=now,
+        next_attempt_at=None,
+        last_error=(
+            f"body too large: {size} bytes, more than the {MAX_BODY_BYTES} (256 KB) a delivery may post"
+        ),
     )
 
 

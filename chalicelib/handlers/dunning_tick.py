@@ -3,9 +3,9 @@
 The outbox guarantee (communications still queued past their retry time are queued again), and one
 message per scheduled step (dossiers' `deadline_approaching` automations, installments' and expected
 documents' steps) for the communications worker, and one per bulk job or mailing that stalled for the bulk
-worker, and the webhooks' events whose fan-out message was lost and delivery attempts whose retry has
-come, for the webhook worker: all read from the sparse sharded `due` index, so a
-tick reads what is due, never the portfolio, and does no step's work itself.
+worker: all read from the sparse sharded `due` index, so a tick reads what is due, never the portfolio, and
+does no step's work itself. The webhooks' retries and lost events, on the same index, are `webhook_tick`'s
+(every minute: an hour would make a 5-minute retry an hour late).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from datetime import datetime
 from chalicelib.domain.clock import parse_iso
 from chalicelib.services.communications import requeue_forgotten
 from chalicelib.services.schedule import queue_due_steps
-from chalicelib.services.webhooks import requeue_due
 from chalicelib.wiring import container
 
 
@@ -23,7 +22,6 @@ def run(as_of: datetime) -> int:
     """Queue what is due at `as_of`; returns how many messages were queued."""
     services = container()
     requeued = requeue_forgotten(services.communications, services.communications_queue, as_of)
-    requeued += requeue_due(services.webhooks, services.webhooks_queue, as_of)
     return requeued + queue_due_steps(
         services.due_steps, services.communications_queue, services.bulk_queue, as_of
     )

@@ -38,7 +38,8 @@ Relais is running locally.
     {stack.platform_admin_token}
 
 Try:  curl -s {stack.api_url}/account -H "Authorization: Bearer $ADMIN_TOKEN"
-The tick runs every minute and queued emails are delivered every second. Ctrl-C stops everything.
+The ticks (dunning_tick, webhook_tick) run every minute and queued messages are delivered every second.
+Ctrl-C stops everything.
 """
     )
     sys.stdout.flush()

@@ -35,13 +35,14 @@ def show_outbox_page() -> Response:
 
 @local.route("/_local/tick", methods=["POST"])
 def run_tick() -> dict[str, Any]:
-    from chalicelib.handlers import dunning_tick
+    """Both scheduled functions, `dunning_tick` and `webhook_tick`, as of `time`, then every queue drained."""
+    from chalicelib.handlers import dunning_tick, webhook_tick
     from chalicelib.local import pumps
 
     request = local.current_request
     body = parse_body(request, TickBody) if (request.raw_body or b"").strip() else TickBody()
     as_of = body.time.replace(microsecond=0) if body.time else container().now()
-    queued = dunning_tick.run(as_of)
+    queued = dunning_tick.run(as_of) + webhook_tick.run(as_of)
     return {"queued": queued, "processed": pumps.drain()}
 
 

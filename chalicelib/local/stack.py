@@ -114,7 +114,7 @@ def start(
     from chalice.local import CustomLocalChalice, LocalChalice, LocalDevServer
 
     from chalicelib import wiring
-    from chalicelib.handlers import dunning_tick
+    from chalicelib.handlers import dunning_tick, webhook_tick
     from chalicelib.local import pumps
     from chalicelib.local.gateway import RelaisRequestHandler
     from chalicelib.local.provision import provision
@@ -160,6 +160,9 @@ def start(
 
     stop = threading.Event()
     ticker = _every(tick_seconds, stop, "dunning_tick", lambda: dunning_tick.run(wiring.container().now()))
+    webhook_ticker = _every(
+        tick_seconds, stop, "webhook_tick", lambda: webhook_tick.run(wiring.container().now())
+    )
     pump = _every(pump_seconds, stop, "queue_pump", pumps.drain)
 
     def close_server() -> None:
@@ -175,7 +178,13 @@ def start(
         manager_token=mint_token(secret, "demo-manager", "manager", demo.id, TOKEN_LIFETIME),
         platform_admin_token=mint_token(secret, "platform-admin", "platform_admin", None, TOKEN_LIFETIME),
         _stop=stop,
-        _closers=[moto.stop, close_server, lambda: ticker.join(timeout=5), lambda: pump.join(timeout=5)],
+        _closers=[
+            moto.stop,
+            close_server,
+            lambda: ticker.join(timeout=5),
+            lambda: webhook_ticker.join(timeout=5),
+            lambda: pump.join(timeout=5),
+        ],
     )
 
 

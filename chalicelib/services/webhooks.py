@@ -6,8 +6,8 @@ it reports) is fanned out: one Query of the account's endpoints, one delivery me
 wants it (no item written yet), then the event leaves the `due` index. A delivery message is one attempt:
 one read of the endpoint and the delivery, one POST, one conditional write of the outcome. A retry
 shorter than 5 minutes travels as a delayed SQS message; every waiting retry also sits on the `due`
-index, where the tick finds it (the long ones, which SQS cannot delay, and any short one whose message
-was lost).
+index, where `webhook_tick` finds it within a minute (the long ones, which SQS cannot delay, and any short
+one whose message was lost).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from chalicelib.domain.errors import Conflict, InvalidInput, NotFound
 from chalicelib.domain.events import Event, EventType, Subject, SubjectKind
 from chalicelib.domain.webhooks import (
     LONG_RETRY,
+    MAX_BODY_BYTES,
     AttemptOutcome,
     Delivery,
     DeliveryStatus,
@@ -39,6 +40,7 @@ from chalicelib.domain.webhooks import (
     given_up,
     new_endpoint,
     new_secret,
+    refused_body,
     signed_headers,
 )
 from chalicelib.observability import logger
@@ -48,7 +50,9 @@ from chalicelib.services.ports import AccountRepository, MessageQueue
 
 DELIVERY_MESSAGE = "webhook_delivery"
 """The `kind` of a delivery message; an event's message has none."""
-TICK_LIMIT = 10_000
+TICK_PAGE = 100
+"""Due events, and due attempts, one `webhook_tick` queues per shard of the `due` index: a run is 16
+Queries, a BatchGetItem and at most 1,600 messages, well within its minute."""
 EARLY_TOLERANCE = timedelta(seconds=1)
 MAX_SQS_DELAY = 900
 UrlCheck = Callable[[str], str]
@@ -116,9 +120,14 @@ class WebhookStore(Protocol):
 
     def fanned_out(self, event: Event) -> None: ...
 
-    def due_deliveries(self, now: datetime, limit: int) -> list[tuple[str, str, str, int]]: ...
+    def due_deliveries(self, now: datetime, per_shard: int) -> list[tuple[str, str, str, int]]:
+        """(account, endpoint, delivery, attempt) of the attempts due at `now`: at most `per_shard` of
+        each shard of the `due` index, the oldest of each."""
+        ...
 
-    def due_events(self, now: datetime, limit: int) -> list[Event]: ...
+    def due_events(self, now: datetime, per_shard: int) -> list[Event]:
+        """The events due for their fan-out at `now` (their message was lost), as many per shard."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -366,6 +375,15 @@ def attempt(request: AttemptRequest, ctx: AttemptContext) -> DeliveryStatus | No
         ctx.store.record(delivery, after)
         return after.status
     body = _body(before.message)
+    if len(body) > MAX_BODY_BYTES:
+        # The receiver is not at fault: its failure clock does not move.
+        refused = refused_body(before, len(body), ctx.now)
+        if not ctx.store.record(before, refused):
+            return None
+        logger.warning(
+            "webhook body too large", extra={"delivery_id": request.delivery_id, "bytes": len(body)}
+        )
+        return refused.status
     headers = signed_headers(endpoint.signing_secrets(ctx.now), before.event_id, int(ctx.wall_clock()), body)
     posted = ctx.transport.post(endpoint.url, headers, body)
     outcome = AttemptOutcome(posted.status, posted.duration_ms, posted.error)
@@ -456,17 +474,24 @@ def _disabled_notice(endpoint: Endpoint, reason: DisabledReason, ctx: AttemptCon
 # ---- the tick ----
 
 
-def requeue_due(store: WebhookStore, queue: MessageQueue, now: datetime, limit: int = TICK_LIMIT) -> int:
+def queue_due(store: WebhookStore, queue: MessageQueue, now: datetime, per_shard: int = TICK_PAGE) -> int:
     """Queue again the events still waiting for their fan-out (their message was lost) and the delivery
-    attempts whose moment has come; returns how many messages."""
-    events = store.due_events(now, limit)
-    attempts = store.due_deliveries(now, limit)
+    attempts whose moment has come; returns how many messages.
+
+    One page of at most `per_shard` of each per shard of the `due` index, the oldest first: what is left
+    waits for the next minute's tick. Two runs at once queue the same attempts twice; the worker posts an
+    attempt only while the delivery still stands before it, so the second copy handled after the first
+    posts nothing (see `attempt`)."""
+    events = store.due_events(now, per_shard)
+    attempts = store.due_deliveries(now, per_shard)
     queue.send_many(
         [
             *(event.to_message() for event in events),
             *(AttemptRequest(a, w, d, n).to_message() for a, w, d, n in attempts),
         ]
     )
+    if events or attempts:
+        logger.info("webhooks queued by the tick", extra={"events": len(events), "attempts": len(attempts)})
     return len(events) + len(attempts)
 
 

@@ -101,6 +101,25 @@ def test_a_waiting_retry_is_due_once_its_time_has_come_and_leaves_when_settled(w
     assert webhooks.due_deliveries(NOW + timedelta(days=9), 10) == []
 
 
+def test_a_tick_reads_a_bounded_page_of_each_shard_the_oldest_first_and_the_rest_later(
+    webhooks: Any,
+) -> None:
+    from chalicelib.adapters.dynamodb.webhooks import _shard
+
+    webhooks.add(_endpoint())
+    same_shard = [i for i in (f"dlv_{n:02d}" for n in range(100)) if _shard(i) == _shard("dlv_00")][:3]
+    failed = []
+    for minute, delivery_id in enumerate(same_shard):
+        new = _delivery(delivery_id)
+        failed.append(after_attempt(new, AttemptOutcome(500, 5, None), NOW + timedelta(minutes=minute)))
+        webhooks.record(new, failed[-1])
+    later = NOW + timedelta(hours=1)
+    assert [d for _, _, d, _ in webhooks.due_deliveries(later, 2)] == same_shard[:2]
+    for before in failed[:2]:
+        webhooks.record(before, after_attempt(before, AttemptOutcome(200, 5, None), later))
+    assert webhooks.due_deliveries(later, 2) == [("acc_1", "whk_01", same_shard[2], 2)]
+
+
 def test_the_failure_clock_moves_with_the_outcome_and_disabling_happens_once(webhooks: Any) -> None:
     endpoint = _endpoint()
     webhooks.add(endpoint)

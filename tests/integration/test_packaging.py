@@ -73,6 +73,17 @@ def test_the_webhook_worker_reports_partial_batch_failures_from_its_own_queue(
     assert resources["WebhookWorker"]["DependsOn"] == ["WebhooksQueue"]
 
 
+def test_webhook_retries_are_queued_every_minute_and_the_dunning_steps_every_hour(
+    template: dict[str, Any],
+) -> None:
+    def schedules(function: str) -> list[str]:
+        events = template["Resources"][function]["Properties"]["Events"].values()
+        return [e["Properties"]["Schedule"] for e in events if e["Type"] == "Schedule"]
+
+    assert schedules("WebhookTick") == ["rate(1 minute)"]
+    assert schedules("DunningTick") == ["rate(1 hour)"]
+
+
 def test_every_queue_has_a_dead_letter_queue(template: dict[str, Any]) -> None:
     queues = {k: v for k, v in template["Resources"].items() if v["Type"] == "AWS::SQS::Queue"}
     for name, queue in queues.items():
@@ -360,9 +371,14 @@ def test_every_handler_runs_with_exactly_the_environment_of_the_packaged_templat
 
     as_packaged("DunningTick")
     ticked = app.dunning_tick(_scheduled_event("Scheduled Event", "aws.events", {}), _context("dunning_tick"))
-    # The bulk job above ended; its last stall check is due by 2027 and leaves the index once made. The two
-    # events written above (no webhook_worker fanned them out yet) are queued again, as lost ones would be.
-    assert ticked == {"queued": 3}
+    # The bulk job above ended; its last stall check is due by 2027 and leaves the index once made.
+    assert ticked == {"queued": 1}
+
+    as_packaged("WebhookTick")
+    ticked = app.webhook_tick(_scheduled_event("Scheduled Event", "aws.events", {}), _context("webhook_tick"))
+    # The two events written above (no webhook_worker fanned them out yet) are queued again, as lost ones
+    # would be.
+    assert ticked == {"queued": 2}
 
     as_packaged("SesEvents")
     ses_record = {
@@ -428,6 +444,7 @@ READS = {
     },
     "BulkWorker": set(),
     "DunningTick": set(),
+    "WebhookTick": set(),
     "SesEvents": set(),
     "WebhookWorker": set(),
     "UploadEvents": {"RELAIS_DOCUMENTS_BUCKET", "RELAIS_API_URL", "RELAIS_PORTAL_TOKEN_DAYS"},
@@ -570,7 +587,15 @@ def test_every_worker_that_fails_mails_the_operators(template: dict[str, Any]) -
         for k, v in template["Resources"].items()
         if v["Type"] == "AWS::Serverless::Function" and v["Properties"].get("Events")
     }
-    assert {"CommunicationsWorker", "BulkWorker", "SesEvents", "UploadEvents", "DunningTick"} <= workers
+    assert {
+        "CommunicationsWorker",
+        "BulkWorker",
+        "SesEvents",
+        "UploadEvents",
+        "DunningTick",
+        "WebhookTick",
+        "WebhookWorker",
+    } <= workers
     watched = {
         alarm["Dimensions"][0]["Value"]["Ref"]
         for alarm in _alarms(template)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from chalicelib.services import ports
+from chalicelib.services.webhooks import WebhookStore
 from tests import fakes
 
 PAIRS = [
@@ -17,6 +18,7 @@ PAIRS = [
     (fakes.FakeQueue, ports.MessageQueue),
     (fakes.FakeMailer, ports.Mailer),
     (fakes.FakeSuppressionList, ports.SuppressionList),
+    (fakes.FakeWebhookStore, WebhookStore),
 ]
 
 

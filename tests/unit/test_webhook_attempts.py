@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +12,7 @@ from chalicelib.domain.accounts import Account
 from chalicelib.domain.communications import CommunicationKind
 from chalicelib.domain.events import Event, EventType, Subject, SubjectKind
 from chalicelib.domain.plans import Plan
-from chalicelib.domain.webhooks import DisabledReason, Endpoint, new_secret
+from chalicelib.domain.webhooks import DeliveryStatus, DisabledReason, Endpoint, new_secret
 from chalicelib.services.webhooks import AttemptContext, AttemptRequest, attempt, fan_out
 from tests.fakes import FakeAccountRepository, FakeWebhookStore
 
@@ -89,6 +90,24 @@ def test_a_retry_of_five_minutes_or_more_waits_on_the_due_index_not_in_the_queue
     attempt(second, _context(store, Transport(500), queue, NOW + timedelta(seconds=5)))
     assert queue.sent == []
     assert store.delivered["dlv_1"].next_attempt_at == NOW + timedelta(seconds=5, minutes=5)
+
+
+def test_a_body_over_256_kb_fails_at_once_saying_why_without_a_post_or_a_retry() -> None:
+    store, queue, transport = Store(), Queue(), Transport(200)
+    huge = replace(EVENT, data={"note": "x" * 256 * 1024})
+    request = AttemptRequest("acc_1", "whk_1", "dlv_1", 1, event=huge.to_message())
+    assert attempt(request, _context(store, transport, queue)) is DeliveryStatus.FAILED
+    assert (transport.posts, queue.sent) == ([], [])
+    failed = store.delivered["dlv_1"]
+    assert (failed.attempt, failed.next_attempt_at, failed.response_status) == (1, None, None)
+    assert re.fullmatch(
+        r"body too large: 2622\d\d bytes, more than the 262144 \(256 KB\) a delivery may post",
+        failed.last_error or "",
+    )
+    assert store.get("acc_1", "whk_1").failing_since is None
+    # The duplicate of that message finds the attempt made: still nothing posted.
+    assert attempt(request, _context(store, transport, queue)) is None
+    assert transport.posts == []
 
 
 def test_a_duplicate_message_posts_nothing() -> None:

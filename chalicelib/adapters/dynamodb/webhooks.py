@@ -356,30 +356,32 @@ class DynamoWebhookStore:
             if exc.cause_response_code != _CONDITION_FAILED:
                 raise
 
-    def due_deliveries(self, now: datetime, limit: int) -> list[tuple[str, str, str, int]]:
-        """(account_id, webhook_id, delivery_id, attempt) of the attempts due at `now`, oldest first."""
+    def due_deliveries(self, now: datetime, per_shard: int) -> list[tuple[str, str, str, int]]:
+        """(account_id, webhook_id, delivery_id, attempt) of the attempts due at `now`, oldest first: one
+        Query of at most `per_shard` items on each shard."""
         found: list[tuple[str, tuple[str, str, str, int]]] = []
         upper = f"{iso(now)}#~"
         for shard in range(DUE_SHARDS):
             for item in DeliveryItem.due_index.query(
-                f"WHR#{shard}", DeliveryItem.due_sk <= upper, limit=limit
+                f"WHR#{shard}", DeliveryItem.due_sk <= upper, limit=per_shard
             ):
                 account_id, _, webhook_id = item.pk.removeprefix("ACCOUNT#").partition("#WEBHOOK#")
                 attempt = str(item.due_sk).rsplit("#", 1)[-1]
                 delivery_id = item.sk.removeprefix("DELIVERY#")
                 found.append((str(item.due_sk), (account_id, webhook_id, delivery_id, int(attempt))))
         found.sort(key=lambda entry: entry[0])
-        return [key for _, key in found[:limit]]
+        return [key for _, key in found]
 
-    def due_events(self, now: datetime, limit: int) -> list[Event]:
-        """Events still waiting for their fan-out at `now` (their queue message was lost), oldest first."""
+    def due_events(self, now: datetime, per_shard: int) -> list[Event]:
+        """Events still waiting for their fan-out at `now` (their queue message was lost), oldest first:
+        one Query of at most `per_shard` keys on each shard, then BatchGetItem (100 keys a call)."""
         keys: list[tuple[str, tuple[str, str]]] = []
         upper = f"{iso(now)}#~"
         for shard in range(DUE_SHARDS):
-            for item in EventItem.due_index.query(f"WH#{shard}", EventItem.due_sk <= upper, limit=limit):
+            for item in EventItem.due_index.query(f"WH#{shard}", EventItem.due_sk <= upper, limit=per_shard):
                 keys.append((str(item.due_sk), (item.pk, item.sk)))
         keys.sort(key=lambda entry: entry[0])
-        wanted = [key for _, key in keys[:limit]]
+        wanted = [key for _, key in keys]
         return [event_from(item) for item in EventItem.batch_get(wanted)] if wanted else []
 
 
