@@ -136,7 +136,9 @@ class CommunicationRepository(Protocol):
     ) -> list[Event] | None:
         """Record a status and take it off the retry schedule, with its events, in one write; with
         `expected`, only from that status (None when it had moved on), and then a mailing's counts move
-        with it. The events written, to announce: `mailing.finished` too when this ended a mailing."""
+        with it. The events written, to announce: `mailing.finished` too when this ended a mailing.
+        A `sent` outcome expected from `sending` also lands, once, on an email whose bounce or complaint
+        came first (`Communication.awaits_its_sending`): it keeps that status and counts as sent."""
         ...
 
     def statuses(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], CommunicationStatus]:

@@ -31,6 +31,7 @@ from chalicelib.domain.accounts import DEFAULT_RETENTION_DAYS, Account
 from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.clock import iso, parse_iso
 from chalicelib.domain.communications import (
+    FEEDBACK_STATUSES,
     FINAL_STATUSES,
     Communication,
     CommunicationKind,
@@ -415,7 +416,27 @@ class DynamoCommunicationRepository:
         """Record a status and take the communication off the retry schedule, with the events that say so,
         in one write. With `expected`, only if it still has that status (None otherwise): the move from
         `sending` to an outcome happens once, and only then are a mailing's counts moved, in the same
-        transaction. The events written (`mailing.finished` too when this outcome ended a mailing)."""
+        transaction. The events written (`mailing.finished` too when this outcome ended a mailing).
+
+        A `sent` outcome expected from `sending` also lands on an email whose bounce or complaint came
+        first (`Communication.awaits_its_sending`): then it keeps that status and its reason, and records
+        and counts only the sending, once (the condition wants no `sent_at` yet)."""
+        written = self._settle(communication, expected, events, at)
+        if (
+            written is None
+            and expected is CommunicationStatus.SENDING
+            and communication.status is CommunicationStatus.SENT
+        ):
+            return self._settle_after_feedback(communication, events, at)
+        return written
+
+    def _settle(
+        self,
+        communication: Communication,
+        expected: CommunicationStatus | None,
+        events: Sequence[Event],
+        at: datetime | None,
+    ) -> list[Event] | None:
         item = CommunicationItem(*communication_key(communication.account_id, communication.id))
         optional = [
             (CommunicationItem.subject, communication.subject),
@@ -439,6 +460,31 @@ class DynamoCommunicationRepository:
         moment = at or (events[0].at if events else datetime.now(UTC))
         return _write_outcome(
             item, actions, condition, communication.status, counted, expected is not None, events, moment
+        )
+
+    def _settle_after_feedback(
+        self, sent: Communication, events: Sequence[Event], at: datetime | None
+    ) -> list[Event] | None:
+        """The sending of an email SES's feedback already marked: its status and reason stay."""
+        item = CommunicationItem(*communication_key(sent.account_id, sent.id))
+        moment = at or (events[0].at if events else datetime.now(UTC))
+        actions: list[Any] = [
+            CommunicationItem.due_pk.remove(),
+            CommunicationItem.due_sk.remove(),
+            CommunicationItem.sent_at.set(sent.sent_at or moment),
+        ]
+        if sent.subject is not None:
+            actions.append(CommunicationItem.subject.set(sent.subject))
+        if sent.provider_message_id is not None:
+            actions.append(CommunicationItem.provider_message_id.set(sent.provider_message_id))
+        if sent.skipped_parties:
+            actions.append(CommunicationItem.skipped_parties.set(list(sent.skipped_parties)))
+        condition = (
+            CommunicationItem.status.is_in(*(status.value for status in FEEDBACK_STATUSES))
+            & CommunicationItem.sent_at.does_not_exist()
+        )
+        return _write_outcome(
+            item, actions, condition, CommunicationStatus.SENT, sent.mailing_id, True, events, moment
         )
 
     def statuses(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], CommunicationStatus]:
