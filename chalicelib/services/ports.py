@@ -154,8 +154,9 @@ class CommunicationRepository(Protocol):
     def record_delivered(
         self, account_id: str, communication_id: str, addresses: tuple[str, ...]
     ) -> Communication | None:
-        """SES accepted the copies sent to `addresses` (normalized) of a communication still `sending`:
-        add them to its `delivered_to` and return it as it now stands; None when it is no longer sending."""
+        """SES accepted the copies sent to `addresses` (normalized) of a communication still `sending` (or
+        awaiting its sending after a bounce): add them to its `delivered_to` and return it as it now
+        stands; None when it is settled."""
         ...
 
     def accept(
@@ -168,8 +169,8 @@ class CommunicationRepository(Protocol):
         at: datetime,
         events: Sequence[Event] = (),
     ) -> list[Event] | None:
-        """SES's Send event: settle as `sent` a communication still `sending`, with its events; None
-        otherwise."""
+        """SES's Send event: settle as `sent` a communication still `sending`, with its events (or record
+        the sending of one whose bounce or complaint came first, as `settle` does); None otherwise."""
         ...
 
     def due_for_retry(self, now: datetime, limit: int) -> list[tuple[str, str]]:

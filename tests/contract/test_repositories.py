@@ -227,6 +227,28 @@ def test_a_sending_outcome_after_its_bounce_keeps_the_bounce_and_is_recorded_onc
     assert communications.due_for_retry(NOW + timedelta(days=1), limit=10) == []
 
 
+def test_ses_accepting_an_email_after_its_bounce_records_the_sending_once_under_the_bounce(
+    store: tuple[Any, Any],
+) -> None:
+    _, communications = store
+    communications.add(_communication(), retry_at=NOW)
+    claimed = communications.claim("01ACCOUNT", "cm_1", NOW, timedelta(minutes=15))
+    bounced = claimed.with_feedback(CommunicationStatus.BOUNCED, "bounce: Permanent/General")
+    communications.settle(bounced, expected=CommunicationStatus.SENDING)
+    marked = communications.record_delivered("01ACCOUNT", "cm_1", ("lea@martin.fr",))
+    assert marked is not None
+    assert marked.delivered_to == ("lea@martin.fr",)
+    assert communications.accept("01ACCOUNT", "cm_1", None, "ses-1", "Bienvenue", NOW) == []
+    assert communications.accept("01ACCOUNT", "cm_1", None, "ses-1", "Bienvenue", NOW) is None
+    assert communications.record_delivered("01ACCOUNT", "cm_1", ("lea@martin.fr",)) is None
+    read = communications.get("01ACCOUNT", "cm_1")
+    assert (read.status, read.provider_message_id, read.sent_at) == (
+        CommunicationStatus.BOUNCED,
+        "ses-1",
+        NOW,
+    )
+
+
 def test_a_retry_backlog_drains_oldest_first_whatever_shard_holds_it(store: tuple[Any, Any]) -> None:
     _, communications = store
     ids = [f"cm_{n}" for n in range(12)]

@@ -173,6 +173,53 @@ def test_a_mailings_email_bounced_before_its_worker_settled_counts_once_and_the_
     assert aws.suppressions.suppressed(account_id, [BOUNCED_CLIENT]) == {BOUNCED_CLIENT}
 
 
+class WorkerDied(Exception):
+    """The worker's Lambda ended between SES's answer and the outcome's write (a timeout, a crash)."""
+
+
+def test_a_mailings_email_bounced_then_accepted_by_ses_after_its_worker_died_counts_once(
+    platform: Api, aws: Any
+) -> None:
+    staff, account_id = open_account(platform)
+    clients = [
+        _create(staff, "/clients", {"name": f"Client {n}", "email": f"c{n}@exemple.fr"}) for n in range(3)
+    ]
+    mailing_id, requests = _mailing_requests(aws, staff)
+    ses = FeedbackRace(aws.ses_mailer, BOUNCED_CLIENT, "Bounce", first=False)
+
+    class DyingWorkerSes:
+        def send(self, email: OutgoingEmail) -> str:
+            message_id = ses.send(email)
+            if ses.feedback and ses.feedback[-1]["body"].count(email.communication_id):
+                raise WorkerDied()
+            return message_id
+
+    def work(request: DeliveryRequest) -> CommunicationStatus | None:
+        return deliver(request, aws.communications, DyingWorkerSes(), aws.suppressions, aws.now())
+
+    outcomes = []
+    for request in requests:
+        try:
+            outcomes.append(work(request))
+        except WorkerDied:
+            outcomes.append(None)
+    assert sorted(map(str, outcomes)) == ["None", "sent", "sent"]
+    # SES's bounce is handled before its Send event, twice each; the message comes back: nothing moves.
+    for _ in range(2):
+        _handle(*ses.feedback)
+        _handle(*ses.accepted)
+    assert [work(request) for request in requests] == [None] * 3
+
+    shown = staff.get(f"/mailings/{mailing_id}").body
+    assert (shown["status"], shown["total"], shown["sent"]) == ("sent", 3, 3)
+    [email] = staff.get(f"/clients/{clients[1]['id']}/communications").body["items"]
+    assert email["status"] == "bounced"
+    events = account_events(account_id)
+    assert len(of_type(events, "mailing.finished")) == 1
+    assert len(of_type(events, "communication.bounced")) == 1
+    assert len([e for e in of_type(events, "communication.sent") if e.data["kind"] == "mailing"]) == 3
+
+
 @pytest.mark.parametrize(
     ("kind", "subject_kind", "subject_field"),
     [
