@@ -129,7 +129,14 @@ class FakeCommunicationRepository:
         at: datetime | None = None,
     ) -> list[Event] | None:
         key = (communication.account_id, communication.id)
-        if expected is not None and self.communications[key].status is not expected:
+        current = self.communications[key]
+        if (
+            expected is CommunicationStatus.SENDING
+            and communication.status is CommunicationStatus.SENT
+            and current.awaits_its_sending
+        ):
+            communication = current.sent_after_feedback(communication)
+        elif expected is not None and current.status is not expected:
             return None
         self.communications[key] = communication
         self.retry_at.pop(key, None)
@@ -141,7 +148,9 @@ class FakeCommunicationRepository:
     ) -> Communication | None:
         key = (account_id, communication_id)
         current = self.communications.get(key)
-        if current is None or current.status is not CommunicationStatus.SENDING:
+        if current is None or not (
+            current.status is CommunicationStatus.SENDING or current.awaits_its_sending
+        ):
             return None
         delivered = tuple(sorted({*current.delivered_to, *addresses}))
         self.communications[key] = replace(current, delivered_to=delivered)
@@ -159,11 +168,10 @@ class FakeCommunicationRepository:
     ) -> list[Event] | None:
         key = (account_id, communication_id)
         current = self.communications.get(key)
-        if current is None or current.status is not CommunicationStatus.SENDING:
+        if current is None:
             return None
-        return self.settle(
-            current.sent(subject or current.subject or "", provider_message_id, at), events=events
-        )
+        sent = current.sent(subject or current.subject or "", provider_message_id, at)
+        return self.settle(sent, expected=CommunicationStatus.SENDING, events=events)
 
     def due_for_retry(self, now: datetime, limit: int) -> list[tuple[str, str]]:
         due = sorted((at, key) for key, at in self.retry_at.items() if at <= now)

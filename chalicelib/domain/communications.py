@@ -165,6 +165,19 @@ class Communication:
     def failed(self, reason: str) -> Communication:
         return replace(self, status=CommunicationStatus.FAILED, status_reason=reason)
 
+    @property
+    def awaits_its_sending(self) -> bool:
+        """SES's bounce or complaint came before the worker (or SES's Send event) recorded the sending:
+        the email shows the feedback, but nothing wrote its `sent_at` nor counted it in its mailing yet.
+        The sending, when it lands, then keeps the feedback's status and reason, fills in what was sent
+        (`sent_after_feedback`), and is counted `sent`, once: SES accepted the email."""
+        return self.status in FEEDBACK_STATUSES and self.sent_at is None
+
+    def sent_after_feedback(self, sent: Communication) -> Communication:
+        """The `sent` outcome of an email that `awaits_its_sending`, as it is recorded: what was sent,
+        under the feedback's status, which is past `sent`."""
+        return replace(sent, status=self.status, status_reason=self.status_reason)
+
     def with_feedback(self, status: CommunicationStatus, reason: str) -> Communication:
         """A bounce or a complaint reported after sending. A complaint is never downgraded to a bounce:
         it is the stronger signal, and both orders of arrival must end alike."""
@@ -177,6 +190,10 @@ FINAL_STATUSES = frozenset(
     {CommunicationStatus.SENT, CommunicationStatus.FAILED, CommunicationStatus.SKIPPED}
 )
 """The outcomes a mailing counts (a later bounce or complaint does not move its counts)."""
+
+FEEDBACK_STATUSES = frozenset({CommunicationStatus.BOUNCED, CommunicationStatus.COMPLAINED})
+"""What SES's feedback makes of an email it accepted: a state past `sent`, which a later worker's
+outcome never overwrites (see `Communication.awaits_its_sending`)."""
 
 
 def normalize_address(address: str) -> str:

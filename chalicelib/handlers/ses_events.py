@@ -11,16 +11,19 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from chalicelib.domain.communications import CommunicationStatus
+from chalicelib.domain.communications import FEEDBACK_STATUSES, CommunicationStatus
 from chalicelib.domain.deliverability import parse_acceptance, parse_feedback
 from chalicelib.observability import logger
 from chalicelib.services.deliverability import record_acceptance, record_feedback
 from chalicelib.wiring import container
 
+_MAYBE_UNSETTLED = {CommunicationStatus.SENDING, *FEEDBACK_STATUSES}
+
 
 def _still_sending(records: list[dict[str, Any]], communications: Any) -> set[tuple[str, str]]:
     """Of the batch's Send events, the emails still `sending` (their worker died after SES accepted
-    them), in one read for the whole batch: usually none, and then the events cost no write at all."""
+    them), or shown bounced or complained (that feedback may have come before their sending was
+    recorded), in one read for the whole batch: usually none, and then the events cost no write at all."""
     keys = []
     for record in records:
         try:
@@ -32,7 +35,7 @@ def _still_sending(records: list[dict[str, Any]], communications: Any) -> set[tu
     if not keys:
         return set()
     statuses = communications.statuses(keys)
-    return {key for key, status in statuses.items() if status is CommunicationStatus.SENDING}
+    return {key for key, status in statuses.items() if status in _MAYBE_UNSETTLED}
 
 
 def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -106,7 +106,11 @@ def deliver(
     is tried again later. A server error of SES (it may have accepted the email) keeps the claim: SES's
     Send event settles the email if it did, else the retry after the claim's lease sends it. Only a
     refusal of the address itself fails it.
-    Returns the final status, or None when there was nothing to do.
+    SES may report a bounce or a complaint before this worker writes that it sent the email (both run at
+    once): the feedback is written at once, and the `sent` outcome then keeps it, records what was sent,
+    writes `communication.sent` and counts the email `sent` in its mailing (SES did accept it), once, so
+    both orders of arrival end alike.
+    Returns the worker's outcome, or None when there was nothing to do.
     """
     communication = repository.claim(request.account_id, request.communication_id, now, CLAIM_LEASE)
     if communication is None:
@@ -201,8 +205,9 @@ def _envelope_address(email: OutgoingEmail) -> str | None:
 
 @dataclass(frozen=True)
 class _Settle:
-    """Write a claimed email's outcome once (from `sending`), with its event, then announce what was
-    written; a duplicate that lost the race writes and announces nothing."""
+    """Write a claimed email's outcome once (from `sending`, or for a `sent` outcome past the bounce or
+    complaint that came first), with its event, then announce what was written; a duplicate that lost
+    the race writes and announces nothing."""
 
     repository: CommunicationRepository
     webhooks: MessageQueue | None

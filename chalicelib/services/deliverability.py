@@ -88,7 +88,9 @@ def record_acceptance(
     A mailing's email goes as one copy per addressee, and each copy's Send event settles that copy only:
     its address joins `delivered_to`, and the email is `sent` (and counted) once every copy is accepted.
     Until then a retry, after the claim's lease, sends only the copies still waiting. False when the
-    email was not settled by this event. Settling writes `communication.sent`, as the worker would have."""
+    email was not settled by this event. Settling writes `communication.sent`, as the worker would have;
+    on an email whose bounce or complaint came first, it keeps that status and counts the sending, as the
+    worker's outcome would (`Communication.awaits_its_sending`)."""
     if acceptance.mailing_id and acceptance.addresses:
         current = communications.record_delivered(
             acceptance.account_id, acceptance.communication_id, acceptance.addresses

@@ -136,7 +136,9 @@ class CommunicationRepository(Protocol):
     ) -> list[Event] | None:
         """Record a status and take it off the retry schedule, with its events, in one write; with
         `expected`, only from that status (None when it had moved on), and then a mailing's counts move
-        with it. The events written, to announce: `mailing.finished` too when this ended a mailing."""
+        with it. The events written, to announce: `mailing.finished` too when this ended a mailing.
+        A `sent` outcome expected from `sending` also lands, once, on an email whose bounce or complaint
+        came first (`Communication.awaits_its_sending`): it keeps that status and counts as sent."""
         ...
 
     def statuses(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], CommunicationStatus]:
@@ -152,8 +154,9 @@ class CommunicationRepository(Protocol):
     def record_delivered(
         self, account_id: str, communication_id: str, addresses: tuple[str, ...]
     ) -> Communication | None:
-        """SES accepted the copies sent to `addresses` (normalized) of a communication still `sending`:
-        add them to its `delivered_to` and return it as it now stands; None when it is no longer sending."""
+        """SES accepted the copies sent to `addresses` (normalized) of a communication still `sending` (or
+        awaiting its sending after a bounce): add them to its `delivered_to` and return it as it now
+        stands; None when it is settled."""
         ...
 
     def accept(
@@ -166,8 +169,8 @@ class CommunicationRepository(Protocol):
         at: datetime,
         events: Sequence[Event] = (),
     ) -> list[Event] | None:
-        """SES's Send event: settle as `sent` a communication still `sending`, with its events; None
-        otherwise."""
+        """SES's Send event: settle as `sent` a communication still `sending`, with its events (or record
+        the sending of one whose bounce or complaint came first, as `settle` does); None otherwise."""
         ...
 
     def due_for_retry(self, now: datetime, limit: int) -> list[tuple[str, str]]:

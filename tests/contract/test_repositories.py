@@ -209,6 +209,46 @@ def test_only_one_outcome_wins_a_sending_communication(store: tuple[Any, Any]) -
     assert communications.claim("01ACCOUNT", "cm_1", NOW + timedelta(days=1), timedelta(minutes=15)) is None
 
 
+def test_a_sending_outcome_after_its_bounce_keeps_the_bounce_and_is_recorded_once(
+    store: tuple[Any, Any],
+) -> None:
+    _, communications = store
+    communications.add(_communication(), retry_at=NOW)
+    claimed = communications.claim("01ACCOUNT", "cm_1", NOW, timedelta(minutes=15))
+    bounced = claimed.with_feedback(CommunicationStatus.BOUNCED, "bounce: Permanent/General")
+    assert communications.settle(bounced, expected=CommunicationStatus.SENDING) == []
+    assert communications.settle(claimed.failed("refused"), expected=CommunicationStatus.SENDING) is None
+    sent = claimed.sent("Bienvenue", "ses-1", NOW)
+    assert communications.settle(sent, expected=CommunicationStatus.SENDING) == []
+    assert communications.settle(sent, expected=CommunicationStatus.SENDING) is None
+    read = communications.get("01ACCOUNT", "cm_1")
+    assert (read.status, read.status_reason) == (CommunicationStatus.BOUNCED, "bounce: Permanent/General")
+    assert (read.subject, read.provider_message_id, read.sent_at) == ("Bienvenue", "ses-1", NOW)
+    assert communications.due_for_retry(NOW + timedelta(days=1), limit=10) == []
+
+
+def test_ses_accepting_an_email_after_its_bounce_records_the_sending_once_under_the_bounce(
+    store: tuple[Any, Any],
+) -> None:
+    _, communications = store
+    communications.add(_communication(), retry_at=NOW)
+    claimed = communications.claim("01ACCOUNT", "cm_1", NOW, timedelta(minutes=15))
+    bounced = claimed.with_feedback(CommunicationStatus.BOUNCED, "bounce: Permanent/General")
+    communications.settle(bounced, expected=CommunicationStatus.SENDING)
+    marked = communications.record_delivered("01ACCOUNT", "cm_1", ("lea@martin.fr",))
+    assert marked is not None
+    assert marked.delivered_to == ("lea@martin.fr",)
+    assert communications.accept("01ACCOUNT", "cm_1", None, "ses-1", "Bienvenue", NOW) == []
+    assert communications.accept("01ACCOUNT", "cm_1", None, "ses-1", "Bienvenue", NOW) is None
+    assert communications.record_delivered("01ACCOUNT", "cm_1", ("lea@martin.fr",)) is None
+    read = communications.get("01ACCOUNT", "cm_1")
+    assert (read.status, read.provider_message_id, read.sent_at) == (
+        CommunicationStatus.BOUNCED,
+        "ses-1",
+        NOW,
+    )
+
+
 def test_a_retry_backlog_drains_oldest_first_whatever_shard_holds_it(store: tuple[Any, Any]) -> None:
     _, communications = store
     ids = [f"cm_{n}" for n in range(12)]

@@ -414,3 +414,43 @@ def test_a_server_error_after_which_no_send_event_came_is_sent_once_when_the_cla
     later = NOW + CLAIM_LEASE + timedelta(minutes=1)
     assert _deliver_welcome(communications, mailer, later) is CommunicationStatus.SENT
     assert len(mailer.sent) == 1
+
+
+class _BouncingBeforeTheWorker(FakeMailer):
+    """SES accepts the email, and its bounce is recorded before `send` returns to the worker."""
+
+    def __init__(self, communications: FakeCommunicationRepository) -> None:
+        super().__init__()
+        self.communications = communications
+
+    def send(self, email: Any) -> str:
+        from chalicelib.domain.deliverability import DeliveryFeedback, FeedbackKind
+        from chalicelib.services.deliverability import record_feedback
+
+        message_id = super().send(email)
+        bounce = DeliveryFeedback(
+            FeedbackKind.BOUNCE, True, "A1", "cm_welcome", ("lea@martin.fr",), None, "Permanent/General"
+        )
+        assert record_feedback(bounce, self.communications, FakeSuppressionList(), NOW)
+        return message_id
+
+
+def test_a_bounce_recorded_before_the_worker_settles_stays_and_the_sending_is_recorded_under_it() -> None:
+    communications = FakeCommunicationRepository()
+    queue_communication(_welcome(), communications, FakeQueue(), NOW)
+    mailer = _BouncingBeforeTheWorker(communications)
+    request = DeliveryRequest("A1", "cm_welcome")
+    assert deliver(request, communications, mailer, FakeSuppressionList(), NOW) is CommunicationStatus.SENT
+    assert deliver(request, communications, mailer, FakeSuppressionList(), NOW) is None
+    recorded = communications.get("A1", "cm_welcome")
+    assert recorded is not None
+    assert (recorded.status, recorded.status_reason) == (
+        CommunicationStatus.BOUNCED,
+        "bounce: Permanent/General",
+    )
+    assert (recorded.provider_message_id, recorded.sent_at) == ("ses-1", NOW)
+    assert sorted(e.type.value for e in communications.events) == [
+        "communication.bounced",
+        "communication.sent",
+    ]
+    assert len(mailer.sent) == 1

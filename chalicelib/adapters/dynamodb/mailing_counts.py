@@ -148,9 +148,13 @@ def _transact(
                 transaction.save(event_item(event), condition=EventItem.pk.does_not_exist())
             transaction.update(mailing, actions=actions, condition=condition)
     except TransactWriteError as exc:
-        if failed_among(exc, 0, written):
+        # PynamoDB sends the puts before the updates, whatever the order they were added in: the
+        # mailing's update, added last, is the last item, but an own update (an email's outcome) comes
+        # after the events' puts. The events are new (fresh ids): any other refusal is the change's own.
+        mailing_at = written + len(events)
+        if failed_among(exc, 0, mailing_at):
             return _Outcome.CHANGE_REFUSED
-        if failed_among(exc, written + len(events), 1):
+        if failed_among(exc, mailing_at, 1):
             return _Outcome.MAILING_REFUSED
         raise
     return _Outcome.WRITTEN

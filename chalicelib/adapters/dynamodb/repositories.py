@@ -31,6 +31,7 @@ from chalicelib.domain.accounts import DEFAULT_RETENTION_DAYS, Account
 from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.clock import iso, parse_iso
 from chalicelib.domain.communications import (
+    FEEDBACK_STATUSES,
     FINAL_STATUSES,
     Communication,
     CommunicationKind,
@@ -318,6 +319,29 @@ def _write_outcome(
     return written
 
 
+_AWAITING_ITS_SENDING = (
+    CommunicationItem.status.is_in(*(status.value for status in FEEDBACK_STATUSES))
+    & CommunicationItem.sent_at.does_not_exist()
+)
+"""The item of an email whose bounce or complaint came before its sending was recorded
+(`Communication.awaits_its_sending`)."""
+
+
+def _record_sending_after_feedback(
+    item: CommunicationItem,
+    actions: list[Any],
+    mailing_id: str | None,
+    events: Sequence[Event],
+    at: datetime,
+) -> list[Event] | None:
+    """Record the sending (`actions`, which set `sent_at`, never the status) of an email that awaits it,
+    off the retry schedule, counted `sent` in its mailing, once; None when it does not await it."""
+    actions = [*actions, CommunicationItem.due_pk.remove(), CommunicationItem.due_sk.remove()]
+    return _write_outcome(
+        item, actions, _AWAITING_ITS_SENDING, CommunicationStatus.SENT, mailing_id, True, events, at
+    )
+
+
 class DynamoCommunicationRepository:
     def add(self, communication: Communication, retry_at: datetime, events: Sequence[Event] = ()) -> bool:
         item = communication_item(communication, retry_at)
@@ -415,7 +439,27 @@ class DynamoCommunicationRepository:
         """Record a status and take the communication off the retry schedule, with the events that say so,
         in one write. With `expected`, only if it still has that status (None otherwise): the move from
         `sending` to an outcome happens once, and only then are a mailing's counts moved, in the same
-        transaction. The events written (`mailing.finished` too when this outcome ended a mailing)."""
+        transaction. The events written (`mailing.finished` too when this outcome ended a mailing).
+
+        A `sent` outcome expected from `sending` also lands on an email whose bounce or complaint came
+        first (`Communication.awaits_its_sending`): then it keeps that status and its reason, and records
+        and counts only the sending, once (the condition wants no `sent_at` yet)."""
+        written = self._settle(communication, expected, events, at)
+        if (
+            written is None
+            and expected is CommunicationStatus.SENDING
+            and communication.status is CommunicationStatus.SENT
+        ):
+            return self._settle_after_feedback(communication, events, at)
+        return written
+
+    def _settle(
+        self,
+        communication: Communication,
+        expected: CommunicationStatus | None,
+        events: Sequence[Event],
+        at: datetime | None,
+    ) -> list[Event] | None:
         item = CommunicationItem(*communication_key(communication.account_id, communication.id))
         optional = [
             (CommunicationItem.subject, communication.subject),
@@ -440,6 +484,21 @@ class DynamoCommunicationRepository:
         return _write_outcome(
             item, actions, condition, communication.status, counted, expected is not None, events, moment
         )
+
+    def _settle_after_feedback(
+        self, sent: Communication, events: Sequence[Event], at: datetime | None
+    ) -> list[Event] | None:
+        """The sending of an email SES's feedback already marked: its status and reason stay."""
+        item = CommunicationItem(*communication_key(sent.account_id, sent.id))
+        moment = at or (events[0].at if events else datetime.now(UTC))
+        actions: list[Any] = [CommunicationItem.sent_at.set(sent.sent_at or moment)]
+        if sent.subject is not None:
+            actions.append(CommunicationItem.subject.set(sent.subject))
+        if sent.provider_message_id is not None:
+            actions.append(CommunicationItem.provider_message_id.set(sent.provider_message_id))
+        if sent.skipped_parties:
+            actions.append(CommunicationItem.skipped_parties.set(list(sent.skipped_parties)))
+        return _record_sending_after_feedback(item, actions, sent.mailing_id, events, moment)
 
     def statuses(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], CommunicationStatus]:
         """The status of each (account, communication), by BatchGetItem (100 keys a call); unknown ones
@@ -472,14 +531,15 @@ class DynamoCommunicationRepository:
     def record_delivered(
         self, account_id: str, communication_id: str, addresses: tuple[str, ...]
     ) -> Communication | None:
-        """Add the addresses whose copy SES accepted to a communication still `sending` (one ADD to a
-        string set, so concurrent Send events and replays all land) and return it as it now stands; None
-        when it is no longer sending."""
+        """Add the addresses whose copy SES accepted to a communication still `sending`, or awaiting its
+        sending after a bounce or a complaint (one ADD to a string set, so concurrent Send events and
+        replays all land) and return it as it now stands; None when it is settled."""
         item = CommunicationItem(*communication_key(account_id, communication_id))
         try:
             item.update(
                 actions=[CommunicationItem.delivered_to.add(set(addresses))],
-                condition=CommunicationItem.status == CommunicationStatus.SENDING.value,
+                condition=(CommunicationItem.status == CommunicationStatus.SENDING.value)
+                | _AWAITING_ITS_SENDING,
             )
         except UpdateError as exc:
             if not _condition_failed(exc):
@@ -498,22 +558,29 @@ class DynamoCommunicationRepository:
         events: Sequence[Event] = (),
     ) -> list[Event] | None:
         """SES accepted the email (its Send event): settle it `sent` if it is still `sending`, that is if
-        its worker died before writing the outcome, with its events. None when it had been settled
+        its worker died before writing the outcome, with its events; if its bounce or complaint came
+        first, record the sending under that status, as `settle` does. None when it had been settled
         already."""
         item = CommunicationItem(*communication_key(account_id, communication_id))
-        actions: list[Any] = [
-            CommunicationItem.status.set(CommunicationStatus.SENT.value),
+        sending: list[Any] = [
             CommunicationItem.provider_message_id.set(provider_message_id),
             CommunicationItem.sent_at.set(at),
+        ]
+        if subject:
+            sending.append(CommunicationItem.subject.set(subject))
+        actions: list[Any] = [
+            CommunicationItem.status.set(CommunicationStatus.SENT.value),
+            *sending,
             CommunicationItem.due_pk.remove(),
             CommunicationItem.due_sk.remove(),
         ]
-        if subject:
-            actions.append(CommunicationItem.subject.set(subject))
         condition = CommunicationItem.status == CommunicationStatus.SENDING.value
-        return _write_outcome(
+        written = _write_outcome(
             item, actions, condition, CommunicationStatus.SENT, mailing_id, True, events, at
         )
+        if written is not None:
+            return written
+        return _record_sending_after_feedback(item, sending, mailing_id, events, at)
 
     def due_for_retry(self, now: datetime, limit: int) -> list[tuple[str, str]]:
         """The `limit` longest-waiting communications past their retry time, across every shard."""
