@@ -41,10 +41,12 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -399,7 +401,7 @@ def outside(found: Identities) -> Iterator[str | None]:
 
 
 def _pump(container: Container, queue: str, found: Identities) -> int:
-    from chalicelib.handlers import bulk_worker, communications_worker, ses_events
+    from chalicelib.handlers import bulk_worker, communications_worker, ses_events, webhook_worker
 
     handlers = {
         "communications": (
@@ -409,6 +411,7 @@ def _pump(container: Container, queue: str, found: Identities) -> int:
         ),
         "bulk": (container.bulk_queue, "bulk_worker", bulk_worker.handle),
         "ses_events": (container.ses_events_queue, "ses_events", ses_events.handle),
+        "webhooks": (container.webhooks_queue, "webhook_worker", webhook_worker.handle),
     }
     adapter, name, handler = handlers[queue]
     # The event source mapping knows its queue by ARN: the pump's own adapter looks its URL up outside the
@@ -687,6 +690,78 @@ def _api_worked(world: dict[str, Any], container: Container) -> bool:
     return world["statuses"] == [200, 201, 201, 202, 202, 201, 204, 204]
 
 
+@contextmanager
+def _receiving(status: int) -> Iterator[tuple[str, list[bytes]]]:
+    """A webhook receiver on loopback answering `status`: its URL, and the bodies it received."""
+    received: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/relais", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _webhook_worker_setup(platform: Api, found: Identities) -> dict[str, Any]:
+    """Two endpoints hear a dossier opened: one takes it, the other answers 410 Gone (disabled, the
+    account told by email)."""
+    world = _dossier(platform)
+    stack = ExitStack()
+    urls = {status: stack.enter_context(_receiving(status)) for status in (200, 410)}
+    endpoints = {
+        status: world["admin"].post("/webhooks", {"url": url, "events": ["*"]}).body["id"]
+        for status, (url, _) in urls.items()
+    }
+    emails = _waiting(wiring.container(), wiring.container().communications_queue)
+    received = {status: bodies for status, (_, bodies) in urls.items()}
+    return {**world, "stack": stack, "endpoints": endpoints, "received": received, "emails": emails}
+
+
+def _webhook_worker_act(world: dict[str, Any], container: Container, found: Identities) -> None:
+    while _pump(container, "webhooks", found):
+        pass
+
+
+def _webhook_worker_worked(world: dict[str, Any], container: Container) -> bool:
+    with world["stack"]:
+        gone = world["admin"].get(f"/webhooks/{world['endpoints'][410]}").body
+        return (
+            len(world["received"][200]) >= 1
+            and len(world["received"][410]) == 1
+            and gone["enabled"] is False
+            and _waiting(container, container.communications_queue) == world["emails"] + 1
+        )
+
+
+def _webhook_tick_setup(platform: Api, found: Identities) -> dict[str, Any]:
+    _dossier(platform)
+    services = wiring.container()
+    services.client("sqs").purge_queue(QueueUrl=services.webhooks_queue.url)  # the event's message is lost
+    return {"at": services.now() + timedelta(minutes=6), "queued": []}
+
+
+def _webhook_tick_act(world: dict[str, Any], container: Container, found: Identities) -> None:
+    from chalicelib.handlers import webhook_tick
+
+    world["queued"].append(webhook_tick.run(world["at"]))
+
+
+def _webhook_tick_worked(world: dict[str, Any], container: Container) -> bool:
+    return world["queued"] == [1] and _waiting(container, container.webhooks_queue) == 1
+
+
 WORKS = {
     "api_handler": Work(_api_setup, _api_act, _api_worked),
     "staff_authorizer": Work(_staff_setup, _staff_act, _staff_worked),
@@ -696,6 +771,8 @@ WORKS = {
     "ses_events": Work(_bounce_setup, _bounce_act, _bounce_worked),
     "bulk_worker": Work(_bulk_setup, _bulk_act, _bulk_worked),
     "upload_events": Work(_upload_setup, _upload_act, _upload_worked),
+    "webhook_worker": Work(_webhook_worker_setup, _webhook_worker_act, _webhook_worker_worked),
+    "webhook_tick": Work(_webhook_tick_setup, _webhook_tick_act, _webhook_tick_worked),
 }
 
 
