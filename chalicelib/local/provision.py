@@ -73,8 +73,18 @@ class _Context:
                 return self.parameters.get(arg) or self.attributes[arg]["Ref"]
             if key == "Fn::GetAtt":
                 return self.attributes[arg[0]][arg[1]]
+            if key == "Fn::Sub" and isinstance(arg, list):
+                text, variables = arg
+                local = {name: str(self.resolve(v)) for name, v in variables.items()}
+                return re.sub(
+                    r"\$\{([^}]+)\}", lambda m: local.get(m.group(1)) or self._substitute(m.group(1)), text
+                )
             if key == "Fn::Sub":
                 return re.sub(r"\$\{([^}]+)\}", lambda m: self._substitute(m.group(1)), arg)
+            if key == "Fn::Select":
+                return self.resolve(arg[1])[int(arg[0])]
+            if key == "Fn::Split":
+                return str(self.resolve(arg[1])).split(arg[0])
         if isinstance(value, dict):
             return {k: self.resolve(v) for k, v in value.items()}
         if isinstance(value, list):

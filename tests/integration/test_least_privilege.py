@@ -33,8 +33,12 @@ action of a statement, the test also runs the work again without it and sees it 
 
 No `*` action anywhere. A bare `*` resource only where AWS authorizes an action on no resource at all
 (X-Ray's PutTraceSegments and PutTelemetryRecords, CloudWatch's PutMetricData: `BARE_STAR_ACTIONS` of
-test_policies.py); no policy of Relais grants one today. `ses:SendEmail` names `identity/*`: the sending
-identity is the deployment's domain (RELAIS_FROM_ADDRESS), which a static policy file cannot name.
+test_policies.py); no policy of Relais grants one today. `ses:SendEmail` on the sending identity (the
+`SenderAddress` parameter, or its domain), which a static policy file cannot name, is granted by a policy the
+merge template attaches to the worker's role: it is read from infra/resources.yaml and checked with the file.
+- SSM: a deployed function reads its secrets from Parameter Store at its cold start, where the local stage
+  reads plain values: the GetParameter calls on what its packaged environment names are added to the
+  recorded ones and proven statically (test_packaging.py runs the packaged handlers reading them on moto).
 """
 
 from __future__ import annotations
@@ -61,17 +65,49 @@ from pynamodb.exceptions import PynamoDBException
 from chalicelib import wiring
 from chalicelib.adapters.sqs import SqsQueue
 from chalicelib.local import pumps
-from chalicelib.local.provision import render_policy
+from chalicelib.local.provision import load_template, render_policy
 from chalicelib.local.stack import REGION
 from chalicelib.wiring import Container
 from tests.support import Api, RelaisTestClient, open_account, token
 
 ROOT = Path(__file__).resolve().parents[2]
-POLICIES = {
-    path.stem: render_policy(json.loads(path.read_text()), "local", DEFAULT_ACCOUNT_ID, REGION)
-    for path in sorted((ROOT / "policies").glob("*.json"))
-}
-"""Each policy as CloudFormation resolves it for the local stage's stack, whose resources the tests run on."""
+SENDER = "notifications@relais.example"
+"""The local stage's sender address (RELAIS_FROM_ADDRESS), as `SenderAddress` names it in a stack."""
+TEMPLATE = load_template()
+
+
+def _function_resource(function: str) -> tuple[str, dict[str, Any]]:
+    """The merge template's resource of a function (its `FunctionName` is `relais-${Stage}-<function>`)."""
+    for logical_id, resource in TEMPLATE["Resources"].items():
+        name = resource.get("Properties", {}).get("FunctionName", {})
+        if name == {"Fn::Sub": f"relais-${{Stage}}-{function}"}:
+            return logical_id, resource
+    raise LookupError(function)
+
+
+def _attached_by_the_template(function: str) -> list[dict[str, Any]]:
+    """The statements infra/resources.yaml attaches to the function's role beside its policy file: what a
+    static file cannot name (the sending identity is the `SenderAddress` parameter)."""
+    logical_id, _ = _function_resource(function)
+    return [
+        statement
+        for resource in TEMPLATE["Resources"].values()
+        if resource["Type"] == "AWS::IAM::Policy"
+        and {"Ref": f"{logical_id}Role"} in resource["Properties"]["Roles"]
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _deployed_policy(path: Path) -> dict[str, Any]:
+    """A function's policy as its stack grants it, resolved for the local stage's resources the tests run on:
+    its policy file, and what the template attaches to its role (each extra statement named `Template<n>`)."""
+    document = json.loads(path.read_text())
+    extras = [{"Sid": f"Template{n}", **s} for n, s in enumerate(_attached_by_the_template(path.stem))]
+    document["Statement"] += extras
+    return render_policy(document, "local", DEFAULT_ACCOUNT_ID, REGION, {"SenderAddress": SENDER})
+
+
+POLICIES = {path.stem: _deployed_policy(path) for path in sorted((ROOT / "policies").glob("*.json"))}
 SQS_IAM_ACTIONS = {
     "SendMessageBatch": "SendMessage",
     "DeleteMessageBatch": "DeleteMessage",
@@ -154,6 +190,20 @@ def authorizations(service: str, operation: str, params: dict[str, Any]) -> list
             )
         return calls
     return [Call(f"{service}:{operation}", "*")]
+
+
+def runtime_secret_calls(function: str) -> list[Call]:
+    """What a deployed function reads at its cold start, where the local stage reads plain values: each
+    SecureString its packaged environment names (`RELAIS_*_PARAMETER`; test_packaging.py runs the packaged
+    handlers reading them from SSM on moto)."""
+    _, resource = _function_resource(function)
+    variables = resource["Properties"].get("Environment", {}).get("Variables", {})
+    named = [v["Ref"] for k, v in variables.items() if k.endswith("_PARAMETER") and isinstance(v, dict)]
+    arn = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${%s}"
+    resolved = render_policy(
+        {"named": [{"Fn::Sub": arn % n} for n in named]}, "local", DEFAULT_ACCOUNT_ID, REGION
+    )
+    return [Call("ssm:GetParameter", parameter) for parameter in resolved["named"]]
 
 
 def runtime_log_calls(function: str) -> list[Call]:
@@ -474,7 +524,8 @@ def _worker_setup(platform: Api, found: Identities) -> dict[str, Any]:
     wiring.container().communications_queue.send(
         ErasureRequest(world["account_id"], world["dossier_id"]).to_message()
     )
-    return {**world, "office": office, "installment": _paths(book)[1]}
+    announced = _waiting(wiring.container(), wiring.container().webhooks_queue)
+    return {**world, "office": office, "installment": _paths(book)[1], "announced": announced}
 
 
 def _deliver_act(world: dict[str, Any], container: Container, found: Identities) -> None:
@@ -494,7 +545,8 @@ def _worker_worked(world: dict[str, Any], container: Container) -> bool:
     notice = world["office"].ok("GET", world["installment"])["formal_notice"] or {}
     erased = world["staff"].get(f"/dossiers/{world['dossier_id']}").status == 404
     prepared = notice.get("status") == "to_send" and bool(notice.get("sha256"))
-    return "account_welcome" in kinds and prepared and erased
+    told = _waiting(container, container.webhooks_queue) > world["announced"]  # communication.sent
+    return "account_welcome" in kinds and prepared and erased and told
 
 
 def _bounce_setup(platform: Api, found: Identities) -> dict[str, Any]:
@@ -528,7 +580,8 @@ def _bulk_setup(platform: Api, found: Identities) -> dict[str, Any]:
     }
     mailing_id = staff.post("/mailings", mailing).body["id"]
     assert staff.post(f"/mailings/{mailing_id}/send").status == 202
-    return {"staff": staff, "job_id": job["job_id"], "mailing_id": mailing_id}
+    announced = _waiting(wiring.container(), wiring.container().webhooks_queue)
+    return {"staff": staff, "job_id": job["job_id"], "mailing_id": mailing_id, "announced": announced}
 
 
 def _bulk_act(world: dict[str, Any], container: Container, found: Identities) -> None:
@@ -543,6 +596,7 @@ def _bulk_worked(world: dict[str, Any], container: Container) -> bool:
         job["succeeded"] == 1
         and mailing["total"] == 1
         and _waiting(container, container.communications_queue) == 1
+        and _waiting(container, container.webhooks_queue) > world["announced"]  # job.finished
     )
 
 
@@ -785,7 +839,7 @@ def _run(function: str, policy: dict[str, Any], platform: Api, found: Identities
             work.act(world, container, found)
         except (ClientError, PynamoDBException) as exc:  # the function or its event source mapping failed
             crashed = exc
-    calls = [*found.calls, *runtime_log_calls(function)]
+    calls = [*found.calls, *runtime_log_calls(function), *runtime_secret_calls(function)]
     return crashed is None and work.worked(world, wiring.container()), calls
 
 
@@ -812,6 +866,9 @@ MOTO_ENFORCED = {"dynamodb", "sqs", "s3", "ses"}
 def _enforced_by_moto(statement: dict[str, Any]) -> bool:
     """Whether moto checks every action of the statement (see the module's docstring)."""
     services = {action.split(":")[0] for action in _as_list(statement["Action"])}
+    if services == {"ses"}:
+        # moto checks the sending identity only; a statement on the configuration set is proven statically.
+        return any(":identity/" in resource for resource in _as_list(statement["Resource"]))
     return services <= MOTO_ENFORCED and "Condition" not in statement
 
 

@@ -28,16 +28,14 @@ OWN_RESOURCE = (
     rf"dynamodb:{_IN_STACK}:table/relais-\$\{{Stage\}}(/index/(GSI[1-4]|due))?"
     rf"|sqs:{_IN_STACK}:relais-\$\{{Stage\}}-[a-z-]+"
     r"|s3:::relais-\$\{Stage\}-documents-\$\{AWS::AccountId\}(/accounts/\*(/letters/\*)?)?"
-    rf"|ses:{_IN_STACK}:(configuration-set/relais-\$\{{Stage\}}|identity/\*)"
+    rf"|ses:{_IN_STACK}:configuration-set/relais-\$\{{Stage\}}"
     rf"|logs:{_IN_STACK}:log-group:/aws/lambda/relais-\$\{{Stage\}}-{{function}}(:\*)?"
     rf"|ssm:{_IN_STACK}:parameter\$\{{(LinkSecret|StaffTokenSecret|Maileva)Parameter\}}"
     r")$"
 )
 """`{function}`: each function writes its own log group only (`:*`: IAM sees a log group's ARN with that
 suffix, and its streams under it, as AWSLambdaBasicExecutionRole names them). The bucket is named for
-listing the versions of a dossier's files to erase them (under `accounts/` only). `identity/*`: SES
-authorizes SendEmail on the sending identity too, the deployment's own domain, which a static file cannot
-name (test_least_privilege.py)."""
+listing the versions of a dossier's files to erase them (under `accounts/` only)."""
 BARE_STAR_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "cloudwatch:PutMetricData"}
 """The only actions AWS authorizes on no resource but `*`."""
 DELETES = {"api_handler", "communications_worker", "ses_events"}
