@@ -527,6 +527,38 @@ def test_the_public_base_url_is_the_base_of_the_links_of_exactly_the_functions_t
         assert not allowed.fullmatch(refused), refused
 
 
+def test_the_packaged_api_handler_erases_a_dossier_without_a_public_base_url(
+    as_packaged: AsPackaged, aws: Any
+) -> None:
+    """Erasure builds the dossiers' context, portal address included: from the request's host here."""
+    import app
+
+    as_packaged("APIHandler")
+    platform = {"principalId": "root", "role": "platform_admin", "account_id": ""}
+    account = {"name": "Cabinet Martin", "plan": "premium", "sender_email": "contact@martin.fr"}
+    created = app.app(_api_event("POST", "/admin/accounts", platform, account), _context("api_handler"))
+    admin = {"principalId": "admin", "role": "admin", "account_id": json.loads(created["body"])["id"]}
+    procedure = app.app(
+        _api_event("POST", "/procedures", admin, {"name": "Adhésion", "main_role_name": "Adhérent"}),
+        _context("api_handler"),
+    )
+    recipient = {"name": "Léa Martin", "email": "lea@exemple.fr"}
+    body = {"procedure_id": json.loads(procedure["body"])["id"], "recipient": recipient}
+    dossier = app.app(_api_event("POST", "/dossiers", admin, body), _context("api_handler"))
+    dossier_id = json.loads(dossier["body"])["id"]
+
+    def erase() -> dict[str, Any]:
+        event = _api_event("DELETE", f"/dossiers/{dossier_id}", admin)
+        event["resource"] = event["requestContext"]["resourcePath"] = "/dossiers/{dossier_id}"
+        event["pathParameters"] = {"dossier_id": dossier_id}
+        answer: dict[str, Any] = app.app(event, _context("api_handler"))
+        return answer
+
+    erased = erase()
+    assert erased["statusCode"] == 204, erased["body"]
+    assert erase()["statusCode"] == 404
+
+
 @pytest.mark.parametrize(
     ("parameters", "links_base"),
     [(PARAMETERS, EXECUTE_API_URL), (WITH_PUBLIC_BASE_URL, PUBLIC_BASE_URL)],
