@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -186,6 +187,9 @@ PUBLIC_BASE_URL = "https://relais.cabinet-martin.fr"
 """The API's custom domain, as an operator gives it with `make deploy PUBLIC_BASE_URL=…`."""
 WITH_PUBLIC_BASE_URL = {**PARAMETERS, "PublicBaseUrl": PUBLIC_BASE_URL}
 EXECUTE_API_URL = "https://abc123.execute-api.eu-west-3.amazonaws.com/api"
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+)
 
 
 def _value(template: dict[str, Any], node: Any, parameters: Mapping[str, str]) -> str | None:
@@ -567,7 +571,8 @@ def test_the_packaged_api_handler_erases_a_dossier_without_a_public_base_url(
 def test_the_portal_links_the_packaged_api_and_worker_write_start_with_the_public_base_url(
     as_packaged: AsPackaged, aws: Any, parameters: Mapping[str, str], links_base: str
 ) -> None:
-    """Staff call the execute-api host; the invitation they trigger still names the public domain."""
+    """Staff call the execute-api host; the invitation they trigger and their logo's address still name the
+    public domain."""
     import app
     from chalicelib.local.outbox import sent_messages
 
@@ -590,6 +595,12 @@ def test_the_portal_links_the_packaged_api_and_worker_write_start_with_the_publi
         "/dossiers", admin, {"procedure_id": procedure["id"], "recipient": recipient, "notify": True}
     )
     assert dossier["portal_link"].startswith(f"{links_base}/p#token=")
+    logo = _api_event("PUT", "/account/logo", admin)
+    logo["headers"]["Content-Type"] = "image/png"
+    logo.update(body=base64.b64encode(PNG).decode(), isBase64Encoded=True)
+    stored = app.app(logo, _context("api_handler"))
+    assert stored["statusCode"] == 200, stored["body"]
+    assert json.loads(stored["body"])["logo_url"].startswith(f"{links_base}/logos/{admin['account_id']}?v=")
 
     as_packaged("CommunicationsWorker", parameters)
     sent = app.communications_worker(
