@@ -278,19 +278,29 @@ def _context(function: str) -> Any:
     return LambdaContext(function, 512, max_runtime_ms=60_000)
 
 
-def _api_event(method: str, path: str, authorizer: dict[str, str], body: Any = None) -> dict[str, Any]:
+def _api_event(
+    method: str,
+    path: str,
+    authorizer: dict[str, str],
+    body: Any = None,
+    path_parameters: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """API Gateway's event; `path_parameters` name the path's ids (`{"dossier_id": "d-1"}`)."""
+    resource = path.split("?")[0]
+    for name, value in (path_parameters or {}).items():
+        resource = resource.replace(f"/{value}", f"/{{{name}}}")
     return {
-        "resource": path.split("?")[0],
+        "resource": resource,
         "path": path.split("?")[0],
         "httpMethod": method,
         "headers": {"Host": "abc123.execute-api.eu-west-3.amazonaws.com", "Content-Type": "application/json"},
         "multiValueHeaders": {},
         "queryStringParameters": dict([path.split("?")[1].split("=")]) if "?" in path else None,
         "multiValueQueryStringParameters": None,
-        "pathParameters": None,
+        "pathParameters": path_parameters,
         "stageVariables": None,
         "requestContext": {
-            "resourcePath": path.split("?")[0],
+            "resourcePath": resource,
             "httpMethod": method,
             "stage": "api",
             "requestId": f"request-{method}-{path}",
@@ -552,9 +562,9 @@ def test_the_packaged_api_handler_erases_a_dossier_without_a_public_base_url(
     dossier_id = json.loads(dossier["body"])["id"]
 
     def erase() -> dict[str, Any]:
-        event = _api_event("DELETE", f"/dossiers/{dossier_id}", admin)
-        event["resource"] = event["requestContext"]["resourcePath"] = "/dossiers/{dossier_id}"
-        event["pathParameters"] = {"dossier_id": dossier_id}
+        event = _api_event(
+            "DELETE", f"/dossiers/{dossier_id}", admin, path_parameters={"dossier_id": dossier_id}
+        )
         answer: dict[str, Any] = app.app(event, _context("api_handler"))
         return answer
 
@@ -571,8 +581,8 @@ def test_the_packaged_api_handler_erases_a_dossier_without_a_public_base_url(
 def test_the_portal_links_the_packaged_api_and_worker_write_start_with_the_public_base_url(
     as_packaged: AsPackaged, aws: Any, parameters: Mapping[str, str], links_base: str
 ) -> None:
-    """Staff call the execute-api host; the invitation they trigger and their logo's address still name the
-    public domain."""
+    """Staff call the execute-api host; the invitation they trigger, their logo's address and the unsubscribe
+    link of their mailing still name the public domain."""
     import app
     from chalicelib.local.outbox import sent_messages
 
@@ -602,6 +612,24 @@ def test_the_portal_links_the_packaged_api_and_worker_write_start_with_the_publi
     assert stored["statusCode"] == 200, stored["body"]
     assert json.loads(stored["body"])["logo_url"].startswith(f"{links_base}/logos/{admin['account_id']}?v=")
 
+    client = call("/clients", admin, {"name": "Jean Dupont", "email": "jean@dupont.fr"})
+    mailing = {
+        "name": "Offre habitation",
+        "subject": "Du nouveau",
+        "body": "Bonjour {{ recipient.name }},\n\nNotre nouvelle offre est là.",
+        "audience": {"entity": "clients", "filters": {"ids": [client["id"]]}},
+    }
+    mailing_id = call("/mailings", admin, mailing)["id"]
+    send = app.app(
+        _api_event("POST", f"/mailings/{mailing_id}/send", admin, path_parameters={"mailing_id": mailing_id}),
+        _context("api_handler"),
+    )
+    assert send["statusCode"] == 202, send["body"]
+
+    as_packaged("BulkWorker", parameters)
+    fanned_out = app.bulk_worker(_sqs_event(queue_name(Queue.BULK, "prod"), aws), _context("bulk_worker"))
+    assert fanned_out == {"batchItemFailures": []}
+
     as_packaged("CommunicationsWorker", parameters)
     sent = app.communications_worker(
         _sqs_event(queue_name(Queue.COMMUNICATIONS, "prod"), aws), _context("communications_worker")
@@ -609,6 +637,8 @@ def test_the_portal_links_the_packaged_api_and_worker_write_start_with_the_publi
     assert sent == {"batchItemFailures": []}
     [invitation] = [m for m in sent_messages(REGION) if m["to"] == ["lea@exemple.fr"]]
     assert f"{links_base}/p#token=" in invitation["text"]
+    [offer] = [m for m in sent_messages(REGION) if m["kind"] == "mailing"]
+    assert offer["headers"]["List-Unsubscribe"].startswith(f"<{links_base}/unsubscribe?token=")
 
 
 def test_the_sender_address_of_the_worker_is_the_ses_identity_the_template_verifies(
