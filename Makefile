@@ -16,6 +16,8 @@ MAILEVA_PARAMETER ?=
 STAFF_JWKS_URL ?=
 STAFF_JWT_ISSUER ?=
 STAFF_JWT_AUDIENCE ?=
+# The API's custom domain (https://…, docs/operations.md step 6): the base of the links in emails. Empty: execute-api.
+PUBLIC_BASE_URL ?=
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -84,7 +86,7 @@ deploy: deploy-preflight package
 		--parameter-overrides Stage=$(STAGE) SenderAddress=$(SENDER_ADDRESS) AlarmEmail=$(ALARM_EMAIL) \
 		LinkSecretParameter=$(LINK_SECRET_PARAMETER) StaffTokenSecretParameter=$(STAFF_TOKEN_SECRET_PARAMETER) \
 		MailevaParameter=$(MAILEVA_PARAMETER) StaffJwksUrl=$(STAFF_JWKS_URL) StaffJwtIssuer=$(STAFF_JWT_ISSUER) \
-		StaffJwtAudience=$(STAFF_JWT_AUDIENCE)
+		StaffJwtAudience=$(STAFF_JWT_AUDIENCE) PublicBaseUrl=$(PUBLIC_BASE_URL)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

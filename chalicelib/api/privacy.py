@@ -10,7 +10,7 @@ from chalice.app import Response
 
 from chalicelib.api.authorizers import staff_authorizer
 from chalicelib.api.pagination import page, page_params
-from chalicelib.api.requests import staff_principal
+from chalicelib.api.requests import api_url_of, staff_principal
 from chalicelib.api.routing import ApiBlueprint
 from chalicelib.domain.clock import iso
 from chalicelib.domain.events import Actor, staff
@@ -84,7 +84,12 @@ def undo_unsubscription(unsubscription_id: str) -> Response:
 def erase_dossier(dossier_id: str) -> Response:
     account_id, subject = _admin()
     services = container()
-    dossiers.erase_dossier(account_id, dossier_id, services.documents, services.dossier_context(), subject)
+    # The context carries the portal page's address, which a deployed API handler knows from the request
+    # unless PublicBaseUrl gives it RELAIS_API_URL.
+    api_url = services.settings.api_url or api_url_of(privacy.current_request)
+    dossiers.erase_dossier(
+        account_id, dossier_id, services.documents, services.dossier_context(api_url), subject
+    )
     return Response(body="", status_code=204)
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -181,34 +183,65 @@ LAMBDA_RUNTIME = {
 """What Lambda itself puts into every function's environment."""
 
 
-def _value(template: dict[str, Any], node: Any) -> str:
-    """A variable's value once CloudFormation has resolved it (parameters, resources, pseudo-parameters)."""
+PUBLIC_BASE_URL = "https://relais.cabinet-martin.fr"
+"""The API's custom domain, as an operator gives it with `make deploy PUBLIC_BASE_URL=…`."""
+WITH_PUBLIC_BASE_URL = {**PARAMETERS, "PublicBaseUrl": PUBLIC_BASE_URL}
+EXECUTE_API_URL = "https://abc123.execute-api.eu-west-3.amazonaws.com/api"
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+)
+
+
+def _value(template: dict[str, Any], node: Any, parameters: Mapping[str, str]) -> str | None:
+    """A variable's value once CloudFormation has resolved it (parameters, conditions, resources,
+    pseudo-parameters); None for `AWS::NoValue` (the variable is left out)."""
     if isinstance(node, str):
         return node
     if "Ref" in node:
         name = node["Ref"]
+        if name == "AWS::NoValue":
+            return None
         if name in template.get("Parameters", {}):
-            return PARAMETERS.get(name, str(template["Parameters"][name].get("Default", "")))
+            return parameters.get(name, str(template["Parameters"][name].get("Default", "")))
         return PHYSICAL[name]
+    if "Fn::If" in node:
+        condition, if_true, if_false = node["Fn::If"]
+        holds = _holds(template, template["Conditions"][condition], parameters)
+        return _value(template, if_true if holds else if_false, parameters)
     text = str(node["Fn::Sub"])
-    for name, value in {**PSEUDO, **PHYSICAL, **PARAMETERS}.items():
+    for name, value in {**PSEUDO, **PHYSICAL, **parameters}.items():
         text = text.replace("${" + name + "}", value)
     assert "${" not in text, text
     return text
 
 
-def packaged_environment(template: dict[str, Any], function: str) -> dict[str, str]:
+def _holds(template: dict[str, Any], condition: dict[str, Any], parameters: Mapping[str, str]) -> bool:
+    """A condition of the template (`Fn::Not`, `Fn::Equals`) for these parameters."""
+    if "Fn::Not" in condition:
+        return not _holds(template, condition["Fn::Not"][0], parameters)
+    left, right = (_value(template, side, parameters) for side in condition["Fn::Equals"])
+    return left == right
+
+
+def packaged_environment(
+    template: dict[str, Any], function: str, parameters: Mapping[str, str] = PARAMETERS
+) -> dict[str, str]:
     properties = template["Resources"][function]["Properties"]
     variables = properties.get("Environment", {}).get("Variables", {})
     # Lambda names the function in its environment too: the settings check it is the stage packaged.
-    runtime = {**LAMBDA_RUNTIME, "AWS_LAMBDA_FUNCTION_NAME": _value(template, properties["FunctionName"])}
-    return {**runtime, **{name: _value(template, node) for name, node in variables.items()}}
+    name = _value(template, properties["FunctionName"], parameters)
+    assert name is not None
+    values = {variable: _value(template, node, parameters) for variable, node in variables.items()}
+    given = {variable: value for variable, value in values.items() if value is not None}
+    return {**LAMBDA_RUNTIME, "AWS_LAMBDA_FUNCTION_NAME": name, **given}
+
+
+class AsPackaged(Protocol):
+    def __call__(self, function: str, parameters: Mapping[str, str] = PARAMETERS) -> None: ...
 
 
 @pytest.fixture
-def as_packaged(
-    template: dict[str, Any], monkeypatch: pytest.MonkeyPatch, aws: Any
-) -> Iterator[Callable[[str], None]]:
+def as_packaged(template: dict[str, Any], monkeypatch: pytest.MonkeyPatch, aws: Any) -> Iterator[AsPackaged]:
     """Switch the process to exactly one packaged function's environment (the adapters are rebuilt), on
     the resources of the `prod` stage beside the local ones."""
     from aws_lambda_powertools.utilities import parameters
@@ -224,11 +257,11 @@ def as_packaged(
 
     original = dict(os.environ)
 
-    def switch(function: str) -> None:
+    def switch(function: str, parameters: Mapping[str, str] = PARAMETERS) -> None:
         for name in list(os.environ):
             if name.startswith(("RELAIS_", "POWERTOOLS_", "AWS_")):
                 monkeypatch.delenv(name)
-        for name, value in packaged_environment(template, function).items():
+        for name, value in packaged_environment(template, function, parameters).items():
             monkeypatch.setenv(name, value)
         wiring.reset()
 
@@ -245,19 +278,29 @@ def _context(function: str) -> Any:
     return LambdaContext(function, 512, max_runtime_ms=60_000)
 
 
-def _api_event(method: str, path: str, authorizer: dict[str, str], body: Any = None) -> dict[str, Any]:
+def _api_event(
+    method: str,
+    path: str,
+    authorizer: dict[str, str],
+    body: Any = None,
+    path_parameters: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """API Gateway's event; `path_parameters` name the path's ids (`{"dossier_id": "d-1"}`)."""
+    resource = path.split("?")[0]
+    for name, value in (path_parameters or {}).items():
+        resource = resource.replace(f"/{value}", f"/{{{name}}}")
     return {
-        "resource": path.split("?")[0],
+        "resource": resource,
         "path": path.split("?")[0],
         "httpMethod": method,
         "headers": {"Host": "abc123.execute-api.eu-west-3.amazonaws.com", "Content-Type": "application/json"},
         "multiValueHeaders": {},
         "queryStringParameters": dict([path.split("?")[1].split("=")]) if "?" in path else None,
         "multiValueQueryStringParameters": None,
-        "pathParameters": None,
+        "pathParameters": path_parameters,
         "stageVariables": None,
         "requestContext": {
-            "resourcePath": path.split("?")[0],
+            "resourcePath": resource,
             "httpMethod": method,
             "stage": "api",
             "requestId": f"request-{method}-{path}",
@@ -305,7 +348,7 @@ def _scheduled_event(detail_type: str, source: str, detail: dict[str, Any]) -> d
 
 
 def test_every_handler_runs_with_exactly_the_environment_of_the_packaged_template(
-    as_packaged: Callable[[str], None], aws: Any
+    as_packaged: AsPackaged, aws: Any
 ) -> None:
     import app
     from chalicelib.api.authorizers import Unauthorized, portal_authorizer, staff_authorizer
@@ -452,12 +495,150 @@ READS = {
 """What each function's code reads beyond what all of them read (wiring.py and the handler it runs)."""
 
 
-def test_each_packaged_function_gets_exactly_the_variables_its_code_reads(template: dict[str, Any]) -> None:
+LINK_MINTERS = {"APIHandler", "CommunicationsWorker", "UploadEvents"}
+"""The functions that write absolute links (portal invitations, unsubscribe links, logo addresses)."""
+
+
+@pytest.mark.parametrize(
+    "parameters", [PARAMETERS, WITH_PUBLIC_BASE_URL], ids=["execute-api", "public-base-url"]
+)
+def test_each_packaged_function_gets_exactly_the_variables_its_code_reads(
+    template: dict[str, Any], parameters: Mapping[str, str]
+) -> None:
     functions = {k for k, v in template["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
     assert functions == set(READS)
     for function, reads in READS.items():
-        given = set(packaged_environment(template, function)) - {*LAMBDA_RUNTIME, "AWS_LAMBDA_FUNCTION_NAME"}
-        assert given == EVERYWHERE | reads, function
+        environment = packaged_environment(template, function, parameters)
+        given = set(environment) - {*LAMBDA_RUNTIME, "AWS_LAMBDA_FUNCTION_NAME"}
+        # With a public base URL the API handler no longer reads its host from each request.
+        extra = {"RELAIS_API_URL"} if function == "APIHandler" and "PublicBaseUrl" in parameters else set()
+        assert given == EVERYWHERE | reads | extra, function
+
+
+def test_the_public_base_url_is_the_base_of_the_links_of_exactly_the_functions_that_write_links(
+    template: dict[str, Any],
+) -> None:
+    def links_bases(parameters: Mapping[str, str]) -> dict[str, str]:
+        environments = {f: packaged_environment(template, f, parameters) for f in READS}
+        return {f: env["RELAIS_API_URL"] for f, env in environments.items() if "RELAIS_API_URL" in env}
+
+    assert links_bases(WITH_PUBLIC_BASE_URL) == dict.fromkeys(LINK_MINTERS, PUBLIC_BASE_URL)
+    # Without it, as before: the workers name execute-api, the API handler the host each request reached.
+    assert links_bases(PARAMETERS) == dict.fromkeys(LINK_MINTERS - {"APIHandler"}, EXECUTE_API_URL)
+
+    allowed = re.compile(template["Parameters"]["PublicBaseUrl"]["AllowedPattern"])
+    assert template["Parameters"]["PublicBaseUrl"]["Default"] == ""
+    for accepted in ("", PUBLIC_BASE_URL, "https://cabinet-martin.fr/relais"):
+        assert allowed.fullmatch(accepted), accepted
+    for refused in (
+        "http://relais.cabinet-martin.fr",
+        "relais.cabinet-martin.fr",
+        f"{PUBLIC_BASE_URL}/",
+        f"{PUBLIC_BASE_URL}/p#token=x",
+        "https://localhost",
+        "https://relais.fr?x=1",
+    ):
+        assert not allowed.fullmatch(refused), refused
+
+
+def test_the_packaged_api_handler_erases_a_dossier_without_a_public_base_url(
+    as_packaged: AsPackaged, aws: Any
+) -> None:
+    """Erasure builds the dossiers' context, portal address included: from the request's host here."""
+    import app
+
+    as_packaged("APIHandler")
+    platform = {"principalId": "root", "role": "platform_admin", "account_id": ""}
+    account = {"name": "Cabinet Martin", "plan": "premium", "sender_email": "contact@martin.fr"}
+    created = app.app(_api_event("POST", "/admin/accounts", platform, account), _context("api_handler"))
+    admin = {"principalId": "admin", "role": "admin", "account_id": json.loads(created["body"])["id"]}
+    procedure = app.app(
+        _api_event("POST", "/procedures", admin, {"name": "Adhésion", "main_role_name": "Adhérent"}),
+        _context("api_handler"),
+    )
+    recipient = {"name": "Léa Martin", "email": "lea@exemple.fr"}
+    body = {"procedure_id": json.loads(procedure["body"])["id"], "recipient": recipient}
+    dossier = app.app(_api_event("POST", "/dossiers", admin, body), _context("api_handler"))
+    dossier_id = json.loads(dossier["body"])["id"]
+
+    def erase() -> dict[str, Any]:
+        event = _api_event(
+            "DELETE", f"/dossiers/{dossier_id}", admin, path_parameters={"dossier_id": dossier_id}
+        )
+        answer: dict[str, Any] = app.app(event, _context("api_handler"))
+        return answer
+
+    erased = erase()
+    assert erased["statusCode"] == 204, erased["body"]
+    assert erase()["statusCode"] == 404
+
+
+@pytest.mark.parametrize(
+    ("parameters", "links_base"),
+    [(PARAMETERS, EXECUTE_API_URL), (WITH_PUBLIC_BASE_URL, PUBLIC_BASE_URL)],
+    ids=["execute-api", "public-base-url"],
+)
+def test_the_portal_links_the_packaged_api_and_worker_write_start_with_the_public_base_url(
+    as_packaged: AsPackaged, aws: Any, parameters: Mapping[str, str], links_base: str
+) -> None:
+    """Staff call the execute-api host; the invitation they trigger, their logo's address and the unsubscribe
+    link of their mailing still name the public domain."""
+    import app
+    from chalicelib.local.outbox import sent_messages
+
+    def call(path: str, authorizer: dict[str, str], body: Any) -> Any:
+        answer = app.app(_api_event("POST", path, authorizer, body), _context("api_handler"))
+        assert answer["statusCode"] == 201, answer["body"]
+        return json.loads(answer["body"])
+
+    as_packaged("APIHandler", parameters)
+    platform = {"principalId": "root", "role": "platform_admin", "account_id": ""}
+    account = {"name": "Cabinet Martin", "plan": "premium", "sender_email": "contact@martin.fr"}
+    admin = {
+        "principalId": "admin",
+        "role": "admin",
+        "account_id": call("/admin/accounts", platform, account)["id"],
+    }
+    procedure = call("/procedures", admin, {"name": "Adhésion", "main_role_name": "Adhérent"})
+    recipient = {"name": "Léa Martin", "email": "lea@exemple.fr"}
+    dossier = call(
+        "/dossiers", admin, {"procedure_id": procedure["id"], "recipient": recipient, "notify": True}
+    )
+    assert dossier["portal_link"].startswith(f"{links_base}/p#token=")
+    logo = _api_event("PUT", "/account/logo", admin)
+    logo["headers"]["Content-Type"] = "image/png"
+    logo.update(body=base64.b64encode(PNG).decode(), isBase64Encoded=True)
+    stored = app.app(logo, _context("api_handler"))
+    assert stored["statusCode"] == 200, stored["body"]
+    assert json.loads(stored["body"])["logo_url"].startswith(f"{links_base}/logos/{admin['account_id']}?v=")
+
+    client = call("/clients", admin, {"name": "Jean Dupont", "email": "jean@dupont.fr"})
+    mailing = {
+        "name": "Offre habitation",
+        "subject": "Du nouveau",
+        "body": "Bonjour {{ recipient.name }},\n\nNotre nouvelle offre est là.",
+        "audience": {"entity": "clients", "filters": {"ids": [client["id"]]}},
+    }
+    mailing_id = call("/mailings", admin, mailing)["id"]
+    send = app.app(
+        _api_event("POST", f"/mailings/{mailing_id}/send", admin, path_parameters={"mailing_id": mailing_id}),
+        _context("api_handler"),
+    )
+    assert send["statusCode"] == 202, send["body"]
+
+    as_packaged("BulkWorker", parameters)
+    fanned_out = app.bulk_worker(_sqs_event(queue_name(Queue.BULK, "prod"), aws), _context("bulk_worker"))
+    assert fanned_out == {"batchItemFailures": []}
+
+    as_packaged("CommunicationsWorker", parameters)
+    sent = app.communications_worker(
+        _sqs_event(queue_name(Queue.COMMUNICATIONS, "prod"), aws), _context("communications_worker")
+    )
+    assert sent == {"batchItemFailures": []}
+    [invitation] = [m for m in sent_messages(REGION) if m["to"] == ["lea@exemple.fr"]]
+    assert f"{links_base}/p#token=" in invitation["text"]
+    [offer] = [m for m in sent_messages(REGION) if m["kind"] == "mailing"]
+    assert offer["headers"]["List-Unsubscribe"].startswith(f"<{links_base}/unsubscribe?token=")
 
 
 def test_the_sender_address_of_the_worker_is_the_ses_identity_the_template_verifies(
@@ -469,7 +650,7 @@ def test_the_sender_address_of_the_worker_is_the_ses_identity_the_template_verif
 
 
 def test_a_packaged_function_reads_its_secret_from_ssm_and_its_environment_only_names_it(
-    as_packaged: Callable[[str], None], aws: Any
+    as_packaged: AsPackaged, aws: Any
 ) -> None:
     from chalicelib import wiring
     from chalicelib.api.authorizers import Unauthorized, staff_authorizer
