@@ -8,6 +8,7 @@ its events with it. The webhook worker fans each one out to the account's endpoi
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -154,6 +155,12 @@ class Event:
             raise InvalidInput(f"An event message is malformed: {exc}") from exc
 
 
-def new_event_id(at: datetime) -> str:
-    """`evt_` and a ULID of the event's moment, so a subject's events sort by time."""
-    return f"evt_{new_ulid(int(at.timestamp() * 1000))}"
+def new_event_id(at: datetime, written_ms: int | None = None) -> str:
+    """`evt_` and a ULID of the event's moment, so a subject's events sort by time.
+
+    Relais's clock reads whole seconds, so the dossier's own change and the worker's email about it often
+    share `at`: within that second, the milliseconds of the real time the id is made (`written_ms`) order
+    them as they were written. Outside it (a simulated clock, a skewed one) the id keeps to `at`'s second."""
+    second_ms = int(at.timestamp()) * 1000
+    written = int(time.time() * 1000) if written_ms is None else written_ms
+    return f"evt_{new_ulid(min(max(written, second_ms), second_ms + 999))}"

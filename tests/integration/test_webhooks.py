@@ -512,17 +512,27 @@ def test_make_run_delivers_to_a_receiver_on_localhost_and_local_tick_runs_the_re
         status, created = http_call(f"{stack.api_url}/webhooks", "POST", stack.admin_token, wanted)
         assert status == 201, created
         hook = f"{stack.api_url}/webhooks/{created['id']}"
+
+        def recorded(attempt: int) -> dict[str, Any]:
+            """The delivery once the worker wrote the outcome of `attempt` (just after its POST)."""
+            deadline = time.monotonic() + 20
+            while True:
+                _, page = http_call(f"{hook}/deliveries", token=stack.admin_token)
+                [delivery] = page["items"]
+                if delivery["attempt"] >= attempt or time.monotonic() > deadline:
+                    return dict(delivery)
+                time.sleep(0.2)
+
         assert http_call(f"{hook}/test", "POST", stack.admin_token)[0] == 202
         wait_for(2)  # the first attempt, then the 5-second retry, by the queue pump alone
-        _, page = http_call(f"{hook}/deliveries", token=stack.admin_token)
-        [delivery] = page["items"]
+        delivery = recorded(2)
         assert (delivery["attempt"], delivery["status"]) == (2, "pending")
         later = datetime.fromisoformat(delivery["next_attempt_at"].replace("Z", "+00:00"))
         status, _ = http_call(f"{stack.api_url}/_local/tick", "POST", body={"time": iso(later)})
         assert status == 200
         wait_for(3)
-        _, page = http_call(f"{hook}/deliveries", token=stack.admin_token)
-        assert (page["items"][0]["attempt"], page["items"][0]["status"]) == (3, "succeeded")
+        delivery = recorded(3)
+        assert (delivery["attempt"], delivery["status"]) == (3, "succeeded")
     assert len({r.headers["webhook-id"] for r in receiver.received}) == 1
     assert all(_verify(created["secret"], r)["type"] == "webhook.test" for r in receiver.received)
 

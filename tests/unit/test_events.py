@@ -13,6 +13,7 @@ from chalicelib.domain.events import (
     EventType,
     Subject,
     SubjectKind,
+    new_event_id,
     participant,
 )
 
@@ -65,3 +66,12 @@ def test_the_test_event_cannot_be_subscribed_to() -> None:
 def test_a_malformed_event_message_is_refused() -> None:
     with pytest.raises(InvalidInput):
         Event.from_message({"account_id": "a", "type": "dossier.exploded"})
+
+
+def test_events_of_one_second_written_by_different_writers_sort_as_they_were_written() -> None:
+    second = int(AT.timestamp()) * 1000
+    dossier_created = new_event_id(AT, written_ms=second + 120)
+    email_sent = new_event_id(AT, written_ms=second + 480)
+    written_after_the_second = new_event_id(AT, written_ms=second + 5_000)
+    assert dossier_created < email_sent < written_after_the_second
+    assert written_after_the_second < new_event_id(AT.replace(second=31), written_ms=second + 5_000)
