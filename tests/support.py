@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any
 from chalice.test import Client
 
 from chalicelib.local.gateway import RelaisLocalGateway
-from chalicelib.local.stack import ROOT, mint_token
+from chalicelib.local.stack import REGION, ROOT, mint_token
 
 SECRET = "local-dev-secret"
 
@@ -168,3 +169,23 @@ def http_call(url: str, method: str = "GET", token: str | None = None, body: Any
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")
+
+
+def sqs_event(queue: str, bodies: list[str]) -> dict[str, Any]:
+    """A Lambda SQS event from `queue`; every record gets its own messageId, as SQS gives them."""
+    return {
+        "Records": [
+            {
+                "messageId": str(uuid.uuid4()),
+                "receiptHandle": str(uuid.uuid4()),
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:{queue}",
+                "awsRegion": REGION,
+            }
+            for body in bodies
+        ]
+    }

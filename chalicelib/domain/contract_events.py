@@ -6,12 +6,11 @@ says nothing. The events go to the contract's activity log."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
 from chalicelib.domain.clock import iso
-from chalicelib.domain.events import SYSTEM, Actor, Event, EventType, Subject, SubjectKind, new_event_id
+from chalicelib.domain.events import SYSTEM, Actor, Event, EventType, Subject, SubjectKind, in_order
 from chalicelib.domain.installments import (
     LETTER_POSTED,
     ContractStatus,
@@ -49,13 +48,6 @@ def dunning_events(
         for event_type, data in facts
     ]
     return in_order(events)
-
-
-def in_order(events: list[Event]) -> list[Event]:
-    """The same events with ids that sort as the list does: events of one change share their moment,
-    and ULIDs of one millisecond would otherwise sort at random in the activity log."""
-    ids = sorted(new_event_id(event.at) for event in events)
-    return [replace(event, id=event_id) for event, event_id in zip(events, ids, strict=True)]
 
 
 def _letter_facts(

@@ -12,16 +12,13 @@ its next events take ids after it, so its activity reads in the order things hap
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from chalicelib.domain.dossiers import DocumentStatus, Dossier, DossierStatus, Upload, UploadStatus
-from chalicelib.domain.events import Actor, Event, EventType, Subject, SubjectKind, new_event_id
+from chalicelib.domain.events import Actor, Event, EventType, Subject, SubjectKind, next_event_id
 from chalicelib.domain.procedures import MAIN
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 def record_events(
@@ -46,32 +43,6 @@ def record_events(
         previous = next_event_id(at, previous)
         events.append(Event(after.account_id, kind, at, subject, {**common, **data}, actor, previous))
     return replace(after, last_event_id=previous), tuple(events)
-
-
-def next_event_id(at: datetime, previous: str) -> str:
-    """An id for an event at `at` that sorts after `previous` (a dossier's newest event id, or "")."""
-    candidate = new_event_id(at)
-    if candidate > previous:
-        return candidate
-    # Within the newest id's millisecond (or a clock behind it): a random step past it, so ids stay as
-    # hard to guess, and as unlikely to meet another dossier's, as a ULID's random part makes them.
-    value = _decode(previous.removeprefix("evt_")) + 1 + secrets.randbits(32)
-    return f"evt_{_encode(value)}"
-
-
-def _decode(text: str) -> int:
-    value = 0
-    for char in text:
-        value = value * 32 + _CROCKFORD.index(char)
-    return value
-
-
-def _encode(value: int) -> str:
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
 
 
 Fact = tuple[EventType, dict[str, Any]]

@@ -9,14 +9,14 @@ its events with it. The webhook worker fans each one out to the account's endpoi
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from chalicelib.domain.clock import iso, parse_iso
 from chalicelib.domain.errors import InvalidInput
-from chalicelib.domain.ids import new_ulid
+from chalicelib.domain.ids import new_ulid, ulid_after
 
 
 class EventType(StrEnum):
@@ -164,3 +164,21 @@ def new_event_id(at: datetime, written_ms: int | None = None) -> str:
     second_ms = int(at.timestamp()) * 1000
     written = int(time.time() * 1000) if written_ms is None else written_ms
     return f"evt_{new_ulid(min(max(written, second_ms), second_ms + 999))}"
+
+
+def next_event_id(at: datetime, previous: str) -> str:
+    """An id for an event at `at` that sorts after `previous` (a subject's newest event id, or "")."""
+    candidate = new_event_id(at)
+    if candidate > previous:
+        return candidate
+    return f"evt_{ulid_after(previous.removeprefix('evt_'))}"
+
+
+def in_order(events: list[Event]) -> list[Event]:
+    """The same events with ids that sort as the list does: events of one change share their moment,
+    and ULIDs of one millisecond would otherwise sort at random in the activity log."""
+    ordered, previous = [], ""
+    for event in events:
+        previous = next_event_id(event.at, previous)
+        ordered.append(replace(event, id=previous))
+    return ordered

@@ -13,7 +13,19 @@ def new_ulid(now_ms: int | None = None, entropy: bytes | None = None) -> str:
     """A ULID: 48 bits of milliseconds then 80 random bits, so ids sort by creation. `entropy` (10 bytes,
     a digest's) makes the same ULID again from the same facts, for ids that must exist once."""
     millis = int(time.time() * 1000) if now_ms is None else now_ms
-    value = (millis << 80) | int.from_bytes((entropy or os.urandom(10))[:10], "big")
+    return _encode((millis << 80) | int.from_bytes((entropy or os.urandom(10))[:10], "big"))
+
+
+def ulid_after(previous: str) -> str:
+    """A ULID past `previous` by a random step: within its millisecond, as hard to guess and as unlikely to
+    meet another as a ULID's random part makes them."""
+    value = 0
+    for char in previous:
+        value = value * 32 + _CROCKFORD.index(char)
+    return _encode(value + 1 + int.from_bytes(os.urandom(4), "big"))
+
+
+def _encode(value: int) -> str:
     chars = []
     for _ in range(26):
         chars.append(_CROCKFORD[value & 31])

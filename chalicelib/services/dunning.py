@@ -28,7 +28,7 @@ from chalicelib.domain.communications import (
     communication_event,
     communication_id,
 )
-from chalicelib.domain.contract_events import dunning_events, in_order
+from chalicelib.domain.contract_events import dunning_events
 from chalicelib.domain.dunning import (
     DueStep,
     DunningPolicy,
@@ -48,7 +48,7 @@ from chalicelib.domain.errors import (
     NotFound,
     StaleVersion,
 )
-from chalicelib.domain.events import SYSTEM, Actor, Event, staff
+from chalicelib.domain.events import SYSTEM, Actor, Event, in_order, staff
 from chalicelib.domain.footers import footer, legal_mentions, sender_name
 from chalicelib.domain.formatting import french_amount, french_date
 from chalicelib.domain.ids import new_ulid

@@ -5,7 +5,6 @@ on the webhooks queue; in the contract's or the dossier's activity log when the 
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 import pytest
@@ -13,9 +12,8 @@ import pytest
 from chalicelib.config import Queue, queue_name
 from chalicelib.domain.events import ActorKind, SubjectKind
 from chalicelib.local.pumps import drain
-from chalicelib.local.stack import REGION
 from tests.announced import account_events, activity, announced, of_type
-from tests.support import Api, RelaisTestClient, token
+from tests.support import Api, RelaisTestClient, sqs_event, token
 
 pytestmark = pytest.mark.usefixtures("webhooks_left_queued")
 
@@ -27,25 +25,6 @@ def _open(platform: Api, sender: str = "contact@martin.fr") -> tuple[Api, str]:
     body = {"name": "Cabinet Martin", "plan": "premium", "sender_email": sender}
     account_id = str(platform.post("/admin/accounts", body).body["id"])
     return platform.as_(token("admin", account_id)), account_id
-
-
-def _sqs_event(queue: str, bodies: list[str]) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": str(uuid.uuid4()),
-                "receiptHandle": str(uuid.uuid4()),
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:{queue}",
-                "awsRegion": REGION,
-            }
-            for body in bodies
-        ]
-    }
 
 
 def _contract(staff: Api, email: str | None = "jean@dupont.fr") -> tuple[str, str]:
@@ -63,10 +42,10 @@ def test_the_welcome_email_sent_is_told_once_on_the_account_and_announced(
     [message] = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
     # The same delivery message twice (at-least-once): one email, one event.
     client.lambda_.invoke(
-        "communications_worker", _sqs_event(queue_name(Queue.COMMUNICATIONS), [message["Body"]])
+        "communications_worker", sqs_event(queue_name(Queue.COMMUNICATIONS), [message["Body"]])
     )
     client.lambda_.invoke(
-        "communications_worker", _sqs_event(queue_name(Queue.COMMUNICATIONS), [message["Body"]])
+        "communications_worker", sqs_event(queue_name(Queue.COMMUNICATIONS), [message["Body"]])
     )
     [sent] = of_type(account_events(account_id), "communication.sent")
     welcome_id = json.loads(message["Body"])["communication_id"]
@@ -131,7 +110,7 @@ def test_a_bounce_is_told_once_even_when_ses_reports_it_twice(
     assert bounced.actor.kind is ActorKind.SYSTEM
     # The bounce notification again, as SNS or EventBridge may deliver it twice.
     bounce = _bounce_of(aws, account_id, bounced.data["communication_id"])
-    client.lambda_.invoke("ses_events", _sqs_event(queue_name(Queue.SES_EVENTS), [json.dumps(bounce)]))
+    client.lambda_.invoke("ses_events", sqs_event(queue_name(Queue.SES_EVENTS), [json.dumps(bounce)]))
     assert not sqs.receive_message(QueueUrl=url).get("Messages")
     assert len(of_type(account_events(account_id), "communication.bounced")) == 1
     assert sorted(m["type"] for m in announced(aws)) == ["communication.bounced", "communication.sent"]

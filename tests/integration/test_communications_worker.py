@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +15,7 @@ from chalicelib.local import outbox
 from chalicelib.local.stack import REGION
 from chalicelib.services.communications import RETRY_AFTER
 from chalicelib.wiring import Container
-from tests.support import Api, RelaisTestClient
+from tests.support import Api, RelaisTestClient, sqs_event
 
 
 def _receive_all(services: Container) -> list[dict[str, Any]]:
@@ -28,28 +27,12 @@ def _receive_all(services: Container) -> list[dict[str, Any]]:
     return messages
 
 
-def _sqs_event(bodies: list[str]) -> dict[str, Any]:
-    """A Lambda SQS event; every record gets its own messageId, as SQS gives them."""
-    return {
-        "Records": [
-            {
-                "messageId": str(uuid.uuid4()),
-                "receiptHandle": str(uuid.uuid4()),
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:{queue_name(Queue.COMMUNICATIONS)}",
-                "awsRegion": REGION,
-            }
-            for body in bodies
-        ]
-    }
-
-
 def _invoke(client: RelaisTestClient, bodies: list[str]) -> dict[str, Any]:
-    return dict(client.lambda_.invoke("communications_worker", _sqs_event(bodies)).payload)
+    return dict(
+        client.lambda_.invoke(
+            "communications_worker", sqs_event(queue_name(Queue.COMMUNICATIONS), bodies)
+        ).payload
+    )
 
 
 @pytest.fixture
@@ -113,7 +96,7 @@ def test_ses_throttling_returns_the_record_to_the_queue_and_the_retry_sends_it(
     client: RelaisTestClient, aws: Container, welcome_message: str
 ) -> None:
     aws.__dict__["mailer"] = SesMailer(_ThrottledOnce(aws.client("sesv2")), aws.settings.sender_address())
-    event = _sqs_event([welcome_message])
+    event = sqs_event(queue_name(Queue.COMMUNICATIONS), [welcome_message])
     answer = client.lambda_.invoke("communications_worker", event).payload
     assert answer == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
     assert outbox.sent_messages(REGION) == []
@@ -139,7 +122,7 @@ def test_an_unreadable_message_fails_alone_and_the_rest_of_the_batch_is_delivere
         ),
         json.dumps({"type": "carrier_pigeon"}),
     ]
-    event = _sqs_event([welcome_message, *garbled])
+    event = sqs_event(queue_name(Queue.COMMUNICATIONS), [welcome_message, *garbled])
     answer = client.lambda_.invoke("communications_worker", event).payload
     failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
     assert failed == {record["messageId"] for record in event["Records"][1:]}

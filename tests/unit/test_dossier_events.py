@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from chalicelib.domain.dossier_events import next_event_id, record_events
+from chalicelib.domain.dossier_events import record_events
 from chalicelib.domain.dossiers import Contributor, Dossier, Person, Upload, UploadStatus
-from chalicelib.domain.events import SYSTEM, EventType, participant, staff
+from chalicelib.domain.events import SYSTEM, EventType, next_event_id, participant, staff
 from chalicelib.domain.procedures import DocumentRequirement, Procedure, Role
 
 AT = datetime(2027, 1, 4, 10, 0, tzinfo=UTC)
