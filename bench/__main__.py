@@ -9,13 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench import aws_calls, cold_import, collection, dunning, letters, partners, webhooks, worker_calls
+from bench import (
+    aws_calls,
+    cold_import,
+    collection,
+    dossier_life,
+    dunning,
+    letters,
+    partners,
+    webhooks,
+    worker_calls,
+)
 from bench.figures import RESULTS, Figure, table, write_results
 
 BENCHES: tuple[Callable[[], list[Figure]], ...] = (
     aws_calls.run,
     worker_calls.run,
     collection.run,
+    dossier_life.run,
     partners.run,
     dunning.run,
     letters.run,
