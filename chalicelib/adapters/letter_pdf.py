@@ -234,15 +234,21 @@ def _paragraph(pdf: FPDF, paragraph: str) -> None:
         pdf.cell(w=TEXT_WIDTH, h=BODY_LINE_HEIGHT, text=line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
 
+_CHAR_WIDTHS: dict[tuple[object, ...], dict[str, float]] = {}
+"""Each character's width by font (family, style, size, stretching, spacing): the same few fonts and the
+same few hundred characters serve every letter a worker renders."""
+
+
 def _wrapped(pdf: FPDF, text: str, width: float) -> list[str] | None:
     """Greedy line breaking at spaces, in the current font, for cells `width` wide; None when a word alone
     is wider than that.
 
-    Each character is measured once: fpdf2's `get_string_width` costs as much for one character as for a
-    word, and without text shaping a word is exactly as wide as its characters."""
+    Each character is measured once per process and font: fpdf2's `get_string_width` costs as much for
+    one character as for a word, and without text shaping a word is exactly as wide as its characters."""
     room = width - 2 * pdf.c_margin
     text = pdf.normalize_text(text)
-    char_widths: dict[str, float] = {}
+    font = (pdf.font_family, pdf.font_style, pdf.font_size_pt, pdf.font_stretching, pdf.char_spacing)
+    char_widths = _CHAR_WIDTHS.setdefault(font, {})
 
     def measured(word: str) -> float:
         for char in word:
