@@ -11,10 +11,17 @@ from typing import Any
 from chalicelib.domain.accounts import Account
 from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.communications import Communication, CommunicationStatus
-from chalicelib.domain.deliverability import Suppression, address_hash
+from chalicelib.domain.deliverability import Suppression, address_hash, normalize_address
 from chalicelib.domain.errors import Conflict, StaleVersion
 from chalicelib.domain.events import Event
-from chalicelib.services.ports import Cursor, DeliveryInFlight, MailerThrottled, MailRejected, OutgoingEmail
+from chalicelib.services.ports import (
+    Cursor,
+    DeliveryInFlight,
+    MailerThrottled,
+    MailRejected,
+    OutgoingEmail,
+    RecipientsSuppressed,
+)
 
 
 def _page(items: list[Any], limit: int, cursor: Cursor | None) -> tuple[list[Any], Cursor | None]:
@@ -33,7 +40,7 @@ class FakeAccountRepository:
     def open(self, account: Account, welcome: Communication, retry_at: datetime) -> Account:
         if account.id in self.accounts:
             raise Conflict("An account with this id already exists.")
-        self.communications.add(welcome, retry_at)
+        self.communications.store(welcome, retry_at)
         return self.add(account)
 
     def add(self, account: Account) -> Account:
@@ -56,14 +63,35 @@ class FakeAccountRepository:
         return saved
 
 
+def _screened(communication: Communication, suppressions: FakeSuppressionList) -> Communication:
+    """A new communication as the DynamoDB stores write it (`NewCommunications`): a queued one screened
+    as of its decision, or RecipientsSuppressed."""
+    if communication.status is not CommunicationStatus.QUEUED:
+        return communication
+    recipients = (*communication.deliverable_to, *communication.deliverable_cc)
+    addresses = [normalize_address(str(r.email)) for r in recipients]
+    suppressed = suppressions.suppressed(communication.account_id, addresses)
+    if suppressed:
+        raise RecipientsSuppressed(frozenset(suppressed))
+    return replace(communication, screened=True, screened_at=communication.created_at)
+
+
 class FakeCommunicationRepository:
-    def __init__(self) -> None:
+    """`add` screens a queued communication against `suppressions` (an empty list by default), as the
+    DynamoDB store's transaction does."""
+
+    def __init__(self, suppressions: FakeSuppressionList | None = None) -> None:
         self.communications: dict[tuple[str, str], Communication] = {}
         self.retry_at: dict[tuple[str, str], datetime] = {}
         self.claimed_at: dict[tuple[str, str], datetime] = {}
         self.events: list[Event] = []
+        self.suppressions = suppressions if suppressions is not None else FakeSuppressionList()
 
     def add(self, communication: Communication, retry_at: datetime, events: Sequence[Event] = ()) -> bool:
+        return self.store(_screened(communication, self.suppressions), retry_at, events)
+
+    def store(self, communication: Communication, retry_at: datetime, events: Sequence[Event] = ()) -> bool:
+        """Write it as it is, unscreened (an account's welcome, in the transaction that opens it)."""
         key = (communication.account_id, communication.id)
         if key in self.communications:
             return False
@@ -118,7 +146,11 @@ class FakeCommunicationRepository:
         if current.status is CommunicationStatus.SENDING:
             delivered = tuple(sorted({*current.delivered_to, *delivered_to}))
             self.communications[key] = replace(
-                current, status=CommunicationStatus.QUEUED, delivered_to=delivered
+                current,
+                status=CommunicationStatus.QUEUED,
+                delivered_to=delivered,
+                screened=False,
+                screened_at=None,
             )
 
     def settle(
@@ -248,13 +280,15 @@ class FakeSuppressionList:
 class FakeWebhookStore:
     """Endpoints and deliveries in dicts, with the DynamoDB store's conditions (tests/contract)."""
 
-    def __init__(self) -> None:
+    def __init__(self, suppressions: FakeSuppressionList | None = None) -> None:
         from chalicelib.domain.webhooks import Delivery, Endpoint
 
         self.endpoints: dict[tuple[str, str], Endpoint] = {}
         self.delivered: dict[str, Delivery] = {}
         self.notices: list[Communication] = []
+        self.events: list[Event] = []
         self.fanned: list[str] = []
+        self.suppressions = suppressions if suppressions is not None else FakeSuppressionList()
 
     def add(self, endpoint: Any) -> None:
         from chalicelib.domain.webhooks import MAX_ENDPOINTS
@@ -306,6 +340,7 @@ class FakeWebhookStore:
         endpoint: Any = None,
         notice: Communication | None = None,
         notice_retry_at: datetime | None = None,
+        notice_events: Sequence[Event] = (),
     ) -> bool:
         existing = self.delivered.get(before.id)
         if before.attempt == 0:
@@ -317,12 +352,15 @@ class FakeWebhookStore:
             stored = self.get(endpoint.account_id, endpoint.id)
             if stored is None or (not endpoint.enabled and not stored.enabled):
                 return False
+            if notice is not None:
+                notice = _screened(notice, self.suppressions)
             changed = replace(stored, failing_since=endpoint.failing_since)
             if not endpoint.enabled:
                 changed = replace(changed, enabled=False, disabled_reason=endpoint.disabled_reason)
             self.endpoints[(endpoint.account_id, endpoint.id)] = changed
             if notice is not None:
                 self.notices.append(notice)
+                self.events.extend(notice_events)
         self.delivered[after.id] = after
         return True
 

@@ -7,7 +7,7 @@ email twice (a tick run twice, a retried request) finds the first one instead of
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from chalicelib.domain.events import SYSTEM, Actor, Event, EventType, Subject, SubjectKind
@@ -120,9 +120,19 @@ class Communication:
     dossier_id: str | None = None
     """For a dossier's emails: the dossier they are about (their events go to its activity log)."""
     screened: bool = False
-    """Its addressees cannot be on the account's suppression list: an account's welcome, decided in the
-    transaction that opened the account, whose list was then empty. The worker looks nothing up for it,
-    as for a mailing's emails (their fan-out left the suppressed addresses out)."""
+    """Its addressees were not on the account's suppression list when it was written: an account's
+    welcome, decided in the transaction that opened the account, whose list was then empty; any other
+    email decided one by one, whose writing checked that none of its addresses is on the list (see
+    `screening_holds`). A mailing's emails are not: their fan-out leaves the suppressed out, page by page."""
+    screened_at: datetime | None = None
+    """When it was screened: the moment it was decided and written."""
+
+    def screening_holds(self, now: datetime, within: timedelta) -> bool:
+        """Whether the worker may trust the screening done when it was written, without looking the list
+        up again: only within `within` of it (an address that bounced meanwhile, while the email waited
+        behind a paused account, is left out), and only on its first claim (a claim given back, SES
+        throttling, gives the screening back with it)."""
+        return self.screened and self.screened_at is not None and now - self.screened_at < within
 
     @property
     def deliverable_to(self) -> tuple[Recipient, ...]:

@@ -8,17 +8,24 @@ Only the nine governed kinds follow the rules, and only when the account switch 
 includes the feature; legal notices always keep the client in To (the rules can only add the apporteur in
 Cc). A party without an email is left out and named in `skipped_parties`; when the To is left empty, the
 remaining party takes it; when nobody remains the email is skipped. Worked cases: EXAMPLES.md.
-`reachable` applies the account's suppression list to that outcome when the email is sent, by the same
-rules: a suppressed client of a legal notice leaves nobody, never the apporteur alone.
+`reachable` applies the account's suppression list to that outcome, by the same rules: a suppressed client
+of a legal notice leaves nobody, never the apporteur alone. `readdressed` is that outcome as the email is
+written (when it is decided), and the worker applies it again when that screening is old.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from chalicelib.domain.communications import GOVERNED_KINDS, CommunicationKind, Recipient
+from chalicelib.domain.communications import (
+    GOVERNED_KINDS,
+    Communication,
+    CommunicationKind,
+    CommunicationStatus,
+    Recipient,
+)
 from chalicelib.domain.deliverability import normalize_address
 
 
@@ -173,3 +180,32 @@ def reachable(
     if not kept_to:
         kept_to, kept_cc = kept_cc, ()
     return Reach(kept_to, kept_cc, left)
+
+
+def readdressed(communication: Communication, suppressed: Collection[str]) -> Communication:
+    """A queued communication addressed only to whom it can still reach once the `suppressed` (normalized)
+    addresses are left out (`reachable`), their parties named in `skipped_parties`; `skipped` when nobody
+    remains (its To and Cc then say whom it was for). Unchanged when none of its addresses is suppressed."""
+    if communication.status is not CommunicationStatus.QUEUED:
+        return communication
+    reach = reachable(
+        communication.kind, communication.deliverable_to, communication.deliverable_cc, suppressed
+    )
+    if not reach.suppressed_parties:
+        return communication
+    left = communication.without_parties(reach.suppressed_parties)
+    if not reach.to:
+        return left.skipped(nobody_reason(left))
+    return replace(left, to=reach.to, cc=reach.cc)
+
+
+def nobody_reason(communication: Communication) -> str:
+    """Why an email was sent to nobody (`skipped`), in the words its history shows."""
+    if not (communication.deliverable_to or communication.deliverable_cc):
+        return "no recipient has an email address"
+    if communication.kind in LEGAL_NOTICES and "client" in communication.skipped_parties:
+        return (
+            "the client's address is on the suppression list (bounced or complained); "
+            "a legal notice is never sent to the apporteur alone"
+        )
+    return "every recipient is on the suppression list (bounced or complained)"

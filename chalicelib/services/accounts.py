@@ -58,6 +58,7 @@ def create_account(
         created_at=now,
         variables={"account.name": account.name},
         screened=True,
+        screened_at=now,
     )
     account = accounts.open(account, welcome, retry_at=now + RETRY_AFTER)
     queue.send(DeliveryRequest(account.id, welcome.id).to_message())

@@ -7,15 +7,16 @@ its retry time and queues it again; delivery is idempotent, so a duplicate messa
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from chalicelib.domain.communications import Communication, CommunicationStatus, communication_event
 from chalicelib.domain.deliverability import normalize_address
 from chalicelib.domain.errors import InvalidInput
-from chalicelib.domain.events import Subject, SubjectKind
-from chalicelib.domain.recipients import LEGAL_NOTICES, Reach, reachable
+from chalicelib.domain.events import SYSTEM, Actor, Event, Subject, SubjectKind
+from chalicelib.domain.recipients import Reach, nobody_reason, reachable, readdressed
 from chalicelib.domain.templates import (
     UNSUBSCRIBE_SENTENCE,
     TemplateError,
@@ -33,6 +34,7 @@ from chalicelib.services.ports import (
     MailRejected,
     MessageQueue,
     OutgoingEmail,
+    RecipientsSuppressed,
     SuppressionList,
 )
 
@@ -70,13 +72,64 @@ class DeliveryRequest:
         return cls(account_id, comm_id)
 
 
+Written = TypeVar("Written")
+
+
+def write_screened(
+    communications: Sequence[Communication], write: Callable[[tuple[Communication, ...]], Written]
+) -> Written:
+    """Write new communications with the change that decides them. `write` is one transaction, whose
+    adapter checks that none of their addresses is on the account's suppression list (so that the worker
+    need not look it up), and derives from the communications it is given whatever else it writes (the
+    `communication.skipped` event of one sent to nobody). When the adapter reports suppressed addresses,
+    the communications are re-addressed without them, by the rules the worker applies (`readdressed`:
+    a remaining Cc takes the To, a legal notice is never sent to the apporteur alone, nobody left is
+    `skipped`), and written again; an address suppressed meanwhile is left out by the next try."""
+    suppressed: frozenset[str] = frozenset()
+    while True:
+        try:
+            return write(tuple(readdressed(c, suppressed) for c in communications))
+        except RecipientsSuppressed as exc:
+            if exc.addresses <= suppressed:
+                raise  # re-addressed without them already: the adapter's report cannot be trusted
+            suppressed |= exc.addresses
+
+
+def skipped_events(
+    communications: Sequence[Communication], at: datetime, actor: Actor = SYSTEM
+) -> list[Event]:
+    """The `communication.skipped` events of the communications decided (or re-addressed) to nobody."""
+    events = (
+        communication_event(c, at, actor=actor)
+        for c in communications
+        if c.status is CommunicationStatus.SKIPPED
+    )
+    return [event for event in events if event is not None]
+
+
 def queue_communication(
-    communication: Communication, repository: CommunicationRepository, queue: MessageQueue, now: datetime
-) -> bool:
-    """Record the communication, then queue its delivery. False when it already existed (a retry)."""
-    created = repository.add(communication, retry_at=now + RETRY_AFTER)
-    queue.send(DeliveryRequest(communication.account_id, communication.id).to_message())
-    return created
+    communication: Communication,
+    repository: CommunicationRepository,
+    queue: MessageQueue,
+    now: datetime,
+    actor: Actor = SYSTEM,
+    webhooks: MessageQueue | None = None,
+) -> Communication | None:
+    """Record the communication, screened (`write_screened`), then queue its delivery; one sent to nobody
+    is recorded `skipped` with its event (by `actor`, announced on `webhooks`) and not queued. The
+    communication as written, or None when it already existed (a retry)."""
+
+    def write(emails: tuple[Communication, ...]) -> tuple[Communication, list[Event], bool]:
+        [email] = emails
+        told = skipped_events(emails, now, actor)
+        return email, told, repository.add(email, retry_at=now + RETRY_AFTER, events=told)
+
+    written, told, created = write_screened((communication,), write)
+    if written.status is CommunicationStatus.QUEUED:
+        queue.send(DeliveryRequest(written.account_id, written.id).to_message())
+    elif created and told and webhooks is not None:
+        announce(told, webhooks)
+    return written if created else None
 
 
 CLAIM_LEASE = timedelta(minutes=15)
@@ -100,12 +153,17 @@ def deliver(
     it claimed or settled and sends nothing. Addresses on the account's suppression list (a permanent
     bounce, a complaint) are left out and their parties named in `skipped_parties`; when they were the
     whole To, a remaining Cc takes it, except for a legal notice whose client is suppressed; when nobody
-    remains the communication is `skipped`. The outcome is written with its event (`communication.sent`
-    or `.skipped`) in one TransactWriteItems, then announced on `webhooks`. A throttled send, or SES
-    refusing the whole account, releases the claim and propagates: the message returns to the queue and
-    is tried again later. A server error of SES (it may have accepted the email) keeps the claim: SES's
-    Send event settles the email if it did, else the retry after the claim's lease sends it. Only a
-    refusal of the address itself fails it.
+    remains the communication is `skipped`. The transaction that wrote the communication screened it so
+    (`write_screened`): on its first claim within CLAIM_LEASE (900 s) of that write, the worker trusts it
+    and looks nothing up. Later (an email that waited behind a paused SES account, a claim taken over
+    after its lease) or on a claim given back (SES throttling), it looks its addresses up again: an
+    address that bounced in the 900 s between the write and the send may still get this one email.
+    A mailing's emails are trusted as their fan-out screened them, page by page.
+    The outcome is written with its event (`communication.sent` or `.skipped`) in one TransactWriteItems,
+    then announced on `webhooks`. A throttled send, or SES refusing the whole account, releases the
+    claim and propagates: the message returns to the queue and is tried again later. A server error of
+    SES (it may have accepted the email) keeps the claim: SES's Send event settles the email if it did,
+    else the retry after the claim's lease sends it. Only a refusal of the address itself fails it.
     SES may report a bounce or a complaint before this worker writes that it sent the email (both run at
     once): the feedback is written at once, and the `sent` outcome then keeps it, records what was sent,
     writes `communication.sent` and counts the email `sent` in its mailing (SES did accept it), once, so
@@ -116,8 +174,8 @@ def deliver(
     if communication is None:
         return None
     log_keys = {"communication_id": communication.id, "kind": communication.kind.value}
-    if communication.mailing_id or communication.screened:
-        # The fan-out left the suppressed addresses out a moment ago, page by page: no lookup per email.
+    if communication.mailing_id or communication.screening_holds(now, CLAIM_LEASE):
+        # Written without the suppressed addresses a moment ago (a mailing's fan-out, page by page).
         to, cc = communication.deliverable_to, communication.deliverable_cc
     else:
         reach = _reachable(communication, suppressions)
@@ -125,7 +183,7 @@ def deliver(
         communication = communication.without_parties(reach.suppressed_parties)
     settle = _Settle(repository, webhooks, now, log_keys)
     if not to:
-        return settle(communication.skipped(_nobody_reason(communication)))
+        return settle(communication.skipped(nobody_reason(communication)))
     variables = communication.variables
     if communication.portal_participant and links is not None:
         # A fresh link per email, minted now: no secret ever waits in the table.
@@ -225,17 +283,6 @@ class _Settle:
             f"communication {outcome.status.value}", extra={**self.log_keys, "reason": outcome.status_reason}
         )
         return outcome.status
-
-
-def _nobody_reason(communication: Communication) -> str:
-    if not (communication.deliverable_to or communication.deliverable_cc):
-        return "no recipient has an email address"
-    if communication.kind in LEGAL_NOTICES and "client" in communication.skipped_parties:
-        return (
-            "the client's address is on the suppression list (bounced or complained); "
-            "a legal notice is never sent to the apporteur alone"
-        )
-    return "every recipient is on the suppression list (bounced or complained)"
 
 
 def _mailing_copies(

@@ -11,7 +11,7 @@ fresh one for the addressee when it sends (`portal_participant`), so no secret i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
@@ -21,6 +21,7 @@ from chalicelib.domain.audit import AuditEntry, AuditType
 from chalicelib.domain.clock import iso
 from chalicelib.domain.communications import (
     Communication,
+    CommunicationStatus,
     Recipient,
     TemplateSource,
     communication_id,
@@ -52,7 +53,7 @@ from chalicelib.domain.errors import (
     StaleVersion,
     Unauthenticated,
 )
-from chalicelib.domain.events import SYSTEM, Actor, Event, participant
+from chalicelib.domain.events import SYSTEM, Actor, Event, in_order, next_event_id, participant
 from chalicelib.domain.files import StoredObject, mismatch
 from chalicelib.domain.footers import footer, legal_mentions, privacy_notice, sender_name
 from chalicelib.domain.formatting import french_date
@@ -60,7 +61,7 @@ from chalicelib.domain.identity import PortalPrincipal
 from chalicelib.domain.ids import new_ulid
 from chalicelib.domain.plans import Feature
 from chalicelib.domain.procedures import MAIN, Automation, Target, Trigger
-from chalicelib.services.communications import RETRY_AFTER, DeliveryRequest
+from chalicelib.services.communications import RETRY_AFTER, DeliveryRequest, skipped_events, write_screened
 from chalicelib.services.events import announce
 from chalicelib.services.messages import message_fields, message_time
 from chalicelib.services.portal_links import MintedLink, mint_link
@@ -102,7 +103,11 @@ class DeadlineRepository(Protocol):
         dossier_id: str,
         automation_id: str,
         emails: list[tuple[Communication, datetime]],
-    ) -> bool: ...
+        events: Sequence[Event] = (),
+    ) -> bool:
+        """Write the deadline's emails (RecipientsSuppressed when an address is suppressed) with their
+        events, once; False when it already fired."""
+        ...
 
 
 class Documents(Protocol):
@@ -163,27 +168,47 @@ def _account(account_id: str, ctx: Context) -> Account:
 def _commit(
     change: Change, before: Dossier | None, version: int, tokens: dict[str, list[str]], ctx: Context
 ) -> None:
-    """Write the change over `before` (None: a new dossier) with the events it reports, then queue its
-    emails and announce its events."""
-    change.dossier, change.events = record_events(before, change.dossier, change.actor, ctx.now)
+    """Write the change over `before` (None: a new dossier) with the events it reports and its emails,
+    screened as they are written (`write_screened`: one whose participant's address is suppressed is
+    told `skipped` in the dossier's log at once), then queue its emails and announce its events."""
+    reported, reported_events = record_events(before, change.dossier, change.actor, ctx.now)
     tokens = {k: list(v) for k, v in tokens.items()}
     for link in change.minted:
         tokens.setdefault(link.principal.participant_id, []).append(link.token_hash)
     for holder, hashes in list(tokens.items()):
         tokens[holder] = [h for h in hashes if h not in change.revoked]
-    ctx.dossiers.commit(
-        change.dossier,
-        version,
-        tokens,
-        minted=tuple((m.token_hash, m.principal, m.expires_at) for m in change.minted),
-        revoked=tuple(change.revoked),
-        communications=tuple((email, ctx.now + RETRY_AFTER) for email in change.emails),
-        deadlines=tuple(change.deadlines),
-        erase_at=change.erase_at,
-        events=change.events,
-    )
-    ctx.queue.send_many(DeliveryRequest(e.account_id, e.id).to_message() for e in change.emails)
+
+    def write(
+        emails: tuple[Communication, ...],
+    ) -> tuple[Dossier, tuple[Event, ...], tuple[Communication, ...]]:
+        dossier, events = reported, reported_events
+        previous = dossier.last_event_id
+        for skipped in skipped_events(emails, ctx.now, change.actor):
+            # After the change's own events, in the dossier's chain: the log reads the change first.
+            previous = next_event_id(ctx.now, previous)
+            events = (*events, replace(skipped, id=previous))
+        dossier = replace(dossier, last_event_id=previous)
+        ctx.dossiers.commit(
+            dossier,
+            version,
+            tokens,
+            minted=tuple((m.token_hash, m.principal, m.expires_at) for m in change.minted),
+            revoked=tuple(change.revoked),
+            communications=tuple((email, ctx.now + RETRY_AFTER) for email in emails),
+            deadlines=tuple(change.deadlines),
+            erase_at=change.erase_at,
+            events=events,
+        )
+        return dossier, events, emails
+
+    change.dossier, change.events, emails = write_screened(change.emails, write)
+    change.emails = list(emails)
+    ctx.queue.send_many(DeliveryRequest(e.account_id, e.id).to_message() for e in _queued(change.emails))
     announce(change.events, ctx.webhooks)
+
+
+def _queued(emails: list[Communication]) -> list[Communication]:
+    return [e for e in emails if e.status is CommunicationStatus.QUEUED]
 
 
 def _mutate(
@@ -380,7 +405,7 @@ def open_dossier(
     ]
     change = Change(dossier, minted=[link], emails=emails, deadlines=deadlines, actor=actor)
     _commit(change, None, 0, {}, ctx)
-    return Opened(dossier, link.link, bool(emails))
+    return Opened(dossier, link.link, bool(_queued(change.emails)))
 
 
 @dataclass(frozen=True)
@@ -420,7 +445,7 @@ def invite_contributor(
         return Change(changed, minted=[link], emails=emails, actor=actor)
 
     change = _mutate(account_id, dossier_id, ctx, apply)
-    return Invited(contributor, link.link, bool(change.emails))
+    return Invited(contributor, link.link, bool(_queued(change.emails)))
 
 
 def fresh_link(account_id: str, dossier_id: str, participant_id: str, ctx: Context) -> str | None:
@@ -621,15 +646,21 @@ def fire_deadline(request: DeadlineRequest, deadlines: DeadlineRepository, ctx: 
     emails: list[Communication] = []
     if found is not None and account is not None:
         emails = _deadline_emails(found[0], account, request.automation_id, now)
-    if not deadlines.fire(
-        request.account_id,
-        request.dossier_id,
-        request.automation_id,
-        [(e, now + RETRY_AFTER) for e in emails],
-    ):
+
+    def fire(screened: tuple[Communication, ...]) -> tuple[tuple[Communication, ...], list[Event], bool]:
+        # One sent to nobody (a suppressed address) is told `skipped` in the dossier's log at once.
+        told = in_order(skipped_events(screened, now))
+        written = [(e, now + RETRY_AFTER) for e in screened]
+        fired = deadlines.fire(request.account_id, request.dossier_id, request.automation_id, written, told)
+        return screened, told, fired
+
+    written, told, fired = write_screened(emails, fire)
+    if not fired:
         return 0
-    ctx.queue.send_many(DeliveryRequest(e.account_id, e.id).to_message() for e in emails)
-    return len(emails)
+    queued = _queued(list(written))
+    ctx.queue.send_many(DeliveryRequest(e.account_id, e.id).to_message() for e in queued)
+    announce(told, ctx.webhooks)
+    return len(queued)
 
 
 def _deadline_emails(

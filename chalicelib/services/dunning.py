@@ -71,7 +71,7 @@ from chalicelib.domain.letters import FormalNoticeLetter
 from chalicelib.domain.partners import Client, Deal, Product, RecordKind
 from chalicelib.domain.templates import validate_template
 from chalicelib.observability import logger
-from chalicelib.services.communications import RETRY_AFTER, DeliveryRequest
+from chalicelib.services.communications import RETRY_AFTER, DeliveryRequest, write_screened
 from chalicelib.services.events import announce
 from chalicelib.services.messages import message_fields, message_time
 from chalicelib.services.partners import recipients_for
@@ -341,17 +341,14 @@ def pay_installment(
         account = _account(account_id, ctx)
         step = DueStep(Step(K.REINSTATEMENT_NOTICE, len(paid.payments)), paid_on)
         email = _step_email(account, changed, paid, step, policy, ctx)
-    events = _events(contract, changed, installment, paid, email, ctx, actor)
-    ctx.scheduled.commit(
+    email = _commit_with_email(
         account_id,
-        paid,
-        version,
-        _installment_due_at(paid, changed, policy),
+        (paid, version, _installment_due_at(paid, changed, policy)),
+        email,
+        lambda written: _events(contract, changed, installment, paid, written, ctx, actor),
+        ctx,
         contract=changed if changed != contract else None,
-        communication=(email, ctx.now + RETRY_AFTER) if email else None,
-        events=events,
     )
-    _announce(events, ctx)
     _queue(email, ctx)
     return paid, changed, next_step
 
@@ -421,17 +418,14 @@ def record_letter_sent(
         _account(account_id, ctx), contract, sent, DueStep(Step(K.FORMAL_NOTICE), sent_on), policy, ctx
     )
     next_step = _installment_step(sent, contract, policy)
-    events = _events(contract, contract, installment, sent, email, ctx, staff(by))
-    ctx.scheduled.commit(
+    written = _commit_with_email(
         account_id,
-        sent,
-        version,
-        _installment_due_at(sent, contract, policy),
-        communication=(email, ctx.now + RETRY_AFTER),
-        events=events,
+        (sent, version, _installment_due_at(sent, contract, policy)),
+        email,
+        lambda screened: _events(contract, contract, installment, sent, screened, ctx, staff(by)),
+        ctx,
     )
-    _announce(events, ctx)
-    _queue(email, ctx)
+    _queue(written, ctx)
     return sent, next_step
 
 
@@ -478,18 +472,15 @@ def confirm_termination(
     changed = _contract_after(contract, [*others, ended], day, K.TERMINATION_NOTICE)
     step = DueStep(Step(K.TERMINATION_NOTICE), day, effective_on=day)
     email = _step_email(_account(account_id, ctx), contract, ended, step, policy, ctx)
-    events = _events(contract, changed, first, ended, email, ctx, actor)
-    ctx.scheduled.commit(
+    written = _commit_with_email(
         account_id,
-        ended,
-        version,
-        None,
+        (ended, version, None),
+        email,
+        lambda screened: _events(contract, changed, first, ended, screened, ctx, actor),
+        ctx,
         contract=changed,
-        communication=(email, ctx.now + RETRY_AFTER),
-        events=events,
     )
-    _announce(events, ctx)
-    _queue(email, ctx)
+    _queue(written, ctx)
     for other, other_version in due[1:]:
         try:
             ctx.scheduled.commit(account_id, other.terminated(day), other_version, None)
@@ -528,6 +519,39 @@ def _events(
         else None
     )
     return in_order([*told, skipped]) if skipped is not None else told
+
+
+def _commit_with_email(
+    account_id: str,
+    change: tuple[Scheduled, int, datetime | None],
+    email: Communication | None,
+    events_of: Callable[[Communication | None], list[Event]],
+    ctx: DunningContext,
+    contract: Deal | None = None,
+) -> Communication | None:
+    """Commit the change (the installment or document, its version read and its next moment) with the
+    contract it changed and its email, screened as it is written (`write_screened`: re-addressed when an
+    address is suppressed), and the events derived from the email as written (`events_of`: one sent to
+    nobody is told `skipped`); then announce them. The email as written."""
+    thing, version, next_at = change
+
+    def write(emails: tuple[Communication, ...]) -> tuple[Communication | None, list[Event]]:
+        written = emails[0] if emails else None
+        events = events_of(written)
+        ctx.scheduled.commit(
+            account_id,
+            thing,
+            version,
+            next_at,
+            contract=contract,
+            communication=(written, ctx.now + RETRY_AFTER) if written else None,
+            events=events,
+        )
+        return written, events
+
+    written, events = write_screened((email,) if email else (), write)
+    _announce(events, ctx)
+    return written
 
 
 def _announce(events: list[Event], ctx: DunningContext) -> None:
@@ -681,12 +705,16 @@ def _run_step(
     moved = thing.step_sent(step.step, paris_date(ctx.now))
     next_at = _at(next_documents_step(policy.documents, thing.created_on, moved.last_sent))
     email = _step_email(account, contract, thing, step, policy, ctx)
-    events = _events(contract, contract, thing, moved, email, ctx)
-    ctx.scheduled.commit(
-        account_id, moved, version, next_at, communication=(email, ctx.now + RETRY_AFTER), events=events
+    written = _commit_with_email(
+        account_id,
+        (moved, version, next_at),
+        email,
+        lambda screened: _events(contract, contract, thing, moved, screened, ctx),
+        ctx,
     )
-    _announce(events, ctx)
-    return DeliveryRequest(account_id, email.id) if email.status is CommunicationStatus.QUEUED else None
+    if written is None or written.status is not CommunicationStatus.QUEUED:
+        return None
+    return DeliveryRequest(account_id, written.id)
 
 
 def _step_subject(
@@ -746,17 +774,14 @@ def _take_installment_step(
         email = _step_email(account, contract, moved, step, policy, ctx)
     changed = _contract_after(contract, [*others, moved], today, caused)
     next_at = _installment_due_at(moved, changed, policy)
-    events = _events(contract, changed, read, moved, email, ctx)
-    ctx.scheduled.commit(
+    email = _commit_with_email(
         account.id,
-        moved,
-        version,
-        next_at,
+        (moved, version, next_at),
+        email,
+        lambda screened: _events(contract, changed, read, moved, screened, ctx),
+        ctx,
         contract=changed if changed != contract else None,
-        communication=(email, ctx.now + RETRY_AFTER) if email else None,
-        events=events,
     )
-    _announce(events, ctx)
     if email is None or email.status is not CommunicationStatus.QUEUED:
         return None
     return DeliveryRequest(account.id, email.id)

@@ -12,7 +12,6 @@ from chalicelib.domain.communications import (
     Communication,
     CommunicationKind,
     TemplateSource,
-    communication_event,
 )
 from chalicelib.domain.contract_events import dunning_events
 from chalicelib.domain.errors import AccountNotFound, FieldIssue, InvalidInput, NotFound, StaleVersion
@@ -357,8 +356,8 @@ def send_manual_email(
     webhooks: MessageQueue | None = None,
 ) -> Communication:
     """Write from the client record: addressed by the rules, rendered by the worker from this template.
-    When nobody can receive it, it is recorded `skipped` at once with its `communication.skipped` event
-    (by `actor`), and nothing is queued."""
+    When nobody can receive it (no address, or every address on the suppression list), it is recorded
+    `skipped` at once with its `communication.skipped` event (by `actor`), and nothing is queued."""
     validate_template(CommunicationKind.MANUAL, template)
     view = recipients_of(account_id, client_id, contract_id, CommunicationKind.MANUAL, partners, now)
     resolution = view.resolution
@@ -395,11 +394,6 @@ def send_manual_email(
         communication, subject=render_kind(CommunicationKind.MANUAL, variables, template).subject
     )
     if resolution.nobody:
-        skipped = communication.skipped("no recipient has an email address")
-        event = communication_event(skipped, now, actor=actor)
-        told = [event] if event is not None else []
-        if communications.add(skipped, retry_at=now, events=told) and webhooks is not None:
-            announce(told, webhooks)
-        return skipped
-    queue_communication(communication, communications, queue, now)
-    return communication
+        communication = communication.skipped("no recipient has an email address")
+    written = queue_communication(communication, communications, queue, now, actor, webhooks)
+    return written or communication

@@ -107,7 +107,8 @@ class CommunicationRepository(Protocol):
     def add(self, communication: Communication, retry_at: datetime, events: Sequence[Event] = ()) -> bool:
         """Store a queued communication once (with the events that tell it, in the same write); False when
         one with the same id already exists. `retry_at` is when the tick should queue it again if no
-        worker has dealt with it by then."""
+        worker has dealt with it by then. A queued one is stored `screened`: RecipientsSuppressed when
+        one of its addresses is on the account's suppression list (nothing is written)."""
         ...
 
     def get(self, account_id: str, communication_id: str) -> Communication | None: ...
@@ -148,7 +149,7 @@ class CommunicationRepository(Protocol):
     def release(self, account_id: str, communication_id: str, delivered_to: tuple[str, ...] = ()) -> None:
         """Give a claim back (`sending` → `queued`), so that the next try need not wait; `delivered_to`
         names the addresses whose copy was already accepted (added to those recorded), which the next try
-        leaves out."""
+        leaves out. The screening done when it was written goes with the claim: the next try screens."""
         ...
 
     def record_delivered(
@@ -299,6 +300,17 @@ class Mailer(Protocol):
 
 class DeliveryInFlight(Exception):
     """Another worker holds the communication's claim and may be calling SES right now: try later."""
+
+
+class RecipientsSuppressed(Exception):
+    """A new communication was not written: some of its addresses are on the account's suppression list.
+    The transaction that writes a communication checks each of its addresses, so that the worker need not
+    look them up; the writer re-addresses it (`domain.recipients.readdressed`) and writes again."""
+
+    def __init__(self, addresses: frozenset[str]) -> None:
+        super().__init__(f"{len(addresses)} address(es) on the suppression list")
+        self.addresses = addresses
+        """The normalized addresses whose suppression item exists."""
 
 
 class MailerThrottled(Exception):

@@ -14,14 +14,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from chalicelib.domain.accounts import Account
 from chalicelib.domain.clock import iso, parse_iso
-from chalicelib.domain.communications import Communication, CommunicationKind, Recipient, communication_id
+from chalicelib.domain.communications import (
+    Communication,
+    CommunicationKind,
+    CommunicationStatus,
+    Recipient,
+    communication_id,
+)
 from chalicelib.domain.errors import Conflict, InvalidInput, NotFound
 from chalicelib.domain.events import Event, EventType, Subject, SubjectKind
 from chalicelib.domain.webhooks import (
@@ -44,8 +50,9 @@ from chalicelib.domain.webhooks import (
     signed_headers,
 )
 from chalicelib.observability import logger
-from chalicelib.services.communications import RETRY_AFTER
+from chalicelib.services.communications import RETRY_AFTER, skipped_events, write_screened
 from chalicelib.services.communications import DeliveryRequest as EmailDelivery
+from chalicelib.services.events import announce
 from chalicelib.services.ports import AccountRepository, MessageQueue
 
 DELIVERY_MESSAGE = "webhook_delivery"
@@ -116,7 +123,11 @@ class WebhookStore(Protocol):
         endpoint: Endpoint | None = None,
         notice: Communication | None = None,
         notice_retry_at: datetime | None = None,
-    ) -> bool: ...
+        notice_events: Sequence[Event] = (),
+    ) -> bool:
+        """Write an attempt's outcome (see DynamoWebhookStore.record); RecipientsSuppressed when the
+        address of `notice` is on the suppression list."""
+        ...
 
     def fanned_out(self, event: Event) -> None: ...
 
@@ -428,12 +439,25 @@ def _record(
         disabled = replace(
             endpoint, enabled=False, disabled_reason=reason, failing_since=endpoint.failing_since or ctx.now
         )
-        notice = _disabled_notice(endpoint, reason, ctx)
-        if notice is None:
+        decided = _disabled_notice(endpoint, reason, ctx)
+        if decided is None:
             return ctx.store.record(before, after, disabled)
-        recorded = ctx.store.record(before, after, disabled, notice, ctx.now + RETRY_AFTER)
+
+        def write(notices: tuple[Communication, ...]) -> tuple[Communication, list[Event], bool]:
+            [notice] = notices
+            told = skipped_events(notices, ctx.now)
+            return (
+                notice,
+                told,
+                ctx.store.record(before, after, disabled, notice, ctx.now + RETRY_AFTER, told),
+            )
+
+        notice, told, recorded = write_screened((decided,), write)
         if recorded:
-            ctx.emails.send(EmailDelivery(notice.account_id, notice.id).to_message())
+            if notice.status is CommunicationStatus.QUEUED:
+                ctx.emails.send(EmailDelivery(notice.account_id, notice.id).to_message())
+            else:
+                announce(told, ctx.queue)
             logger.info(
                 "webhook endpoint disabled", extra={"webhook_id": endpoint.id, "reason": reason.value}
             )

@@ -18,7 +18,8 @@ from chalicelib.domain.communications import (
 )
 from chalicelib.domain.errors import Conflict, StaleVersion
 from chalicelib.domain.plans import Plan, Trial
-from tests.fakes import FakeSuppressionList
+from chalicelib.services.ports import RecipientsSuppressed
+from tests.fakes import FakeCommunicationRepository, FakeSuppressionList
 
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 
@@ -88,21 +89,60 @@ def test_a_communication_is_stored_once_and_reads_back_whole(store: tuple[Any, A
     _, communications = store
     assert communications.add(_communication(), retry_at=NOW + timedelta(minutes=5)) is True
     assert communications.add(_communication(), retry_at=NOW + timedelta(minutes=5)) is False
-    assert communications.get("01ACCOUNT", "cm_1") == _communication()
+    # Written screened as of its decision: its addresses were checked against the suppression list.
+    assert communications.get("01ACCOUNT", "cm_1") == replace(
+        _communication(), screened=True, screened_at=NOW
+    )
     assert communications.get("01ACCOUNT", "cm_other") is None
     assert communications.get("02OTHER", "cm_1") is None
 
 
-def test_a_screened_communication_is_still_screened_when_claimed_for_sending(store: tuple[Any, Any]) -> None:
+def test_a_communication_is_still_screened_when_claimed_and_a_claim_given_back_gives_the_screening_back(
+    store: tuple[Any, Any],
+) -> None:
     _, communications = store
-    communications.add(replace(_communication(), screened=True), retry_at=NOW)
-    communications.add(_communication("cm_2"), retry_at=NOW)
+    communications.add(_communication(), retry_at=NOW)
     claimed = communications.claim("01ACCOUNT", "cm_1", NOW, timedelta(minutes=15))
     assert claimed is not None
-    assert claimed.screened is True
-    other = communications.claim("01ACCOUNT", "cm_2", NOW, timedelta(minutes=15))
-    assert other is not None
-    assert other.screened is False
+    assert (claimed.screened, claimed.screened_at) == (True, NOW)
+    assert claimed.screening_holds(NOW + timedelta(minutes=14), timedelta(minutes=15))
+    assert not claimed.screening_holds(NOW + timedelta(minutes=15), timedelta(minutes=15))
+    communications.release("01ACCOUNT", "cm_1")
+    again = communications.claim("01ACCOUNT", "cm_1", NOW, timedelta(minutes=15))
+    assert again is not None
+    assert (again.screened, again.screened_at) == (False, None)
+
+
+@pytest.fixture(params=["fake", "dynamodb"])
+def screening(request: pytest.FixtureRequest) -> tuple[Any, Any]:
+    """(communications, suppressions) of one kind, the first writing against the second."""
+    if request.param == "fake":
+        suppressions = FakeSuppressionList()
+        return FakeCommunicationRepository(suppressions), suppressions
+    services = request.getfixturevalue("aws")
+    return services.communications, services.suppressions
+
+
+def test_a_communication_to_a_suppressed_address_is_not_written_and_the_addresses_are_named(
+    screening: tuple[Any, Any],
+) -> None:
+    communications, suppressions = screening
+    suppressions.add("01ACCOUNT", "lea@martin.fr", "bounce: Permanent/General", None, NOW)
+    suppressions.add("01ACCOUNT", "paul@bernard.fr", "complaint", None, NOW)
+    suppressions.add("01OTHER", "jean@dupont.fr", "complaint", None, NOW)
+    email = replace(
+        _communication(),
+        to=(Recipient("Cabinet Léa Martin", "Léa <LEA@martin.fr>", "account"),),
+        cc=(Recipient("Jean", "jean@dupont.fr", "client"), Recipient("Paul", "paul@bernard.fr", "apporteur")),
+    )
+    with pytest.raises(RecipientsSuppressed) as refused:
+        communications.add(email, retry_at=NOW)
+    assert refused.value.addresses == {"lea@martin.fr", "paul@bernard.fr"}
+    assert communications.get("01ACCOUNT", "cm_1") is None
+    # Decided to nobody, it is written as it is: nothing is sent to check.
+    skipped = email.skipped("every recipient is on the suppression list (bounced or complained)")
+    assert communications.add(skipped, retry_at=NOW) is True
+    assert communications.get("01ACCOUNT", "cm_1") == skipped
 
 
 def test_a_queued_communication_is_due_for_retry_only_once_its_time_has_come(store: tuple[Any, Any]) -> None:
@@ -121,7 +161,7 @@ def test_postponing_moves_the_retry_and_settling_takes_it_off_the_schedule(store
     communications.add(_communication(), retry_at=NOW)
     communications.postpone("01ACCOUNT", "cm_1", NOW + timedelta(minutes=5))
     assert communications.due_for_retry(NOW + timedelta(minutes=1), limit=10) == []
-    sent = _communication().sent("Bienvenue", "ses-1", NOW)
+    sent = communications.get("01ACCOUNT", "cm_1").sent("Bienvenue", "ses-1", NOW)
     communications.settle(sent)
     assert communications.get("01ACCOUNT", "cm_1") == sent
     assert communications.due_for_retry(NOW + timedelta(days=1), limit=10) == []

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.domain.communications import Communication, CommunicationKind, Recipient
 from chalicelib.domain.errors import Conflict
 from chalicelib.domain.webhooks import (
     AttemptOutcome,
@@ -19,7 +20,8 @@ from chalicelib.domain.webhooks import (
     after_attempt,
     new_secret,
 )
-from tests.fakes import FakeWebhookStore
+from chalicelib.services.ports import RecipientsSuppressed
+from tests.fakes import FakeSuppressionList, FakeWebhookStore
 
 NOW = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -144,3 +146,41 @@ def test_deliveries_list_newest_first(webhooks: Any) -> None:
     found, _ = webhooks.deliveries("acc_1", "whk_01", 2, None)
     assert [d.id for d in found] == ["dlv_03", "dlv_02"]
     assert all(d.status is DeliveryStatus.SUCCEEDED for d in found)
+
+
+@pytest.fixture(params=["fake", "dynamodb"])
+def screened_webhooks(request: pytest.FixtureRequest) -> tuple[Any, Any]:
+    """(webhook store, suppression list) of one kind, the store screening its notices against the list."""
+    if request.param == "fake":
+        suppressions = FakeSuppressionList()
+        return FakeWebhookStore(suppressions), suppressions
+    services = request.getfixturevalue("aws")
+    return services.webhooks, services.suppressions
+
+
+def test_disabling_with_a_notice_to_a_suppressed_address_writes_nothing_and_names_it(
+    screened_webhooks: tuple[Any, Any],
+) -> None:
+    webhooks, suppressions = screened_webhooks
+    endpoint = _endpoint()
+    webhooks.add(endpoint)
+    suppressions.add("acc_1", "contact@martin.fr", "complaint", None, NOW)
+    notice = Communication(
+        id="cm_notice",
+        account_id="acc_1",
+        kind=CommunicationKind.WEBHOOK_DISABLED,
+        sender_name="Relais",
+        reply_to=None,
+        to=(Recipient("Cabinet Martin", "contact@martin.fr", "account"),),
+        created_at=NOW,
+    )
+    disabled = replace(endpoint, enabled=False, disabled_reason=DisabledReason.GONE)
+    delivery = _delivery()
+    gone = after_attempt(delivery, AttemptOutcome(410, 5, None), NOW)
+    with pytest.raises(RecipientsSuppressed) as refused:
+        webhooks.record(delivery, gone, disabled, notice, NOW)
+    assert refused.value.addresses == {"contact@martin.fr"}
+    assert webhooks.get("acc_1", "whk_01").enabled is True
+    skipped = notice.skipped("every recipient is on the suppression list (bounced or complained)")
+    assert webhooks.record(delivery, gone, disabled, skipped, NOW)
+    assert webhooks.get("acc_1", "whk_01").enabled is False

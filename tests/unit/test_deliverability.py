@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,7 +16,7 @@ from chalicelib.domain.deliverability import (
     parse_feedback,
 )
 from chalicelib.domain.errors import InvalidInput
-from chalicelib.services.communications import DeliveryRequest, deliver, queue_communication
+from chalicelib.services.communications import CLAIM_LEASE, DeliveryRequest, deliver, queue_communication
 from chalicelib.services.deliverability import record_acceptance, record_feedback
 from tests.fakes import FakeCommunicationRepository, FakeMailer, FakeQueue, FakeSuppressionList
 
@@ -138,8 +138,24 @@ def test_feedback_about_an_unknown_communication_is_dropped() -> None:
     assert record_feedback(feedback, FakeCommunicationRepository(), FakeSuppressionList(), NOW) is False
 
 
-def _queued(to: tuple[Recipient, ...], cc: tuple[Recipient, ...] = ()) -> FakeCommunicationRepository:
-    communications = FakeCommunicationRepository()
+WHEN_SUPPRESSED = ("before the email was written", "while it waited beyond the claim's lease")
+
+
+@pytest.fixture(params=WHEN_SUPPRESSED)
+def when(request: pytest.FixtureRequest) -> str:
+    """When the address joined the list: the writing of the email leaves it out, or else the worker, which
+    looks the list up again for an email whose screening is older than the claim's lease."""
+    return str(request.param)
+
+
+def _delivered(
+    when: str, suppressed: str, to: tuple[Recipient, ...], cc: tuple[Recipient, ...] = ()
+) -> tuple[FakeCommunicationRepository, FakeMailer]:
+    """An unpaid reminder queued and delivered, `suppressed` joining the list at `when`."""
+    suppressions = FakeSuppressionList()
+    communications, mailer = FakeCommunicationRepository(suppressions), FakeMailer()
+    if when == WHEN_SUPPRESSED[0]:
+        suppressions.add("A1", suppressed, "bounce: Permanent/General", None, NOW)
     communication = Communication(
         id="cm_2",
         account_id="A1",
@@ -151,42 +167,44 @@ def _queued(to: tuple[Recipient, ...], cc: tuple[Recipient, ...] = ()) -> FakeCo
         created_at=NOW,
     )
     queue_communication(communication, communications, FakeQueue(), NOW)
-    return communications
+    suppressions.add("A1", suppressed, "bounce: Permanent/General", None, NOW)
+    later = NOW + CLAIM_LEASE + timedelta(minutes=1)
+    deliver(DeliveryRequest("A1", "cm_2"), communications, mailer, suppressions, later)
+    return communications, mailer
 
 
-def test_a_later_email_to_a_suppressed_address_is_skipped_not_sent() -> None:
-    communications = _queued((Recipient("Jean Dupont", "Jean@Dupont.fr", "client"),))
-    mailer = FakeMailer()
-    status = deliver(
-        DeliveryRequest("A1", "cm_2"), communications, mailer, FakeSuppressionList("jean@dupont.fr"), NOW
+def test_a_later_email_to_a_suppressed_address_is_skipped_not_sent(when: str) -> None:
+    communications, mailer = _delivered(
+        when, "jean@dupont.fr", (Recipient("Jean Dupont", "Jean@Dupont.fr", "client"),)
     )
-    assert status is CommunicationStatus.SKIPPED
     assert mailer.sent == []
     skipped = communications.get("A1", "cm_2")
     assert skipped is not None
+    assert skipped.status is CommunicationStatus.SKIPPED
     assert skipped.status_reason == "every recipient is on the suppression list (bounced or complained)"
+    assert skipped.skipped_parties == ("client",)
 
 
-def test_when_the_suppressed_address_was_the_whole_to_the_cc_takes_it() -> None:
+def test_when_the_suppressed_address_was_the_whole_to_the_cc_takes_it(when: str) -> None:
     client = Recipient("Jean Dupont", "jean@dupont.fr", "client")
     apporteur = Recipient("Courtage Ouest", "ouest@courtage.fr", "apporteur")
-    communications = _queued((client,), (apporteur,))
-    mailer = FakeMailer()
-    deliver(DeliveryRequest("A1", "cm_2"), communications, mailer, FakeSuppressionList("jean@dupont.fr"), NOW)
+    communications, mailer = _delivered(when, "jean@dupont.fr", (client,), (apporteur,))
     [email] = mailer.sent
     assert (email.to, email.cc) == ((apporteur,), ())
+    sent = communications.get("A1", "cm_2")
+    assert sent is not None
+    assert (sent.status, sent.skipped_parties) == (CommunicationStatus.SENT, ("client",))
 
 
-def test_a_suppressed_cc_is_left_out_and_the_to_still_receives_it() -> None:
+def test_a_suppressed_cc_is_left_out_and_the_to_still_receives_it(when: str) -> None:
     client = Recipient("Jean Dupont", "jean@dupont.fr", "client")
     apporteur = Recipient("Courtage Ouest", "ouest@courtage.fr", "apporteur")
-    communications = _queued((client,), (apporteur,))
-    mailer = FakeMailer()
-    deliver(
-        DeliveryRequest("A1", "cm_2"), communications, mailer, FakeSuppressionList("ouest@courtage.fr"), NOW
-    )
+    communications, mailer = _delivered(when, "ouest@courtage.fr", (client,), (apporteur,))
     [email] = mailer.sent
     assert (email.to, email.cc) == ((client,), ())
+    sent = communications.get("A1", "cm_2")
+    assert sent is not None
+    assert (sent.status, sent.skipped_parties) == (CommunicationStatus.SENT, ("apporteur",))
 
 
 def _send_event(to: str, message_id: str, mailing: bool = True) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from chalicelib.domain.communications import (
 from chalicelib.domain.plans import Plan
 from chalicelib.services import accounts as account_service
 from chalicelib.services.communications import (
+    CLAIM_LEASE,
     RETRY_AFTER,
     DeliveryRequest,
     deliver,
@@ -97,17 +98,53 @@ def test_an_accounts_welcome_is_sent_without_a_look_up_of_its_suppression_list_e
     request = DeliveryRequest(account.id, message["communication_id"])
     assert deliver(request, communications, mailer, suppressions, NOW) is CommunicationStatus.SENT
     assert suppressions.lookups == 0
-    # Any other email is screened when it leaves, a welcome written by hand included.
-    queue_communication(_welcome(), communications, FakeQueue(), NOW)
-    deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, suppressions, NOW)
+    assert [email.to[0].email for email in mailer.sent] == ["lea@martin.fr"]
+
+
+def test_an_email_screened_when_written_is_sent_without_a_look_up_and_looked_up_again_when_it_waited() -> (
+    None
+):
+    communications, mailer = FakeCommunicationRepository(), FakeMailer()
+    suppressions = _WatchedSuppressionList()
+    queue_communication(_formal_notice(), communications, FakeQueue(), NOW)
+    request = DeliveryRequest("A1", "cm_notice")
+    assert deliver(request, communications, mailer, suppressions, NOW + timedelta(minutes=1)) is (
+        CommunicationStatus.SENT
+    )
+    assert suppressions.lookups == 0
+    # Written, then waiting beyond the claim's lease (SES paused the account): its screening is old.
+    later = replace(_formal_notice(), id="cm_later")
+    queue_communication(later, communications, FakeQueue(), NOW)
+    suppressions.add("A1", "jean@dupont.fr", "bounce: Permanent/General", None, NOW)
+    waited = NOW + CLAIM_LEASE + timedelta(seconds=1)
+    assert deliver(DeliveryRequest("A1", "cm_later"), communications, mailer, suppressions, waited) is (
+        CommunicationStatus.SKIPPED
+    )
     assert suppressions.lookups == 1
-    assert [email.to[0].email for email in mailer.sent] == ["lea@martin.fr", "lea@martin.fr"]
+    assert len(mailer.sent) == 1
+
+
+def test_an_email_retried_after_ses_throttled_it_is_screened_again() -> None:
+    suppressions = _WatchedSuppressionList()
+    communications, mailer = FakeCommunicationRepository(suppressions), FakeMailer(throttle_next=1)
+    queue_communication(_formal_notice(), communications, FakeQueue(), NOW)
+    request = DeliveryRequest("A1", "cm_notice")
+    with pytest.raises(MailerThrottled):
+        deliver(request, communications, mailer, suppressions, NOW)
+    assert suppressions.lookups == 1  # its writing's
+    # The client bounced on another email meanwhile: the retry, a minute later, leaves him out.
+    suppressions.add("A1", "jean@dupont.fr", "bounce: Permanent/General", None, NOW)
+    assert deliver(request, communications, mailer, suppressions, NOW + timedelta(minutes=1)) is (
+        CommunicationStatus.SKIPPED
+    )
+    assert suppressions.lookups == 2
+    assert mailer.sent == []
 
 
 def test_queuing_the_same_communication_twice_keeps_one_record() -> None:
     communications, queue = FakeCommunicationRepository(), FakeQueue()
-    assert queue_communication(_welcome(), communications, queue, NOW) is True
-    assert queue_communication(_welcome(), communications, queue, NOW) is False
+    assert queue_communication(_welcome(), communications, queue, NOW) is not None
+    assert queue_communication(_welcome(), communications, queue, NOW) is None
     assert len(communications.communications) == 1
 
 
@@ -316,33 +353,51 @@ def _formal_notice() -> Communication:
     )
 
 
-def test_a_formal_notice_to_a_suppressed_client_is_skipped_never_sent_to_the_apporteur_alone() -> None:
-    communications, mailer = FakeCommunicationRepository(), FakeMailer()
-    queue_communication(_formal_notice(), communications, FakeQueue(), NOW)
-    status = deliver(
-        DeliveryRequest("A1", "cm_notice"), communications, mailer, FakeSuppressionList("jean@dupont.fr"), NOW
-    )
-    assert status is CommunicationStatus.SKIPPED
+def _queued_then_delivered(
+    communication: Communication, screened_when_written: bool
+) -> tuple[FakeCommunicationRepository, FakeQueue, FakeMailer]:
+    """The client's address joins the suppression list before the email is written (its writing leaves
+    him out), or after it, the email waiting beyond the claim's lease (the worker looks him up again)."""
+    suppressions = FakeSuppressionList()
+    communications, queue, mailer = FakeCommunicationRepository(suppressions), FakeQueue(), FakeMailer()
+    if screened_when_written:
+        suppressions.add("A1", "jean@dupont.fr", "bounce: Permanent/General", None, NOW)
+    queue_communication(communication, communications, queue, NOW)
+    suppressions.add("A1", "jean@dupont.fr", "bounce: Permanent/General", None, NOW)
+    for message in queue.messages:
+        request = DeliveryRequest.from_message(message)
+        deliver(request, communications, mailer, suppressions, NOW + CLAIM_LEASE + timedelta(minutes=1))
+    return communications, queue, mailer
+
+
+@pytest.mark.parametrize("screened_when_written", [True, False])
+def test_a_formal_notice_to_a_suppressed_client_is_skipped_never_sent_to_the_apporteur_alone(
+    screened_when_written: bool,
+) -> None:
+    communications, queue, mailer = _queued_then_delivered(_formal_notice(), screened_when_written)
     assert mailer.sent == []
     skipped = communications.get("A1", "cm_notice")
     assert skipped is not None
+    assert skipped.status is CommunicationStatus.SKIPPED
     assert skipped.skipped_parties == ("client",)
-    assert "suppression list" in (skipped.status_reason or "")
-
-
-def test_a_reminder_to_a_suppressed_client_goes_to_the_apporteur_and_names_the_client_as_skipped() -> None:
-    communications, mailer = FakeCommunicationRepository(), FakeMailer()
-    reminder = replace(_formal_notice(), kind=CommunicationKind.UNPAID_REMINDER)
-    queue_communication(reminder, communications, FakeQueue(), NOW)
-    status = deliver(
-        DeliveryRequest("A1", "cm_notice"), communications, mailer, FakeSuppressionList("jean@dupont.fr"), NOW
+    assert skipped.status_reason == (
+        "the client's address is on the suppression list (bounced or complained); "
+        "a legal notice is never sent to the apporteur alone"
     )
-    assert status is CommunicationStatus.SENT
+    assert len(queue.messages) == (0 if screened_when_written else 1)
+
+
+@pytest.mark.parametrize("screened_when_written", [True, False])
+def test_a_reminder_to_a_suppressed_client_goes_to_the_apporteur_and_names_the_client_as_skipped(
+    screened_when_written: bool,
+) -> None:
+    reminder = replace(_formal_notice(), kind=CommunicationKind.UNPAID_REMINDER)
+    communications, _, mailer = _queued_then_delivered(reminder, screened_when_written)
     [email] = mailer.sent
     assert ([r.email for r in email.to], email.cc) == (["b@bernard.fr"], ())
     sent = communications.get("A1", "cm_notice")
     assert sent is not None
-    assert sent.skipped_parties == ("client",)
+    assert (sent.status, sent.skipped_parties) == (CommunicationStatus.SENT, ("client",))
 
 
 class _FailingMailer:

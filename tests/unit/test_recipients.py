@@ -4,13 +4,20 @@ checked by properties (hypothesis) and against a decision table written independ
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib.domain.communications import GOVERNED_KINDS, CommunicationKind, Recipient
+from chalicelib.domain.communications import (
+    GOVERNED_KINDS,
+    Communication,
+    CommunicationKind,
+    CommunicationStatus,
+    Recipient,
+)
 from chalicelib.domain.recipients import (
     LEGAL_NOTICES,
     CommunicationRule,
@@ -18,6 +25,7 @@ from chalicelib.domain.recipients import (
     Party,
     RuleHolder,
     reachable,
+    readdressed,
     resolve_recipients,
 )
 
@@ -357,3 +365,45 @@ def test_suppression_matches_the_mailbox_whatever_its_case() -> None:
     to = (Recipient("Jean Dupont", "Jean@Dupont.FR", "client"),)
     reach = reachable(K.MANUAL, to, (), {"jean@dupont.fr"})
     assert (reach.to, reach.suppressed_parties) == ((), ("client",))
+
+
+def _written(kind: CommunicationKind) -> Communication:
+    to, cc = _notice_recipients()
+    return Communication(
+        id="cm_1",
+        account_id="A1",
+        kind=kind,
+        sender_name="Cabinet Martin",
+        reply_to=None,
+        to=to,
+        cc=cc,
+        created_at=datetime(2027, 3, 11, 8, 0, tzinfo=UTC),
+    )
+
+
+def test_an_email_written_to_a_suppressed_client_is_readdressed_to_the_apporteur_naming_the_client() -> None:
+    readdressed_email = readdressed(_written(K.UNPAID_REMINDER), {"jean@dupont.fr"})
+    _, cc = _notice_recipients()
+    assert (readdressed_email.to, readdressed_email.cc) == (cc, ())
+    assert (readdressed_email.status, readdressed_email.skipped_parties) == (
+        CommunicationStatus.QUEUED,
+        ("client",),
+    )
+
+
+@pytest.mark.parametrize("kind", sorted(LEGAL_NOTICES))
+def test_a_legal_notice_written_to_a_suppressed_client_is_skipped_saying_why(kind: CommunicationKind) -> None:
+    skipped = readdressed(_written(kind), {"jean@dupont.fr"})
+    assert (skipped.status, skipped.skipped_parties) == (CommunicationStatus.SKIPPED, ("client",))
+    assert skipped.status_reason == (
+        "the client's address is on the suppression list (bounced or complained); "
+        "a legal notice is never sent to the apporteur alone"
+    )
+    # Its To and Cc still say whom it was for.
+    assert (skipped.to, skipped.cc) == _notice_recipients()
+
+
+def test_an_email_none_of_whose_addresses_is_suppressed_is_written_as_decided() -> None:
+    email = _written(K.FORMAL_NOTICE)
+    assert readdressed(email, {"paul@exemple.fr"}) is email
+    assert readdressed(email, set()) is email

@@ -9,7 +9,7 @@ from typing import Any
 
 from chalicelib.adapters.webhook_http import PostOutcome
 from chalicelib.domain.accounts import Account
-from chalicelib.domain.communications import CommunicationKind
+from chalicelib.domain.communications import CommunicationKind, CommunicationStatus
 from chalicelib.domain.events import Event, EventType, Subject, SubjectKind
 from chalicelib.domain.plans import Plan
 from chalicelib.domain.webhooks import DeliveryStatus, DisabledReason, Endpoint, new_secret
@@ -143,3 +143,23 @@ def test_a_410_disables_the_endpoint_and_queues_the_accounts_email_once() -> Non
     assert notice.kind is CommunicationKind.WEBHOOK_DISABLED
     assert [r.email for r in notice.to] == ["contact@martin.fr"]
     assert [m["communication_id"] for m, _ in emails.sent] == [notice.id]
+
+
+def test_a_410_disabling_an_endpoint_of_a_suppressed_address_records_its_email_skipped_and_queues_none() -> (
+    None
+):
+    store, queue, emails = Store(), Queue(), Queue()
+    store.suppressions.add("acc_1", "contact@martin.fr", "bounce: Permanent/General", None, NOW)
+    accounts = FakeAccountRepository()
+    accounts.add(Account("acc_1", "Cabinet Martin", Plan.PREMIUM, frozenset(), "contact@martin.fr", NOW))
+    attempt(_first(), AttemptContext(store, Transport(410), queue, accounts, emails, NOW))
+    assert store.get("acc_1", "whk_1").enabled is False
+    [notice] = store.notices
+    assert (notice.status, notice.skipped_parties) == (CommunicationStatus.SKIPPED, ("account",))
+    assert emails.sent == []
+    [told] = store.events
+    assert (told.type, told.data["reason"]) == (
+        EventType.COMMUNICATION_SKIPPED,
+        "every recipient is on the suppression list (bounced or complained)",
+    )
+    assert told.to_message() in [message for message, _ in queue.sent]

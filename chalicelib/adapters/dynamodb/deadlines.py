@@ -6,21 +6,24 @@ replayed, or a message delivered twice fire it once."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime
 
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.adapters.dynamodb.events import event_item
 from chalicelib.adapters.dynamodb.models import (
     DUE_SHARDS,
-    CommunicationItem,
     DeadlineItem,
+    EventItem,
     condition_failed,
     transactions,
 )
-from chalicelib.adapters.dynamodb.repositories import communication_item
+from chalicelib.adapters.dynamodb.repositories import NewCommunications
 from chalicelib.domain.clock import iso
 from chalicelib.domain.communications import Communication
+from chalicelib.domain.events import Event
 
 
 def _shard(key: str) -> str:
@@ -52,21 +55,27 @@ class DynamoDeadlineRepository:
         dossier_id: str,
         automation_id: str,
         emails: list[tuple[Communication, datetime]],
+        events: Sequence[Event] = (),
     ) -> bool:
-        """Write the deadline's emails and take it off the schedule, once; False when already fired."""
+        """Write the deadline's emails (screened: `NewCommunications`) with the events that tell them, and
+        take it off the schedule, once; False when already fired; RecipientsSuppressed when an address of
+        an email is on the suppression list."""
         item = DeadlineItem(f"ACCOUNT#{account_id}#DOSSIER#{dossier_id}", f"DEADLINE#{automation_id}")
+        transaction = TransactWrite(connection=transactions())
+        written = NewCommunications(transaction)
         try:
-            with TransactWrite(connection=transactions()) as transaction:
+            with transaction:
                 transaction.update(
                     item,
                     actions=[DeadlineItem.due_pk.remove(), DeadlineItem.due_sk.remove()],
                     condition=DeadlineItem.due_pk.exists(),
                 )
                 for email, retry_at in emails:
-                    transaction.save(
-                        communication_item(email, retry_at), condition=CommunicationItem.pk.does_not_exist()
-                    )
+                    written.add(email, retry_at)
+                for event in events:
+                    transaction.save(event_item(event), condition=EventItem.pk.does_not_exist())
         except TransactWriteError as exc:
+            written.raise_if_suppressed(exc)
             if condition_failed(exc):
                 return False
             raise

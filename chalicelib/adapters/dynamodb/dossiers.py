@@ -18,7 +18,6 @@ from chalicelib.adapters.dynamodb.events import event_item
 from chalicelib.adapters.dynamodb.models import (
     AccountItem,
     AuditEntryItem,
-    CommunicationItem,
     DossierItem,
     EventItem,
     PortalTokenItem,
@@ -28,7 +27,7 @@ from chalicelib.adapters.dynamodb.models import (
 )
 from chalicelib.adapters.dynamodb.repositories import (
     DynamoAccountRepository,
-    communication_item,
+    NewCommunications,
     dossier_link_item,
     portal_token_item,
 )
@@ -394,8 +393,9 @@ class DynamoDossierRepository:
         events: tuple[Event, ...] = (),
     ) -> int:
         """Write the dossier at `version` (0: a new one) with the tokens it mints and revokes, the
-        emails it queues and the events it reports, in one TransactWriteItems. StaleVersion when the
-        dossier changed meanwhile."""
+        emails it queues (screened: `NewCommunications`) and the events it reports, in one
+        TransactWriteItems. StaleVersion when the dossier changed meanwhile; RecipientsSuppressed when an
+        address of an email is on the suppression list."""
         item = DossierItem(
             _dossier_pk(dossier.account_id, dossier.id),
             "DOSSIER",
@@ -413,8 +413,10 @@ class DynamoDossierRepository:
         )
         if version:
             item.version = version
+        transaction = TransactWrite(connection=transactions())
+        emails = NewCommunications(transaction)
         try:
-            with TransactWrite(connection=transactions()) as transaction:
+            with transaction:
                 condition = DossierItem.pk.does_not_exist() if not version else None
                 transaction.save(item, condition=condition)
                 for token_hash, principal, expires_at in minted:
@@ -431,13 +433,11 @@ class DynamoDossierRepository:
                 if erase_at is not None:
                     transaction.save(erasure_item(dossier.account_id, dossier.id, erase_at))
                 for communication, retry_at in communications:
-                    transaction.save(
-                        communication_item(communication, retry_at),
-                        condition=CommunicationItem.pk.does_not_exist(),
-                    )
+                    emails.add(communication, retry_at)
                 for event in events:
                     transaction.save(event_item(event), condition=EventItem.pk.does_not_exist())
         except TransactWriteError as exc:
+            emails.raise_if_suppressed(exc)
             if condition_failed(exc):
                 raise StaleVersion() from exc
             raise

@@ -153,8 +153,9 @@ class CommunicationItem(_TableModel):
     mailing_id = UnicodeAttribute(null=True)
     party_ids = JSONAttribute(null=True)
     delivered_to = UnicodeSetAttribute(null=True, attr_name="delivered_copies")
-    screened = BooleanAttribute(null=True)
     """A string set, so that the worker and SES's Send events add accepted copies atomically."""
+    screened = BooleanAttribute(null=True)
+    screened_at = UTCDateTimeAttribute(null=True)
     dossier_id = UnicodeAttribute(null=True)
     claimed_at = UTCDateTimeAttribute(null=True)
     due_pk = UnicodeAttribute(null=True, attr_name="DUEPK")

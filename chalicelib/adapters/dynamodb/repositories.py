@@ -24,9 +24,11 @@ from chalicelib.adapters.dynamodb.models import (
     DossierLinkItem,
     EventItem,
     PortalTokenItem,
+    SuppressionItem,
     condition_failed,
     transactions,
 )
+from chalicelib.adapters.dynamodb.suppressions import suppression_keys
 from chalicelib.domain.accounts import DEFAULT_RETENTION_DAYS, Account
 from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.clock import iso, parse_iso
@@ -39,12 +41,13 @@ from chalicelib.domain.communications import (
     Recipient,
     TemplateSource,
 )
+from chalicelib.domain.deliverability import normalize_address
 from chalicelib.domain.errors import Conflict, StaleVersion
 from chalicelib.domain.events import Event
 from chalicelib.domain.identity import PortalPrincipal
 from chalicelib.domain.legal import BrokerIdentity, RegisteredMailChannel
 from chalicelib.domain.plans import Plan, Trial
-from chalicelib.services.ports import DeliveryInFlight
+from chalicelib.services.ports import DeliveryInFlight, RecipientsSuppressed
 
 
 def _account_pk(account_id: str) -> str:
@@ -220,6 +223,7 @@ def _communication_from(item: CommunicationItem, account_id: str) -> Communicati
         delivered_to=tuple(sorted(item.delivered_to or ())),
         dossier_id=item.dossier_id,
         screened=bool(item.screened),
+        screened_at=item.screened_at,
     )
 
 
@@ -231,6 +235,53 @@ def _raw_template(template: TemplateSource | None) -> dict[str, str] | None:
     return None if template is None else {"subject": template.subject, "body": template.body}
 
 
+class NewCommunications:
+    """The items that write new communications in one TransactWriteItems (`add` each to `transaction`),
+    and which of their addresses cancelled it.
+
+    A queued communication is written `screened` as of its decision (`created_at`, the moment of this
+    transaction), with one ConditionCheck per key its addresses' suppression items may have (hashed, and
+    plain from before the hashing: both keys the worker's lookup reads) that none exists; each address
+    once per transaction, as DynamoDB refuses two operations on one item. PynamoDB sends the
+    ConditionChecks first, in the order added, and the transactions that write communications add no
+    other: the cancellation reason at index i is the check of the i-th key checked."""
+
+    def __init__(self, transaction: TransactWrite) -> None:
+        self._transaction = transaction
+        self._checked: list[str] = []
+        """The address of each ConditionCheck, in the order added."""
+
+    def add(self, communication: Communication, retry_at: datetime) -> None:
+        if communication.status is CommunicationStatus.QUEUED:
+            communication = replace(communication, screened=True, screened_at=communication.created_at)
+            for recipient in (*communication.deliverable_to, *communication.deliverable_cc):
+                self._check(communication.account_id, normalize_address(str(recipient.email)))
+        self._transaction.save(
+            communication_item(communication, retry_at), condition=CommunicationItem.pk.does_not_exist()
+        )
+
+    def _check(self, account_id: str, address: str) -> None:
+        if address in self._checked:
+            return
+        for key in suppression_keys(account_id, address):
+            self._transaction.condition_check(
+                SuppressionItem, *key, condition=SuppressionItem.pk.does_not_exist()
+            )
+            self._checked.append(address)
+
+    def raise_if_suppressed(self, exc: TransactWriteError) -> None:
+        """RecipientsSuppressed naming the addresses whose check failed, read at every index; nothing when
+        another condition cancelled the transaction."""
+        reasons = list(exc.cancellation_reasons or [])
+        suppressed = frozenset(
+            address
+            for address, reason in zip(self._checked, reasons, strict=False)
+            if reason is not None and reason.code == "ConditionalCheckFailed"
+        )
+        if suppressed:
+            raise RecipientsSuppressed(suppressed) from exc
+
+
 def communication_item(communication: Communication, retry_at: datetime) -> CommunicationItem:
     """The item of a new communication (also written inside the transactions of the changes causing it)."""
     item = CommunicationItem(
@@ -238,6 +289,7 @@ def communication_item(communication: Communication, retry_at: datetime) -> Comm
         communication_id=communication.id,
         kind=communication.kind.value,
         status=communication.status.value,
+        status_reason=communication.status_reason,
         sender_name=communication.sender_name,
         reply_to=communication.reply_to,
         to=_raw_recipients(communication.to),
@@ -256,6 +308,7 @@ def communication_item(communication: Communication, retry_at: datetime) -> Comm
         party_ids=communication.party_ids or None,
         dossier_id=communication.dossier_id,
         screened=communication.screened or None,
+        screened_at=communication.screened_at,
     )
     if communication.status is CommunicationStatus.QUEUED:
         # Only a queued communication waits on the retry schedule (a decided-skipped one never will).
@@ -344,20 +397,16 @@ def _record_sending_after_feedback(
 
 class DynamoCommunicationRepository:
     def add(self, communication: Communication, retry_at: datetime, events: Sequence[Event] = ()) -> bool:
-        item = communication_item(communication, retry_at)
+        """One TransactWriteItems: the communication, screened (`NewCommunications`), and its events."""
+        transaction = TransactWrite(connection=transactions())
+        written = NewCommunications(transaction)
         try:
-            if not events:
-                item.save(condition=CommunicationItem.pk.does_not_exist())
-                return True
-            with TransactWrite(connection=transactions()) as transaction:
-                transaction.save(item, condition=CommunicationItem.pk.does_not_exist())
+            with transaction:
+                written.add(communication, retry_at)
                 for event in events:
                     transaction.save(event_item(event), condition=EventItem.pk.does_not_exist())
-        except PutError as exc:
-            if _condition_failed(exc):
-                return False
-            raise
         except TransactWriteError as exc:
+            written.raise_if_suppressed(exc)
             if condition_failed(exc):
                 return False
             raise
@@ -516,6 +565,9 @@ class DynamoCommunicationRepository:
         actions: list[Any] = [
             CommunicationItem.status.set(CommunicationStatus.QUEUED.value),
             CommunicationItem.claimed_at.remove(),
+            # The screening done at its writing is spent: the next try looks the addresses up.
+            CommunicationItem.screened.remove(),
+            CommunicationItem.screened_at.remove(),
         ]
         if delivered_to:
             actions.append(CommunicationItem.delivered_to.add(set(delivered_to)))

@@ -18,7 +18,6 @@ from chalicelib.adapters.dynamodb.cursors import check_cursor
 from chalicelib.adapters.dynamodb.events import event_item
 from chalicelib.adapters.dynamodb.models import (
     DUE_SHARDS,
-    CommunicationItem,
     EventItem,
     PartnerItem,
     ScheduledItem,
@@ -26,7 +25,7 @@ from chalicelib.adapters.dynamodb.models import (
     transactions,
 )
 from chalicelib.adapters.dynamodb.partners import _to_item as partner_item
-from chalicelib.adapters.dynamodb.repositories import communication_item
+from chalicelib.adapters.dynamodb.repositories import NewCommunications
 from chalicelib.domain.clock import iso, parse_iso
 from chalicelib.domain.communications import Communication, CommunicationKind
 from chalicelib.domain.dunning import SentStep, Step, TimelineStep
@@ -272,23 +271,24 @@ class DynamoScheduledRepository:
         communication: tuple[Communication, datetime] | None = None,
         events: Sequence[Event] = (),
     ) -> None:
-        """Write the installment or document at `version` (0: new), the contract it changed, its email and
-        the events that tell it, all or nothing; StaleVersion when someone else moved it on first (a
-        replayed step then writes no event)."""
+        """Write the installment or document at `version` (0: new), the contract it changed, its email
+        (screened: `NewCommunications`) and the events that tell it, all or nothing; StaleVersion when
+        someone else moved it on first (a replayed step then writes no event); RecipientsSuppressed when
+        an address of the email is on the suppression list."""
+        transaction = TransactWrite(connection=transactions())
+        emails = NewCommunications(transaction)
         try:
-            with TransactWrite(connection=transactions()) as transaction:
+            with transaction:
                 condition = ScheduledItem.pk.does_not_exist() if not version else None
                 transaction.save(_item(account_id, thing, version, next_at), condition=condition)
                 if contract is not None:
                     transaction.save(partner_item(contract), condition=PartnerItem.pk.exists())
                 if communication is not None:
-                    email, retry_at = communication
-                    transaction.save(
-                        communication_item(email, retry_at), condition=CommunicationItem.pk.does_not_exist()
-                    )
+                    emails.add(*communication)
                 for event in events:
                     transaction.save(event_item(event), condition=EventItem.pk.does_not_exist())
         except TransactWriteError as exc:
+            emails.raise_if_suppressed(exc)
             if condition_failed(exc):
                 raise StaleVersion() from exc
             raise

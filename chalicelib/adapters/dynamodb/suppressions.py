@@ -41,6 +41,11 @@ def _plain_key(account_id: str, address: str) -> tuple[str, str]:
     return _pk(account_id), f"{_PREFIX}{address}"
 
 
+def suppression_keys(account_id: str, address: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    """Both keys an address's suppression item may have: hashed, and plain (written before the hashing)."""
+    return _key(account_id, address), _plain_key(account_id, address)
+
+
 def _entry(item: SuppressionItem) -> Suppression:
     digest = item.address_hash or address_hash(str(item.address))
     return Suppression(digest, item.reason, item.communication_id, item.suppressed_at)
@@ -64,8 +69,8 @@ class DynamoSuppressionRepository:
         """Which of `addresses` (normalized) the account may no longer write to."""
         by_key: dict[tuple[str, str], str] = {}
         for address in set(addresses):
-            by_key[_key(account_id, address)] = address
-            by_key[_plain_key(account_id, address)] = address
+            for key in suppression_keys(account_id, address):
+                by_key[key] = address
         if not by_key:
             return set()
         return {by_key[(item.pk, item.sk)] for item in SuppressionItem.batch_get(sorted(by_key))}

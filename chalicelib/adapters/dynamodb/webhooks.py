@@ -12,6 +12,7 @@ of the outcome (a TransactWriteItems when the endpoint's failure clock or state 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,10 +20,9 @@ from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactGet, TransactWrite
 
 from chalicelib.adapters.dynamodb.cursors import check_cursor
-from chalicelib.adapters.dynamodb.events import event_from, event_key
+from chalicelib.adapters.dynamodb.events import event_from, event_item, event_key
 from chalicelib.adapters.dynamodb.models import (
     DUE_SHARDS,
-    CommunicationItem,
     DeliveryItem,
     EventItem,
     WebhookCountItem,
@@ -30,7 +30,7 @@ from chalicelib.adapters.dynamodb.models import (
     condition_failed,
     transactions,
 )
-from chalicelib.adapters.dynamodb.repositories import communication_item
+from chalicelib.adapters.dynamodb.repositories import NewCommunications
 from chalicelib.domain.clock import iso
 from chalicelib.domain.communications import Communication
 from chalicelib.domain.errors import Conflict, FieldIssue, InvalidInput
@@ -290,11 +290,13 @@ class DynamoWebhookStore:
         endpoint: Endpoint | None = None,
         notice: Communication | None = None,
         notice_retry_at: datetime | None = None,
+        notice_events: Sequence[Event] = (),
     ) -> bool:
         """Write the outcome of the attempt that followed `before`, only if the delivery still stands as
         `before` (False otherwise: another worker recorded it). With `endpoint`, its failure clock and
         state move in the same transaction; with `notice`, the email telling the account it was disabled
-        is written too, once (the endpoint must still be enabled)."""
+        is written too (screened: `NewCommunications`), once (the endpoint must still be enabled), with
+        `notice_events`; RecipientsSuppressed when its address is on the suppression list."""
         item = _delivery_item(after)
         if before.attempt == 0:
             condition = DeliveryItem.pk.does_not_exist()
@@ -324,8 +326,10 @@ class DynamoWebhookStore:
                     endpoint.disabled_reason.value if endpoint.disabled_reason else None,
                 ),
             ]
+        transaction = TransactWrite(connection=transactions())
+        notices = NewCommunications(transaction)
         try:
-            with TransactWrite(connection=transactions()) as transaction:
+            with transaction:
                 transaction.save(item, condition=condition)
                 transaction.update(
                     WebhookItem(_account_pk(endpoint.account_id), _endpoint_sk(endpoint.id)),
@@ -333,11 +337,11 @@ class DynamoWebhookStore:
                     condition=endpoint_condition,
                 )
                 if notice is not None and notice_retry_at is not None:
-                    transaction.save(
-                        communication_item(notice, notice_retry_at),
-                        condition=CommunicationItem.pk.does_not_exist(),
-                    )
+                    notices.add(notice, notice_retry_at)
+                    for event in notice_events:
+                        transaction.save(event_item(event), condition=EventItem.pk.does_not_exist())
         except TransactWriteError as exc:
+            notices.raise_if_suppressed(exc)
             if condition_failed(exc):
                 return False
             raise
