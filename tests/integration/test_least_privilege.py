@@ -14,7 +14,9 @@ What moto enforces, read in moto 5.2 (`core/responses.py` `call_action`, `core/a
   ChangeMessageVisibility, and GetQueueUrl on the named queue, where moto names no queue: both are given
   to moto as AWS names them.
 - DynamoDB: the action is checked, but moto names no resource (`*`, which no statement naming the table
-  matches): moto is given the ARN of the table, or of the index, the request names, as AWS checks it.
+  matches): moto is given the ARN of the table, or of the index, the request names, as AWS checks it. A
+  transaction has no IAM action of its own: AWS checks each of its items (PutItem, UpdateItem, DeleteItem,
+  ConditionCheckItem, GetItem), and so is moto told to.
 - S3: bucket and key ARNs are checked (DeleteObjects: moto checks the bucket, AWS each key, as moto is
   told here); a statement with a Condition (`s3:prefix` on ListBucketVersions)
   never matches, as moto passes no request context: such statements are proven statically.
@@ -173,8 +175,32 @@ def _s3_calls(operation: str, params: dict[str, Any]) -> list[Call]:
     return [Call(f"s3:{action}", f"arn:aws:s3:::{bucket}/{params['Key']}")]
 
 
+TRANSACTION_IAM_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+    "Get": "GetItem",
+}
+"""There is no IAM action for a DynamoDB transaction: AWS authorizes each of its items by the action of
+its kind (developer guide, "Using IAM with DynamoDB transactions")."""
+
+
+def transaction_actions(params: dict[str, Any]) -> list[tuple[str, str]]:
+    """(IAM action, table ARN) of each item of a TransactWriteItems or TransactGetItems request."""
+    return sorted(
+        {
+            (f"dynamodb:{TRANSACTION_IAM_ACTIONS[kind]}", _arn("dynamodb", f"table/{operation['TableName']}"))
+            for entry in params.get("TransactItems", [])
+            for kind, operation in entry.items()
+        }
+    )
+
+
 def authorizations(service: str, operation: str, params: dict[str, Any]) -> list[Call]:
     """What AWS authorizes one API call on (the Service Authorization Reference of each service)."""
+    if service == "dynamodb" and operation in ("TransactWriteItems", "TransactGetItems"):
+        return [Call(action, arn) for action, arn in transaction_actions(params)]
     if service == "dynamodb":
         return [Call(f"dynamodb:{operation}", arn) for arn in _tables(params)]
     if service == "sqs":
@@ -376,8 +402,17 @@ def _sqs_resource(original: Callable[[Any], str]) -> Callable[[Any], str]:
 
 
 def _iam_action_names(original: Callable[..., None]) -> Callable[..., None]:
+    """moto checks the API operation's name; AWS checks SQS's batches by their single action and a DynamoDB
+    transaction by the action of each of its items, on its table."""
+
     def check(self: Any, resource: str) -> None:
         service, _, operation = self._action.partition(":")
+        if service == "dynamodb" and operation in ("TransactWriteItems", "TransactGetItems"):
+            for action, table in transaction_actions(json.loads(self._body or "{}")):
+                self._action = action
+                original(self, table)
+            self._action = f"dynamodb:{operation}"
+            return
         if service == "sqs":
             self._action = f"sqs:{SQS_IAM_ACTIONS.get(operation, operation)}"
         original(self, resource)

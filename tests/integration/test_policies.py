@@ -75,6 +75,25 @@ def test_a_policy_names_exact_actions_on_relais_own_resources(path: Path) -> Non
             assert own.match(arn), f"{path.stem}: {arn} does not name a Relais resource of the stage"
 
 
+def _iam_actions() -> dict[str, set[str]]:
+    """Every IAM action of each service (lower case), as cfn-lint knows them from AWS's reference."""
+    import cfnlint
+
+    listed = json.loads((Path(cfnlint.__file__).parent / "data/AdditionalSpecs/Policies.json").read_text())
+    return {service: set(entry["Actions"]) for service, entry in listed.items()}
+
+
+@pytest.mark.parametrize("path", POLICIES, ids=lambda p: p.stem)
+def test_every_action_granted_is_one_aws_authorizes(path: Path) -> None:
+    """A grant of a name IAM never checks (`dynamodb:TransactWriteItems`: a transaction is authorized item
+    by item) allows nothing and hides what the function really needs."""
+    known = _iam_actions()
+    for statement in statements(path):
+        for action in as_list(statement["Action"]):
+            service, _, name = action.partition(":")
+            assert name.lower() in known.get(service, set()), f"{path.stem}: {action} is no IAM action"
+
+
 @pytest.mark.parametrize("path", POLICIES, ids=lambda p: p.stem)
 def test_only_a_function_that_deletes_items_may_delete_them(path: Path) -> None:
     actions = {action for statement in statements(path) for action in as_list(statement["Action"])}
