@@ -119,6 +119,7 @@ def _seed_contracts(account_id: str, client_id: str, count: int, with_installmen
     from chalicelib.domain.ids import new_ulid
     from chalicelib.domain.installments import Installment, Money
     from chalicelib.domain.legal_time import sending_moment
+    from chalicelib.domain.partners import ContractParties
 
     ids = []
     with PartnerItem.batch_write() as contracts, ScheduledItem.batch_write() as installments:
@@ -131,8 +132,9 @@ def _seed_contracts(account_id: str, client_id: str, count: int, with_installmen
             # The call goes 15 days before the due date: due now for the first DUE, in months for the rest.
             due_date = TICK.date() + timedelta(days=15 if n < DUE else 200)
             installment = Installment(new_ulid(), contract_id, due_date, Money(Decimal("84.20")))
+            call_at = sending_moment(due_date - timedelta(days=15))
             installments.save(
-                _item(account_id, installment, 1, sending_moment(due_date - timedelta(days=15)))
+                _item(account_id, installment, 1, call_at, ContractParties(client_id, None, None))
             )
     return ids
 

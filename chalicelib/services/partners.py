@@ -326,6 +326,19 @@ def recipients_for(
     apporteur = (
         partners.get(account.id, RecordKind.APPORTEUR, holder.apporteur_id) if holder.apporteur_id else None
     )
+    return recipients_given(account, client, contract, apporteur, kind, now)
+
+
+def recipients_given(
+    account: Account,
+    client: Client,
+    contract: Deal | None,
+    apporteur: PartnerRecord | None,
+    kind: CommunicationKind,
+    now: datetime,
+) -> RecipientsView:
+    """Who receives an email of `kind` when the caller read the apporteur in force (the contract's, else
+    the client's preferred one) with the rest: no read."""
     resolution = resolve_recipients(
         rules_in_force=account.partner_communications_enabled
         and account.entitlements.access(Feature.PARTNER_COMMUNICATIONS, now).enabled,
