@@ -137,6 +137,8 @@ class ScheduledRepository(Protocol):
 
     def cancel_pending(self, account_id: str, contract_id: str) -> int: ...
 
+    def copy_parties(self, account_id: str, contract_id: str, parties: ContractParties) -> int: ...
+
     def commit(
         self,
         account_id: str,
@@ -294,8 +296,9 @@ def resume_pending(account_id: str, contract_id: str, ctx: DunningContext) -> in
 
 @dataclass(frozen=True)
 class ContractSteps:
-    """The pending steps of one account's contracts as staff change their status by PATCH: an ended
-    contract loses them, a contract set back from ended takes them back."""
+    """The pending steps of one account's contracts as staff change them by PATCH: an ended contract
+    loses them, a contract set back from ended takes them back, and one naming other parties has them
+    copied on its pending steps."""
 
     ctx: DunningContext
 
@@ -304,6 +307,10 @@ class ContractSteps:
 
     def resume_pending(self, account_id: str, contract_id: str) -> int:
         return resume_pending(account_id, contract_id, self.ctx)
+
+    def copy_parties(self, account_id: str, contract: Deal) -> int:
+        """A contract given another client, product or apporteur: its pending steps will read those."""
+        return self.ctx.scheduled.copy_parties(account_id, contract.id, contract.parties)
 
 
 def list_expected_documents(

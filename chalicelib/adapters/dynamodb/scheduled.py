@@ -263,6 +263,23 @@ class DynamoScheduledRepository:
             cancelled += 1
         return cancelled
 
+    def copy_parties(self, account_id: str, contract_id: str, parties: ContractParties) -> int:
+        """Copy the contract's new parties onto its pending installments and expected documents (one Query
+        of its collection, one write per pending item that names others); returns how many. An item a
+        step moves on meanwhile keeps what that step copied: its next step reads what differs."""
+        copied, raw = 0, _raw_parties(parties)
+        for item in ScheduledItem.query(_pk(account_id, contract_id)):
+            if not item.due_pk or item.parties == raw:
+                continue
+            try:
+                item.update(actions=[ScheduledItem.parties.set(raw)])
+            except UpdateError as exc:
+                if exc.cause_response_code != "ConditionalCheckFailedException":
+                    raise
+                continue
+            copied += 1
+        return copied
+
     def all_of(self, account_id: str, contract_id: str) -> list[tuple[Scheduled, int]]:
         """Every installment and expected document of the contract, each at the version read: one Query of
         its collection."""
