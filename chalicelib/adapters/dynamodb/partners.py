@@ -4,7 +4,8 @@ Every record is `ACCOUNT#<a>` / `<KIND>#<id>`, so a list is one Query of the acc
 deals and clients also carry the keys of the filter indexes (models.py), so each filter is one Query of
 its index; combined filters query the most selective index and filter the rest in the same Query.
 Reads that need several records at once (recipients: account, client and contract; a new deal: client,
-apporteur and product) are one TransactGetItems.
+apporteur and product) are one TransactGetItems; a dunning step's (the account, the contract, the records
+it names and the dunning policy) is one BatchGetItem, strongly consistent, at half the price.
 """
 
 from __future__ import annotations
