@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -151,21 +152,25 @@ def fast_moto_partition_queries() -> Iterator[None]:
 
     original = Table.query
     signature = inspect.signature(original)
+    one_at_a_time = threading.Lock()
 
     def partition_only(self: Table, *args: Any, **kwargs: Any) -> Any:
-        arguments = signature.bind(self, *args, **kwargs).arguments
-        hash_key = arguments.get("hash_key")
-        if arguments.get("index_name") or hash_key is None:
-            return original(self, *args, **kwargs)
-        items: list[Any] = []
-        if hash_key in self.items:
-            partition = self.items[hash_key]
-            items = list(partition.values()) if self.range_key_attr else [partition]
-        self.all_items = lambda: items  # type: ignore[method-assign]
-        try:
-            return original(self, *args, **kwargs)
-        finally:
-            del self.all_items
+        # The webhook worker queries from several threads: while one query sees only its partition, no
+        # other query may run, or it would see that partition too.
+        with one_at_a_time:
+            arguments = signature.bind(self, *args, **kwargs).arguments
+            hash_key = arguments.get("hash_key")
+            if arguments.get("index_name") or hash_key is None:
+                return original(self, *args, **kwargs)
+            items: list[Any] = []
+            if hash_key in self.items:
+                partition = self.items[hash_key]
+                items = list(partition.values()) if self.range_key_attr else [partition]
+            self.all_items = lambda: items  # type: ignore[method-assign]
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                del self.all_items
 
     Table.query = partition_only  # type: ignore[method-assign]
     try:

@@ -50,6 +50,7 @@ from chalicelib.domain.legal_time import (
     paris_moment,
     sending_moment,
 )
+from chalicelib.domain.partners import ContractParties
 
 K = CommunicationKind
 LETTER_RETRY = timedelta(hours=1)
@@ -464,3 +465,15 @@ class ExpectedDocument:
 
     def step_sent(self, step: Step, on: date) -> ExpectedDocument:
         return replace(self, last_sent=SentStep(step, on))
+
+
+@dataclass(frozen=True)
+class StepSubject:
+    """An installment or expected document as a dunning step reads it: at its version, with the parties
+    of its contract as they were when it was last written (None on one written before they were copied),
+    and, for an installment, the contract's other installments (its step moves the contract by all)."""
+
+    thing: Installment | ExpectedDocument
+    version: int
+    parties: ContractParties | None
+    others: tuple[Installment, ...] = ()

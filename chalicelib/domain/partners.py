@@ -125,6 +125,25 @@ class Product:
 
 
 @dataclass(frozen=True)
+class ContractParties:
+    """The records a deal names besides itself: its client, its product (whose insurer a formal notice
+    names) and its apporteur. Copied onto the deal's installments and expected documents, so that a
+    dunning step reads them with the deal in one batch instead of after it."""
+
+    client_id: str
+    product_id: str | None
+    apporteur_id: str | None
+
+    def record_keys(self) -> list[tuple[RecordKind, str]]:
+        keys = [(RecordKind.CLIENT, self.client_id)]
+        if self.product_id:
+            keys.append((RecordKind.PRODUCT, self.product_id))
+        if self.apporteur_id:
+            keys.append((RecordKind.APPORTEUR, self.apporteur_id))
+        return keys
+
+
+@dataclass(frozen=True)
 class Deal:
     """A contract, or a project (business not yet signed): the same shape, other statuses."""
 
@@ -149,6 +168,10 @@ class Deal:
     @property
     def rules(self) -> RuleHolder:
         return RuleHolder(self.apporteur_id, self.commissioning.communication_rule)
+
+    @property
+    def parties(self) -> ContractParties:
+        return ContractParties(self.client_id, self.product_id, self.apporteur_id)
 
     @property
     def rule_filter(self) -> str:

@@ -62,19 +62,20 @@ from chalicelib.domain.installments import (
     LetterStatus,
     Money,
     NotFoundPayment,
+    StepSubject,
     contract_after,
     letter_id_of,
 )
 from chalicelib.domain.legal import Insurer, RegisteredMailChannel
 from chalicelib.domain.legal_time import last_day_of_period, paris_date
 from chalicelib.domain.letters import FormalNoticeLetter
-from chalicelib.domain.partners import Client, Deal, Product, RecordKind
+from chalicelib.domain.partners import Apporteur, Client, ContractParties, Deal, Product, RecordKind
 from chalicelib.domain.templates import validate_template
 from chalicelib.observability import logger
 from chalicelib.services.communications import RETRY_AFTER, DeliveryRequest, write_screened
 from chalicelib.services.events import announce
 from chalicelib.services.messages import message_fields, message_time
-from chalicelib.services.partners import recipients_for
+from chalicelib.services.partners import recipients_given
 from chalicelib.services.ports import (
     AccountRepository,
     Cursor,
@@ -83,6 +84,7 @@ from chalicelib.services.ports import (
     LetterToSend,
     LetterTrackingStatus,
     MessageQueue,
+    PartnerRecord,
     PartnerRepository,
     RegisteredMail,
     RegisteredMailUnavailable,
@@ -135,6 +137,8 @@ class ScheduledRepository(Protocol):
 
     def cancel_pending(self, account_id: str, contract_id: str) -> int: ...
 
+    def copy_parties(self, account_id: str, contract_id: str, parties: ContractParties) -> int: ...
+
     def commit(
         self,
         account_id: str,
@@ -144,7 +148,15 @@ class ScheduledRepository(Protocol):
         contract: Deal | None = None,
         communication: tuple[Communication, datetime] | None = None,
         events: Sequence[Event] = (),
-    ) -> None: ...
+        parties: ContractParties | None = None,
+    ) -> None:
+        """Write `thing` at `version` with what it causes; `parties`, the ids its contract names, are
+        copied on it so that its next step reads those records with the contract."""
+        ...
+
+    def step_subject(self, account_id: str, contract_id: str, kind: str, thing_id: str) -> StepSubject | None:
+        """The installment or expected document a step is about, in one read; None when it is gone."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -212,7 +224,13 @@ def add_installment(
     policy = get_policy(account_id, ctx.policies, ctx.accounts)
     installment = Installment(new_ulid(), contract.id, due_date, amount, label)
     step = _installment_step(installment, contract, policy)
-    ctx.scheduled.commit(account_id, installment, 0, _installment_due_at(installment, contract, policy))
+    ctx.scheduled.commit(
+        account_id,
+        installment,
+        0,
+        _installment_due_at(installment, contract, policy),
+        parties=contract.parties,
+    )
     return installment, step
 
 
@@ -267,7 +285,7 @@ def resume_pending(account_id: str, contract_id: str, ctx: DunningContext) -> in
         if due_at is None:
             continue
         try:
-            ctx.scheduled.commit(account_id, thing, version, due_at)
+            ctx.scheduled.commit(account_id, thing, version, due_at, parties=contract.parties)
         except StaleVersion:
             # Moved on meanwhile (a payment, a receipt) by a writer that saw the contract active and
             # scheduled what follows itself.
@@ -278,8 +296,9 @@ def resume_pending(account_id: str, contract_id: str, ctx: DunningContext) -> in
 
 @dataclass(frozen=True)
 class ContractSteps:
-    """The pending steps of one account's contracts as staff change their status by PATCH: an ended
-    contract loses them, a contract set back from ended takes them back."""
+    """The pending steps of one account's contracts as staff change them by PATCH: an ended contract
+    loses them, a contract set back from ended takes them back, and one naming other parties has them
+    copied on its pending steps."""
 
     ctx: DunningContext
 
@@ -288,6 +307,10 @@ class ContractSteps:
 
     def resume_pending(self, account_id: str, contract_id: str) -> int:
         return resume_pending(account_id, contract_id, self.ctx)
+
+    def copy_parties(self, account_id: str, contract: Deal) -> int:
+        """A contract given another client, product or apporteur: its pending steps will read those."""
+        return self.ctx.scheduled.copy_parties(account_id, contract.id, contract.parties)
 
 
 def list_expected_documents(
@@ -340,7 +363,7 @@ def pay_installment(
     if contract.status == ContractStatus.SUSPENDED and changed.status == ContractStatus.ACTIVE:
         account = _account(account_id, ctx)
         step = DueStep(Step(K.REINSTATEMENT_NOTICE, len(paid.payments)), paid_on)
-        email = _step_email(account, changed, paid, step, policy, ctx)
+        email = _step_email(account, changed, _records_of(account_id, changed, ctx), paid, step, policy, ctx)
     email = _commit_with_email(
         account_id,
         (paid, version, _installment_due_at(paid, changed, policy)),
@@ -348,6 +371,7 @@ def pay_installment(
         lambda written: _events(contract, changed, installment, paid, written, ctx, actor),
         ctx,
         contract=changed if changed != contract else None,
+        parties=contract.parties,
     )
     _queue(email, ctx)
     return paid, changed, next_step
@@ -382,6 +406,7 @@ def reverse_payment(
         _installment_due_at(reopened, changed, policy),
         contract=changed if changed != contract else None,
         events=events,
+        parties=contract.parties,
     )
     _announce(events, ctx)
     logger.info(
@@ -415,7 +440,13 @@ def record_letter_sent(
     sent = installment.letter_sent(sent_on, tracking_number, by)
     policy = get_policy(account_id, ctx.policies, ctx.accounts)
     email = _step_email(
-        _account(account_id, ctx), contract, sent, DueStep(Step(K.FORMAL_NOTICE), sent_on), policy, ctx
+        _account(account_id, ctx),
+        contract,
+        _records_of(account_id, contract, ctx),
+        sent,
+        DueStep(Step(K.FORMAL_NOTICE), sent_on),
+        policy,
+        ctx,
     )
     next_step = _installment_step(sent, contract, policy)
     written = _commit_with_email(
@@ -424,6 +455,7 @@ def record_letter_sent(
         email,
         lambda screened: _events(contract, contract, installment, sent, screened, ctx, staff(by)),
         ctx,
+        parties=contract.parties,
     )
     _queue(written, ctx)
     return sent, next_step
@@ -471,7 +503,8 @@ def confirm_termination(
     others = [i for i in ctx.scheduled.installments_of(account_id, contract_id) if i.id != first.id]
     changed = _contract_after(contract, [*others, ended], day, K.TERMINATION_NOTICE)
     step = DueStep(Step(K.TERMINATION_NOTICE), day, effective_on=day)
-    email = _step_email(_account(account_id, ctx), contract, ended, step, policy, ctx)
+    records = _records_of(account_id, contract, ctx)
+    email = _step_email(_account(account_id, ctx), contract, records, ended, step, policy, ctx)
     written = _commit_with_email(
         account_id,
         (ended, version, None),
@@ -479,11 +512,14 @@ def confirm_termination(
         lambda screened: _events(contract, changed, first, ended, screened, ctx, actor),
         ctx,
         contract=changed,
+        parties=contract.parties,
     )
     _queue(written, ctx)
     for other, other_version in due[1:]:
         try:
-            ctx.scheduled.commit(account_id, other.terminated(day), other_version, None)
+            ctx.scheduled.commit(
+                account_id, other.terminated(day), other_version, None, parties=contract.parties
+            )
         except StaleVersion:
             continue
     ctx.scheduled.cancel_pending(account_id, contract_id)
@@ -528,11 +564,13 @@ def _commit_with_email(
     events_of: Callable[[Communication | None], list[Event]],
     ctx: DunningContext,
     contract: Deal | None = None,
+    parties: ContractParties | None = None,
 ) -> Communication | None:
-    """Commit the change (the installment or document, its version read and its next moment) with the
-    contract it changed and its email, screened as it is written (`write_screened`: re-addressed when an
-    address is suppressed), and the events derived from the email as written (`events_of`: one sent to
-    nobody is told `skipped`); then announce them. The email as written."""
+    """Commit the change (the installment or document, its version read and its next moment, with the
+    contract's `parties` copied on it) with the contract it changed and its email, screened as it is
+    written (`write_screened`: re-addressed when an address is suppressed), and the events derived from
+    the email as written (`events_of`: one sent to nobody is told `skipped`); then announce them. The
+    email as written."""
     thing, version, next_at = change
 
     def write(emails: tuple[Communication, ...]) -> tuple[Communication | None, list[Event]]:
@@ -546,6 +584,7 @@ def _commit_with_email(
             contract=contract,
             communication=(written, ctx.now + RETRY_AFTER) if written else None,
             events=events,
+            parties=parties,
         )
         return written, events
 
@@ -597,17 +636,17 @@ def add_expected_document(
     policy = get_policy(account_id, ctx.policies, ctx.accounts)
     document = ExpectedDocument(new_ulid(), contract.id, label, paris_date(ctx.now), due_date)
     step = _expected_step(document, contract, policy)
-    ctx.scheduled.commit(account_id, document, 0, _at(step))
+    ctx.scheduled.commit(account_id, document, 0, _at(step), parties=contract.parties)
     return document, step
 
 
 def receive_expected_document(
     account_id: str, contract_id: str, document_id: str, ctx: DunningContext
 ) -> ExpectedDocument:
-    _, document, version = _expected_of(account_id, contract_id, document_id, ctx)
+    contract, document, version = _expected_of(account_id, contract_id, document_id, ctx)
     received = document.received()
     if received != document:
-        ctx.scheduled.commit(account_id, received, version, None)
+        ctx.scheduled.commit(account_id, received, version, None, parties=contract.parties)
     return received
 
 
@@ -678,20 +717,30 @@ def _run_step(
     ctx: DunningContext,
     policies: dict[str, DunningPolicy],
 ) -> DeliveryRequest | None:
-    thing, version, others = _step_subject(account_id, contract_id, kind, thing_id, ctx)
-    account, found = ctx.partners.get_many(
-        account_id, [(RecordKind.CONTRACT, contract_id)], with_account=True
+    """Three calls in the common case: the installment with its contract's others (or the document),
+    then the account, the contract, the records it names (from the parties copied on the item) and the
+    policy (once a batch) in one read, then the write."""
+    subject = ctx.scheduled.step_subject(account_id, contract_id, kind, thing_id)
+    if subject is None:
+        raise NotFound("No such installment." if kind == "INSTALLMENT" else "No such expected document.")
+    thing, version = subject.thing, subject.version
+    hinted = subject.parties.record_keys() if subject.parties else []
+    read = ctx.partners.account_records(
+        account_id, [(RecordKind.CONTRACT, contract_id), *hinted], with_policy=account_id not in policies
     )
-    contract = found.get((RecordKind.CONTRACT, contract_id))
+    account, contract = read.account, read.records.get((RecordKind.CONTRACT, contract_id))
     if account is None or not isinstance(contract, Deal) or contract.status not in _DUNNED:
-        ctx.scheduled.commit(account_id, thing, version, None)
+        ctx.scheduled.commit(account_id, thing, version, None, parties=subject.parties)
         return None
     if account_id not in policies:
         # The account was just read: the defaults hold while it saved no policy.
-        policies[account_id] = ctx.policies.get(account_id) or DunningPolicy()
+        policies[account_id] = read.policy or DunningPolicy()
     policy = policies[account_id]
+    records = _named_by(contract, read.records | _unread(account_id, contract, hinted, ctx))
     if isinstance(thing, Installment):
-        return _take_installment_step(account, contract, thing, version, others, policy, ctx)
+        return _take_installment_step(
+            account, contract, records, thing, version, list(subject.others), policy, ctx
+        )
     step = documents_step_to_send(policy.documents, thing.created_on, thing.last_sent, ctx.now)
     if thing.status is not ExpectedStatus.EXPECTED or step is None:
         next_step = next_documents_step(policy.documents, thing.created_on, thing.last_sent)
@@ -700,42 +749,76 @@ def _run_step(
             thing,
             version,
             _at(next_step) if thing.status is ExpectedStatus.EXPECTED else None,
+            parties=contract.parties,
         )
         return None
     moved = thing.step_sent(step.step, paris_date(ctx.now))
     next_at = _at(next_documents_step(policy.documents, thing.created_on, moved.last_sent))
-    email = _step_email(account, contract, thing, step, policy, ctx)
+    email = _step_email(account, contract, records, thing, step, policy, ctx)
     written = _commit_with_email(
         account_id,
         (moved, version, next_at),
         email,
         lambda screened: _events(contract, contract, thing, moved, screened, ctx),
         ctx,
+        parties=contract.parties,
     )
     if written is None or written.status is not CommunicationStatus.QUEUED:
         return None
     return DeliveryRequest(account_id, written.id)
 
 
-def _step_subject(
-    account_id: str, contract_id: str, kind: str, thing_id: str, ctx: DunningContext
-) -> tuple[Scheduled, int, list[Installment]]:
-    """The installment or expected document at its version, and the contract's other installments when
-    it is one: an installment's step moves the contract by all of them, so one Query of the contract's
-    collection reads it with them."""
-    if kind != "INSTALLMENT":
-        return *_scheduled(account_id, contract_id, kind, thing_id, ctx), []
-    collection = ctx.scheduled.all_of(account_id, contract_id)
-    for thing, version in collection:
-        if isinstance(thing, Installment) and thing.id == thing_id:
-            others = [i for i, _ in collection if isinstance(i, Installment) and i.id != thing_id]
-            return thing, version, others
-    raise NotFound("No such installment.")
+@dataclass(frozen=True)
+class ContractRecords:
+    """The records a contract names, read with it: what its steps' emails, letters and recipients need.
+    One that does not exist (any more) is None."""
+
+    client: Client | None
+    product: Product | None
+    apporteur: Apporteur | None
+
+    @property
+    def insurer(self) -> Insurer | None:
+        return self.product.insurer if self.product is not None else None
+
+    def the_client(self) -> Client:
+        if self.client is None:
+            raise NotFound("No such client.")
+        return self.client
+
+
+def _named_by(contract: Deal, found: dict[tuple[RecordKind, str], PartnerRecord]) -> ContractRecords:
+    """The contract's own client, product and apporteur among `found`, by the ids the contract names
+    now: a record read for parties copied before the contract changed is never one of them."""
+    client = found.get((RecordKind.CLIENT, contract.client_id))
+    product = found.get((RecordKind.PRODUCT, contract.product_id)) if contract.product_id else None
+    apporteur = found.get((RecordKind.APPORTEUR, contract.apporteur_id)) if contract.apporteur_id else None
+    return ContractRecords(
+        client if isinstance(client, Client) else None,
+        product if isinstance(product, Product) else None,
+        apporteur if isinstance(apporteur, Apporteur) else None,
+    )
+
+
+def _unread(
+    account_id: str, contract: Deal, asked: list[tuple[RecordKind, str]], ctx: DunningContext
+) -> dict[tuple[RecordKind, str], PartnerRecord]:
+    """The records the contract names that were not read with it: none while the parties copied on the
+    item are the contract's; after the contract changed its client, product or apporteur, or on an item
+    written before parties were copied, one read more."""
+    missing = [key for key in contract.parties.record_keys() if key not in asked]
+    return ctx.partners.get_many(account_id, missing)[1] if missing else {}
+
+
+def _records_of(account_id: str, contract: Deal, ctx: DunningContext) -> ContractRecords:
+    """The contract's client, product and apporteur, in one read."""
+    return _named_by(contract, ctx.partners.get_many(account_id, contract.parties.record_keys())[1])
 
 
 def _take_installment_step(
     account: Account,
     contract: Deal,
+    records: ContractRecords,
     thing: Installment,
     version: int,
     others: list[Installment],
@@ -750,28 +833,30 @@ def _take_installment_step(
     step = thing.step_at(policy.unpaid, ctx.now) if thing.status is InstallmentStatus.DUE else None
     if step is None:
         events = _events(contract, contract, read, thing, None, ctx)
-        ctx.scheduled.commit(account.id, thing, version, thing.due_at(policy.unpaid), events=events)
+        ctx.scheduled.commit(
+            account.id, thing, version, thing.due_at(policy.unpaid), events=events, parties=contract.parties
+        )
         _announce(events, ctx)
         return None
     kind, today = step.step.kind, paris_date(ctx.now)
     email: Communication | None = None
     caused: CommunicationKind | None = None
     if kind in (K.FORMAL_NOTICE, TimelineStep.LETTER):
-        moved, email = _letter_step(account, contract, thing, policy, ctx)
+        moved, email = _letter_step(account, contract, records, thing, policy, ctx)
     elif kind is TimelineStep.TERMINATION_DUE:
         assert step.effective_on is not None
         moved = thing.termination_became_due(step.effective_on)
     elif kind is K.SUSPENSION_NOTICE:
         assert step.effective_on is not None
         moved, caused = thing.suspended(step.effective_on), K.SUSPENSION_NOTICE
-        email = _step_email(account, contract, moved, step, policy, ctx)
+        email = _step_email(account, contract, records, moved, step, policy, ctx)
     elif kind is K.TERMINATION_NOTICE:
         assert step.effective_on is not None
         moved, caused = thing.terminated(step.effective_on), K.TERMINATION_NOTICE
-        email = _step_email(account, contract, moved, step, policy, ctx)
+        email = _step_email(account, contract, records, moved, step, policy, ctx)
     else:
         moved = thing.step_sent(step.step, today)
-        email = _step_email(account, contract, moved, step, policy, ctx)
+        email = _step_email(account, contract, records, moved, step, policy, ctx)
     changed = _contract_after(contract, [*others, moved], today, caused)
     next_at = _installment_due_at(moved, changed, policy)
     email = _commit_with_email(
@@ -781,6 +866,7 @@ def _take_installment_step(
         lambda screened: _events(contract, changed, read, moved, screened, ctx),
         ctx,
         contract=changed if changed != contract else None,
+        parties=contract.parties,
     )
     if email is None or email.status is not CommunicationStatus.QUEUED:
         return None
@@ -792,15 +878,20 @@ def letter_key(account_id: str, letter_id: str) -> str:
 
 
 def _letter_step(
-    account: Account, contract: Deal, thing: Installment, policy: DunningPolicy, ctx: DunningContext
+    account: Account,
+    contract: Deal,
+    records: ContractRecords,
+    thing: Installment,
+    policy: DunningPolicy,
+    ctx: DunningContext,
 ) -> tuple[Installment, Communication | None]:
     """Prepare the letter (or re-check a blocked one), then, on the `provider` channel, hand it over or ask
     where it stands. A provider that times out or refuses leaves it `to_send`, tried again an hour later."""
     notice = thing.formal_notice
-    client, insurer = _client_and_insurer(account.id, contract, ctx)
+    client = records.the_client()
     pdf: bytes | None = None
     if notice is None or notice.status is LetterStatus.BLOCKED:
-        thing, pdf = _prepare_letter(account, contract, thing, client, insurer, policy, ctx)
+        thing, pdf = _prepare_letter(account, contract, thing, client, records.product, policy, ctx)
         notice = thing.formal_notice
         assert notice is not None
         if notice.status is LetterStatus.BLOCKED:
@@ -847,7 +938,7 @@ def _letter_step(
         replace(notice, status=status, sent_on=tracking.sent_on, tracking_number=tracking.tracking_number)
     )
     email = _step_email(
-        account, contract, sent, DueStep(Step(K.FORMAL_NOTICE), tracking.sent_on), policy, ctx
+        account, contract, records, sent, DueStep(Step(K.FORMAL_NOTICE), tracking.sent_on), policy, ctx
     )
     return sent, email
 
@@ -879,26 +970,12 @@ def _tried(thing: Installment, notice: FormalNotice, ctx: DunningContext, reason
     return thing.letter_prepared(replace(notice, attempted_at=ctx.now, reason=reason))
 
 
-def _client_and_insurer(
-    account_id: str, contract: Deal, ctx: DunningContext
-) -> tuple[Client, Insurer | None]:
-    keys = [(RecordKind.CLIENT, contract.client_id)]
-    if contract.product_id:
-        keys.append((RecordKind.PRODUCT, contract.product_id))
-    _, found = ctx.partners.get_many(account_id, keys)
-    client = found.get((RecordKind.CLIENT, contract.client_id))
-    if not isinstance(client, Client):
-        raise NotFound("No such client.")
-    product = found.get((RecordKind.PRODUCT, contract.product_id or ""))
-    return client, product.insurer if isinstance(product, Product) else None
-
-
 def _prepare_letter(
     account: Account,
     contract: Deal,
     thing: Installment,
     client: Client,
-    insurer: Insurer | None,
+    product: Product | None,
     policy: DunningPolicy,
     ctx: DunningContext,
 ) -> tuple[Installment, bytes | None]:
@@ -907,6 +984,7 @@ def _prepare_letter(
     without an insurer: the letter would not be lawful without them)."""
     today = paris_date(ctx.now)
     letter_id = letter_id_of(thing.id)
+    insurer = product.insurer if product is not None else None
     reason = None
     if client.postal_address is None:
         reason = "no_postal_address"
@@ -931,16 +1009,14 @@ def _prepare_letter(
     assert client.postal_address is not None
     assert account.legal is not None
     assert insurer is not None
-    product = (
-        ctx.partners.get(account.id, RecordKind.PRODUCT, contract.product_id) if contract.product_id else None
-    )
+    assert product is not None
     letter = FormalNoticeLetter(
         broker=account.legal,
         insurer=insurer,
         client_name=client.name,
         client_address=client.postal_address,
         contract_reference=contract.reference,
-        product_name=product.name if isinstance(product, Product) else None,
+        product_name=product.name,
         installment_label=thing.label,
         due_date=thing.due_date,
         amount_due=thing.amount_due.amount,
@@ -1017,6 +1093,7 @@ def _installment_variables(
 def _step_email(
     account: Account,
     contract: Deal,
+    records: ContractRecords,
     thing: Scheduled,
     step: DueStep,
     policy: DunningPolicy,
@@ -1025,9 +1102,8 @@ def _step_email(
     """The step's email, addressed by the partner rules of the contract."""
     kind = step.step.kind
     assert isinstance(kind, CommunicationKind)
-    # The client (and the product's insurer) in one read: the account and the contract are the caller's.
-    client, insurer = _client_and_insurer(account.id, contract, ctx)
-    view = recipients_for(account, client, contract, kind, ctx.partners, ctx.now)
+    client = records.the_client()
+    view = recipients_given(account, client, contract, records.apporteur, kind, ctx.now)
     resolution = view.resolution
     addressee = resolution.to[0] if resolution.to else None
     variables = {
@@ -1040,7 +1116,7 @@ def _step_email(
         "recipient.party": addressee.party if addressee else "",
     }
     if isinstance(thing, Installment):
-        variables |= _installment_variables(account, contract, thing, step, policy, insurer)
+        variables |= _installment_variables(account, contract, thing, step, policy, records.insurer)
     else:
         variables["expected_document.label"] = thing.label
         variables["expected_document.due_date"] = french_date(thing.due_date) if thing.due_date else ""

@@ -232,7 +232,8 @@ def update_deal(
 ) -> Deal:
     """Change a deal at the version it was read (`commissioning` None: not sent); a new apporteur
     without a block prefills it again. A contract set `terminated` or `cancelled` loses its pending
-    dunning and document steps (`steps`) at once; one set back from those takes them back. A contract
+    dunning and document steps (`steps`) at once; one set back from those takes them back; one given
+    another client, product or apporteur has their ids copied on its pending steps. A contract
     whose status changes says so (`contract.suspended`, `.reinstated`, `.terminated`, by `actor`), in the
     same write, announced on `webhooks`."""
     deal = get_record(account_id, kind, deal_id, partners)
@@ -263,6 +264,8 @@ def update_deal(
             steps.cancel_pending(account_id, saved.id)
         elif deal.status in ENDED_STATUSES:
             steps.resume_pending(account_id, saved.id)
+        elif saved.parties != deal.parties:
+            steps.copy_parties(account_id, saved)
     return saved
 
 
@@ -273,6 +276,8 @@ class PendingSteps(Protocol):
     def cancel_pending(self, account_id: str, contract_id: str) -> int: ...
 
     def resume_pending(self, account_id: str, contract_id: str) -> int: ...
+
+    def copy_parties(self, account_id: str, contract: Deal) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -325,6 +330,19 @@ def recipients_for(
     apporteur = (
         partners.get(account.id, RecordKind.APPORTEUR, holder.apporteur_id) if holder.apporteur_id else None
     )
+    return recipients_given(account, client, contract, apporteur, kind, now)
+
+
+def recipients_given(
+    account: Account,
+    client: Client,
+    contract: Deal | None,
+    apporteur: PartnerRecord | None,
+    kind: CommunicationKind,
+    now: datetime,
+) -> RecipientsView:
+    """Who receives an email of `kind` when the caller read the apporteur in force (the contract's, else
+    the client's preferred one) with the rest: no read."""
     resolution = resolve_recipients(
         rules_in_force=account.partner_communications_enabled
         and account.entitlements.access(Feature.PARTNER_COMMUNICATIONS, now).enabled,

@@ -67,6 +67,16 @@ PartnerRecord = Apporteur | Client | Product | Deal
 Cursor = dict[str, Any]
 
 
+@dataclass(frozen=True)
+class AccountRecords:
+    """What one read of an account's records found; what is missing is None or left out."""
+
+    account: Account | None
+    records: dict[tuple[RecordKind, str], PartnerRecord]
+    policy: DunningPolicy | None
+    """The account's dunning policy when it was asked for and the account saved one."""
+
+
 class PartnerRepository(Protocol):
     def add(self, record: RecordT) -> RecordT:
         """Store a new record; returns it as stored (version 1)."""
@@ -85,6 +95,12 @@ class PartnerRepository(Protocol):
         self, account_id: str, keys: Iterable[tuple[RecordKind, str]], with_account: bool = False
     ) -> tuple[Account | None, dict[tuple[RecordKind, str], PartnerRecord]]:
         """Several records (and, when asked, the account) in one read; missing ones are left out."""
+        ...
+
+    def account_records(
+        self, account_id: str, keys: Iterable[tuple[RecordKind, str]], with_policy: bool
+    ) -> AccountRecords:
+        """The account, several records and, when asked, the account's dunning policy, in one read."""
         ...
 
     def filter_records(

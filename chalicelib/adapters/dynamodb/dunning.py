@@ -13,40 +13,41 @@ from chalicelib.domain.communications import CommunicationKind, TemplateSource
 from chalicelib.domain.dunning import DocumentsPolicy, DunningPolicy, TerminationMode, UnpaidPolicy
 from chalicelib.domain.errors import StaleVersion
 
-_SK = "DUNNING_POLICY"
+POLICY_SK = "DUNNING_POLICY"
+
+
+def policy_from(item: DunningPolicyItem) -> DunningPolicy:
+    unpaid: dict[str, Any] = dict(item.unpaid or {})
+    templates: dict[str, Any] = dict(item.templates or {})
+    # Policies saved before `termination` existed confirm it, the default.
+    termination = TerminationMode(unpaid.pop("termination", TerminationMode.CONFIRM.value))
+    return DunningPolicy(
+        unpaid=UnpaidPolicy(
+            **{
+                **unpaid,
+                "reminder_days": tuple(unpaid.get("reminder_days", ())),
+                "termination": termination,
+            }
+        ),
+        documents=DocumentsPolicy(reminder_days=tuple((item.documents or {}).get("reminder_days", ()))),
+        templates={CommunicationKind(kind): TemplateSource(**source) for kind, source in templates.items()},
+        version=int(item.version or 0),
+    )
 
 
 class DynamoDunningPolicyRepository:
     def get(self, account_id: str) -> DunningPolicy | None:
         try:
-            item = DunningPolicyItem.get(f"ACCOUNT#{account_id}", _SK)
+            return policy_from(DunningPolicyItem.get(f"ACCOUNT#{account_id}", POLICY_SK))
         except DoesNotExist:
             return None
-        unpaid: dict[str, Any] = dict(item.unpaid or {})
-        templates: dict[str, Any] = dict(item.templates or {})
-        # Policies saved before `termination` existed confirm it, the default.
-        termination = TerminationMode(unpaid.pop("termination", TerminationMode.CONFIRM.value))
-        return DunningPolicy(
-            unpaid=UnpaidPolicy(
-                **{
-                    **unpaid,
-                    "reminder_days": tuple(unpaid.get("reminder_days", ())),
-                    "termination": termination,
-                }
-            ),
-            documents=DocumentsPolicy(reminder_days=tuple((item.documents or {}).get("reminder_days", ()))),
-            templates={
-                CommunicationKind(kind): TemplateSource(**source) for kind, source in templates.items()
-            },
-            version=int(item.version or 0),
-        )
 
     def save(self, account_id: str, policy: DunningPolicy) -> DunningPolicy:
         """Write the whole policy; a policy read at another version than the stored one is StaleVersion."""
         unpaid = policy.unpaid
         item = DunningPolicyItem(
             f"ACCOUNT#{account_id}",
-            _SK,
+            POLICY_SK,
             unpaid={
                 "call_days_before": unpaid.call_days_before,
                 "reminder_days": list(unpaid.reminder_days),

@@ -339,6 +339,9 @@ class ScheduledItem(_TableModel):
 
     body = JSONAttribute()
     version = VersionAttribute()
+    parties = JSONAttribute(null=True)
+    """The contract's client, product and apporteur ids when the item was written, so that a step reads
+    those records with the contract in one batch; absent on items written before it existed."""
     due_pk = UnicodeAttribute(null=True, attr_name="DUEPK")
     due_sk = UnicodeAttribute(null=True, attr_name="DUESK")
     due_index = _due_index("Scheduled")()

@@ -4,7 +4,8 @@ Every record is `ACCOUNT#<a>` / `<KIND>#<id>`, so a list is one Query of the acc
 deals and clients also carry the keys of the filter indexes (models.py), so each filter is one Query of
 its index; combined filters query the most selective index and filter the rest in the same Query.
 Reads that need several records at once (recipients: account, client and contract; a new deal: client,
-apporteur and product) are one TransactGetItems.
+apporteur and product) are one TransactGetItems; a dunning step's (the account, the contract, the records
+it names and the dunning policy) is one BatchGetItem, strongly consistent, at half the price.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from pynamodb.transactions import TransactGet, TransactWrite
 
 from chalicelib.adapters.dynamodb.audit import audit_item
 from chalicelib.adapters.dynamodb.cursors import check_cursor
+from chalicelib.adapters.dynamodb.dunning import POLICY_SK, policy_from
 from chalicelib.adapters.dynamodb.events import event_item
 from chalicelib.adapters.dynamodb.models import (
     AccountItem,
     AuditEntryItem,
+    DunningPolicyItem,
     EventItem,
     PartnerItem,
     condition_failed,
@@ -49,7 +52,7 @@ from chalicelib.domain.partners import (
     format_rate,
 )
 from chalicelib.domain.recipients import CommunicationRule
-from chalicelib.services.ports import RecordT
+from chalicelib.services.ports import AccountRecords, RecordT
 
 Record = Apporteur | Client | Product | Deal
 Cursor = dict[str, Any]
@@ -243,6 +246,39 @@ class DynamoPartnerRepository:
             except PartnerItem.DoesNotExist:
                 continue
         return account, found
+
+    def account_records(
+        self, account_id: str, keys: Iterable[tuple[RecordKind, str]], with_policy: bool
+    ) -> AccountRecords:
+        """The account, the records and, when asked, the account's dunning policy in one BatchGetItem
+        (strongly consistent, as the TransactGetItems of `get_many`, at half its cost): three item types
+        of the one table, told apart by their sort key. Keys DynamoDB leaves unprocessed are asked again."""
+        pk = _pk(account_id)
+        wanted = ["ACCOUNT", *dict.fromkeys(_sk(*key) for key in keys)]
+        if with_policy:
+            wanted.append(POLICY_SK)
+        # PartnerItem's connection knows the table's key schema, so no DescribeTable precedes the call;
+        # the items it returns are turned into their own models below. Its keys are serialized already,
+        # as PynamoDB's own `Model.batch_get` passes them (the annotation says `str`).
+        connection = PartnerItem._get_connection()
+        table = PartnerItem.Meta.table_name
+        pending: list[Any] = [{"PK": {"S": pk}, "SK": {"S": sk}} for sk in wanted]
+        raw_items: list[dict[str, Any]] = []
+        while pending:
+            answer = connection.batch_get_item(pending, consistent_read=True)
+            raw_items += answer.get("Responses", {}).get(table, [])
+            pending = answer.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+        account, policy, records = None, None, {}
+        for raw in raw_items:
+            sk = raw["SK"]["S"]
+            if sk == "ACCOUNT":
+                account = DynamoAccountRepository.to_domain(AccountItem.from_raw_data(raw))
+            elif sk == POLICY_SK:
+                policy = policy_from(DunningPolicyItem.from_raw_data(raw))
+            else:
+                record = _from_item(PartnerItem.from_raw_data(raw))
+                records[(_kind_of(record), record.id)] = record
+        return AccountRecords(account, records, policy)
 
     def list_records(
         self, account_id: str, kind: RecordKind, limit: int, cursor: Cursor | None

@@ -41,9 +41,10 @@ from chalicelib.domain.installments import (
     Money,
     Payment,
     Reversal,
+    StepSubject,
 )
 from chalicelib.domain.legal import RegisteredMailChannel
-from chalicelib.domain.partners import Deal
+from chalicelib.domain.partners import ContractParties, Deal
 
 Scheduled = Installment | ExpectedDocument
 
@@ -200,9 +201,31 @@ def _from(item: ScheduledItem) -> Scheduled:
     )
 
 
-def _item(account_id: str, thing: Scheduled, version: int, next_at: datetime | None) -> ScheduledItem:
+def _raw_parties(parties: ContractParties | None) -> dict[str, Any] | None:
+    if parties is None:
+        return None
+    return {
+        "client_id": parties.client_id,
+        "product_id": parties.product_id,
+        "apporteur_id": parties.apporteur_id,
+    }
+
+
+def _parties(raw: dict[str, Any] | None) -> ContractParties | None:
+    if not raw:
+        return None
+    return ContractParties(raw["client_id"], raw.get("product_id"), raw.get("apporteur_id"))
+
+
+def _item(
+    account_id: str,
+    thing: Scheduled,
+    version: int,
+    next_at: datetime | None,
+    parties: ContractParties | None = None,
+) -> ScheduledItem:
     pk = _pk(account_id, thing.contract_id)
-    item = ScheduledItem(pk, _sk(thing), body=_body(thing))
+    item = ScheduledItem(pk, _sk(thing), body=_body(thing), parties=_raw_parties(parties))
     if version:
         item.version = version
     if next_at is not None:
@@ -239,6 +262,23 @@ class DynamoScheduledRepository:
             cancelled += 1
         return cancelled
 
+    def copy_parties(self, account_id: str, contract_id: str, parties: ContractParties) -> int:
+        """Copy the contract's new parties onto its pending installments and expected documents (one Query
+        of its collection, one write per pending item that names others); returns how many. An item a
+        step moves on meanwhile keeps what that step copied: its next step reads what differs."""
+        copied, raw = 0, _raw_parties(parties)
+        for item in ScheduledItem.query(_pk(account_id, contract_id)):
+            if not item.due_pk or item.parties == raw:
+                continue
+            try:
+                item.update(actions=[ScheduledItem.parties.set(raw)])
+            except UpdateError as exc:
+                if exc.cause_response_code != "ConditionalCheckFailedException":
+                    raise
+                continue
+            copied += 1
+        return copied
+
     def all_of(self, account_id: str, contract_id: str) -> list[tuple[Scheduled, int]]:
         """Every installment and expected document of the contract, each at the version read: one Query of
         its collection."""
@@ -257,6 +297,24 @@ class DynamoScheduledRepository:
         )
         return [_from(item) for item in query], query.last_evaluated_key
 
+    def step_subject(self, account_id: str, contract_id: str, kind: str, thing_id: str) -> StepSubject | None:
+        """The installment (with the contract's other installments: one Query of its collection) or the
+        expected document (one GetItem) a step is about, with the contract's parties copied on it."""
+        if kind != "INSTALLMENT":
+            try:
+                item = ScheduledItem.get(_pk(account_id, contract_id), f"{kind}#{thing_id}")
+            except DoesNotExist:
+                return None
+            return StepSubject(_from(item), int(item.version or 0), _parties(item.parties))
+        items = list(
+            ScheduledItem.query(_pk(account_id, contract_id), ScheduledItem.sk.startswith("INSTALLMENT#"))
+        )
+        subject = next((item for item in items if item.sk == f"INSTALLMENT#{thing_id}"), None)
+        if subject is None:
+            return None
+        others = tuple(i for i in map(_from, items) if isinstance(i, Installment) and i.id != thing_id)
+        return StepSubject(_from(subject), int(subject.version or 0), _parties(subject.parties), others)
+
     def installments_of(self, account_id: str, contract_id: str) -> list[Installment]:
         query = ScheduledItem.query(_pk(account_id, contract_id), ScheduledItem.sk.startswith("INSTALLMENT#"))
         return [i for i in (_from(item) for item in query) if isinstance(i, Installment)]
@@ -270,17 +328,19 @@ class DynamoScheduledRepository:
         contract: Deal | None = None,
         communication: tuple[Communication, datetime] | None = None,
         events: Sequence[Event] = (),
+        parties: ContractParties | None = None,
     ) -> None:
-        """Write the installment or document at `version` (0: new), the contract it changed, its email
-        (screened: `NewCommunications`) and the events that tell it, all or nothing; StaleVersion when
-        someone else moved it on first (a replayed step then writes no event); RecipientsSuppressed when
-        an address of the email is on the suppression list."""
+        """Write the installment or document at `version` (0: new) with the contract's `parties`, the
+        contract it changed, its email (screened: `NewCommunications`) and the events that tell it, all
+        or nothing; StaleVersion when someone else moved it on first (a replayed step then writes no
+        event); RecipientsSuppressed when an address of the email is on the suppression list."""
         transaction = TransactWrite(connection=transactions())
         emails = NewCommunications(transaction)
         try:
             with transaction:
                 condition = ScheduledItem.pk.does_not_exist() if not version else None
-                transaction.save(_item(account_id, thing, version, next_at), condition=condition)
+                item = _item(account_id, thing, version, next_at, parties)
+                transaction.save(item, condition=condition)
                 if contract is not None:
                     transaction.save(partner_item(contract), condition=PartnerItem.pk.exists())
                 if communication is not None:
