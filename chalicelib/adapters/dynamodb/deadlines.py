@@ -15,12 +15,15 @@ from chalicelib.adapters.dynamodb.models import (
     DUE_SHARDS,
     CommunicationItem,
     DeadlineItem,
+    DossierItem,
     condition_failed,
     transactions,
 )
-from chalicelib.adapters.dynamodb.repositories import communication_item
+from chalicelib.adapters.dynamodb.repositories import communication_item, save_link
 from chalicelib.domain.clock import iso
 from chalicelib.domain.communications import Communication
+from chalicelib.domain.errors import StaleVersion
+from chalicelib.services.ports import StoredLink
 
 
 def _shard(key: str) -> str:
@@ -52,9 +55,16 @@ class DynamoDeadlineRepository:
         dossier_id: str,
         automation_id: str,
         emails: list[tuple[Communication, datetime]],
+        links: tuple[StoredLink, ...] = (),
+        tokens: dict[str, list[str]] | None = None,
+        version: int = 0,
     ) -> bool:
-        """Write the deadline's emails and take it off the schedule, once; False when already fired."""
-        item = DeadlineItem(f"ACCOUNT#{account_id}#DOSSIER#{dossier_id}", f"DEADLINE#{automation_id}")
+        """Write the deadline's emails and take it off the schedule, once; False when already fired.
+        With `links` (the emails' portal links, stored with them), the dossier's live tokens become
+        `tokens` at `version` in the same transaction, which then holds only while the dossier is
+        unchanged: StaleVersion when it changed or was erased meanwhile."""
+        pk = f"ACCOUNT#{account_id}#DOSSIER#{dossier_id}"
+        item = DeadlineItem(pk, f"DEADLINE#{automation_id}")
         try:
             with TransactWrite(connection=transactions()) as transaction:
                 transaction.update(
@@ -62,12 +72,33 @@ class DynamoDeadlineRepository:
                     actions=[DeadlineItem.due_pk.remove(), DeadlineItem.due_sk.remove()],
                     condition=DeadlineItem.due_pk.exists(),
                 )
+                if links:
+                    dossier = DossierItem(pk, "DOSSIER")
+                    dossier.version = version
+                    transaction.update(
+                        dossier,
+                        actions=[DossierItem.tokens.set(tokens or {})],
+                        condition=DossierItem.pk.exists(),
+                    )
+                for link in links:
+                    save_link(transaction, link)
                 for email, retry_at in emails:
                     transaction.save(
                         communication_item(email, retry_at), condition=CommunicationItem.pk.does_not_exist()
                     )
         except TransactWriteError as exc:
-            if condition_failed(exc):
-                return False
-            raise
+            if not condition_failed(exc):
+                raise
+            if links and _still_due(item):
+                raise StaleVersion() from exc
+            return False
         return True
+
+
+def _still_due(item: DeadlineItem) -> bool:
+    """Whether the deadline is still to fire (a transaction that failed on its dossier's version)."""
+    try:
+        found = DeadlineItem.get(item.pk, item.sk)
+    except DeadlineItem.DoesNotExist:
+        return False
+    return bool(found.due_pk)
