@@ -213,3 +213,19 @@ def test_a_deadline_meeting_a_changed_dossier_fires_nothing_and_stays_due_then_f
     assert aws.deadlines.fire(account_id, dossier_id, automation.id, [], (link,), live, version)
     assert aws.dossiers.get(account_id, dossier_id) == (dossier, version + 1, live)
     assert not aws.deadlines.fire(account_id, dossier_id, automation.id, [], (link,), live, version + 1)
+
+
+def test_a_contributor_whose_links_expired_and_left_the_table_can_still_be_re_invited_and_removed(
+    platform: Api, anonymous: Api, aws: Container
+) -> None:
+    admin, _, dossier_id, garant_id = _dossier_with_invited_garant(platform)
+    drain()
+    emailed = _secret_of(_invitation())
+    # DynamoDB's TTL deletes a token's item a day after its link expired.
+    PortalTokenItem(f"PORTALTOKEN#{hash_portal_secret(emailed)}", "PORTALTOKEN").delete()
+    _ok(admin.post(f"/dossiers/{dossier_id}/contributors/{garant_id}/invitation"), 202)
+    drain()
+    resent = _secret_of([m for m in sent_messages(REGION) if m["kind"] == "contributor_invited"][-1])
+    assert anonymous.as_(resent).get("/portal").status == 200
+    assert admin.call("DELETE", f"/dossiers/{dossier_id}/contributors/{garant_id}").status == 204
+    assert anonymous.as_(resent).get("/portal").status == 401

@@ -295,6 +295,17 @@ def _dossier_from(item: DossierItem) -> Dossier:
     )
 
 
+def _still_stored(token_hashes: tuple[str, ...]) -> list[str]:
+    """The links whose token item is still there, to revoke (one BatchGetItem per 100): TTL deletes a
+    token's item a day after it expired, and revoking it under `pk.exists()` would cancel the whole change
+    for good (a contributor invited more than RELAIS_PORTAL_TOKEN_DAYS ago could never be removed)."""
+    if not token_hashes:
+        return []
+    keys = [(f"PORTALTOKEN#{token_hash}", "PORTALTOKEN") for token_hash in sorted(set(token_hashes))]
+    found = PortalTokenItem.batch_get(keys, attributes_to_get=["PK"])
+    return sorted(item.pk.removeprefix("PORTALTOKEN#") for item in found)
+
+
 def _skip_queued_emails(account_id: str, pk: str, at: datetime) -> list[Event]:
     """Settle `skipped` (DOSSIER_ERASED), content forgotten, each email the dossier's link traces name that
     is still queued, with its `communication.skipped` event in the account's activity log (the dossier's
@@ -446,7 +457,7 @@ class DynamoDossierRepository:
                 transaction.save(item, condition=condition)
                 for link in minted:
                     save_link(transaction, link)
-                for token_hash in revoked:
+                for token_hash in _still_stored(revoked):
                     transaction.update(
                         PortalTokenItem(f"PORTALTOKEN#{token_hash}", "PORTALTOKEN"),
                         actions=[PortalTokenItem.revoked.set(True)],
