@@ -309,16 +309,20 @@ def _still_stored(token_hashes: tuple[str, ...]) -> list[str]:
 def _skip_queued_emails(account_id: str, pk: str, at: datetime) -> list[Event]:
     """Settle `skipped` (DOSSIER_ERASED), content forgotten, each email the dossier's link traces name that
     is still queued, with its `communication.skipped` event in the account's activity log (the dossier's
-    goes with it): a worker's claim then finds nothing to send. One Query page per 100 traces, a read and
-    a conditional write per email."""
+    goes with it): a worker's claim then finds nothing to send. One Query page and one BatchGetItem of
+    statuses per 100 traces, then a read and a conditional write per email still queued."""
     communications = DynamoCommunicationRepository()
-    written: list[Event] = []
     traces = DossierLinkItem.query(pk, DossierLinkItem.sk.startswith("PORTALTOKEN#"), page_size=100)
-    for trace in traces:
-        if not trace.communication_id:
-            continue
-        email = communications.get(account_id, trace.communication_id)
-        if email is None or email.status is not CommunicationStatus.QUEUED:
+    emailed = [(account_id, t.communication_id) for t in traces if t.communication_id]
+    queued = [
+        key
+        for key, status in communications.statuses(emailed).items()
+        if status is CommunicationStatus.QUEUED
+    ]
+    written: list[Event] = []
+    for _, communication_id in sorted(queued):
+        email = communications.get(account_id, communication_id)
+        if email is None:
             continue
         erased = erased_with_its_dossier(email)
         event = communication_event(erased, at, subject=Subject(SubjectKind.ACCOUNT, account_id))
