@@ -17,7 +17,7 @@ from chalicelib.config import (
     settings,
 )
 from chalicelib.services.identity import StaffTokenVerifier
-from chalicelib.services.portal_links import PortalLinkMinter
+from chalicelib.services.portal_links import DossierEmailLinks
 from chalicelib.services.ports import Mailer, RegisteredMail
 from chalicelib.services.unsubscribe import UnsubscribeLinkMaker
 
@@ -165,6 +165,7 @@ class Container:
             portal_url=portal_page_url(self.settings, api_url),
             token_days=self.settings.portal_token_days,
             now=self.now(),
+            link_secret=self.settings.signing_secret,
         )
 
     @cached_property
@@ -221,12 +222,8 @@ class Container:
         return DynamoDeadlineRepository()
 
     @cached_property
-    def portal_links(self) -> PortalLinkMinter:
-        return PortalLinkMinter(
-            self.portal_tokens,
-            portal_page_url(self.settings),
-            self.settings.portal_token_days,
-        )
+    def portal_links(self) -> DossierEmailLinks:
+        return DossierEmailLinks(portal_page_url(self.settings), self.settings.signing_secret())
 
     @cached_property
     def unsubscribe_links(self) -> UnsubscribeLinkMaker:

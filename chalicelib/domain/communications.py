@@ -219,6 +219,15 @@ def communication_id(account_id: str, subject_entity: str, step: str) -> str:
     return stable_id("cm_", account_id, subject_entity, step)
 
 
+DOSSIER_ERASED = "the dossier was erased before the email left (RGPD); its content was deleted"
+
+
+def erased_with_its_dossier(communication: Communication) -> Communication:
+    """A queued email of a dossier being erased: skipped, nothing kept of what it would have said."""
+    forgotten = replace(communication, to=(), cc=(), variables={}, subject=None, template=None, party_ids={})
+    return forgotten.skipped(DOSSIER_ERASED)
+
+
 _EVENT_TYPES = {
     CommunicationStatus.SENT: EventType.COMMUNICATION_SENT,
     CommunicationStatus.SKIPPED: EventType.COMMUNICATION_SKIPPED,

@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 from chalicelib.domain.communications import Communication, CommunicationStatus, communication_event
 from chalicelib.domain.deliverability import normalize_address
 from chalicelib.domain.errors import InvalidInput
-from chalicelib.domain.events import SYSTEM, Actor, Event, Subject, SubjectKind
+from chalicelib.domain.events import SYSTEM, Actor, Event
 from chalicelib.domain.recipients import Reach, nobody_reason, reachable, readdressed
 from chalicelib.domain.templates import (
     UNSUBSCRIBE_SENTENCE,
@@ -42,16 +42,13 @@ RETRY_AFTER = timedelta(minutes=5)
 
 
 class PortalLinks(Protocol):
-    def link_for(self, account_id: str, participant: str, now: datetime) -> str | None:
-        """A fresh portal link, or None when the dossier was erased."""
+    def link_for(self, account_id: str, communication_id: str) -> str:
+        """The portal link a dossier email carries, computed from the email (its hash was stored with it)."""
         ...
 
 
 class UnsubscribeLinks(Protocol):
     def link_for(self, account_id: str, party: str, party_id: str) -> str: ...
-
-
-DOSSIER_ERASED = "the dossier was erased before the email left (RGPD); its content was deleted"
 
 
 @dataclass(frozen=True)
@@ -186,13 +183,8 @@ def deliver(
         return settle(communication.skipped(nobody_reason(communication)))
     variables = communication.variables
     if communication.portal_participant and links is not None:
-        # A fresh link per email, minted now: no secret ever waits in the table.
-        link = links.link_for(communication.account_id, communication.portal_participant, now)
-        if link is None:
-            repository.forget(communication.account_id, communication.id)
-            erased = replace(communication, subject=None).skipped(DOSSIER_ERASED)
-            # The dossier's activity log went with it: the account's says what became of the email.
-            return settle(erased, Subject(SubjectKind.ACCOUNT, communication.account_id))
+        # Stored (hashed) with the email by the dossier's change; an erased dossier's email was skipped.
+        link = links.link_for(communication.account_id, communication.id)
         variables = {**variables, "dossier.portal_link": link}
     try:
         rendered = render_kind(communication.kind, variables, communication.template)
@@ -272,8 +264,8 @@ class _Settle:
     now: datetime
     log_keys: dict[str, str]
 
-    def __call__(self, outcome: Communication, subject: Subject | None = None) -> CommunicationStatus:
-        event = communication_event(outcome, self.now, subject=subject)
+    def __call__(self, outcome: Communication) -> CommunicationStatus:
+        event = communication_event(outcome, self.now)
         written = self.repository.settle(
             outcome, expected=CommunicationStatus.SENDING, events=[event] if event else [], at=self.now
         )

@@ -5,8 +5,10 @@ Every change is one transaction: the dossier at the version read, the portal tok
 the emails it queues and the events it reports (`DynamoDossierRepository.commit`; the events are read off
 the dossier before and after, `record_events`, with who made the change); a change that meets a newer
 version is applied again to the newer dossier, up to three times. Emails and events are queued after the
-commit; a lost SQS message is re-queued by the tick. Dossier emails carry no link: the worker mints a
-fresh one for the addressee when it sends (`portal_participant`), so no secret is ever stored.
+commit; a lost SQS message is re-queued by the tick. An email to a participant (`portal_participant`)
+carries a portal link derived from the email (`services/portal_links.py`): the change stores its hash,
+with a trace naming the email, and the worker computes the link again when it sends, so no secret is
+ever stored and sending writes no token.
 """
 
 from __future__ import annotations
@@ -64,8 +66,8 @@ from chalicelib.domain.procedures import MAIN, Automation, Target, Trigger
 from chalicelib.services.communications import RETRY_AFTER, DeliveryRequest, skipped_events, write_screened
 from chalicelib.services.events import announce
 from chalicelib.services.messages import message_fields, message_time
-from chalicelib.services.portal_links import MintedLink, mint_link
-from chalicelib.services.ports import AccountRepository, MessageQueue
+from chalicelib.services.portal_links import MintedLink, email_link, mint_link
+from chalicelib.services.ports import AccountRepository, MessageQueue, StoredLink
 from chalicelib.services.procedures import ProcedureRepository, get_procedure
 
 ATTEMPTS = 3
@@ -83,7 +85,7 @@ class DossierRepository(Protocol):
         dossier: Dossier,
         version: int,
         tokens: dict[str, list[str]],
-        minted: tuple[tuple[str, PortalPrincipal, datetime], ...] = (),
+        minted: tuple[StoredLink, ...] = (),
         revoked: tuple[str, ...] = (),
         communications: tuple[tuple[Communication, datetime], ...] = (),
         deadlines: tuple[tuple[str, datetime], ...] = (),
@@ -91,8 +93,12 @@ class DossierRepository(Protocol):
         events: tuple[Event, ...] = (),
     ) -> int: ...
 
-    def erase(self, account_id: str, dossier_id: str, token_hashes: list[str], audit: AuditEntry) -> None:
-        """Erase the dossier's items and links, the dossier last with `audit` (once: while it exists)."""
+    def erase(
+        self, account_id: str, dossier_id: str, token_hashes: list[str], audit: AuditEntry
+    ) -> list[Event]:
+        """Erase the dossier's items and links, the dossier last with `audit` (once: while it exists).
+        First each still-queued email its links' traces name is settled `skipped` (DOSSIER_ERASED), its
+        content forgotten, with the account's `communication.skipped` event: the events written."""
         ...
 
 
@@ -104,9 +110,14 @@ class DeadlineRepository(Protocol):
         automation_id: str,
         emails: list[tuple[Communication, datetime]],
         events: Sequence[Event] = (),
+        links: tuple[StoredLink, ...] = (),
+        tokens: dict[str, list[str]] | None = None,
+        version: int = 0,
     ) -> bool:
         """Write the deadline's emails (RecipientsSuppressed when an address is suppressed) with their
-        events, once; False when it already fired."""
+        events and take it off the schedule, once; False when already fired. With `links` (the emails'
+        portal links), the dossier's live tokens become `tokens` at `version` in the same transaction:
+        StaleVersion when the dossier changed or was erased meanwhile."""
         ...
 
 
@@ -132,6 +143,8 @@ class Context:
     portal_url: str
     token_days: int
     now: datetime
+    link_secret: Callable[[], str]
+    """RELAIS_LINK_SECRET, read only by a change that writes a dossier email to a participant."""
 
 
 @dataclass
@@ -170,13 +183,9 @@ def _commit(
 ) -> None:
     """Write the change over `before` (None: a new dossier) with the events it reports and its emails,
     screened as they are written (`write_screened`: one whose participant's address is suppressed is
-    told `skipped` in the dossier's log at once), then queue its emails and announce its events."""
+    told `skipped` in the dossier's log at once), each queued one with its portal link; then queue its
+    emails and announce its events."""
     reported, reported_events = record_events(before, change.dossier, change.actor, ctx.now)
-    tokens = {k: list(v) for k, v in tokens.items()}
-    for link in change.minted:
-        tokens.setdefault(link.principal.participant_id, []).append(link.token_hash)
-    for holder, hashes in list(tokens.items()):
-        tokens[holder] = [h for h in hashes if h not in change.revoked]
 
     def write(
         emails: tuple[Communication, ...],
@@ -188,11 +197,12 @@ def _commit(
             previous = next_event_id(ctx.now, previous)
             events = (*events, replace(skipped, id=previous))
         dossier = replace(dossier, last_event_id=previous)
+        minted = [*change.minted, *_email_links(emails, ctx)]
         ctx.dossiers.commit(
             dossier,
             version,
-            tokens,
-            minted=tuple((m.token_hash, m.principal, m.expires_at) for m in change.minted),
+            _live_tokens(tokens, minted, change.revoked),
+            minted=tuple(_stored(m) for m in minted),
             revoked=tuple(change.revoked),
             communications=tuple((email, ctx.now + RETRY_AFTER) for email in emails),
             deadlines=tuple(change.deadlines),
@@ -209,6 +219,30 @@ def _commit(
 
 def _queued(emails: list[Communication]) -> list[Communication]:
     return [e for e in emails if e.status is CommunicationStatus.QUEUED]
+
+
+def _email_links(emails: Sequence[Communication], ctx: Context) -> list[MintedLink]:
+    """The portal link of each queued email to a participant, stored with the email."""
+    links = (
+        email_link(ctx.portal_url, ctx.link_secret(), email, ctx.token_days, ctx.now)
+        for email in _queued(list(emails))
+    )
+    return [link for link in links if link is not None]
+
+
+def _live_tokens(
+    tokens: dict[str, list[str]], minted: list[MintedLink], revoked: list[str]
+) -> dict[str, list[str]]:
+    """Each participant's live token hashes after a change (the dossier item keeps them, so revoking a
+    participant's links needs no query)."""
+    live = {k: list(v) for k, v in tokens.items()}
+    for link in minted:
+        live.setdefault(link.principal.participant_id, []).append(link.token_hash)
+    return {holder: [h for h in hashes if h not in revoked] for holder, hashes in live.items()}
+
+
+def _stored(link: MintedLink) -> StoredLink:
+    return StoredLink(link.token_hash, link.principal, link.expires_at, link.communication_id)
 
 
 def _mutate(
@@ -567,13 +601,19 @@ def erase_dossier(account_id: str, dossier_id: str, files: Documents, ctx: Conte
     """Erase a dossier (RGPD): every version of its files first, then its scheduled deadlines, its events,
     every portal link it minted (live or revoked) and last its item, with the entry of the account's audit
     trail that records the erasure. Files first, so that a failure half-way leaves the dossier visible
-    and the erasure can be asked again. Its queued emails are skipped and emptied by the worker, which
-    finds the dossier gone."""
+    and the erasure can be asked again.
+    Its emails to participants still queued are settled `skipped` (DOSSIER_ERASED), their content
+    forgotten, before the traces of their links go: the worker's claim then finds nothing to send, and
+    the account's activity log says what became of each (`communication.skipped`). The window left: an
+    email a worker claimed a few seconds before the erasure may still leave, its link already dead."""
     _, _, tokens = _load(account_id, dossier_id, ctx)
     versions = files.erase_prefix(dossier_prefix(account_id, dossier_id))
     data = {"dossier_id": dossier_id, "file_versions_erased": versions}
     audit = AuditEntry(account_id, AuditType.DOSSIER_ERASED, ctx.now, by, data)
-    ctx.dossiers.erase(account_id, dossier_id, [h for hashes in tokens.values() for h in hashes], audit)
+    skipped = ctx.dossiers.erase(
+        account_id, dossier_id, [h for hashes in tokens.values() for h in hashes], audit
+    )
+    announce(skipped, ctx.webhooks)
 
 
 ERASURE_MESSAGE = "dossier_erasure"
@@ -640,9 +680,22 @@ def fire_deadline(request: DeadlineRequest, deadlines: DeadlineRepository, ctx: 
     """Run one `deadline_approaching` automation: one email per role that still misses a required
     document (per the automation's `to`), once per dossier and automation however often the message
     comes. Returns how many emails were queued."""
+    account = ctx.accounts.get(request.account_id)
+    for attempt in range(ATTEMPTS):
+        try:
+            return _fire_deadline_once(request, account, deadlines, ctx)
+        except StaleVersion:
+            if attempt == ATTEMPTS - 1:
+                raise
+    raise StaleVersion()
+
+
+def _fire_deadline_once(
+    request: DeadlineRequest, account: Account | None, deadlines: DeadlineRepository, ctx: Context
+) -> int:
+    """One try of `fire_deadline` on the dossier as read now; StaleVersion when it changed meanwhile."""
     now = request.as_of
     found = ctx.dossiers.get(request.account_id, request.dossier_id)
-    account = ctx.accounts.get(request.account_id)
     emails: list[Communication] = []
     if found is not None and account is not None:
         emails = _deadline_emails(found[0], account, request.automation_id, now)
@@ -650,8 +703,17 @@ def fire_deadline(request: DeadlineRequest, deadlines: DeadlineRepository, ctx: 
     def fire(screened: tuple[Communication, ...]) -> tuple[tuple[Communication, ...], list[Event], bool]:
         # One sent to nobody (a suppressed address) is told `skipped` in the dossier's log at once.
         told = in_order(skipped_events(screened, now))
-        written = [(e, now + RETRY_AFTER) for e in screened]
-        fired = deadlines.fire(request.account_id, request.dossier_id, request.automation_id, written, told)
+        links = _email_links(screened, ctx)
+        fired = deadlines.fire(
+            request.account_id,
+            request.dossier_id,
+            request.automation_id,
+            [(e, now + RETRY_AFTER) for e in screened],
+            told,
+            links=tuple(_stored(link) for link in links),
+            tokens=_live_tokens(found[2], links, []) if found is not None else None,
+            version=found[1] if found is not None else 0,
+        )
         return screened, told, fired
 
     written, told, fired = write_screened(emails, fire)

@@ -245,11 +245,18 @@ class AuditTrail(Protocol):
         ...
 
 
-class PortalTokenRepository(Protocol):
-    def add(self, token_hash: str, principal: PortalPrincipal, expires_at: datetime) -> bool:
-        """Store a link of the principal's dossier; False (nothing stored) when the dossier is gone."""
-        ...
+@dataclass(frozen=True)
+class StoredLink:
+    """A portal link as the table keeps it: the SHA-256 of its secret, whom it admits, until when, and
+    the dossier email that carries it, if one does."""
 
+    token_hash: str
+    principal: PortalPrincipal
+    expires_at: datetime
+    communication_id: str | None = None
+
+
+class PortalTokenRepository(Protocol):
     def find_active(self, token_hash: str, now: datetime) -> PortalPrincipal | None:
         """The principal of a live link (known, not revoked, not expired), else None."""
         ...

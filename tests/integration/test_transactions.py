@@ -74,5 +74,5 @@ def test_a_dossier_its_link_and_its_email_are_written_together_or_not_at_all(
     assert created.status == 201
     assert created.body["notified"] is True
     # The dossier, the main recipient's link (and its trace beside the dossier), the dossier-created email
-    # and the dossier.created event.
-    assert len(_items(aws)) - before == 5
+    # with the link it carries (and that link's trace), and the dossier.created event.
+    assert len(_items(aws)) - before == 7

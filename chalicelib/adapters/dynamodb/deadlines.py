@@ -16,14 +16,17 @@ from chalicelib.adapters.dynamodb.events import event_item
 from chalicelib.adapters.dynamodb.models import (
     DUE_SHARDS,
     DeadlineItem,
+    DossierItem,
     EventItem,
     condition_failed,
     transactions,
 )
-from chalicelib.adapters.dynamodb.repositories import NewCommunications
+from chalicelib.adapters.dynamodb.repositories import NewCommunications, save_link
 from chalicelib.domain.clock import iso
 from chalicelib.domain.communications import Communication
+from chalicelib.domain.errors import StaleVersion
 from chalicelib.domain.events import Event
+from chalicelib.services.ports import StoredLink
 
 
 def _shard(key: str) -> str:
@@ -56,11 +59,17 @@ class DynamoDeadlineRepository:
         automation_id: str,
         emails: list[tuple[Communication, datetime]],
         events: Sequence[Event] = (),
+        links: tuple[StoredLink, ...] = (),
+        tokens: dict[str, list[str]] | None = None,
+        version: int = 0,
     ) -> bool:
         """Write the deadline's emails (screened: `NewCommunications`) with the events that tell them, and
         take it off the schedule, once; False when already fired; RecipientsSuppressed when an address of
-        an email is on the suppression list."""
-        item = DeadlineItem(f"ACCOUNT#{account_id}#DOSSIER#{dossier_id}", f"DEADLINE#{automation_id}")
+        an email is on the suppression list. With `links` (the emails' portal links, stored with them),
+        the dossier's live tokens become `tokens` at `version` in the same transaction, which then holds
+        only while the dossier is unchanged: StaleVersion when it changed or was erased meanwhile."""
+        pk = f"ACCOUNT#{account_id}#DOSSIER#{dossier_id}"
+        item = DeadlineItem(pk, f"DEADLINE#{automation_id}")
         transaction = TransactWrite(connection=transactions())
         written = NewCommunications(transaction)
         try:
@@ -70,13 +79,34 @@ class DynamoDeadlineRepository:
                     actions=[DeadlineItem.due_pk.remove(), DeadlineItem.due_sk.remove()],
                     condition=DeadlineItem.due_pk.exists(),
                 )
+                if links:
+                    dossier = DossierItem(pk, "DOSSIER")
+                    dossier.version = version
+                    transaction.update(
+                        dossier,
+                        actions=[DossierItem.tokens.set(tokens or {})],
+                        condition=DossierItem.pk.exists(),
+                    )
+                for link in links:
+                    save_link(transaction, link)
                 for email, retry_at in emails:
                     written.add(email, retry_at)
                 for event in events:
                     transaction.save(event_item(event), condition=EventItem.pk.does_not_exist())
         except TransactWriteError as exc:
             written.raise_if_suppressed(exc)
-            if condition_failed(exc):
-                return False
-            raise
+            if not condition_failed(exc):
+                raise
+            if links and _still_due(item):
+                raise StaleVersion() from exc
+            return False
         return True
+
+
+def _still_due(item: DeadlineItem) -> bool:
+    """Whether the deadline is still to fire (a transaction that failed on its dossier's version)."""
+    try:
+        found = DeadlineItem.get(item.pk, item.sk)
+    except DeadlineItem.DoesNotExist:
+        return False
+    return bool(found.due_pk)

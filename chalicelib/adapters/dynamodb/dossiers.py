@@ -19,6 +19,7 @@ from chalicelib.adapters.dynamodb.models import (
     AccountItem,
     AuditEntryItem,
     DossierItem,
+    DossierLinkItem,
     EventItem,
     PortalTokenItem,
     ProcedureItem,
@@ -27,14 +28,20 @@ from chalicelib.adapters.dynamodb.models import (
 )
 from chalicelib.adapters.dynamodb.repositories import (
     DynamoAccountRepository,
+    DynamoCommunicationRepository,
     NewCommunications,
-    dossier_link_item,
-    portal_token_item,
+    save_link,
 )
 from chalicelib.domain.accounts import Account
 from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.clock import iso, parse_iso
-from chalicelib.domain.communications import Communication, TemplateSource
+from chalicelib.domain.communications import (
+    Communication,
+    CommunicationStatus,
+    TemplateSource,
+    communication_event,
+    erased_with_its_dossier,
+)
 from chalicelib.domain.dossiers import (
     Contributor,
     DocumentStatus,
@@ -47,8 +54,7 @@ from chalicelib.domain.dossiers import (
     UploadStatus,
 )
 from chalicelib.domain.errors import Conflict, StaleVersion
-from chalicelib.domain.events import Event
-from chalicelib.domain.identity import PortalPrincipal
+from chalicelib.domain.events import Event, Subject, SubjectKind
 from chalicelib.domain.procedures import (
     Access,
     Automation,
@@ -59,6 +65,7 @@ from chalicelib.domain.procedures import (
     Target,
     Trigger,
 )
+from chalicelib.services.ports import StoredLink
 
 Cursor = dict[str, Any]
 
@@ -287,6 +294,41 @@ def _dossier_from(item: DossierItem) -> Dossier:
     )
 
 
+def _still_stored(token_hashes: tuple[str, ...]) -> list[str]:
+    """The links whose token item is still there, to revoke (one BatchGetItem per 100): TTL deletes a
+    token's item a day after it expired, and revoking it under `pk.exists()` would cancel the whole change
+    for good (a contributor invited more than RELAIS_PORTAL_TOKEN_DAYS ago could never be removed)."""
+    if not token_hashes:
+        return []
+    keys = [(f"PORTALTOKEN#{token_hash}", "PORTALTOKEN") for token_hash in sorted(set(token_hashes))]
+    found = PortalTokenItem.batch_get(keys, attributes_to_get=["PK"])
+    return sorted(item.pk.removeprefix("PORTALTOKEN#") for item in found)
+
+
+def _skip_queued_emails(account_id: str, pk: str, at: datetime) -> list[Event]:
+    """Settle `skipped` (DOSSIER_ERASED), content forgotten, each email the dossier's link traces name that
+    is still queued, with its `communication.skipped` event in the account's activity log (the dossier's
+    goes with it): a worker's claim then finds nothing to send. One Query page and one BatchGetItem of
+    statuses per 100 traces, then a read and a conditional write per email still queued."""
+    communications = DynamoCommunicationRepository()
+    traces = DossierLinkItem.query(pk, DossierLinkItem.sk.startswith("PORTALTOKEN#"), page_size=100)
+    emailed = [(account_id, t.communication_id) for t in traces if t.communication_id]
+    queued = [
+        key
+        for key, status in communications.statuses(emailed).items()
+        if status is CommunicationStatus.QUEUED
+    ]
+    written: list[Event] = []
+    for _, communication_id in sorted(queued):
+        email = communications.get(account_id, communication_id)
+        if email is None:
+            continue
+        erased = erased_with_its_dossier(email)
+        event = communication_event(erased, at, subject=Subject(SubjectKind.ACCOUNT, account_id))
+        written += communications.skip_erased(erased, [event] if event else [], at) or []
+    return written
+
+
 # ---- repositories ----
 
 
@@ -385,17 +427,17 @@ class DynamoDossierRepository:
         dossier: Dossier,
         version: int,
         tokens: dict[str, list[str]],
-        minted: tuple[tuple[str, PortalPrincipal, datetime], ...] = (),
+        minted: tuple[StoredLink, ...] = (),
         revoked: tuple[str, ...] = (),
         communications: tuple[tuple[Communication, datetime], ...] = (),
         deadlines: tuple[tuple[str, datetime], ...] = (),
         erase_at: datetime | None = None,
         events: tuple[Event, ...] = (),
     ) -> int:
-        """Write the dossier at `version` (0: a new one) with the tokens it mints and revokes, the
-        emails it queues (screened: `NewCommunications`) and the events it reports, in one
-        TransactWriteItems. StaleVersion when the dossier changed meanwhile; RecipientsSuppressed when an
-        address of an email is on the suppression list."""
+        """Write the dossier at `version` (0: a new one) with the tokens it mints (its emails' links
+        among them) and revokes, the emails it queues (screened: `NewCommunications`) and the events it
+        reports, in one TransactWriteItems. StaleVersion when the dossier changed meanwhile;
+        RecipientsSuppressed when an address of an email is on the suppression list."""
         item = DossierItem(
             _dossier_pk(dossier.account_id, dossier.id),
             "DOSSIER",
@@ -419,10 +461,9 @@ class DynamoDossierRepository:
             with transaction:
                 condition = DossierItem.pk.does_not_exist() if not version else None
                 transaction.save(item, condition=condition)
-                for token_hash, principal, expires_at in minted:
-                    transaction.save(portal_token_item(token_hash, principal, expires_at))
-                    transaction.save(dossier_link_item(token_hash, principal, expires_at))
-                for token_hash in revoked:
+                for link in minted:
+                    save_link(transaction, link)
+                for token_hash in _still_stored(revoked):
                     transaction.update(
                         PortalTokenItem(f"PORTALTOKEN#{token_hash}", "PORTALTOKEN"),
                         actions=[PortalTokenItem.revoked.set(True)],
@@ -443,14 +484,18 @@ class DynamoDossierRepository:
             raise
         return version + 1
 
-    def erase(self, account_id: str, dossier_id: str, token_hashes: list[str], audit: AuditEntry) -> None:
-        """Delete the dossier's partition (its scheduled deadlines, one item per automation; its events; the
+    def erase(
+        self, account_id: str, dossier_id: str, token_hashes: list[str], audit: AuditEntry
+    ) -> list[Event]:
+        """Skip the dossier's still-queued emails its links' traces name (`_skip_queued_emails`), then
+        delete the dossier's partition (its scheduled deadlines, one item per automation; its events; the
         trace of every link it minted, each expiring with its link: a few Query pages) with the token
         item of every link it minted, live or revoked, then the dossier itself with the audit entry in
         one transaction, written only while the dossier exists. A failure half-way leaves the dossier to
         be erased again; a second erasure records nothing. `token_hashes`: its live links, for dossiers
-        minted before their links left a trace."""
+        minted before their links left a trace. The events of the emails skipped."""
         pk = _dossier_pk(account_id, dossier_id)
+        skipped = _skip_queued_emails(account_id, pk, audit.at)
         tokens = set(token_hashes)
         with DossierItem.batch_write() as batch:
             for item in DossierItem.query(pk, page_size=100):
@@ -470,6 +515,7 @@ class DynamoDossierRepository:
         except TransactWriteError as exc:
             if not condition_failed(exc):
                 raise
+        return skipped
 
     def list_dossiers(
         self, account_id: str, status: str | None, procedure_id: str | None, limit: int, cursor: Cursor | None

@@ -365,11 +365,13 @@ class EventItem(_TableModel):
 
 
 class DossierLinkItem(_TableModel):
-    """A portal link a dossier minted (`ACCOUNT#<a>#DOSSIER#<id>` / `PORTALTOKEN#<sha256>`), live, revoked or
-    minted by the worker for an email: erasing the dossier reads its partition and deletes each link's
-    token item with it. It expires with the link (`ttl`), so a dossier keeps as many as live links."""
+    """A portal link a dossier minted (`ACCOUNT#<a>#DOSSIER#<id>` / `PORTALTOKEN#<sha256>`), live or
+    revoked, shown to staff or carried by one of its emails (`communication_id`): erasing the dossier
+    reads its partition, skips the emails still queued and deletes each link's token item with it. It
+    expires with the link (`ttl`), so a dossier keeps as many as live links."""
 
     ttl = NumberAttribute(null=True)
+    communication_id = UnicodeAttribute(null=True)
 
 
 class AuditEntryItem(_TableModel):

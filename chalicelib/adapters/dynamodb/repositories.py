@@ -20,7 +20,6 @@ from chalicelib.adapters.dynamodb.models import (
     AccountItem,
     AuditEntryItem,
     CommunicationItem,
-    DossierItem,
     DossierLinkItem,
     EventItem,
     PortalTokenItem,
@@ -47,7 +46,7 @@ from chalicelib.domain.events import Event
 from chalicelib.domain.identity import PortalPrincipal
 from chalicelib.domain.legal import BrokerIdentity, RegisteredMailChannel
 from chalicelib.domain.plans import Plan, Trial
-from chalicelib.services.ports import DeliveryInFlight, RecipientsSuppressed
+from chalicelib.services.ports import DeliveryInFlight, RecipientsSuppressed, StoredLink
 
 
 def _account_pk(account_id: str) -> str:
@@ -327,6 +326,18 @@ _COUNTERS = {
 }
 
 
+def _forgetting() -> list[Any]:
+    """The actions that empty a communication of what it says and whom it is to (RGPD)."""
+    return [
+        CommunicationItem.to.set([]),
+        CommunicationItem.cc.set([]),
+        CommunicationItem.variables.set({}),
+        CommunicationItem.template.remove(),
+        CommunicationItem.subject.remove(),
+        CommunicationItem.party_ids.remove(),
+    ]
+
+
 def _write_outcome(
     item: CommunicationItem,
     actions: list[Any],
@@ -467,16 +478,23 @@ class DynamoCommunicationRepository:
 
     def forget(self, account_id: str, communication_id: str) -> None:
         CommunicationItem(*communication_key(account_id, communication_id)).update(
-            actions=[
-                CommunicationItem.to.set([]),
-                CommunicationItem.cc.set([]),
-                CommunicationItem.variables.set({}),
-                CommunicationItem.template.remove(),
-                CommunicationItem.subject.remove(),
-                CommunicationItem.party_ids.remove(),
-            ],
-            condition=CommunicationItem.pk.exists(),
+            actions=_forgetting(), condition=CommunicationItem.pk.exists()
         )
+
+    def skip_erased(self, erased: Communication, events: Sequence[Event], at: datetime) -> list[Event] | None:
+        """Settle a queued email of an erased dossier (`erased_with_its_dossier`): skipped, its content
+        forgotten, with its events, in one write that holds only while it is still queued (None when a
+        worker claimed it first)."""
+        item = CommunicationItem(*communication_key(erased.account_id, erased.id))
+        actions: list[Any] = [
+            CommunicationItem.status.set(erased.status.value),
+            CommunicationItem.status_reason.set(erased.status_reason or ""),
+            CommunicationItem.due_pk.remove(),
+            CommunicationItem.due_sk.remove(),
+            *_forgetting(),
+        ]
+        condition = CommunicationItem.status == CommunicationStatus.QUEUED.value
+        return _write_outcome(item, actions, condition, erased.status, None, True, events, at)
 
     def settle(
         self,
@@ -675,36 +693,30 @@ def portal_token_item(token_hash: str, principal: PortalPrincipal, expires_at: d
     )
 
 
-def dossier_link_item(token_hash: str, principal: PortalPrincipal, expires_at: datetime) -> DossierLinkItem:
-    """The link's trace in its dossier's partition, so that erasing the dossier finds every token item."""
+def dossier_link_item(
+    token_hash: str, principal: PortalPrincipal, expires_at: datetime, communication_id: str | None = None
+) -> DossierLinkItem:
+    """The link's trace in its dossier's partition, so that erasing the dossier finds every token item
+    (and every still-queued email carrying one, `communication_id`)."""
     return DossierLinkItem(
         f"ACCOUNT#{principal.account_id}#DOSSIER#{principal.dossier_id}",
         f"PORTALTOKEN#{token_hash}",
         ttl=int(expires_at.timestamp()) + 86400,
+        communication_id=communication_id,
+    )
+
+
+def save_link(transaction: TransactWrite, link: StoredLink) -> None:
+    """A portal link's token item and its trace in the dossier's partition, in the transaction of the
+    change that mints it."""
+    transaction.save(portal_token_item(link.token_hash, link.principal, link.expires_at))
+    transaction.save(
+        dossier_link_item(link.token_hash, link.principal, link.expires_at, link.communication_id)
     )
 
 
 class DynamoPortalTokenRepository:
     _SK = "PORTALTOKEN"
-
-    def add(self, token_hash: str, principal: PortalPrincipal, expires_at: datetime) -> bool:
-        """The token and its trace in the dossier's partition, in one transaction that holds only while
-        the dossier exists: False when it was erased (no link may outlive it)."""
-        try:
-            with TransactWrite(connection=transactions()) as transaction:
-                transaction.condition_check(
-                    DossierItem,
-                    f"ACCOUNT#{principal.account_id}#DOSSIER#{principal.dossier_id}",
-                    "DOSSIER",
-                    condition=DossierItem.pk.exists(),
-                )
-                transaction.save(dossier_link_item(token_hash, principal, expires_at))
-                transaction.save(portal_token_item(token_hash, principal, expires_at))
-        except TransactWriteError as exc:
-            if condition_failed(exc):
-                return False
-            raise
-        return True
 
     def find_active(self, token_hash: str, now: datetime) -> PortalPrincipal | None:
         try:
