@@ -85,6 +85,8 @@ def _account(platform: Api, name: str = "Cabinet Martin") -> tuple[Api, str]:
     body = {"name": name, "plan": "premium", "sender_email": "contact@martin.fr"}
     account_id = platform.post("/admin/accounts", body).body["id"]
     drain()
+    # The webhook tick, within the minute, fans the welcome's `communication.sent` out (to no endpoint yet).
+    assert platform.post("/_local/tick", {}).status == 200
     return platform.as_(token("admin", account_id)), account_id
 
 
