@@ -198,3 +198,49 @@ def test_an_email_settled_by_ses_send_event_after_its_worker_died_is_told_sent_o
     [sent] = of_type(account_events(account_id), "communication.sent")
     assert sent.data["kind"] == "account_welcome"
     assert [m["type"] for m in announced(aws)] == ["communication.sent"]
+
+
+def test_a_settled_emails_event_is_due_at_once_for_the_tick_and_an_announced_one_after_its_grace(
+    aws: Any,
+) -> None:
+    from datetime import timedelta
+
+    from chalicelib.adapters.dynamodb.events import FANOUT_GRACE
+    from chalicelib.domain.communications import (
+        Communication,
+        CommunicationKind,
+        CommunicationStatus,
+        Recipient,
+        communication_event,
+    )
+
+    now = aws.now()
+
+    def settled(comm_id: str, announced: bool) -> str:
+        email = Communication(
+            id=comm_id,
+            account_id="acc_1",
+            kind=CommunicationKind.ACCOUNT_WELCOME,
+            sender_name="Relais",
+            reply_to=None,
+            to=(Recipient("Cabinet Martin", "lea@martin.fr", "account"),),
+            created_at=now,
+            variables={"account.name": "Cabinet Martin"},
+        )
+        aws.communications.add(email, retry_at=now)
+        claimed = aws.communications.claim("acc_1", comm_id, now, timedelta(minutes=15))
+        sent = claimed.sent("Bienvenue", "ses-1", now)
+        event = communication_event(sent, now)
+        assert event is not None
+        written = aws.communications.settle(
+            sent, expected=CommunicationStatus.SENDING, events=[event], at=now, announced=announced
+        )
+        assert written == [event]
+        return event.id
+
+    by_the_tick = settled("cm_worker", announced=False)
+    by_its_writer = settled("cm_writer", announced=True)
+    due_now, _ = aws.webhooks.due_events(now, 100)
+    assert [e.id for e in due_now] == [by_the_tick]
+    due_later, _ = aws.webhooks.due_events(now + FANOUT_GRACE, 100)
+    assert sorted(e.id for e in due_later) == sorted([by_the_tick, by_its_writer])
