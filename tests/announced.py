@@ -1,5 +1,6 @@
 """What a webhook receiver or a broker's activity log would see of the events a test caused: the
-messages announced on the webhooks queue, and the stored events of a contract, a dossier or the account."""
+messages announced on the webhooks queue (or queued by the webhook tick), and the stored events of a
+contract, a dossier or the account."""
 
 from __future__ import annotations
 
@@ -22,6 +23,15 @@ def announced(aws: Any) -> list[dict[str, Any]]:
     ):
         bodies += [json.loads(m["Body"]) for m in batch]
     return bodies
+
+
+def told_by_the_tick(aws: Any) -> list[dict[str, Any]]:
+    """Run `webhook_tick` as of now, then take every message waiting on the webhooks queue, as `announced`
+    does: the events nobody announces (the communications worker's) reach the queue this way."""
+    from chalicelib.handlers import webhook_tick
+
+    webhook_tick.run(aws.now())
+    return announced(aws)
 
 
 def activity(aws: Any, account_id: str, kind: SubjectKind, subject_id: str) -> list[Event]:

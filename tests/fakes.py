@@ -85,6 +85,9 @@ class FakeCommunicationRepository:
         self.retry_at: dict[tuple[str, str], datetime] = {}
         self.claimed_at: dict[tuple[str, str], datetime] = {}
         self.events: list[Event] = []
+        self.left_to_the_tick: list[Event] = []
+        """Events settled with `announced=False`: the DynamoDB store puts them due at once on the `due`
+        index, for the webhook tick's fan-out."""
         self.suppressions = suppressions if suppressions is not None else FakeSuppressionList()
 
     def add(self, communication: Communication, retry_at: datetime, events: Sequence[Event] = ()) -> bool:
@@ -159,6 +162,7 @@ class FakeCommunicationRepository:
         expected: CommunicationStatus | None = None,
         events: Sequence[Event] = (),
         at: datetime | None = None,
+        announced: bool = True,
     ) -> list[Event] | None:
         key = (communication.account_id, communication.id)
         current = self.communications[key]
@@ -173,6 +177,8 @@ class FakeCommunicationRepository:
         self.communications[key] = communication
         self.retry_at.pop(key, None)
         self.events.extend(events)
+        if not announced:
+            self.left_to_the_tick.extend(events)
         return list(events)
 
     def record_delivered(
@@ -379,5 +385,7 @@ class FakeWebhookStore:
             :per_shard
         ]
 
-    def due_events(self, now: datetime, per_shard: int) -> list[Any]:
-        return []
+    def due_events(
+        self, now: datetime, per_shard: int, after: dict[int, Any] | None = None
+    ) -> tuple[list[Any], dict[int, Any]]:
+        return [], {}

@@ -68,7 +68,6 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 services.now(),
                 services.portal_links,
                 services.unsubscribe_links,
-                services.webhooks_queue,
             )
         else:
             logger.error("unknown message type on the communications queue", extra={"type": str(kind)})

@@ -142,7 +142,6 @@ def deliver(
     now: datetime,
     links: PortalLinks | None = None,
     unsubscribe_links: UnsubscribeLinks | None = None,
-    webhooks: MessageQueue | None = None,
 ) -> CommunicationStatus | None:
     """Render and send one queued communication once, and record the outcome.
 
@@ -157,10 +156,12 @@ def deliver(
     address that bounced in the 900 s between the write and the send may still get this one email.
     A mailing's emails are trusted as their fan-out screened them, page by page.
     The outcome is written with its event (`communication.sent` or `.skipped`) in one TransactWriteItems,
-    then announced on `webhooks`. A throttled send, or SES refusing the whole account, releases the
-    claim and propagates: the message returns to the queue and is tried again later. A server error of
-    SES (it may have accepted the email) keeps the claim: SES's Send event settles the email if it did,
-    else the retry after the claim's lease sends it. Only a refusal of the address itself fails it.
+    due at once on the `due` index: no message announces it (one SQS call less per email), the next
+    `webhook_tick`, within a minute, queues its fan-out. A throttled send, or SES refusing the whole
+    account, releases the claim and propagates: the message returns to the queue and is tried again
+    later. A server error of SES (it may have accepted the email) keeps the claim: SES's Send event
+    settles the email if it did, else the retry after the claim's lease sends it. Only a refusal of the
+    address itself fails it.
     SES may report a bounce or a complaint before this worker writes that it sent the email (both run at
     once): the feedback is written at once, and the `sent` outcome then keeps it, records what was sent,
     writes `communication.sent` and counts the email `sent` in its mailing (SES did accept it), once, so
@@ -178,7 +179,7 @@ def deliver(
         reach = _reachable(communication, suppressions)
         to, cc = reach.to, reach.cc
         communication = communication.without_parties(reach.suppressed_parties)
-    settle = _Settle(repository, webhooks, now, log_keys)
+    settle = _Settle(repository, now, log_keys)
     if not to:
         return settle(communication.skipped(nobody_reason(communication)))
     variables = communication.variables
@@ -256,21 +257,23 @@ def _envelope_address(email: OutgoingEmail) -> str | None:
 @dataclass(frozen=True)
 class _Settle:
     """Write a claimed email's outcome once (from `sending`, or for a `sent` outcome past the bounce or
-    complaint that came first), with its event, then announce what was written; a duplicate that lost
-    the race writes and announces nothing."""
+    complaint that came first), with its event; a duplicate that lost the race writes nothing. The events
+    written (`mailing.finished` too, when this outcome ended a mailing) are left to the webhook tick,
+    which finds them due at once: the worker's calls per email are the claim, SES and this write."""
 
     repository: CommunicationRepository
-    webhooks: MessageQueue | None
     now: datetime
     log_keys: dict[str, str]
 
     def __call__(self, outcome: Communication) -> CommunicationStatus:
         event = communication_event(outcome, self.now)
-        written = self.repository.settle(
-            outcome, expected=CommunicationStatus.SENDING, events=[event] if event else [], at=self.now
+        self.repository.settle(
+            outcome,
+            expected=CommunicationStatus.SENDING,
+            events=[event] if event else [],
+            at=self.now,
+            announced=False,
         )
-        if written and self.webhooks is not None:
-            announce(written, self.webhooks)
         logger.info(
             f"communication {outcome.status.value}", extra={**self.log_keys, "reason": outcome.status_reason}
         )

@@ -1,6 +1,7 @@
 """Announcing events: after the transaction that wrote a change and its events commits, their messages go
 to the webhooks queue. A message lost here is not an event lost: the event sits on the `due` index until
-the webhook worker has fanned it out, and the tick queues it again."""
+the webhook worker has fanned it out, and the tick queues it again. The communications worker announces
+nothing: its emails' outcomes are written due at once, and the minute's tick queues them."""
 
 from __future__ import annotations
 

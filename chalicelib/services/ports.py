@@ -150,10 +150,12 @@ class CommunicationRepository(Protocol):
         expected: CommunicationStatus | None = None,
         events: Sequence[Event] = (),
         at: datetime | None = None,
+        announced: bool = True,
     ) -> list[Event] | None:
         """Record a status and take it off the retry schedule, with its events, in one write; with
         `expected`, only from that status (None when it had moved on), and then a mailing's counts move
         with it. The events written, to announce: `mailing.finished` too when this ended a mailing.
+        `announced=False` says nobody will: the events are then due for the webhook tick's fan-out at once.
         A `sent` outcome expected from `sending` also lands, once, on an email whose bounce or complaint
         came first (`Communication.awaits_its_sending`): it keeps that status and counts as sent."""
         ...

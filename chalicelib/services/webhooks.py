@@ -58,8 +58,13 @@ from chalicelib.services.ports import AccountRepository, MessageQueue
 DELIVERY_MESSAGE = "webhook_delivery"
 """The `kind` of a delivery message; an event's message has none."""
 TICK_PAGE = 100
-"""Due events, and due attempts, one `webhook_tick` queues per shard of the `due` index: a run is 16
-Queries, a BatchGetItem and at most 1,600 messages, well within its minute."""
+"""Due events, and due attempts, one page of `webhook_tick` queues per shard of the `due` index: a page
+is 16 Queries, a BatchGetItem and at most 1,600 messages, well within its minute."""
+TICK_PAGES = 10
+"""Pages of due events a run takes from a shard whose pages come full (a 5,000-recipient mailing's
+`communication.sent` events are about 320 a shard): a run queues at most 16,000 events."""
+TICK_BUDGET = 30.0
+"""Seconds after which a run starts no further page (the function's timeout is 50 s)."""
 EARLY_TOLERANCE = timedelta(seconds=1)
 MAX_SQS_DELAY = 900
 UrlCheck = Callable[[str], str]
@@ -136,8 +141,12 @@ class WebhookStore(Protocol):
         each shard of the `due` index, the oldest of each."""
         ...
 
-    def due_events(self, now: datetime, per_shard: int) -> list[Event]:
-        """The events due for their fan-out at `now` (their message was lost), as many per shard."""
+    def due_events(
+        self, now: datetime, per_shard: int, after: dict[int, Any] | None = None
+    ) -> tuple[list[Event], dict[int, Any]]:
+        """The events due for their fan-out at `now` (their message was lost, or nobody announced them),
+        as many per shard: of every shard (`after` None), or of the shards of `after` from where their
+        last page ended. With them, where the next page starts of each shard whose page came full."""
         ...
 
 
@@ -498,15 +507,25 @@ def _disabled_notice(endpoint: Endpoint, reason: DisabledReason, ctx: AttemptCon
 # ---- the tick ----
 
 
-def queue_due(store: WebhookStore, queue: MessageQueue, now: datetime, per_shard: int = TICK_PAGE) -> int:
-    """Queue again the events still waiting for their fan-out (their message was lost) and the delivery
-    attempts whose moment has come; returns how many messages.
+def queue_due(
+    store: WebhookStore,
+    queue: MessageQueue,
+    now: datetime,
+    per_shard: int = TICK_PAGE,
+    pages: int = TICK_PAGES,
+    budget: float = TICK_BUDGET,
+) -> int:
+    """Queue the events waiting for their fan-out (their message was lost, or nobody announced them: the
+    communications worker's) and the delivery attempts whose moment has come; returns how many messages.
 
-    One page of at most `per_shard` of each per shard of the `due` index, the oldest first: what is left
+    One page of at most `per_shard` of each per shard of the `due` index, the oldest first. The shards
+    whose page of events came full are read on, a page at a time, up to `pages` pages in all, while the
+    run is younger than `budget` seconds: a big mailing's events leave within a few minutes. What is left
     waits for the next minute's tick. Two runs at once queue the same attempts twice; the worker posts an
     attempt only while the delivery still stands before it, so the second copy handled after the first
-    posts nothing (see `attempt`)."""
-    events = store.due_events(now, per_shard)
+    posts nothing (see `attempt`); an event fanned out twice makes the same deliveries (`delivery_id`)."""
+    started = time.monotonic()
+    events, more = store.due_events(now, per_shard)
     attempts = store.due_deliveries(now, per_shard)
     queue.send_many(
         [
@@ -514,9 +533,19 @@ def queue_due(store: WebhookStore, queue: MessageQueue, now: datetime, per_shard
             *(AttemptRequest(a, w, d, n).to_message() for a, w, d, n in attempts),
         ]
     )
-    if events or attempts:
-        logger.info("webhooks queued by the tick", extra={"events": len(events), "attempts": len(attempts)})
-    return len(events) + len(attempts)
+    queued_events = len(events)
+    for _ in range(pages - 1):
+        if not more or time.monotonic() - started >= budget:
+            break
+        events, more = store.due_events(now, per_shard, more)
+        queue.send_many(event.to_message() for event in events)
+        queued_events += len(events)
+    if queued_events or attempts:
+        logger.info(
+            "webhooks queued by the tick",
+            extra={"events": queued_events, "attempts": len(attempts), "shards_left_full": len(more)},
+        )
+    return queued_events + len(attempts)
 
 
 def is_attempt(body: dict[str, Any]) -> bool:

@@ -1,6 +1,8 @@
 """An email's fate, told once: `communication.sent` / `.skipped` when the worker settles it,
-`.bounced` / `.complained` when SES reports back, each written with the change it reports and announced
-on the webhooks queue; in the contract's or the dossier's activity log when the email is about one."""
+`.bounced` / `.complained` when SES reports back, each written with the change it reports; SES's reports
+are announced on the webhooks queue at once, the worker's outcomes are queued by the next webhook tick
+(the worker sends nothing there); in the contract's or the dossier's activity log when the email is
+about one."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import pytest
 from chalicelib.config import Queue, queue_name
 from chalicelib.domain.events import ActorKind, SubjectKind
 from chalicelib.local.pumps import drain
-from tests.announced import account_events, activity, announced, of_type
+from tests.announced import account_events, activity, announced, of_type, told_by_the_tick
 from tests.support import Api, RelaisTestClient, sqs_event, token
 
 pytestmark = pytest.mark.usefixtures("webhooks_left_queued")
@@ -57,7 +59,8 @@ def test_the_welcome_email_sent_is_told_once_on_the_account_and_announced(
     }
     assert sent.actor.kind is ActorKind.SYSTEM
     assert sent.subject.kind is SubjectKind.ACCOUNT
-    assert [(m["type"], m["id"]) for m in announced(aws)] == [("communication.sent", sent.id)]
+    assert announced(aws) == []
+    assert [(m["type"], m["id"]) for m in told_by_the_tick(aws)] == [("communication.sent", sent.id)]
 
 
 def test_an_email_about_a_contract_is_in_the_contracts_activity(platform: Api, aws: Any) -> None:
@@ -113,7 +116,8 @@ def test_a_bounce_is_told_once_even_when_ses_reports_it_twice(
     client.lambda_.invoke("ses_events", sqs_event(queue_name(Queue.SES_EVENTS), [json.dumps(bounce)]))
     assert not sqs.receive_message(QueueUrl=url).get("Messages")
     assert len(of_type(account_events(account_id), "communication.bounced")) == 1
-    assert sorted(m["type"] for m in announced(aws)) == ["communication.bounced", "communication.sent"]
+    assert [m["type"] for m in announced(aws)] == ["communication.bounced"]
+    assert [m["type"] for m in told_by_the_tick(aws)] == ["communication.sent"]
 
 
 def _bounce_of(aws: Any, account_id: str, communication_id: str) -> dict[str, Any]:
@@ -194,3 +198,49 @@ def test_an_email_settled_by_ses_send_event_after_its_worker_died_is_told_sent_o
     [sent] = of_type(account_events(account_id), "communication.sent")
     assert sent.data["kind"] == "account_welcome"
     assert [m["type"] for m in announced(aws)] == ["communication.sent"]
+
+
+def test_a_settled_emails_event_is_due_at_once_for_the_tick_and_an_announced_one_after_its_grace(
+    aws: Any,
+) -> None:
+    from datetime import timedelta
+
+    from chalicelib.adapters.dynamodb.events import FANOUT_GRACE
+    from chalicelib.domain.communications import (
+        Communication,
+        CommunicationKind,
+        CommunicationStatus,
+        Recipient,
+        communication_event,
+    )
+
+    now = aws.now()
+
+    def settled(comm_id: str, announced: bool) -> str:
+        email = Communication(
+            id=comm_id,
+            account_id="acc_1",
+            kind=CommunicationKind.ACCOUNT_WELCOME,
+            sender_name="Relais",
+            reply_to=None,
+            to=(Recipient("Cabinet Martin", "lea@martin.fr", "account"),),
+            created_at=now,
+            variables={"account.name": "Cabinet Martin"},
+        )
+        aws.communications.add(email, retry_at=now)
+        claimed = aws.communications.claim("acc_1", comm_id, now, timedelta(minutes=15))
+        sent = claimed.sent("Bienvenue", "ses-1", now)
+        event = communication_event(sent, now)
+        assert event is not None
+        written = aws.communications.settle(
+            sent, expected=CommunicationStatus.SENDING, events=[event], at=now, announced=announced
+        )
+        assert written == [event]
+        return event.id
+
+    by_the_tick = settled("cm_worker", announced=False)
+    by_its_writer = settled("cm_writer", announced=True)
+    due_now, _ = aws.webhooks.due_events(now, 100)
+    assert [e.id for e in due_now] == [by_the_tick]
+    due_later, _ = aws.webhooks.due_events(now + FANOUT_GRACE, 100)
+    assert sorted(e.id for e in due_later) == sorted([by_the_tick, by_its_writer])

@@ -138,9 +138,7 @@ def test_a_mailings_email_bounced_before_its_worker_settled_counts_once_and_the_
     ses = FeedbackRace(aws.ses_mailer, BOUNCED_CLIENT, event_type, feedback_first)
 
     def work(request: DeliveryRequest) -> CommunicationStatus | None:
-        return deliver(
-            request, aws.communications, ses, aws.suppressions, aws.now(), webhooks=aws.webhooks_queue
-        )
+        return deliver(request, aws.communications, ses, aws.suppressions, aws.now())
 
     assert [work(request) for request in requests] == [CommunicationStatus.SENT] * 3
     ses.after_the_worker()
@@ -256,9 +254,7 @@ def test_a_dunning_or_dossier_email_bounced_before_its_worker_settled_ends_bounc
     ses = FeedbackRace(aws.ses_mailer, "jean@dupont.fr", "Bounce", feedback_first)
 
     def work() -> CommunicationStatus | None:
-        return deliver(
-            request, aws.communications, ses, aws.suppressions, aws.now(), webhooks=aws.webhooks_queue
-        )
+        return deliver(request, aws.communications, ses, aws.suppressions, aws.now())
 
     assert work() is CommunicationStatus.SENT
     ses.after_the_worker()

@@ -580,7 +580,7 @@ def _worker_worked(world: dict[str, Any], container: Container) -> bool:
     notice = world["office"].ok("GET", world["installment"])["formal_notice"] or {}
     erased = world["staff"].get(f"/dossiers/{world['dossier_id']}").status == 404
     prepared = notice.get("status") == "to_send" and bool(notice.get("sha256"))
-    told = _waiting(container, container.webhooks_queue) > world["announced"]  # communication.sent
+    told = _waiting(container, container.webhooks_queue) > world["announced"]  # formal_notice.prepared
     return "account_welcome" in kinds and prepared and erased and told
 
 

@@ -85,6 +85,8 @@ def _account(platform: Api, name: str = "Cabinet Martin") -> tuple[Api, str]:
     body = {"name": name, "plan": "premium", "sender_email": "contact@martin.fr"}
     account_id = platform.post("/admin/accounts", body).body["id"]
     drain()
+    # The webhook tick, within the minute, fans the welcome's `communication.sent` out (to no endpoint yet).
+    assert platform.post("/_local/tick", {}).status == 200
     return platform.as_(token("admin", account_id)), account_id
 
 
@@ -395,6 +397,47 @@ def test_a_lost_event_message_is_fanned_out_by_the_tick(platform: Api, aws: Any,
     assert receiver.received == []
     _tick(platform.as_(None), aws.now() + timedelta(minutes=6))
     assert [json.loads(r.body)["type"] for r in receiver.received] == ["contract.suspended"]
+
+
+def test_an_email_sent_reaches_the_endpoint_by_the_next_webhook_tick_once(
+    platform: Api, aws: Any, receiver: Receiver
+) -> None:
+    admin, _ = _account(platform)
+    endpoint = _create(admin, receiver.url, ["communication.sent"])
+    client_id = admin.post("/clients", {"name": "Jean Dupont", "email": "jean@dupont.fr"}).body["id"]
+    email = admin.post(f"/clients/{client_id}/emails", {"subject": "Bonjour", "body": "Texte"}).body
+    drain()
+    assert [m["kind"] for m in outbox.sent_messages(REGION)][-1] == "manual"
+    assert receiver.received == []  # the worker announced nothing: the tick fans its event out
+    _tick(platform.as_(None), aws.now())
+    [received] = receiver.received
+    told = _verify(endpoint["secret"], received)
+    assert (told["type"], told["data"]["communication_id"], told["data"]["status"]) == (
+        "communication.sent",
+        email["communication_id"],
+        "sent",
+    )
+    _tick(platform.as_(None), aws.now() + timedelta(minutes=10))
+    assert len(receiver.received) == 1
+
+
+def test_the_tick_reads_on_the_shards_whose_page_came_full(aws: Any) -> None:
+    from chalicelib.services.webhooks import queue_due
+    from tests.fakes import FakeQueue
+
+    now = aws.now()
+    events = [
+        Event("acc_1", EventType.COMMUNICATION_SENT, now, Subject(SubjectKind.ACCOUNT, "acc_1"), {"n": n})
+        for n in range(40)
+    ]
+    for event in events:
+        event_item(event, announced=False).save()  # as the communications worker writes them
+    one_page, all_pages, out_of_time = FakeQueue(), FakeQueue(), FakeQueue()
+    # 40 events on 16 shards, one a page: one page leaves some in every shard that has more than one.
+    assert queue_due(aws.webhooks, one_page, now, per_shard=1, pages=1) < 40
+    assert queue_due(aws.webhooks, out_of_time, now, per_shard=1, budget=0) == len(one_page.messages)
+    assert queue_due(aws.webhooks, all_pages, now, per_shard=1) == 40
+    assert sorted(m["id"] for m in all_pages.messages) == sorted(e.id for e in events)
 
 
 def test_an_endpoint_failing_for_five_days_is_disabled_and_the_account_is_told(

@@ -509,3 +509,20 @@ def test_a_bounce_recorded_before_the_worker_settles_stays_and_the_sending_is_re
         "communication.sent",
     ]
     assert len(mailer.sent) == 1
+
+
+def test_the_workers_outcomes_are_left_to_the_webhook_tick_each_once() -> None:
+    communications = FakeCommunicationRepository()
+    queue_communication(_welcome(), communications, FakeQueue(), NOW)
+    nobody = replace(_welcome(), id="cm_nobody")
+    queue_communication(nobody, communications, FakeQueue(), NOW)
+    communications.forget("A1", "cm_nobody")  # its addresses gone: the worker skips it
+    mailer = FakeMailer()
+    for _ in range(2):  # each message delivered twice (at least once)
+        deliver(DeliveryRequest("A1", "cm_welcome"), communications, mailer, FakeSuppressionList(), NOW)
+        deliver(DeliveryRequest("A1", "cm_nobody"), communications, mailer, FakeSuppressionList(), NOW)
+    assert [(e.type.value, e.data["communication_id"]) for e in communications.left_to_the_tick] == [
+        ("communication.sent", "cm_welcome"),
+        ("communication.skipped", "cm_nobody"),
+    ]
+    assert len(mailer.sent) == 1

@@ -6,7 +6,8 @@ partition is read whole by the dunning), the account's own in one of 16 `ACCOUNT
 partitions (a mailing's 100,000 emails make no hot partition); each under `EVENT#<event_id>`. Event ids are
 ULIDs, so `begins_with(SK, "EVENT#")` reads a subject's activity oldest first, one bounded Query a page.
 Until the webhook worker has fanned it out, the event also sits on the sparse `due` index (`WH#<shard>`, at
-the moment the tick should queue it again if its SQS message was lost).
+the moment the tick should queue it again if its SQS message was lost, or at its own moment when no message
+announces it: see `event_item`).
 """
 
 from __future__ import annotations
@@ -49,11 +50,15 @@ def fanout_due_key(event: Event, at: datetime) -> tuple[str, str]:
     return f"WH#{_shard(event.id, DUE_SHARDS)}", f"{iso(at)}#{pk}#{sk}"
 
 
-def event_item(event: Event) -> EventItem:
+def event_item(event: Event, *, announced: bool = True) -> EventItem:
     """The item of a new event, written inside the transaction of the change it reports (with the condition
-    `EventItem.pk.does_not_exist()`, so a replayed change cannot announce itself twice)."""
+    `EventItem.pk.does_not_exist()`, so a replayed change cannot announce itself twice).
+
+    An event its writer announces waits FANOUT_GRACE on the `due` index for its message. One nobody will
+    announce (`announced=False`: the communications worker's outcomes, which saves that worker an SQS call
+    per email) is due at once: the next `webhook_tick`, within a minute, queues its fan-out."""
     pk, sk = event_key(event)
-    due_pk, due_sk = fanout_due_key(event, event.at + FANOUT_GRACE)
+    due_pk, due_sk = fanout_due_key(event, event.at + FANOUT_GRACE if announced else event.at)
     return EventItem(
         pk,
         sk,

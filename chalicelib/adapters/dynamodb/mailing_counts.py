@@ -60,17 +60,20 @@ def write_counted(
     count: MailingCount,
     events: list[Event],
     at: datetime,
+    *,
+    announced: bool = True,
 ) -> list[Event] | None:
     """Write the change (`own`), its events and the mailing's counts in one TransactWriteItems; the events
     written (with `mailing.finished` when this write ended the mailing), or None when a condition of the
-    change or of the mailing did not hold (a replay, a race lost)."""
+    change or of the mailing did not hold (a replay, a race lost). `announced=False`: the writer announces
+    none of them, so they are due for the tick's fan-out at once (`event_item`)."""
     mailing = MailingItem(pk, "MAILING")
     actions = _actions(count)
     base = MailingItem.pk.exists() if count.condition is None else MailingItem.pk.exists() & count.condition
     may_end = count.unsettled <= 0
     for _ in range(ATTEMPTS):
         guard = base & ~_ends(count) if may_end else base
-        outcome = _transact(own, mailing, actions, guard, events)
+        outcome = _transact(own, mailing, actions, guard, events, announced)
         if outcome is not _Outcome.MAILING_REFUSED:
             return events if outcome is _Outcome.WRITTEN else None
         current = _read(pk) if may_end else None
@@ -86,7 +89,9 @@ def write_counted(
         if final.sent + final.failed + final.skipped != final.total:
             # Sent before its emails were counted `unsettled`: its count cannot tell its end; say nothing.
             ending = events
-        outcome = _transact(own, mailing, [*actions, MailingItem.finished_at.set(at)], exact, ending)
+        outcome = _transact(
+            own, mailing, [*actions, MailingItem.finished_at.set(at)], exact, ending, announced
+        )
         if outcome is not _Outcome.MAILING_REFUSED:
             return ending if outcome is _Outcome.WRITTEN else None
     return None
@@ -138,14 +143,21 @@ def _read(pk: str) -> MailingItem | None:
 
 
 def _transact(
-    own: OwnWrites, mailing: MailingItem, actions: list[Action], condition: Condition, events: list[Event]
+    own: OwnWrites,
+    mailing: MailingItem,
+    actions: list[Action],
+    condition: Condition,
+    events: list[Event],
+    announced: bool,
 ) -> _Outcome:
     written = 0
     try:
         with TransactWrite(connection=transactions()) as transaction:
             written = own(transaction)
             for event in events:
-                transaction.save(event_item(event), condition=EventItem.pk.does_not_exist())
+                transaction.save(
+                    event_item(event, announced=announced), condition=EventItem.pk.does_not_exist()
+                )
             transaction.update(mailing, actions=actions, condition=condition)
     except TransactWriteError as exc:
         # PynamoDB sends the puts before the updates, whatever the order they were added in: the

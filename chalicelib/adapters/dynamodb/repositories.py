@@ -347,11 +347,13 @@ def _write_outcome(
     conditional: bool,
     events: Sequence[Event],
     at: datetime,
+    announced: bool = True,
 ) -> list[Event] | None:
     """Write a communication's status with its events; a mailing's final outcome also moves its counts,
     in the same transaction, so that only the one write that wins the condition counts (and the one that
     ends the mailing says so). The events written, or None when the condition (`conditional`) did not
-    hold. Without an event nor a count it stays one UpdateItem."""
+    hold. Without an event nor a count it stays one UpdateItem. `announced=False`: the caller announces
+    none of the events, which are then due for the tick's fan-out at once (`event_item`)."""
     account_id = item.pk.split("#")[1]
     written = list(events)
     if mailing_id and status in FINAL_STATUSES:
@@ -362,7 +364,14 @@ def _write_outcome(
 
         count = MailingCount(adds={_COUNTERS[status]: 1}, unsettled=-1)
         return write_counted(
-            own, mailing_pk(account_id, mailing_id), account_id, mailing_id, count, written, at
+            own,
+            mailing_pk(account_id, mailing_id),
+            account_id,
+            mailing_id,
+            count,
+            written,
+            at,
+            announced=announced,
         )
     try:
         if not written:
@@ -371,7 +380,9 @@ def _write_outcome(
         with TransactWrite(connection=transactions()) as transaction:
             transaction.update(item, actions=actions, condition=condition)
             for event in written:
-                transaction.save(event_item(event), condition=EventItem.pk.does_not_exist())
+                transaction.save(
+                    event_item(event, announced=announced), condition=EventItem.pk.does_not_exist()
+                )
     except UpdateError as exc:
         if conditional and _condition_failed(exc):
             return None
@@ -397,12 +408,21 @@ def _record_sending_after_feedback(
     mailing_id: str | None,
     events: Sequence[Event],
     at: datetime,
+    announced: bool = True,
 ) -> list[Event] | None:
     """Record the sending (`actions`, which set `sent_at`, never the status) of an email that awaits it,
     off the retry schedule, counted `sent` in its mailing, once; None when it does not await it."""
     actions = [*actions, CommunicationItem.due_pk.remove(), CommunicationItem.due_sk.remove()]
     return _write_outcome(
-        item, actions, _AWAITING_ITS_SENDING, CommunicationStatus.SENT, mailing_id, True, events, at
+        item,
+        actions,
+        _AWAITING_ITS_SENDING,
+        CommunicationStatus.SENT,
+        mailing_id,
+        True,
+        events,
+        at,
+        announced,
     )
 
 
@@ -502,22 +522,24 @@ class DynamoCommunicationRepository:
         expected: CommunicationStatus | None = None,
         events: Sequence[Event] = (),
         at: datetime | None = None,
+        announced: bool = True,
     ) -> list[Event] | None:
         """Record a status and take the communication off the retry schedule, with the events that say so,
         in one write. With `expected`, only if it still has that status (None otherwise): the move from
         `sending` to an outcome happens once, and only then are a mailing's counts moved, in the same
         transaction. The events written (`mailing.finished` too when this outcome ended a mailing).
+        `announced=False`: the caller will not announce them; they are due for the tick's fan-out at once.
 
         A `sent` outcome expected from `sending` also lands on an email whose bounce or complaint came
         first (`Communication.awaits_its_sending`): then it keeps that status and its reason, and records
         and counts only the sending, once (the condition wants no `sent_at` yet)."""
-        written = self._settle(communication, expected, events, at)
+        written = self._settle(communication, expected, events, at, announced)
         if (
             written is None
             and expected is CommunicationStatus.SENDING
             and communication.status is CommunicationStatus.SENT
         ):
-            return self._settle_after_feedback(communication, events, at)
+            return self._settle_after_feedback(communication, events, at, announced)
         return written
 
     def _settle(
@@ -526,6 +548,7 @@ class DynamoCommunicationRepository:
         expected: CommunicationStatus | None,
         events: Sequence[Event],
         at: datetime | None,
+        announced: bool,
     ) -> list[Event] | None:
         item = CommunicationItem(*communication_key(communication.account_id, communication.id))
         optional = [
@@ -549,11 +572,19 @@ class DynamoCommunicationRepository:
         counted = communication.mailing_id if expected is not None else None
         moment = at or (events[0].at if events else datetime.now(UTC))
         return _write_outcome(
-            item, actions, condition, communication.status, counted, expected is not None, events, moment
+            item,
+            actions,
+            condition,
+            communication.status,
+            counted,
+            expected is not None,
+            events,
+            moment,
+            announced,
         )
 
     def _settle_after_feedback(
-        self, sent: Communication, events: Sequence[Event], at: datetime | None
+        self, sent: Communication, events: Sequence[Event], at: datetime | None, announced: bool
     ) -> list[Event] | None:
         """The sending of an email SES's feedback already marked: its status and reason stay."""
         item = CommunicationItem(*communication_key(sent.account_id, sent.id))
@@ -565,7 +596,7 @@ class DynamoCommunicationRepository:
             actions.append(CommunicationItem.provider_message_id.set(sent.provider_message_id))
         if sent.skipped_parties:
             actions.append(CommunicationItem.skipped_parties.set(list(sent.skipped_parties)))
-        return _record_sending_after_feedback(item, actions, sent.mailing_id, events, moment)
+        return _record_sending_after_feedback(item, actions, sent.mailing_id, events, moment, announced)
 
     def statuses(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], CommunicationStatus]:
         """The status of each (account, communication), by BatchGetItem (100 keys a call); unknown ones

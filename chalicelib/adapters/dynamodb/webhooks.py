@@ -44,6 +44,8 @@ from chalicelib.domain.webhooks import (
 )
 
 Cursor = dict[str, Any]
+DueCursors = dict[int, Cursor]
+"""Per shard of the `due` index, where its next page starts (see `due_events`)."""
 DELIVERY_KEPT = timedelta(days=30)
 """How long a delivery stays listed after its last attempt (DynamoDB's TTL then removes it)."""
 _CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -376,17 +378,30 @@ class DynamoWebhookStore:
         found.sort(key=lambda entry: entry[0])
         return [key for _, key in found]
 
-    def due_events(self, now: datetime, per_shard: int) -> list[Event]:
-        """Events still waiting for their fan-out at `now` (their queue message was lost), oldest first:
-        one Query of at most `per_shard` keys on each shard, then BatchGetItem (100 keys a call)."""
+    def due_events(
+        self, now: datetime, per_shard: int, after: DueCursors | None = None
+    ) -> tuple[list[Event], DueCursors]:
+        """Events waiting for their fan-out at `now` (their queue message was lost, or nobody announced
+        them), oldest first: one Query of at most `per_shard` keys on each shard (None), or on each shard
+        of `after` from where its last page ended, then BatchGetItem (100 keys a call). With them, where
+        the next page of each shard whose page came full starts."""
         keys: list[tuple[str, tuple[str, str]]] = []
         upper = f"{iso(now)}#~"
-        for shard in range(DUE_SHARDS):
-            for item in EventItem.due_index.query(f"WH#{shard}", EventItem.due_sk <= upper, limit=per_shard):
+        cursors: DueCursors = {}
+        starts: dict[int, Cursor | None] = (
+            dict.fromkeys(range(DUE_SHARDS)) if after is None else dict(after.items())
+        )
+        for shard, start in starts.items():
+            query = EventItem.due_index.query(
+                f"WH#{shard}", EventItem.due_sk <= upper, limit=per_shard, last_evaluated_key=start
+            )
+            for item in query:
                 keys.append((str(item.due_sk), (item.pk, item.sk)))
+            if query.last_evaluated_key:
+                cursors[shard] = query.last_evaluated_key
         keys.sort(key=lambda entry: entry[0])
         wanted = [key for _, key in keys]
-        return [event_from(item) for item in EventItem.batch_get(wanted)] if wanted else []
+        return ([event_from(item) for item in EventItem.batch_get(wanted)] if wanted else []), cursors
 
 
 def _set_or_remove(attribute: Any, value: Any) -> list[Any]:
