@@ -341,11 +341,26 @@ serializer costs milliseconds a call). Raise it where time allows; nothing else 
 
 @pytest.fixture
 def fast_moto() -> Iterator[None]:
-    """moto's transactions and queues without their whole-table copies and whole-queue counts (bench/
-    environment.py): the emulator's speed only, not what the app calls nor what a call leaves."""
-    from bench.environment import fast_moto_queues, fast_moto_transactions
+    """moto without its whole-table copies, sorts and scans, its whole-queue counts and searches, and its
+    shape-walking of every item it returns (bench/environment.py): the emulator's speed only, not what the
+    app calls nor what a call leaves."""
+    from bench.environment import (
+        fast_moto_index_queries,
+        fast_moto_item_serialization,
+        fast_moto_partition_queries,
+        fast_moto_queues,
+        fast_moto_receipt_handles,
+        fast_moto_transactions,
+    )
 
-    with fast_moto_transactions(), fast_moto_queues():
+    with (
+        fast_moto_transactions(),
+        fast_moto_partition_queries(),
+        fast_moto_index_queries(),
+        fast_moto_queues(),
+        fast_moto_receipt_handles(),
+        fast_moto_item_serialization(),
+    ):
         yield
 
 
