@@ -325,3 +325,31 @@ def test_a_last_chunk_refused_on_the_job_counts_again_and_ends_the_job_once(plat
     }
     job = _job(staff, job_id)
     assert (job["status"], job["succeeded"], job["failed"]) == ("failed", 0, job["total"])
+
+
+def test_a_redelivered_page_does_not_queue_the_next_page_again(platform: Api, aws: Any) -> None:
+    """Each copy of a page queuing the next one would multiply the copies down the pages (a 1,000-recipient
+    mailing delivered twice over runs its last page a million times); the tick resumes a fan-out whose next
+    page was never queued."""
+    from chalicelib.services.mailings import MailingPage, fan_out_page
+
+    staff, account_id = open_account(platform)
+    for n in range(PAGE_SIZE + 1):
+        _create(staff, "/clients", {"name": f"Client {n}", "email": f"c{n}@exemple.fr"})
+    mailing_id = _send(staff)
+    drain()
+    fan_out_page(
+        MailingPage(account_id, mailing_id, 0),
+        aws.mailings,
+        aws.accounts,
+        aws.partners,
+        aws.unsubscriptions,
+        aws.suppressions,
+        aws.communications_queue,
+        aws.bulk_queue,
+        aws.now(),
+    )
+    assert aws.client("sqs").receive_message(QueueUrl=aws.bulk_queue.url).get("Messages", []) == []
+    drain()
+    shown = staff.get(f"/mailings/{mailing_id}").body
+    assert (shown["status"], shown["total"], shown["sent"]) == ("sent", PAGE_SIZE + 1, PAGE_SIZE + 1)
