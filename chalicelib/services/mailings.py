@@ -4,10 +4,12 @@ Sending marks the mailing `sending` (409 unless it was a draft) and queues its f
 queue. `bulk_worker` fans out one page: one Query of the audience (or a slice of its `ids`), one
 BatchGetItem of the clients and apporteurs it names, one of the unsubscribed, one of the suppressed,
 then one TransactWriteItems with the page's emails and counts. Then it queues the emails for the
-communications worker and the next page. A redelivered page writes nothing twice and queues again
-what it had queued (delivery is once per email), so a crash between the write and the queueing loses
-nothing; an email whose message was lost is queued again by the tick at its retry time, and a page whose
-message failed for good is queued again when the tick finds the mailing stalled.
+communications worker and the next page. A redelivered page writes nothing twice and queues its emails
+again (delivery is once per email), so a crash between the write and the queueing loses none; it does not
+queue the next page again: every copy of a page would, and the copies would multiply down the pages
+(under constant duplication, page n runs 2^n times). An email whose message was lost is queued again by
+the tick at its retry time, and a page whose message failed for good, or was never queued (a crash right
+after the write), is queued again when the tick finds the mailing stalled.
 """
 
 from __future__ import annotations
@@ -383,7 +385,7 @@ def fan_out_page(
         for c in communications
         if c.status is CommunicationStatus.QUEUED
     )
-    if next_page is not None:
+    if next_page is not None and written is not None:
         bulk.send(next_page)
     logger.info(
         "mailing page fanned out",

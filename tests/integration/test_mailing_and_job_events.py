@@ -260,3 +260,101 @@ def test_a_redelivered_last_chunk_says_nothing_again(platform: Api, aws: Any) ->
     assert again is None
     [finished] = of_type(account_events(account_id), "job.finished")
     assert finished.data["status"] == "failed"
+
+
+class _JobConditionRefusedOnce:
+    """DynamoDB refusing, once, the transaction that counts a job's last chunk on the job's own condition
+    (the chunk's item and the event were fine): its answer when another count lands on the job between
+    that chunk's read of the job and its write."""
+
+    def __init__(self) -> None:
+        self.refused = 0
+
+    def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> Any:
+        body = params["body"].decode() if isinstance(params["body"], bytes) else params["body"]
+        if self.refused or "job.finished" not in body:
+            return None
+        items = json.loads(body)["TransactItems"]
+        assert list(items[-1]) == ["Update"]
+        assert items[-1]["Update"]["Key"]["SK"] == {"S": "JOB"}
+        self.refused += 1
+        reasons = [{"Code": "None"}] * (len(items) - 1) + [{"Code": "ConditionalCheckFailed"}]
+        error = {"Code": "TransactionCanceledException", "Message": "refused by the test"}
+        return _Refused(), {"Error": error, "CancellationReasons": reasons}
+
+
+class _Refused:
+    """What botocore needs of an HTTP answer to raise the parsed error."""
+
+    def __init__(self) -> None:
+        self.status_code = 400
+        self.headers: dict[str, str] = {}
+
+
+def test_a_last_chunk_refused_on_the_job_counts_again_and_ends_the_job_once(platform: Api, aws: Any) -> None:
+    """The write that ends the job is refused on the job's condition, as when two last chunks race (the
+    job's update comes after the event's put in that transaction): the chunk reads the job again and ends
+    it once, with counts that add up, rather than failing its whole batch."""
+    from chalicelib.adapters.dynamodb.models import transactions
+    from chalicelib.domain.jobs import CHUNK_SIZE, Failure, FailureCode
+
+    staff, account_id = open_account(platform)
+    ids = [f"unknown-{n}" for n in range(CHUNK_SIZE + 1)]
+    body = {"ids": ids, "set": {"communication_rule": "client"}}
+    job_id = staff.post("/contracts/bulk-updates", body).body["job_id"]
+    chunks = [ids[:CHUNK_SIZE], ids[CHUNK_SIZE:]]
+    refuse = _JobConditionRefusedOnce()
+    events = transactions().client.meta.events
+    events.register("before-call.dynamodb.TransactWriteItems", refuse)
+    try:
+        counted = [
+            aws.jobs.record_chunk(
+                account_id, job_id, n, 0, [Failure(i, FailureCode.NOT_FOUND) for i in chunk], aws.now()
+            )
+            for n, chunk in enumerate(chunks)
+        ]
+    finally:
+        events.unregister("before-call.dynamodb.TransactWriteItems", refuse)
+
+    assert refuse.refused == 1
+    assert counted[0] == []
+    assert [event.type.value for event in counted[1] or []] == ["job.finished"]
+    [finished] = of_type(account_events(account_id), "job.finished")
+    assert finished.data == {
+        "job_id": job_id,
+        "kind": "contract_communication_rule",
+        "status": "failed",
+        "total": CHUNK_SIZE + 1,
+        "succeeded": 0,
+        "failed": CHUNK_SIZE + 1,
+    }
+    job = _job(staff, job_id)
+    assert (job["status"], job["succeeded"], job["failed"]) == ("failed", 0, job["total"])
+
+
+def test_a_redelivered_page_does_not_queue_the_next_page_again(platform: Api, aws: Any) -> None:
+    """Each copy of a page queuing the next one would multiply the copies down the pages (a 1,000-recipient
+    mailing delivered twice over runs its last page a million times); the tick resumes a fan-out whose next
+    page was never queued."""
+    from chalicelib.services.mailings import MailingPage, fan_out_page
+
+    staff, account_id = open_account(platform)
+    for n in range(PAGE_SIZE + 1):
+        _create(staff, "/clients", {"name": f"Client {n}", "email": f"c{n}@exemple.fr"})
+    mailing_id = _send(staff)
+    drain()
+    fan_out_page(
+        MailingPage(account_id, mailing_id, 0),
+        aws.mailings,
+        aws.accounts,
+        aws.partners,
+        aws.unsubscriptions,
+        aws.suppressions,
+        aws.communications_queue,
+        aws.bulk_queue,
+        aws.now(),
+    )
+    assert aws.client("sqs").receive_message(QueueUrl=aws.bulk_queue.url).get("Messages", []) == []
+    drain()
+    shown = staff.get(f"/mailings/{mailing_id}").body
+    assert (shown["status"], shown["total"], shown["sent"]) == ("sent", PAGE_SIZE + 1, PAGE_SIZE + 1)

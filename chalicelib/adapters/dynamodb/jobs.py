@@ -204,9 +204,13 @@ def _count(chunk_item: JobItem, actions: list[Any], condition: Condition, events
             for event in events:
                 transaction.save(event_item(event), condition=EventItem.pk.does_not_exist())
     except TransactWriteError as exc:
-        if failed_among(exc, 0, 1):
+        # PynamoDB sends the puts before the updates, whatever the order they were added in: the job's
+        # update, added second, is the last item, after the events' puts (as in mailing_counts). The
+        # events are new (fresh ids): a refusal before the job's update is the chunk's own.
+        job_at = 1 + len(events)
+        if failed_among(exc, 0, job_at):
             return _Counted.CHUNK_REFUSED
-        if failed_among(exc, 1, 1):
+        if failed_among(exc, job_at, 1):
             return _Counted.JOB_REFUSED
         raise
     return _Counted.WRITTEN
