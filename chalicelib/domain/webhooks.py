@@ -156,8 +156,12 @@ class Endpoint:
     disabled_reason: DisabledReason | None = None
     version: int = 0
 
-    def wants(self, event_type: str) -> bool:
-        return self.enabled and (ALL_EVENTS in self.events or event_type in self.events)
+    def wants(self, event_type: str, at: datetime) -> bool:
+        """Whether the endpoint takes an event of this type that happened `at`: one that happened before
+        the endpoint existed is not its, even when its fan-out comes later (the webhook tick fans out the
+        emails' outcomes up to a minute after them)."""
+        wanted = ALL_EVENTS in self.events or event_type in self.events
+        return self.enabled and wanted and at >= self.created_at.replace(microsecond=0)
 
     def signing_secrets(self, now: datetime) -> tuple[str, ...]:
         """The current secret, and the previous one while its 24 hours last."""

@@ -339,7 +339,7 @@ def fan_out(event: Event, store: WebhookStore, queue: MessageQueue) -> int:
     """One delivery message per enabled endpoint that wants the event, then the event leaves the `due`
     index; returns how many were queued. Done twice (a redelivered message, the tick's re-queue), it
     queues the same deliveries, whose ids make them one."""
-    wanting = [e for e in store.all(event.account_id) if e.wants(event.type.value)]
+    wanting = [e for e in store.all(event.account_id) if e.wants(event.type.value, event.at)]
     queue.send_many(_first_attempt(event, endpoint).to_message() for endpoint in wanting)
     store.fanned_out(event)
     return len(wanting)

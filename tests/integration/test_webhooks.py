@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -85,7 +86,8 @@ def _account(platform: Api, name: str = "Cabinet Martin") -> tuple[Api, str]:
     body = {"name": name, "plan": "premium", "sender_email": "contact@martin.fr"}
     account_id = platform.post("/admin/accounts", body).body["id"]
     drain()
-    # The webhook tick, within the minute, fans the welcome's `communication.sent` out (to no endpoint yet).
+    # The webhook tick, within the minute, fans the welcome's `communication.sent` out (to no endpoint yet):
+    # on a test's stopped clock, an endpoint created next is created in the welcome's very second.
     assert platform.post("/_local/tick", {}).status == 200
     return platform.as_(token("admin", account_id)), account_id
 
@@ -419,6 +421,25 @@ def test_an_email_sent_reaches_the_endpoint_by_the_next_webhook_tick_once(
     )
     _tick(platform.as_(None), aws.now() + timedelta(minutes=10))
     assert len(receiver.received) == 1
+
+
+def test_an_endpoint_created_after_an_email_left_is_not_told_of_it_by_the_tick(
+    platform: Api, aws: Any, receiver: Receiver
+) -> None:
+    admin, _ = _account(platform)
+    client_id = admin.post("/clients", {"name": "Jean Dupont", "email": "jean@dupont.fr"}).body["id"]
+    admin.post(f"/clients/{client_id}/emails", {"subject": "Bonjour", "body": "Texte"})
+    drain()
+    time.sleep(1)  # an endpoint's `created_at` is to the second: one created in the email's second takes it
+    _create(admin, receiver.url, ["communication.sent"])
+    _tick(platform.as_(None), aws.now() + timedelta(minutes=1))
+    assert receiver.received == []
+    later = admin.post(f"/clients/{client_id}/emails", {"subject": "Encore", "body": "Texte"}).body
+    drain()
+    _tick(platform.as_(None), aws.now() + timedelta(minutes=1))
+    assert [json.loads(r.body)["data"]["communication_id"] for r in receiver.received] == [
+        later["communication_id"]
+    ]
 
 
 def test_the_tick_reads_on_the_shards_whose_page_came_full(aws: Any) -> None:

@@ -78,10 +78,16 @@ def test_after_a_rotation_the_previous_secret_signs_for_24_hours() -> None:
 
 
 def test_an_endpoint_wants_its_types_or_everything_with_a_star_and_nothing_once_disabled() -> None:
-    assert _endpoint().wants("dossier.completed")
-    assert not _endpoint().wants("document.uploaded")
-    assert _endpoint(events=("*",)).wants("contract.suspended")
-    assert not _endpoint(events=("*",), enabled=False).wants("contract.suspended")
+    assert _endpoint().wants("dossier.completed", NOW)
+    assert not _endpoint().wants("document.uploaded", NOW)
+    assert _endpoint(events=("*",)).wants("contract.suspended", NOW)
+    assert not _endpoint(events=("*",), enabled=False).wants("contract.suspended", NOW)
+
+
+def test_an_endpoint_takes_no_event_that_happened_before_it_existed() -> None:
+    created = _endpoint(events=("*",), created_at=NOW.replace(microsecond=0))
+    assert not created.wants("communication.sent", NOW.replace(microsecond=0) - timedelta(seconds=1))
+    assert created.wants("communication.sent", NOW.replace(microsecond=0))
 
 
 def test_event_lists_are_known_types_or_a_star_that_means_all() -> None:
