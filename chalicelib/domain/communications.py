@@ -107,8 +107,9 @@ class Communication:
     decided_by: str | None = None
     skipped_parties: tuple[str, ...] = ()
     portal_participant: str | None = None
-    """For dossier emails: whose portal link the worker mints at send time (`dossier_id/role/participant`),
-    so that no link's secret is ever stored."""
+    """For dossier emails: whose portal link the email carries (`dossier_id/role/participant/generation`):
+    its secret is derived from the email's id, its hash stored by the change that writes the email, and the
+    worker computes the link when it sends, so that no link's secret is ever stored."""
     mailing_id: str | None = None
     """For a mailing's emails: the mailing whose counts its outcome moves."""
     party_ids: dict[str, str] = field(default_factory=dict)
