@@ -6,11 +6,12 @@ intercepts calls only when no endpoint is set), and the cold import times fresh 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from chalicelib.local.stack import local_environment
@@ -144,63 +145,59 @@ def fast_moto_queues() -> Iterator[None]:
         SQSBackend.is_message_valid_based_on_retention_period = retention  # type: ignore[method-assign]
 
 
-@contextmanager
-def fast_moto_partition_queries() -> Iterator[None]:
+def fast_moto_partition_queries() -> AbstractContextManager[None]:
     """moto's Query on the table itself (not on an index) reading only the partition it names, instead of
     sorting the whole table first: the tick's 200 `installments_of` took over 3 minutes at 20,000
     contracts. The same items come back in the same order (moto keeps that partition's items and sorts
     them by range key either way): speed of the emulator only, the calls counted are unchanged. A
     `begins_with` on a string sort key hands only the items it can match (moto still tests each): the
-    webhooks fan-out's Query of an account's endpoints sorted the account's thousand contracts. The
-    partition is handed to moto's query through a thread-local, so that Queries run at once by a worker's
-    threads each read their own."""
-    from moto.dynamodb.models.table import Table
-
-    original = Table.query
-    all_items = Table.all_items
-    signature = inspect.signature(original)
-    handed = threading.local()
-
-    def the_partition_handed(self: Table) -> Any:
-        table, items = getattr(handed, "partition", (None, None))
-        return items if table is self else all_items(self)
-
-    def partition_only(self: Table, *args: Any, **kwargs: Any) -> Any:
-        arguments = signature.bind(self, *args, **kwargs).arguments
-        hash_key = arguments.get("hash_key")
-        if arguments.get("index_name") or hash_key is None:
-            return original(self, *args, **kwargs)
-        items: list[Any] = []
-        if hash_key in self.items:
-            partition = self.items[hash_key]
-            items = list(partition.values()) if self.range_key_attr else [partition]
-        prefix = _string_prefix(arguments.get("range_comparison"), arguments.get("range_objs"))
-        if prefix is not None:
-            # What DynamoDB seeks to: moto would sort the whole partition, then test each sort key.
-            items = [i for i in items if not _string_key(i.range_key) or i.range_key.value.startswith(prefix)]
-        handed.partition = (self, items)
-        try:
-            return original(self, *args, **kwargs)
-        finally:
-            handed.partition = (None, None)
-
-    Table.query = partition_only  # type: ignore[method-assign]
-    Table.all_items = the_partition_handed  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        Table.query = original  # type: ignore[method-assign]
-        Table.all_items = all_items  # type: ignore[method-assign]
+    webhooks fan-out's Query of an account's endpoints sorted the account's thousand contracts."""
+    return _handing_items(_partition_items)
 
 
-@contextmanager
-def fast_moto_index_queries() -> Iterator[None]:
+def _partition_items(table: Any, arguments: dict[str, Any]) -> list[Any] | None:
+    hash_key = arguments.get("hash_key")
+    if arguments.get("index_name") or hash_key is None:
+        return None
+    items: list[Any] = []
+    if hash_key in table.items:
+        partition = table.items[hash_key]
+        items = list(partition.values()) if table.range_key_attr else [partition]
+    prefix = _string_prefix(arguments.get("range_comparison"), arguments.get("range_objs"))
+    if prefix is not None:
+        # What DynamoDB seeks to: moto would sort the whole partition, then test each sort key.
+        items = [i for i in items if not _string_key(i.range_key) or i.range_key.value.startswith(prefix)]
+    return items
+
+
+def fast_moto_index_queries() -> AbstractContextManager[None]:
     """moto's Query on an index reading only the items whose index key is the one asked, instead of
     sorting the whole table by its own keys first (then filtering it, then sorting what is left by the
     index's keys): the tick's Queries of the `due` index cost a whole-table sort each, and the table
     holds every contract, email and event of a scenario. moto still checks the key of every item handed
     to it and sorts them by the index's keys then the table's (a total order, whatever order they come
     in), so the same items come back in the same order: speed of the emulator only."""
+    return _handing_items(_index_items)
+
+
+def _index_items(table: Any, arguments: dict[str, Any]) -> list[Any] | None:
+    conditions = arguments.get("hash_key_conditions")
+    if not arguments.get("index_name") or not conditions:
+        return None
+    every: list[Any] = [
+        item
+        for partition in table.items.values()
+        for item in (partition.values() if table.range_key_attr else [partition])
+    ]
+    return [i for i in every if all(_may_equal(i.attrs.get(n), value) for n, value in conditions)]
+
+
+@contextmanager
+def _handing_items(select: Callable[[Any, dict[str, Any]], list[Any] | None]) -> Iterator[None]:
+    """moto's Query reading, instead of the whole table, the items `select` picks from the Query's
+    arguments (None: the whole table, as moto reads it). The items are handed to moto's `all_items`
+    through a thread-local, so that Queries run at once by a worker's threads each read their own; one
+    such patch inside another keeps moto's signature (`functools.wraps`), so both apply."""
     from moto.dynamodb.models.table import Table
 
     original = Table.query
@@ -208,29 +205,23 @@ def fast_moto_index_queries() -> Iterator[None]:
     signature = inspect.signature(original)
     handed = threading.local()
 
-    def the_index_partition_handed(self: Table) -> Any:
-        table, items = getattr(handed, "partition", (None, None))
+    def the_items_handed(self: Table) -> Any:
+        table, items = getattr(handed, "items", (None, None))
         return items if table is self else all_items(self)
 
-    def index_partition_only(self: Table, *args: Any, **kwargs: Any) -> Any:
-        arguments = signature.bind(self, *args, **kwargs).arguments
-        conditions = arguments.get("hash_key_conditions")
-        if not arguments.get("index_name") or not conditions:
+    @functools.wraps(original)
+    def query(self: Table, *args: Any, **kwargs: Any) -> Any:
+        items = select(self, signature.bind(self, *args, **kwargs).arguments)
+        if items is None:
             return original(self, *args, **kwargs)
-        every: list[Any] = [
-            item
-            for partition in self.items.values()
-            for item in (partition.values() if self.range_key_attr else [partition])
-        ]
-        items = [i for i in every if all(_may_equal(i.attrs.get(n), value) for n, value in conditions)]
-        handed.partition = (self, items)
+        handed.items = (self, items)
         try:
             return original(self, *args, **kwargs)
         finally:
-            handed.partition = (None, None)
+            handed.items = (None, None)
 
-    Table.query = index_partition_only  # type: ignore[method-assign]
-    Table.all_items = the_index_partition_handed  # type: ignore[method-assign]
+    Table.query = query  # type: ignore[method-assign]
+    Table.all_items = the_items_handed  # type: ignore[method-assign]
     try:
         yield
     finally:
