@@ -11,6 +11,7 @@ read the parameter (a customer managed key would need `kms:Decrypt` with a `kms:
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -75,6 +76,7 @@ def test_a_policy_names_exact_actions_on_relais_own_resources(path: Path) -> Non
             assert own.match(arn), f"{path.stem}: {arn} does not name a Relais resource of the stage"
 
 
+@functools.cache
 def _iam_actions() -> dict[str, set[str]]:
     """Every IAM action of each service (lower case), as cfn-lint knows them from AWS's reference."""
     import cfnlint
